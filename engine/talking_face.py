@@ -1,0 +1,83 @@
+"""The engine the runtime talks to: identity graph once, frame graph per video frame.
+
+It hides which backend runs the graphs and converts between the runtime's image layout (RGB uint8
+HxWx3, frames float HxWx3 in [0, 1]) and the graphs' NCHW tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speech2vid.engine.base import N_SLOTS, Runner
+from speech2vid.errors import EngineError
+from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, IDENTITY_FEATURES, MFCC
+from speech2vid.features.windows import N_CEPS, WINDOW_COLS
+
+
+def stack_faces(faces: list[np.ndarray] | np.ndarray, count: int) -> np.ndarray:
+    """K aligned faces (112, 112, 3) uint8 RGB -> (1, 3*count, 112, 112) float32 raw 0-255.
+
+    Fewer photos than the model takes are repeated in turn (one photo fills all five slots).
+    """
+    faces = list(faces)
+    if not faces:
+        raise EngineError("no identity face given")
+    for f in faces:
+        if f.shape != (FACE_SIZE, FACE_SIZE, 3):
+            raise EngineError(f"identity faces must be {FACE_SIZE}x{FACE_SIZE}x3, got {f.shape}")
+    chosen = [faces[i % len(faces)] for i in range(count)]
+    stacked = np.concatenate([np.transpose(f, (2, 0, 1)) for f in chosen], axis=0)
+    return np.ascontiguousarray(stacked[None].astype(np.float32))
+
+
+class TalkingFaceEngine:
+    """``set_identity`` once, then ``render`` (or ``submit``/``collect``) MFCC windows into frames."""
+
+    def __init__(self, identity: Runner, frame: Runner, identity_faces: int, label: str = ""):
+        self.identity_runner = identity
+        self.frame_runner = frame
+        self.identity_faces = identity_faces
+        self.label = label or f"{frame.backend}"
+        self._identity: dict[str, np.ndarray] | None = None
+
+    def open(self) -> "TalkingFaceEngine":
+        self.identity_runner.open()
+        self.frame_runner.open()
+        return self
+
+    def close(self) -> None:
+        self.frame_runner.close()
+        self.identity_runner.close()
+
+    def __enter__(self) -> "TalkingFaceEngine":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_identity(self, faces: list[np.ndarray] | np.ndarray) -> None:
+        """Encode the identity once; its features feed every later frame."""
+        out = self.identity_runner.infer({FACES: stack_faces(faces, self.identity_faces)})
+        self._identity = {k: np.ascontiguousarray(out[k]) for k in IDENTITY_FEATURES}
+
+    def _feeds(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        if self._identity is None:
+            raise RuntimeError("set_identity() must be called before rendering")
+        mfcc = np.ascontiguousarray(windows.reshape(-1, 1, N_CEPS, WINDOW_COLS), dtype=np.float32)
+        return {MFCC: mfcc, **self._identity}
+
+    @staticmethod
+    def _frames(out: dict[str, np.ndarray]) -> np.ndarray:
+        return np.transpose(out[FRAME], (0, 2, 3, 1))  # (B, 109, 109, 3)
+
+    def render(self, windows: np.ndarray) -> np.ndarray:
+        """(B, 12, 35) MFCC windows -> (B, 109, 109, 3) float32 RGB frames in [0, 1]."""
+        return self._frames(self.frame_runner.infer(self._feeds(windows)))
+
+    def submit(self, slot: int, windows: np.ndarray) -> None:
+        self.frame_runner.submit(slot, self._feeds(windows))
+
+    def collect(self, slot: int) -> np.ndarray:
+        return self._frames(self.frame_runner.collect(slot))
+
+    n_slots = N_SLOTS

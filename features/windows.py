@@ -1,0 +1,168 @@
+"""The one mapping from video frames to 12x35 MFCC windows; every caller (offline, live, training) uses it.
+
+Definition
+----------
+Video frame ``k`` is shown at time ``k / 25`` s. Its window is the 35 MFCC columns (0.35 s) *centred*
+on that time, cepstra 1..12 (C0 dropped): a float32 12x35 map.
+
+To make that integral the 16 kHz signal is conceptually extended with zeros on both sides, and the MFCC
+(:func:`speech2vid.features.mfcc.mfcc`) is computed on the signal left-padded with
+``LEFT_PAD = 400 // 2 + 17 * 160 = 2920`` zero samples. Column ``i`` of that MFCC covers padded samples
+``[160 i, 160 i + 400)``, so its centre is original sample ``160 (i - 17)``, i.e. time ``(i - 17) * 10 ms``.
+Frame ``k`` (time ``40 k`` ms) is centred on column ``4 k + 17`` and its window is columns
+``4 k .. 4 k + 34``. On the right the signal is zero-padded so that the last frame also gets a full
+window; the number of frames is ``round(25 * seconds)`` rounding halves up (:func:`n_frames_for`).
+
+Frame ``k``'s window reads original samples up to ``640 k + 2920`` (exclusive): a streaming consumer
+must wait ``LEFT_PAD / 16000 = 0.1825`` s of audio past the frame's time (:attr:`StreamingWindows.lookahead_seconds`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .constants import FRAME_LEN, HOP, MFCC_RATE, N_MFCC, SAMPLE_RATE, exact_div
+from .mfcc import StreamingMFCC, mfcc
+
+FPS = 25
+COLS_PER_FRAME = exact_div(MFCC_RATE, FPS)  # 4
+SAMPLES_PER_FRAME = exact_div(SAMPLE_RATE, FPS)  # 640
+WINDOW_COLS = 35  # 0.35 s
+N_CEPS = 12  # cepstra 1..12: C0 (overall level) is dropped
+HALF = WINDOW_COLS // 2  # 17 columns either side of the centre column
+# Puts the centre of padded column HALF on original sample 0 (see the module docstring).
+LEFT_PAD = FRAME_LEN // 2 + HALF * HOP  # 2920 samples
+
+
+def n_frames_for(n_samples_16k: int) -> int:
+    """Video frames for a 16 kHz signal: ``round(25 * seconds)`` with halves rounded up, >= 1 if non-empty.
+
+    Integer arithmetic so that every caller rounds identically (no float or banker's rounding).
+    """
+    if n_samples_16k < 0:
+        raise ValueError(f"negative sample count {n_samples_16k}")
+    if n_samples_16k == 0:
+        return 0
+    return max(1, (n_samples_16k + SAMPLES_PER_FRAME // 2) // SAMPLES_PER_FRAME)
+
+
+def n_columns_for(n_frames: int) -> int:
+    """MFCC columns that ``n_frames`` windows span: ``4 (n_frames - 1) + 35`` (0 for no frames)."""
+    return 0 if n_frames <= 0 else COLS_PER_FRAME * (n_frames - 1) + WINDOW_COLS
+
+
+def pad_for_windows(signal_16k: np.ndarray, n_frames: int) -> np.ndarray:
+    """Zero-pad (or trim) a 16 kHz signal so that its MFCC has exactly ``n_columns_for(n_frames)`` columns.
+
+    Args:
+        signal_16k: ``(n,)`` float samples at 16 kHz.
+        n_frames: number of video frames wanted (>= 1).
+
+    Returns:
+        float64 ``(LEFT_PAD + ...,)``: ``LEFT_PAD`` zeros, the signal (cut where no window reads it),
+        then zeros up to the length whose MFCC has the exact column count.
+    """
+    x = np.asarray(signal_16k, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected a 1-D 16 kHz mono signal, got shape {x.shape}")
+    if n_frames < 1:
+        raise ValueError(f"need at least one frame, got n_frames={n_frames}")
+    total = FRAME_LEN + HOP * (n_columns_for(n_frames) - 1)
+    kept = x[: total - LEFT_PAD]
+    padded = np.zeros(total, dtype=np.float64)
+    padded[LEFT_PAD : LEFT_PAD + kept.size] = kept
+    return padded
+
+
+def frame_windows(columns: np.ndarray, n_frames: int) -> np.ndarray:
+    """Cut per-frame windows out of MFCC columns of a LEFT_PAD-padded signal.
+
+    Args:
+        columns: ``(13, N)`` MFCC with ``N >= n_columns_for(n_frames)``.
+        n_frames: number of windows to cut.
+
+    Returns:
+        float32 ``(n_frames, 12, 35)``; window ``k`` is ``columns[1:13, 4k:4k+35]``.
+    """
+    need = n_columns_for(n_frames)
+    if columns.ndim != 2 or columns.shape[0] != N_MFCC or columns.shape[1] < need:
+        raise ValueError(f"need MFCC columns of shape (13, >={need}) for {n_frames} frames, got {columns.shape}")
+    if n_frames <= 0:
+        return np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
+    ceps = columns[1 : 1 + N_CEPS, :need]
+    views = sliding_window_view(ceps, WINDOW_COLS, axis=1)[:, ::COLS_PER_FRAME]  # (12, n_frames, 35)
+    return np.ascontiguousarray(views.transpose(1, 0, 2), dtype=np.float32)
+
+
+def speech_windows(signal_16k: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+    """All frame windows of a 16 kHz signal: float32 ``(n_frames, 12, 35)``.
+
+    ``n_frames`` defaults to :func:`n_frames_for` of the signal length (0 frames for an empty signal).
+    """
+    if n_frames is None:
+        n_frames = n_frames_for(np.shape(signal_16k)[0])
+    if n_frames == 0:
+        return np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
+    return frame_windows(mfcc(pad_for_windows(signal_16k, n_frames)), n_frames)
+
+
+class StreamingWindows:
+    """Incremental :func:`speech_windows`: frame windows as soon as their audio has arrived.
+
+    Frame ``k`` is emitted once MFCC column ``4k + 34`` exists, i.e. once ``lookahead_seconds`` of audio
+    past its time has been pushed; the windows are identical to :func:`speech_windows` on the
+    concatenated signal. Only the columns still needed (fewer than 35) are kept between pushes.
+    """
+
+    def __init__(self) -> None:
+        self._mfcc = StreamingMFCC()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new signal: frame 0 is at its first sample."""
+        self._mfcc.reset()
+        # Columns still needed, starting at column 4 * frames_emitted; the left pad alone already
+        # completes the first 16 (all silence), which belong to frame 0's window.
+        self._columns = self._mfcc.push(np.zeros(LEFT_PAD))
+        self.frames_emitted = 0
+        self.samples_pushed = 0
+        self._finished = False
+
+    @property
+    def lookahead_seconds(self) -> float:
+        """Audio needed after frame ``k``'s time before its window is complete: 0.1825 s.
+
+        The last column ``4k + 34`` of the window is centred ``HALF`` hops (170 ms) after the frame
+        time and reaches half a frame (12.5 ms) beyond its centre: ``(HALF * HOP + FRAME_LEN / 2) / SR``.
+        """
+        return LEFT_PAD / SAMPLE_RATE
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed ``(m,)`` float samples at 16 kHz; returns float32 ``(k, 12, 35)`` newly complete windows."""
+        if self._finished:
+            raise ValueError("StreamingWindows.push after flush(): call reset() to start a new signal")
+        new = self._mfcc.push(chunk)
+        self.samples_pushed += int(np.shape(chunk)[0])
+        return self._emit(new)
+
+    def flush(self) -> np.ndarray:
+        """End of signal: zero-pad like :func:`speech_windows` and return the remaining windows.
+
+        Afterwards ``frames_emitted == n_frames_for(samples_pushed)``; call :meth:`reset` before reuse.
+        """
+        self._finished = True
+        missing = n_columns_for(n_frames_for(self.samples_pushed)) - self._mfcc.columns_emitted
+        if missing <= 0:
+            return np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
+        # Exactly enough zeros to complete the missing columns, as pad_for_windows' right padding.
+        zeros = FRAME_LEN + HOP * (missing - 1) - self._mfcc.pending_samples
+        return self._emit(self._mfcc.push(np.zeros(zeros)))
+
+    def _emit(self, new_columns: np.ndarray) -> np.ndarray:
+        columns = np.concatenate((self._columns, new_columns), axis=1) if new_columns.size else self._columns
+        n_ready = 0 if columns.shape[1] < WINDOW_COLS else 1 + (columns.shape[1] - WINDOW_COLS) // COLS_PER_FRAME
+        windows = frame_windows(columns, n_ready)
+        self._columns = columns[:, n_ready * COLS_PER_FRAME :].copy()
+        self.frames_emitted += n_ready
+        return windows

@@ -1,0 +1,1 @@
+"""Network output -> displayable frames: conversion, scaling, labels."""

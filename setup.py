@@ -1,0 +1,75 @@
+"""speech2vid: an edge runtime for Speech2Vid talking-face generation.
+
+The repository keeps one top-level folder per stage of the data flow
+(audio -> features -> faces/model -> engine -> frames -> sinks), as the user asked;
+they install together as sub-packages of the ``speech2vid`` namespace so that a folder
+called ``engine`` never collides with another project's ``engine`` module.
+"""
+
+from setuptools import setup
+
+# top-level folder -> installed package
+STAGES = {
+    "speech2vid": "speech2vid",  # CLI, config parsing, errors
+    "speech2vid.audio": "audio",  # decode any audio/video file, resample to 16 kHz mono
+    "speech2vid.features": "features",  # MFCC (batch + streaming) and the 12x35 frame windows
+    "speech2vid.faces": "faces",  # photo loading, face detection, 68 landmarks, registration
+    "speech2vid.model": "model",  # the PyTorch Speech2Vid networks and weight files
+    "speech2vid.engine": "engine",  # backends behind one interface (PyTorch, ONNX Runtime)
+    "speech2vid.build_engines": "build_engines",  # ONNX export and engine builds
+    "speech2vid.calib": "calib",  # calibration data for INT8 engines
+    "speech2vid.frames": "frames",  # network output -> displayable frames (resize, watermark)
+    "speech2vid.sinks": "sinks",  # where frames go: video files
+    "speech2vid.runtime": "runtime",  # pipelines that wire source -> features -> engine -> sinks
+    "speech2vid.bench": "bench",  # latency benchmarks
+    "speech2vid.configs": "configs",  # YAML defaults
+    "speech2vid.configs.models": "configs/models",
+    "speech2vid.assets": "assets",  # bundled sample face and speech
+}
+
+setup(
+    name="speech2vid",
+    version="0.1.0",
+    description="Edge runtime for Speech2Vid talking-face generation (ONNX Runtime, TensorRT, PyTorch)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=list(STAGES),
+    package_dir=STAGES,
+    package_data={
+        "speech2vid.configs": ["*.yaml"],
+        "speech2vid.configs.models": ["*.yaml"],
+        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md"],
+    },
+    install_requires=[
+        "numpy>=1.24",
+        "torch>=2.2,<3",
+        "onnx>=1.16",
+        "onnxscript>=0.3",
+        "onnxruntime>=1.18",
+        "opencv-python-headless>=4.8",
+        "pillow>=10",
+        "av>=12",
+        "soxr>=0.3",
+        "dlib-bin>=19.24",
+        "face-recognition-models>=0.3",
+        "safetensors>=0.4",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "rich>=13",
+    ],
+    extras_require={
+        # The GPU stack: never needed on a CPU install.
+        "gpu": ["tensorrt>=10", "cuda-python>=12"],
+        "test": [
+            "pytest>=7",
+            "python_speech_features>=0.6",
+            "librosa>=0.10",
+            "scikit-image>=0.21",
+            "soundfile>=0.12",
+            "mypy>=1.8",
+        ],
+    },
+    entry_points={"console_scripts": ["speech2vid=speech2vid.cli:main"]},
+)

@@ -1,0 +1,158 @@
+"""MP4 output: H.264 video with the speech muxed in as AAC, written atomically.
+
+Frames go to a hidden temporary file beside the target, which is renamed onto the target only when
+the container is complete. Any error or interrupt deletes the temporary file, so a partial video never
+looks like a finished one. Audio is encoded alongside the video (interleaved), up to each frame's end
+time, so players and streaming readers find both tracks in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from speech2vid.audio.io import Audio
+from speech2vid.errors import OutputError
+
+log = logging.getLogger("speech2vid.sinks.video_file")
+
+AAC_MAX_CHANNELS = 2
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail before any work is done when the output cannot be written."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise OutputError(f"output {path} must end in .mp4 (H.264 video with AAC audio)")
+    if path.is_dir():
+        raise OutputError(f"output {path} is a directory: give a file name ending in .mp4")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable")
+    return path
+
+
+class VideoFileSink:
+    """``write(frame)`` RGB uint8 (H, W, 3) frames; ``close()`` finishes and renames; ``abort()`` discards."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fps: int,
+        size: tuple[int, int],
+        audio: Audio | None = None,
+        video_codec: str = "libx264",
+        crf: int = 18,
+        preset: str = "medium",
+        audio_codec: str = "aac",
+        audio_bitrate: int = 128_000,
+    ):
+        import av
+
+        self.path = check_output_path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
+        self.fps = fps
+        self.width, self.height = size
+        self.frames_written = 0
+        self._audio = audio
+        self._audio_pos = 0  # samples of `audio` already sent to the encoder
+        try:
+            self._container = av.open(str(self.tmp), mode="w", format="mp4")
+            self._video = self._container.add_stream(video_codec, rate=fps)
+            self._video.width, self._video.height = self.width, self.height
+            self._video.pix_fmt = "yuv420p"
+            self._video.options = {"crf": str(crf), "preset": preset}
+            self._video.codec_context.time_base = Fraction(1, fps)
+            self._audio_stream = None
+            if audio is not None:
+                layout = "mono" if audio.channels == 1 else "stereo"
+                self._audio_stream = self._container.add_stream(audio_codec, rate=audio.rate, layout=layout)
+                self._audio_stream.bit_rate = audio_bitrate
+                self._audio_samples = self._planar(audio)
+        except (av.FFmpegError, ValueError) as exc:
+            self._discard()
+            raise OutputError(f"cannot start writing {self.path}: {exc}".replace("\n", " ")) from None
+
+    @staticmethod
+    def _planar(audio: Audio) -> np.ndarray:
+        """(channels <= 2, n) float32; more than two channels are mixed down to stereo."""
+        x = audio.samples.astype(np.float32, copy=False)
+        if x.shape[1] > AAC_MAX_CHANNELS:
+            x = np.stack([x[:, 0::2].mean(axis=1), x[:, 1::2].mean(axis=1)], axis=1)
+        return np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
+
+    def _encode_audio_until(self, end_sample: int) -> None:
+        import av
+
+        if self._audio_stream is None or self._audio is None:
+            return
+        end = min(end_sample, self._audio_samples.shape[1])
+        if end <= self._audio_pos:
+            return
+        chunk = np.ascontiguousarray(self._audio_samples[:, self._audio_pos : end])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono" if chunk.shape[0] == 1 else "stereo")
+        frame.sample_rate = self._audio.rate
+        frame.pts = self._audio_pos
+        frame.time_base = Fraction(1, self._audio.rate)
+        self._audio_pos = end
+        for packet in self._audio_stream.encode(frame):
+            self._container.mux(packet)
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.frames_written
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+        if self._audio is not None:
+            self._encode_audio_until(self.frames_written * self._audio.rate // self.fps)
+
+    def close(self) -> Path:
+        """Flush both encoders, finish the container and move it onto the target name."""
+        try:
+            if self._audio is not None:
+                self._encode_audio_until(self._audio_samples.shape[1])
+                assert self._audio_stream is not None
+                for packet in self._audio_stream.encode(None):
+                    self._container.mux(packet)
+            for packet in self._video.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        except BaseException:
+            self._discard()
+            raise
+        os.replace(self.tmp, self.path)
+        log.info("wrote %s: %d frames at %d fps, %.1f kB", self.path, self.frames_written, self.fps,
+                 self.path.stat().st_size / 1e3)
+        return self.path
+
+    def _discard(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # the file is deleted next; a close error changes nothing
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Discard everything written so far; the target path is left untouched."""
+        self._discard()
+
+    def __enter__(self) -> "VideoFileSink":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,227 @@
+"""The ``speech2vid`` command: a thin layer that parses options and calls the library.
+
+User errors (bad files, options, configs) are printed as one line with a non-zero exit and no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from speech2vid import __version__
+from speech2vid.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("speech2vid.cli")
+
+
+# ----------------------------------------------------------------------------- shared options
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from speech2vid.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    for key in ("backend", "device", "precision"):
+        value = getattr(args, key, None)
+        if value is not None:
+            engine[key] = value
+    if engine:
+        overrides["engine"] = engine
+    if getattr(args, "model", None) is not None:
+        overrides["model"] = args.model
+    if getattr(args, "weights", None) is not None:
+        overrides["weights"] = args.weights
+    if getattr(args, "size", None) is not None:
+        overrides.setdefault("generate", {})["output_size"] = args.size
+    return load_settings(*args.config, overrides=overrides)
+
+
+def _add_engine_options(p: argparse.ArgumentParser, *, weights: bool = True) -> None:
+    g = p.add_argument_group("model and engine (defaults from configs/default.yaml)")
+    g.add_argument("--model", help="model geometry: paper, lite, or a model YAML file")
+    if weights:
+        g.add_argument("--weights", help="safetensors weights file, or 'random' (untrained, for plumbing tests)")
+    g.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt"], help="inference backend")
+    g.add_argument("--device", choices=["cpu", "cuda"], help="device (torch: cpu or cuda)")
+    g.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"], help="engine precision")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _open_engine(settings: Any) -> tuple[Any, Any, Any]:
+    from speech2vid.config import load_model_config
+    from speech2vid.engine.factory import open_engine
+    from speech2vid.model.weights import load_model
+
+    model_cfg = load_model_config(settings.model)
+    loaded = load_model(model_cfg, settings.weights)
+    if loaded.is_random:
+        log.warning("using RANDOM, untrained weights: the video shows no face and is labelled as such")
+    engine = open_engine(loaded, settings.engine)
+    return model_cfg, loaded, engine
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from speech2vid.runtime.offline import prepare_inputs, render_video
+
+    settings = _settings(args)
+    inputs = prepare_inputs(
+        args.face,
+        args.audio,
+        args.output,
+        aligned=args.aligned,
+        face_index=args.face_index,
+        allow_silence=args.allow_silence,
+        silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
+    )
+    model_cfg, loaded, engine = _open_engine(settings)
+    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if loaded.is_random else None
+    log.info(
+        "model %s (%s), backend %s on %s, %s; %d frames for %.2f s of audio",
+        model_cfg.name, loaded.source, settings.engine.backend, settings.engine.device,
+        settings.engine.precision, len(inputs.windows), inputs.audio.duration,
+    )  # fmt: skip
+    with engine:
+        result = render_video(engine, inputs, settings.generate, label=label, progress=not args.quiet)
+    print(f"wrote {result.output} ({result.frames} frames, {result.audio_seconds:.2f} s, "
+          f"{result.fps:.1f} frames/s on {settings.engine.backend})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from speech2vid.assets import sample_face, sample_speech
+
+    args.face = [str(sample_face())]
+    args.audio = str(sample_speech())
+    args.aligned = False
+    args.face_index = None
+    args.allow_silence = False
+    args.size = None
+    if args.weights is None:
+        from speech2vid.model.weights import RANDOM
+
+        args.weights = RANDOM  # no trained weights ship yet: the demo shows the plumbing, labelled
+    return cmd_generate(args)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from speech2vid.config import load_model_config, model_names
+    from speech2vid.model import build_model
+    from speech2vid.model.cost import PER_FRAME, model_cost
+
+    console = Console()
+    for name in [args.model] if args.model else model_names():
+        cfg = load_model_config(name)
+        costs = model_cost(build_model(cfg))
+        table = Table(title=f"model '{cfg.name}': {cfg.description}", title_justify="left")
+        table.add_column("module")
+        table.add_column("parameters", justify="right")
+        table.add_column("MACs / frame", justify="right")
+        table.add_column("runs")
+        for c in costs:
+            runs = "every frame" if c.name in PER_FRAME else "once per identity (cached)"
+            table.add_row(c.name, f"{c.params / 1e6:.2f} M", f"{c.macs / 1e9:.3f} G", runs)
+        per_frame = sum(c.macs for c in costs if c.name in PER_FRAME)
+        table.add_row("[b]per frame[/b]", f"{sum(c.params for c in costs) / 1e6:.2f} M",
+                      f"[b]{per_frame / 1e9:.3f} G[/b]", f"{per_frame * 25 * 2 / 1e9:.0f} GFLOP/s at 25 fps")
+        console.print(table)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from speech2vid.bench.latency import run_bench
+
+    models = args.model or ["paper", "lite"]
+    backends = args.backend or ["torch", "onnxruntime"]
+    run_bench(models, backends, batch=args.batch, seconds=args.seconds, json_path=args.json)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speech2vid",
+        description="Talking faces from a still photo and speech (Speech2Vid, BMVC 2017), offline or live.",
+    )
+    parser.add_argument("--version", action="version", version=f"speech2vid {__version__}")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML file laid over configs/default.yaml (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("generate", cmd_generate, "render a face photo speaking an audio file into an MP4")
+    p.add_argument("--face", action="append", required=True, metavar="PHOTO",
+                   help="face photo (repeat up to 5 times for five identity images)")
+    p.add_argument("--audio", required=True, metavar="FILE", help="speech: WAV, FLAC, MP3, or a video's audio track")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (H.264 + AAC)")
+    p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
+    p.add_argument("--face-index", type=int, metavar="N", help="which face when a photo has several (0 = largest)")
+    p.add_argument("--allow-silence", action="store_true", help="render silent audio as a still face")
+    p.add_argument("--size", type=int, metavar="PX", help="output video side in pixels (default 256)")
+    _add_engine_options(p)
+
+    p = add("demo", cmd_demo, "render the bundled sample face speaking the bundled sample speech")
+    p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4", help="output video (default demo.mp4)")
+    _add_engine_options(p)
+
+    p = add("info", cmd_info, "parameters and multiply-accumulates per module of a model")
+    p.add_argument("--model", help="paper, lite or a model YAML (default: every bundled model)")
+
+    p = add("bench", cmd_bench, "per-frame latency of each backend and model, side by side")
+    p.add_argument("--model", action="append", help="model to time (repeatable; default paper and lite)")
+    p.add_argument("--backend", action="append", choices=["torch", "onnxruntime"],
+                   help="backend to time (repeatable; default all available)")
+    p.add_argument("--batch", type=int, default=1, help="frames per engine call (default 1)")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination (default 3)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    return parser
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s" if verbose else "%(message)s")
+    if not verbose:
+        # The exporters' own chatter is noise to a user; our loggers say what matters.
+        for noisy in ("torch", "onnxscript", "onnx_ir", "torch.onnx"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"torch\..*")
+        warnings.filterwarnings("ignore", module=r"onnxscript\..*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"speech2vid: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("speech2vid: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

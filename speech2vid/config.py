@@ -1,0 +1,331 @@
+"""YAML configuration, parsed in one place into frozen dataclasses.
+
+``configs/default.yaml`` holds every default; a profile or a user file (``--config FILE``) is laid over
+it key by key. Model geometries live in ``configs/models/<name>.yaml`` and are chosen by name
+(``--model lite``) or by path. Every problem is a :class:`ConfigError` whose one-line message names the
+file and the dotted key: an unknown key, a wrong type, or a conflicting pair of values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from speech2vid.errors import ConfigError
+
+Backend = Literal["torch", "onnxruntime", "tensorrt"]
+Device = Literal["cpu", "cuda"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+GraphOptimization = Literal["disable", "basic", "extended", "all"]
+
+
+# ----------------------------------------------------------------------------- model geometry
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """A VGG-M-like encoder: five conv widths, then fc6 and fc7 (= embedding) as convolutions."""
+
+    channels: tuple[int, int, int, int, int]
+    fc6: int
+    embedding: int
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Output widths of the decoder convolutions (names as in MODEL.md); conv5_3 always has 3."""
+
+    conv8: int
+    conv1: tuple[int, int, int]
+    conv2: int
+    conv3: tuple[int, int]
+    conv4: int
+    conv5: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DeblurConfig:
+    """VDSR-like residual CNN: ``layers`` 3x3 convs, ``width`` channels inside."""
+
+    layers: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    identity_faces: Literal[1, 5]
+    audio: EncoderConfig
+    identity: EncoderConfig
+    decoder: DecoderConfig
+    deblur: DeblurConfig
+    description: str = ""
+
+    def _check(self, where: str) -> None:
+        widths = (
+            *self.audio.channels, self.audio.fc6, self.audio.embedding,
+            *self.identity.channels, self.identity.fc6, self.identity.embedding,
+            self.decoder.conv8, *self.decoder.conv1, self.decoder.conv2, *self.decoder.conv3,
+            self.decoder.conv4, *self.decoder.conv5, self.deblur.width,
+        )  # fmt: skip
+        if min(widths) < 1:
+            raise ConfigError(f"{where}: every channel width must be a positive integer")
+        if self.deblur.layers < 2:
+            raise ConfigError(f"{where}: 'deblur.layers' must be at least 2 (first and last conv)")
+
+
+# ----------------------------------------------------------------------------- engine + generation
+
+
+@dataclass(frozen=True)
+class BatchRange:
+    """Dynamic batch axis of the exported graphs (TensorRT optimisation profile min/opt/max)."""
+
+    min: int = 1
+    opt: int = 8
+    max: int = 32
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeConfig:
+    graph_optimization: GraphOptimization = "all"
+    intra_op_threads: int = 0  # 0: ONNX Runtime picks (one per physical core)
+    inter_op_threads: int = 1
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    backend: Backend = "onnxruntime"
+    device: Device = "cpu"
+    precision: Precision = "fp32"
+    batch: BatchRange = field(default_factory=BatchRange)
+    opset: int = 18
+    cache_dir: str = "~/.cache/speech2vid/engines"
+    onnxruntime: OnnxRuntimeConfig = field(default_factory=OnnxRuntimeConfig)
+
+    def _check(self, where: str) -> None:
+        b = self.batch
+        if not 1 <= b.min <= b.opt <= b.max:
+            raise ConfigError(
+                f"{where}: 'engine.batch' needs 1 <= min <= opt <= max, got min={b.min} opt={b.opt} max={b.max}"
+            )
+        if self.backend == "torch" and self.precision == "int8":
+            raise ConfigError(
+                f"{where}: 'engine.precision: int8' conflicts with 'engine.backend: torch' "
+                "(INT8 runs as a Q/DQ graph on onnxruntime or tensorrt)"
+            )
+        if self.backend == "torch" and self.device == "cpu" and self.precision == "fp16":
+            raise ConfigError(
+                f"{where}: 'engine.precision: fp16' conflicts with 'engine.device: cpu' for the torch "
+                "backend (use fp32 or bf16 on CPU, or device cuda)"
+            )
+        if self.backend == "tensorrt" and self.device != "cuda":
+            raise ConfigError(f"{where}: 'engine.backend: tensorrt' needs 'engine.device: cuda'")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Offline generation (``speech2vid generate``)."""
+
+    output_size: int = 256  # px; the 109x109 network output is upscaled to this square
+    batch: int = 8  # frames per engine call
+    video_codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    audio_codec: str = "aac"
+    audio_bitrate: int = 128_000
+    silence_threshold_dbfs: float = -60.0
+
+    def _check(self, where: str) -> None:
+        if self.output_size < 16 or self.output_size % 2:
+            raise ConfigError(f"{where}: 'generate.output_size' must be an even number >= 16 (H.264 4:2:0)")
+        if self.batch < 1:
+            raise ConfigError(f"{where}: 'generate.batch' must be >= 1")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError(f"{where}: 'generate.crf' must be within 0..51")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything but the model geometry; ``model`` names a file in configs/models or a path."""
+
+    model: str = "lite"
+    weights: str | None = None  # None: the bundled default weights once they ship
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is tuple:
+        args = get_args(tp)
+        n = "" if args[-1] is Ellipsis else f"{len(args)} "
+        return f"a list of {n}{_type_name(args[0])}s"
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; nested dataclasses are built recursively."""
+    origin = get_origin(tp)
+    bad = ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: '{key}' must be a mapping of keys, got {value!r}")
+        return _build(tp, value, where, key + ".")
+    if origin is Literal:
+        if value not in get_args(tp) or isinstance(value, bool) != any(isinstance(a, bool) for a in get_args(tp)):
+            raise bad
+        return value
+    if origin in (Union, types.UnionType):
+        for option in get_args(tp):
+            if option is type(None) and value is None:
+                return None
+            if option is not type(None):
+                try:
+                    return _convert(value, option, key, where)
+                except ConfigError:
+                    continue
+        raise bad
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if args[-1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad
+        return tuple(_convert(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"config field type {tp!r} is not supported")  # a bug in this module, not user input
+
+
+def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -> T:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}' (known keys here: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], prefix + name, where)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing key '{prefix}{name}'")
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _packaged(relative: str) -> Path:
+    return Path(str(resources.files("speech2vid.configs").joinpath(relative)))
+
+
+DEFAULT_CONFIG = "default.yaml"
+
+
+def load_settings(*paths: str | Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then each file in ``paths`` laid over them, then ``overrides`` (from CLI flags).
+
+    Each layer is validated on its own first, so an error names the file that holds the bad key.
+    """
+    merged = _read_yaml(_packaged(DEFAULT_CONFIG))
+    _build(Settings, merged, str(_packaged(DEFAULT_CONFIG)))
+    for p in paths:
+        layer = _read_yaml(Path(p).expanduser())
+        merged = _merge(merged, layer)
+        _build(Settings, merged, str(p))
+    if overrides:
+        merged = _merge(merged, overrides)
+        return _build(Settings, merged, "command-line options")
+    return _build(Settings, merged, "configs")
+
+
+def model_names() -> list[str]:
+    folder = Path(str(resources.files("speech2vid.configs").joinpath("models")))
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """A model geometry by name (``paper``, ``lite``) or from a YAML file."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text).expanduser()
+    else:
+        path = _packaged(f"models/{text}.yaml")
+        if not path.is_file():
+            raise ConfigError(f"unknown model '{text}': choose one of {', '.join(model_names())} or a YAML file")
+    return _build(ModelConfig, _read_yaml(path), str(path))
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A config dataclass as plain YAML/JSON-friendly data (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return typing.cast(dict[str, Any], plain(dataclasses.asdict(obj)))
