@@ -180,6 +180,6 @@ def check_not_silent(
     level = peak_dbfs(signal_16k)
     if level < threshold_dbfs:
         raise AudioError(
-            f"{_quoted(path)} is silent (peak {level:.1f} dBFS, below {threshold_dbfs:.1f} dBFS): nothing to "
-            "lip-sync; pass a file with speech, or --allow-silence to render it anyway"
+            f"{_quoted(path)} is silent (peak {level:.1f} dBFS): nothing to lip-sync; pass a file with speech "
+            f"(peak above {threshold_dbfs:.0f} dBFS), or --allow-silence to render it anyway"
         )

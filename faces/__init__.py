@@ -161,8 +161,9 @@ def _pick_face(boxes: list[Box], face_index: int | None, name: str) -> Box:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise FaceError(f"face index must be a whole number, got {face_index!r}")
     if not 0 <= index < len(boxes):
+        valid = "0" if len(boxes) == 1 else f"0 to {len(boxes) - 1}"
         raise FaceError(
-            f"face index {index} is out of range: {len(boxes)} face(s) found in {name}; "
-            f"pass --face-index 0 to {len(boxes) - 1} (0 is the largest)"
+            f"face index {index} is out of range: {len(boxes)} face(s) found in {name} "
+            f"(numbered from 0, largest first): pass --face-index {valid}"
         )
     return boxes[index]

@@ -130,6 +130,11 @@ class StreamingWindows:
         self._finished = False
 
     @property
+    def held_columns(self) -> int:
+        """MFCC columns kept for frames not yet emitted (< 35)."""
+        return int(self._columns.shape[1])
+
+    @property
     def lookahead_seconds(self) -> float:
         """Audio needed after frame ``k``'s time before its window is complete: 0.1825 s.
 

@@ -1,0 +1,197 @@
+"""PyTorch backend: the model's own ``IdentityGraph`` / ``FrameGraph`` modules behind the Runner life cycle.
+
+It is the reference every other backend is compared with, and the fallback that needs nothing but
+PyTorch. Inputs and outputs stay float32 numpy at the interface whatever the precision; the cast to
+bf16/fp16 happens on the device, inside :meth:`TorchRunner.infer`.
+
+Precision is applied by converting a private copy of the module (``module.to(dtype)``), not autocast:
+every op then runs in the asked precision (what a TensorRT engine does too), and the shared FP32
+``LoadedModel`` other runners read is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import threading
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from speech2vid.engine.base import Feeds, Outputs, Runner, check_declared
+from speech2vid.errors import EngineError
+from speech2vid.model.io_spec import FRAME_GRAPH, IDENTITY_GRAPH, GraphSpec
+from speech2vid.model.speech2vid import Speech2Vid
+
+log = logging.getLogger(__name__)
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEVICES = ("cpu", "cuda")
+
+
+def require_device(device: str) -> torch.device:
+    """``device`` as a torch.device, refusing CUDA when PyTorch cannot see a GPU (never fall back to CPU)."""
+    if device not in DEVICES:
+        raise EngineError(f"unknown device '{device}' for the torch backend: use one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU/driver found"
+        raise EngineError(
+            f"device 'cuda' was asked for the torch backend but PyTorch {torch.__version__} ({build}) sees no GPU:"
+            " use --device cpu, or install a CUDA build of PyTorch on a machine with an NVIDIA GPU"
+        )
+    return torch.device(device)
+
+
+def require_precision(precision: str, device: str) -> torch.dtype:
+    if precision not in DTYPES:
+        raise EngineError(
+            f"precision '{precision}' is not available on the torch backend: use fp32, bf16"
+            " or fp16 (cuda only); int8 runs on onnxruntime/tensorrt engines"
+        )
+    if precision == "fp16" and device == "cpu":
+        raise EngineError("precision 'fp16' on the torch backend needs device 'cuda': use fp32 or bf16 on CPU")
+    return DTYPES[precision]
+
+
+class TorchRunner(Runner):
+    """One graph module (``IdentityGraph`` or ``FrameGraph``) on ``device`` in ``precision``.
+
+    Input names are the module's ``forward`` parameter names, fed positionally; outputs (a tensor or a
+    tuple) are named after ``spec.outputs`` in order.
+    """
+
+    backend = "torch"
+
+    def __init__(self, module: nn.Module, spec: GraphSpec, *, device: str = "cpu", precision: str = "fp32"):
+        super().__init__(spec)
+        self.device_name = device
+        self.precision = precision
+        self._source = module
+        self._module: nn.Module | None = None
+        self._device = torch.device("cpu")
+        self._dtype = torch.float32
+        self._input_names: tuple[str, ...] = tuple(
+            p.name for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )  # fmt: skip
+        self._output_names: tuple[str, ...] = tuple(t.name for t in spec.outputs)
+        self._cuda = False
+        # Pinned (page-locked) staging buffers, grown to the largest batch seen: the host side of the
+        # asynchronous copies. One infer at a time uses them (the lock), and each infer synchronises
+        # before returning, so the next one may overwrite them.
+        self._pinned: dict[str, torch.Tensor] = {}
+        self._cuda_lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"torch {self.spec.name} graph ({self.device_name}, {self.precision})"
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def _open(self) -> None:
+        t0 = time.perf_counter()
+        self._device = require_device(self.device_name)
+        self._dtype = require_precision(self.precision, self.device_name)
+        self._cuda = self._device.type == "cuda"
+        module = self._source
+        if self._cuda or self._dtype != torch.float32:
+            # A private copy: .to() converts in place and the source module belongs to the shared model.
+            module = copy.deepcopy(module).to(device=self._device, dtype=self._dtype)
+        self._module = module.eval()
+        self._dry_run()
+        log.info(
+            "opened %s: %d parameters, dry run ok in %.2f s",
+            self.describe(), sum(p.numel() for p in self._module.parameters()), time.perf_counter() - t0,
+        )
+
+    def _dry_run(self) -> None:
+        """Run batch 1 once and check the module's inputs/outputs against the spec.
+
+        A module has no declared I/O like an ONNX file, so the declared inputs are its ``forward``
+        parameter names with the spec's shapes, and the outputs are what the dry run actually returns.
+        """
+        specs = {t.name: t for t in self.spec.inputs}
+        symbolic = lambda t: tuple("N" if d == -1 else d for d in t.shape)  # noqa: E731
+        declared_in = {
+            name: (symbolic(specs[name]), np.dtype(np.float32)) if name in specs else ((), np.dtype(np.float32))
+            for name in self._input_names
+        }
+        if sorted(declared_in) != sorted(specs):  # names first: the dry run below feeds by name
+            check_declared(self.spec, declared_in, {}, self.describe())
+        feeds = {name: np.zeros(tuple(1 if d == -1 else d for d in specs[name].shape), np.float32) for name in specs}
+        try:
+            out = self.infer(feeds)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise EngineError(
+                f"{self.describe()}: a batch-1 dry run with the inputs {', '.join(t.describe() for t in self.spec.inputs)}"
+                f" failed ({first}): the module was built for another model config"
+            ) from None
+        declared_out = {name: (tuple(a.shape), a.dtype) for name, a in out.items()}
+        check_declared(self.spec, declared_in, declared_out, self.describe())
+
+    def _close(self) -> None:
+        self._module = None
+        self._pinned.clear()
+        if self._cuda:
+            torch.cuda.empty_cache()
+
+    # -- inference --------------------------------------------------------------------------------
+    def infer(self, feeds: Feeds) -> Outputs:
+        module = self._module
+        if module is None:
+            raise RuntimeError(f"{self.describe()} is not open: call open() first")
+        if self._cuda:
+            with self._cuda_lock:
+                return self._infer_cuda(module, feeds)
+        with torch.inference_mode():
+            args = [torch.from_numpy(feeds[n]) for n in self._input_names]
+            if self._dtype != torch.float32:
+                args = [a.to(self._dtype) for a in args]
+            out = module(*args)
+            outs: Sequence[torch.Tensor] = out if isinstance(out, tuple) else (out,)
+            return {name: _to_numpy(t) for name, t in zip(self._output_names, outs)}
+
+    def _staging(self, name: str, like: torch.Size) -> torch.Tensor:
+        """A pinned float32 host buffer for ``like`` (batch first), grown when a larger batch arrives."""
+        buf = self._pinned.get(name)
+        if buf is None or buf.shape[0] < like[0] or buf.shape[1:] != like[1:]:
+            buf = torch.empty(tuple(like), dtype=torch.float32, pin_memory=True)
+            self._pinned[name] = buf
+        return buf[: like[0]]
+
+    def _infer_cuda(self, module: nn.Module, feeds: Feeds) -> Outputs:
+        with torch.inference_mode():
+            args = []
+            for name in self._input_names:
+                host = torch.from_numpy(feeds[name])
+                staged = self._staging("in:" + name, host.shape)
+                staged.copy_(host)
+                args.append(staged.to(self._device, dtype=self._dtype, non_blocking=True))
+            out = module(*args)
+            outs: Sequence[torch.Tensor] = out if isinstance(out, tuple) else (out,)
+            pinned = []
+            for name, t in zip(self._output_names, outs):
+                staged = self._staging("out:" + name, t.shape)
+                staged.copy_(t.float(), non_blocking=True)  # cast on the GPU, then one async copy
+                pinned.append((name, staged))
+            torch.cuda.current_stream(self._device).synchronize()
+            # Copies: the staging buffers are reused by the next call while the caller keeps these.
+            return {name: staged.numpy().copy() for name, staged in pinned}
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t.dtype != torch.float32:
+        t = t.float()
+    return t.numpy()
+
+
+def torch_runners(model: Speech2Vid, specs: dict[str, GraphSpec], *, device: str = "cpu", precision: str = "fp32") -> tuple[TorchRunner, TorchRunner]:
+    """(identity runner, frame runner) over ``model``; ``specs`` is ``io_spec.graph_specs(model.cfg)``."""
+    return (
+        TorchRunner(model.identity_graph(), specs[IDENTITY_GRAPH], device=device, precision=precision),
+        TorchRunner(model.frame_graph(), specs[FRAME_GRAPH], device=device, precision=precision),
+    )
+
