@@ -239,8 +239,7 @@ def cached_graph(loaded: LoadedModel, graph_name: str, opset: int, cache_dir: st
         "format": MANIFEST_FORMAT,
         "graph": graph_name,
         "model": loaded.model.cfg.name,
-        "fingerprint": loaded.fingerprint,
-        "weights": loaded.source,
+        "fingerprint": loaded.fingerprint,  # config + weights content: the weights' path does not matter
         "precision": EXPORT_PRECISION,
         "opset": opset,
         **_versions(),
@@ -270,10 +269,12 @@ def stale_reason(entry: CachedGraph) -> str | None:
     return None
 
 
-def write_manifest(entry: CachedGraph) -> Path:
+def write_manifest(entry: CachedGraph, loaded: LoadedModel) -> Path:
     """The sidecar JSON, written after the ONNX file is in place (atomically, like the ONNX)."""
     manifest = {
         **entry.expected,
+        "weights": loaded.source,
+        "random_weights": loaded.is_random,
         "file": entry.onnx_path.name,
         "sha256": sha256_file(entry.onnx_path),
         "size_bytes": entry.onnx_path.stat().st_size,
@@ -305,6 +306,6 @@ def export_engines(loaded: LoadedModel, settings: EngineConfig, cache_dir: str |
             # Drop the old manifest first: from here until the new one is written the entry is incomplete.
             entry.manifest_path.unlink(missing_ok=True)
             export_graph(loaded.model, graph_name, entry.onnx_path, settings.opset, settings.batch)
-            write_manifest(entry)
+            write_manifest(entry, loaded)
         paths[graph_name] = entry.onnx_path
     return paths

@@ -26,7 +26,6 @@ from speech2vid.faces.detect import Box, detect_faces
 from speech2vid.faces.images import check_rgb
 from speech2vid.faces.landmarks import landmarks_68
 from speech2vid.faces.photo import read_photo
-from speech2vid.faces.sample import sample_face_path
 from speech2vid.faces.template import ALIGNED_SIZE, TEMPLATE_240, TEMPLATE_ALIGNED
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "landmarks_68",
     "read_photo",
     "registration_transform",
-    "sample_face_path",
     "similarity_fit",
     "transform_points",
     "warp_aligned",

@@ -87,7 +87,7 @@ def template_from_sample() -> np.ndarray:
     from speech2vid.faces.detect import detect_faces
     from speech2vid.faces.landmarks import landmarks_68
     from speech2vid.faces.photo import read_photo
-    from speech2vid.faces.sample import sample_face_path
+    from speech2vid.assets import sample_face as sample_face_path
 
     rgb = read_photo(sample_face_path())
     mirror = np.ascontiguousarray(rgb[:, ::-1])

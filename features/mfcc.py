@@ -177,6 +177,7 @@ class StreamingMFCC:
         self._previous = 0.0  # last raw sample, for the pre-emphasis across pushes
         self._pending = np.empty(0, dtype=np.float64)  # pre-emphasised samples not yet fully used
         self.columns_emitted = 0
+        self.reset()
 
     @property
     def pending_samples(self) -> int:
@@ -185,7 +186,9 @@ class StreamingMFCC:
 
     def reset(self) -> None:
         """Forget everything: the next push starts a new signal at sample 0."""
-        self.__init__()
+        self._previous = 0.0
+        self._pending = np.empty(0, dtype=np.float64)
+        self.columns_emitted = 0
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Feed ``(m,)`` float samples at 16 kHz (any ``m >= 0``).

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from speech2vid.assets import sample_face as sample_face_path
 from speech2vid.errors import FaceError
 from speech2vid.faces import (
     ALIGNED_SIZE,
@@ -25,7 +26,6 @@ from speech2vid.faces import (
     invert_transform,
     read_photo,
     registration_transform,
-    sample_face_path,
     similarity_fit,
     transform_points,
     warp_aligned,
