@@ -35,7 +35,7 @@ _SAMPLE_FORMATS: dict[str, tuple[float, float]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous
 class Audio:
     """Decoded audio at its own rate.
 
@@ -129,13 +129,16 @@ def read_audio(path: str | os.PathLike[str]) -> Audio:
             if not container.streams.audio:
                 raise AudioError(f"{name} has no audio track: pass a file with sound, or a video with an audio track")
             stream = container.streams.audio[0]
-            rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            # The rate comes from the decoded frames: HE-AAC headers state half the output rate.
+            rate = 0
             for frame in container.decode(stream):
                 block = _frame_to_array(frame, name)
-                if chunks and block.shape[1] != chunks[0].shape[1]:
-                    raise AudioError(f"{name} changes its channel count mid-stream: convert it to a plain WAV first")
-                if frame.sample_rate != rate:
-                    raise AudioError(f"{name} changes its sample rate mid-stream: convert it to a plain WAV first")
+                if not chunks:
+                    rate = int(frame.sample_rate)
+                elif block.shape[1] != chunks[0].shape[1] or frame.sample_rate != rate:
+                    raise AudioError(
+                        f"{name} changes its sample rate or channel count mid-stream: convert it to a plain WAV first"
+                    )
                 chunks.append(block)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__

@@ -18,6 +18,7 @@ a batch of N audio windows; identity tensors of batch N also work.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -89,6 +90,20 @@ class _ExportFrameGraph(nn.Module):
 # ----------------------------------------------------------------------------- steps
 
 
+@contextlib.contextmanager
+def _quiet_exporter_logs() -> Iterator[None]:
+    """The exporter's optimiser logs every pass at INFO; keep our own INFO log readable while it runs."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def graph_module(model: Speech2Vid, graph_name: str) -> nn.Module:
     """The module to export for ``graph_name``, in eval mode."""
     if graph_name == IDENTITY_GRAPH:
@@ -117,7 +132,7 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
     args = tuple(torch.rand((example_batch, *t.shape[1:]), generator=gen) for t in spec.inputs)
     dynamic_shapes = tuple({0: dims[_axis(graph_name, t.name)]} for t in spec.inputs)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter_logs():
         program = torch.onnx.export(
             module,
             args,
@@ -168,7 +183,12 @@ def check_onnx(path: Path, spec: GraphSpec) -> None:
             out[v.name] = (dims, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)))
         return out
 
-    check_declared(spec, declared(inferred.graph.input), declared(inferred.graph.output), str(path))
+    inputs, outputs = declared(inferred.graph.input), declared(inferred.graph.output)
+    check_declared(spec, inputs, outputs, str(path))
+    for name, (dims, _) in {**inputs, **outputs}.items():
+        # check_declared lets a fixed batch pass (-1 matches anything): the export must keep it dynamic.
+        if dims[0] != _axis(spec.name, name):
+            raise EngineError(f"{path}: '{name}' has batch axis {dims[0]!r}, expected the dynamic axis '{_axis(spec.name, name)}'; please report this as a bug")
     log.info("checked %s: onnx.checker full check and shape inference ok in %.1f s", path.name, time.perf_counter() - t0)
 
 

@@ -174,9 +174,9 @@ class StreamingMFCC:
     """
 
     def __init__(self) -> None:
-        self._previous = 0.0  # last raw sample, for the pre-emphasis across pushes
-        self._pending = np.empty(0, dtype=np.float64)  # pre-emphasised samples not yet fully used
-        self.columns_emitted = 0
+        self._previous: float  # last raw sample, for the pre-emphasis across pushes
+        self._pending: np.ndarray  # pre-emphasised samples not yet consumed by a complete column
+        self.columns_emitted: int
         self.reset()
 
     @property

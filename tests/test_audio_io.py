@@ -44,6 +44,7 @@ def encode(path: Path, samples: np.ndarray, rate: int, codec: str, video: bool =
             vstream.width = vstream.height = 64
             vstream.pix_fmt = "yuv420p"
         astream = out.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(astream, av.AudioStream)
         if video:
             for i in range(int(samples.shape[0] / rate * 25)):
                 image = np.full((64, 64, 3), (i * 8) % 256, dtype=np.uint8)
