@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "speech2vid-onnx-1"
 BATCH_AXIS = "N"
 IDENTITY_BATCH_AXIS = "N_id"  # the frame graph's identity inputs: 1 (broadcast) or N
+MIN_OPSET = 18  # the torch dynamo exporter's floor: asking for less leaves an opset-18 file (Pad has no down-adapter)
 EXPORT_PRECISION = "fp32"  # fp16/int8 graphs are derived from this one by the engine builds
 
 
@@ -119,6 +121,8 @@ def _axis(graph_name: str, tensor: str) -> str:
 
 def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: BatchRange) -> Any:
     """torch.export + ONNX translation of one graph -> ``torch.onnx.ONNXProgram`` (in memory)."""
+    if opset < MIN_OPSET:
+        raise EngineError(f"ONNX opset {opset} cannot be exported by torch {torch.__version__}: set engine.opset to {MIN_OPSET} or more")
     spec = graph_specs(model.cfg)[graph_name]
     module = graph_module(model, graph_name)
     # torch.export specialises a dynamic dim whose example is 0 or 1, so the example batch is >= 2.
@@ -132,7 +136,11 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
     args = tuple(torch.rand((example_batch, *t.shape[1:]), generator=gen) for t in spec.inputs)
     dynamic_shapes = tuple({0: dims[_axis(graph_name, t.name)]} for t in spec.inputs)
     t0 = time.perf_counter()
-    with torch.no_grad(), _quiet_exporter_logs():
+    with torch.no_grad(), _quiet_exporter_logs(), warnings.catch_warnings():
+        # Known-harmless exporter noise: the four identity inputs share the axis N_id on purpose, and
+        # torch.export's own use of a deprecated pytree API.
+        warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
         program = torch.onnx.export(
             module,
             args,
@@ -148,6 +156,9 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
     if program is None:  # only the legacy exporter returns None
         raise EngineError(f"torch {torch.__version__} returned no ONNX program for the {graph_name} graph")
     nodes = len(program.model.graph)
+    written = program.model.opset_imports.get("", None)
+    if written != opset:
+        raise EngineError(f"torch {torch.__version__} wrote ONNX opset {written} for the {graph_name} graph, asked for {opset}: set engine.opset to {written}")
     log.info("exported %s graph of '%s' to ONNX opset %d: %d nodes in %.1f s", graph_name, model.cfg.name, opset, nodes, time.perf_counter() - t0)
     return program
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 from speech2vid.config import EngineConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
@@ -43,7 +44,7 @@ def available_backends() -> list[str]:
 
 def resolve(engine_cfg: EngineConfig, *, backend: str | None = None, device: str | None = None, precision: str | None = None) -> EngineConfig:
     """``engine_cfg`` with the given overrides, checked as the YAML loader checks a config file."""
-    changes = {k: v for k, v in (("backend", backend), ("device", device), ("precision", precision)) if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in (("backend", backend), ("device", device), ("precision", precision)) if v is not None}
     cfg = dataclasses.replace(engine_cfg, **changes)
     if cfg.backend not in BACKENDS:
         raise EngineError(f"unknown backend '{cfg.backend}': choose one of {', '.join(BACKENDS)}")

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 CPU_EP, CUDA_EP = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 # ONNX tensor element types as ONNX Runtime names them -> numpy.
-ORT_DTYPES = {
+ORT_DTYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),
     "tensor(double)": np.dtype(np.float64),

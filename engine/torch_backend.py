@@ -100,7 +100,11 @@ class TorchRunner(Runner):
             # A private copy: .to() converts in place and the source module belongs to the shared model.
             module = copy.deepcopy(module).to(device=self._device, dtype=self._dtype)
         self._module = module.eval()
-        self._dry_run()
+        try:
+            self._dry_run()
+        except BaseException:
+            self._close()  # open() failed: close() will not be called for a runner that never opened
+            raise
         log.info(
             "opened %s: %d parameters, dry run ok in %.2f s",
             self.describe(), sum(p.numel() for p in self._module.parameters()), time.perf_counter() - t0,
@@ -113,9 +117,8 @@ class TorchRunner(Runner):
         parameter names with the spec's shapes, and the outputs are what the dry run actually returns.
         """
         specs = {t.name: t for t in self.spec.inputs}
-        symbolic = lambda t: tuple("N" if d == -1 else d for d in t.shape)  # noqa: E731
-        declared_in = {
-            name: (symbolic(specs[name]), np.dtype(np.float32)) if name in specs else ((), np.dtype(np.float32))
+        declared_in: dict[str, tuple[tuple[int | str, ...], np.dtype]] = {
+            name: (tuple("N" if d == -1 else d for d in specs[name].shape) if name in specs else (), np.dtype(np.float32))
             for name in self._input_names
         }
         if sorted(declared_in) != sorted(specs):  # names first: the dry run below feeds by name

@@ -8,3 +8,30 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with the reason elsewhere)")
     config.addinivalue_line("markers", "tensorrt: needs TensorRT and a CUDA GPU")
+
+
+# -- engines: one lite model and one ONNX export per session (test_engines, test_export, test_bench) ----
+
+
+@pytest.fixture(scope="session")
+def lite_loaded():  # type: ignore[no-untyped-def]
+    """The lite model with random weights (a LoadedModel); tests must not modify it."""
+    from speech2vid.config import load_model_config
+    from speech2vid.model.weights import load_model
+
+    return load_model(load_model_config("lite"), "random")
+
+
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private engine cache folder, so tests never read or write ~/.cache."""
+    return tmp_path_factory.mktemp("engine-cache")
+
+
+@pytest.fixture(scope="session")
+def lite_onnx(lite_loaded, engine_cache):  # type: ignore[no-untyped-def]
+    """{graph name: ONNX path} of the lite model, exported once into ``engine_cache``."""
+    from speech2vid.build_engines.onnx_export import export_engines
+    from speech2vid.config import EngineConfig
+
+    return export_engines(lite_loaded, EngineConfig(), engine_cache)
