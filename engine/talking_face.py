@@ -42,7 +42,11 @@ class TalkingFaceEngine:
 
     def open(self) -> "TalkingFaceEngine":
         self.identity_runner.open()
-        self.frame_runner.open()
+        try:
+            self.frame_runner.open()
+        except BaseException:
+            self.identity_runner.close()
+            raise
         return self
 
     def close(self) -> None:
@@ -59,6 +63,11 @@ class TalkingFaceEngine:
         """Encode the identity once; its features feed every later frame."""
         out = self.identity_runner.infer({FACES: stack_faces(faces, self.identity_faces)})
         self._identity = {k: np.ascontiguousarray(out[k]) for k in IDENTITY_FEATURES}
+
+    @property
+    def identity_features(self) -> dict[str, np.ndarray] | None:
+        """The cached identity tensors (``io_spec.IDENTITY_FEATURES``), or None before ``set_identity``."""
+        return self._identity
 
     def _feeds(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         if self._identity is None:

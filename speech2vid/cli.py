@@ -142,11 +142,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from speech2vid.bench.latency import run_bench
+    from speech2vid.bench.latency import format_table, run_bench
+    from speech2vid.engine.factory import available_backends
 
     models = args.model or ["paper", "lite"]
-    backends = args.backend or ["torch", "onnxruntime"]
-    run_bench(models, backends, batch=args.batch, seconds=args.seconds, json_path=args.json)
+    backends = args.backend or available_backends()
+    results = run_bench(models, backends, batch=args.batch, seconds=args.seconds, json_path=args.json,
+                        settings=_settings(args))
+    print(format_table(results))
+    if args.json:
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -190,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "per-frame latency of each backend and model, side by side")
     p.add_argument("--model", action="append", help="model to time (repeatable; default paper and lite)")
-    p.add_argument("--backend", action="append", choices=["torch", "onnxruntime"],
-                   help="backend to time (repeatable; default all available)")
+    p.add_argument("--backend", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
+                   help="backend to time, e.g. onnxruntime or torch:cuda:fp16 (repeatable; default all available)")
     p.add_argument("--batch", type=int, default=1, help="frames per engine call (default 1)")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination (default 3)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")

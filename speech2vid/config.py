@@ -184,7 +184,7 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; nested dataclasses are built recursively."""
     origin = get_origin(tp)
     bad = ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: '{key}' must be a mapping of keys, got {value!r}")
         return _build(tp, value, where, key + ".")

@@ -76,7 +76,7 @@ def test_backend_contract(backend, lite_loaded, engine_cache, lite_onnx) -> None
     assert backend in engine.label
     with engine:
         engine.set_identity(faces())
-        identity_out = engine._identity
+        identity_out = engine.identity_features
         assert identity_out is not None
         for spec in engine.identity_runner.output_specs:
             assert identity_out[spec.name].shape[1:] == spec.shape[1:] and identity_out[spec.name].dtype == np.float32
