@@ -94,11 +94,14 @@ class _ExportFrameGraph(nn.Module):
 
 @contextlib.contextmanager
 def _quiet_exporter_logs() -> Iterator[None]:
-    """The exporter's optimiser logs every pass at INFO; keep our own INFO log readable while it runs."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    """The exporter's optimiser logs every pass at INFO, and its op registry warns that torchvision's ops
+    (which this model does not use) are missing; keep our own log readable while it runs."""
+    names = ("onnxscript", "onnx_ir", "torch.onnx._internal.exporter._registration")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    for lg, name in zip(loggers, names):
+        floor = logging.ERROR if name.endswith("_registration") else logging.WARNING
+        lg.setLevel(max(lg.getEffectiveLevel(), floor))
     try:
         yield
     finally:

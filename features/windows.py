@@ -15,6 +15,14 @@ window; the number of frames is ``round(25 * seconds)`` rounding halves up (:fun
 
 Frame ``k``'s window reads original samples up to ``640 k + 2920`` (exclusive): a streaming consumer
 must wait ``LEFT_PAD / 16000 = 0.1825`` s of audio past the frame's time (:attr:`StreamingWindows.lookahead_seconds`).
+
+Shorter look-ahead (live use)
+-----------------------------
+``StreamingWindows(lookahead_columns=R)`` with ``0 <= R < 17`` emits frame ``k`` as soon as column
+``4 k + 17 + R`` (R columns right of the centre) exists, i.e. ``(200 + 160 R) / 16000`` s after the frame
+time, and fills the ``17 - R`` not-yet-heard right-hand columns with the MFCC of digital silence. That is
+an approximation the network never saw in training: the mouth then anticipates less of the coming
+sound (measured effect in docs/live.md). ``R = 17`` (the default) is the exact batch mapping.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ SAMPLES_PER_FRAME = exact_div(SAMPLE_RATE, FPS)  # 640
 WINDOW_COLS = 35  # 0.35 s
 N_CEPS = 12  # cepstra 1..12: C0 (overall level) is dropped
 HALF = WINDOW_COLS // 2  # 17 columns either side of the centre column
+MAX_LOOKAHEAD_COLUMNS = HALF  # the full right half of the window: the exact batch mapping
 # Puts the centre of padded column HALF on original sample 0 (see the module docstring).
 LEFT_PAD = FRAME_LEN // 2 + HALF * HOP  # 2920 samples
 
@@ -115,7 +124,11 @@ class StreamingWindows:
     concatenated signal. Only the columns still needed (fewer than 35) are kept between pushes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> None:
+        """``lookahead_columns``: MFCC columns right of the centre to wait for (0..17, see the module doc)."""
+        if not 0 <= lookahead_columns <= MAX_LOOKAHEAD_COLUMNS:
+            raise ValueError(f"lookahead_columns must be within 0..{MAX_LOOKAHEAD_COLUMNS}, got {lookahead_columns}")
+        self.lookahead_columns = lookahead_columns
         self._mfcc = StreamingMFCC()
         self.reset()
 
@@ -125,6 +138,8 @@ class StreamingWindows:
         # Columns still needed, starting at column 4 * frames_emitted; the left pad alone already
         # completes the first 16 (all silence), which belong to frame 0's window.
         self._columns = self._mfcc.push(np.zeros(LEFT_PAD))
+        # Column 0 covers only left-pad zeros: the MFCC of digital silence, used for unheard columns.
+        self._silence_column = self._columns[:, :1].copy()
         self.frames_emitted = 0
         self.samples_pushed = 0
         self._finished = False
@@ -136,12 +151,13 @@ class StreamingWindows:
 
     @property
     def lookahead_seconds(self) -> float:
-        """Audio needed after frame ``k``'s time before its window is complete: 0.1825 s.
+        """Audio needed after frame ``k``'s time before its window is emitted: 0.1825 s by default.
 
         The last column ``4k + 34`` of the window is centred ``HALF`` hops (170 ms) after the frame
         time and reaches half a frame (12.5 ms) beyond its centre: ``(HALF * HOP + FRAME_LEN / 2) / SR``.
+        With ``lookahead_columns = R`` it is ``(R * HOP + FRAME_LEN / 2) / SR``.
         """
-        return LEFT_PAD / SAMPLE_RATE
+        return (self.lookahead_columns * HOP + FRAME_LEN // 2) / SAMPLE_RATE
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Feed ``(m,)`` float samples at 16 kHz; returns float32 ``(k, 12, 35)`` newly complete windows."""
@@ -166,8 +182,27 @@ class StreamingWindows:
 
     def _emit(self, new_columns: np.ndarray) -> np.ndarray:
         columns = np.concatenate((self._columns, new_columns), axis=1) if new_columns.size else self._columns
+        if self.lookahead_columns < MAX_LOOKAHEAD_COLUMNS:
+            return self._emit_early(columns)
         n_ready = 0 if columns.shape[1] < WINDOW_COLS else 1 + (columns.shape[1] - WINDOW_COLS) // COLS_PER_FRAME
         windows = frame_windows(columns, n_ready)
         self._columns = columns[:, n_ready * COLS_PER_FRAME :].copy()
         self.frames_emitted += n_ready
         return windows
+
+    def _emit_early(self, columns: np.ndarray) -> np.ndarray:
+        """Short look-ahead: windows whose column ``centre + R`` exists, unheard columns set to silence.
+
+        After :meth:`flush` no more than ``n_frames_for(samples_pushed)`` frames are emitted in total.
+        """
+        need = HALF + 1 + self.lookahead_columns  # columns of frame j's window that must exist
+        n_ready = 0 if columns.shape[1] < need else 1 + (columns.shape[1] - need) // COLS_PER_FRAME
+        if self._finished:
+            n_ready = max(0, min(n_ready, n_frames_for(self.samples_pushed) - self.frames_emitted))
+        out = np.empty((n_ready, N_CEPS, WINDOW_COLS), dtype=np.float32)
+        out[:, :, need:] = self._silence_column[1 : 1 + N_CEPS]  # the unheard right context, even at flush
+        for j in range(n_ready):
+            out[j, :, :need] = columns[1 : 1 + N_CEPS, COLS_PER_FRAME * j : COLS_PER_FRAME * j + need]
+        self._columns = columns[:, n_ready * COLS_PER_FRAME :].copy()
+        self.frames_emitted += n_ready
+        return out

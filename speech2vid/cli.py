@@ -135,7 +135,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             runs = "every frame" if c.name in PER_FRAME else "once per identity (cached)"
             table.add_row(c.name, f"{c.params / 1e6:.2f} M", f"{c.macs / 1e9:.3f} G", runs)
         per_frame = sum(c.macs for c in costs if c.name in PER_FRAME)
-        table.add_row("[b]per frame[/b]", f"{sum(c.params for c in costs) / 1e6:.2f} M",
+        table.add_row("[b]total / per frame[/b]", f"{sum(c.params for c in costs) / 1e6:.2f} M",
                       f"[b]{per_frame / 1e9:.3f} G[/b]", f"{per_frame * 25 * 2 / 1e9:.0f} GFLOP/s at 25 fps")
         console.print(table)
     return 0

@@ -152,6 +152,38 @@ class GenerateConfig:
             raise ConfigError(f"{where}: 'generate.crf' must be within 0..51")
 
 
+Region = Literal["lower", "full"]
+Fit = Literal["loop", "trim", "pingpong"]
+Blend = Literal["poisson", "alpha"]
+
+
+@dataclass(frozen=True)
+class RedubConfig:
+    """Re-dubbing a video with new speech (``speech2vid redub``, paper section 4.3)."""
+
+    region: Region = "lower"  # lower: from just below the eyes down inside the jaw line; full: the whole face
+    fit: Fit = "loop"  # how the source video is fitted to the new audio's length
+    blend: Blend = "poisson"  # poisson (cv2.seamlessClone, feathered alpha where it fails) or alpha only
+    below_eyes: float = 3.0  # aligned-face px (of 112) between the lowest eye landmark and the region's top
+    feather: float = 4.0  # aligned-face px: width of the alpha ramp inside the region's edge (alpha blend)
+    smooth_min_cutoff: float = 1.5  # Hz, one-euro filter on the landmarks: lower = steadier when still
+    smooth_beta: float = 0.05  # one-euro speed coefficient (1/px): higher = less lag when moving
+    cut_jump: float = 0.5  # face-box centre jump, in face widths, that counts as a shot cut (filter reset)
+    track_margin: float = 0.6  # face widths of context around the last face box searched in the next frame
+    identity_samples: int = 24  # frames sampled in the first pass to pick the five identity faces
+    batch: int = 8  # frames per engine call
+
+    def _check(self, where: str) -> None:
+        if self.below_eyes < 0 or self.feather < 0:
+            raise ConfigError(f"{where}: 'redub.below_eyes' and 'redub.feather' must be >= 0")
+        if self.smooth_min_cutoff <= 0 or self.smooth_beta < 0:
+            raise ConfigError(f"{where}: 'redub.smooth_min_cutoff' must be > 0 and 'redub.smooth_beta' >= 0")
+        if self.cut_jump <= 0 or self.track_margin <= 0:
+            raise ConfigError(f"{where}: 'redub.cut_jump' and 'redub.track_margin' must be > 0")
+        if self.identity_samples < 1 or self.batch < 1:
+            raise ConfigError(f"{where}: 'redub.identity_samples' and 'redub.batch' must be >= 1")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything but the model geometry; ``model`` names a file in configs/models or a path."""
@@ -160,6 +192,7 @@ class Settings:
     weights: str | None = None  # None: the bundled default weights once they ship
     engine: EngineConfig = field(default_factory=EngineConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    redub: RedubConfig = field(default_factory=RedubConfig)
 
 
 # ----------------------------------------------------------------------------- parsing
