@@ -3,9 +3,9 @@
 The generated face is the OUTPUT_SIZE x OUTPUT_SIZE (109) central crop of the aligned 112x112 face, so
 "crop" coordinates below are aligned coordinates minus CROP_OFFSET. The region to replace is drawn in
 crop coordinates from the frame's own landmarks (so it follows the speaker's jaw), warped into the frame
-with the inverse of the registration, and blended there: Poisson (``cv2.seamlessClone``, the paper's
-choice) where it can run, a feathered alpha blend where it cannot (region touching the frame border,
-or OpenCV refusing). Pixels outside the region are never written.
+with the inverse of the registration, and blended there: Poisson (the paper's ``seamlessClone``, solved by
+:mod:`speech2vid.frames.poisson`) where it can run, a feathered alpha blend where it cannot (the region
+touches the frame border). Pixels outside the region are never written.
 
 Affine transforms are (2, 3) float64 matrices as in :mod:`speech2vid.faces.align`.
 """
@@ -18,13 +18,14 @@ import cv2
 import numpy as np
 
 from speech2vid.faces.align import compose, invert_transform, transform_points
+from speech2vid.frames.poisson import poisson_blend
 from speech2vid.faces.ibug68 import JAW, LEFT_BROW, LEFT_EYE, NOSE_BASE, RIGHT_BROW, RIGHT_EYE
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
 Region = Literal["lower", "full"]
 Method = Literal["poisson", "alpha"]
 
-# seamlessClone solves on the mask's bounding box and needs one pixel of known frame around it.
+# The Poisson solve runs on the mask's bounding box and needs one pixel of known frame around it.
 _POISSON_BORDER_PX = 1
 _ROI_MARGIN_PX = 2  # frame pixels around the warped crop, for the interpolator
 
@@ -43,7 +44,7 @@ def region_mask(
     landmarks: np.ndarray,
     transform: np.ndarray,
     region: Region = "lower",
-    below_eyes: float = 3.0,
+    below_eyes: float = 5.0,
     size: int = OUTPUT_SIZE,
 ) -> np.ndarray:
     """The region to replace, drawn in generated-face (crop) coordinates.
@@ -86,6 +87,14 @@ def feather_alpha(mask: np.ndarray, feather: float) -> np.ndarray:
     # Pad so that the crop's own edge counts as "outside" too: no hard step where the mask is clipped.
     dist = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0), cv2.DIST_L2, 5)
     return np.clip(dist[1:-1, 1:-1] / feather, 0.0, 1.0).astype(np.float32)
+
+
+def _padded(img: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """``img[y:y+h, x:x+w]`` with edge pixels repeated where the window leaves the image."""
+    top, left = max(0, -y), max(0, -x)
+    bottom, right = max(0, y + h - img.shape[0]), max(0, x + w - img.shape[1])
+    padded = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return padded[y + top : y + top + h, x + left : x + left + w]
 
 
 def paste_face(
@@ -132,17 +141,15 @@ def paste_face(
         bx, by = int(x0) + rx, int(y0) + ry
         b = _POISSON_BORDER_PX
         if bx >= b and by >= b and bx + rw <= w - b and by + rh <= h - b:
-            try:
-                # seamlessClone puts the mask's bounding box centred on `center` (integer halves).
-                center = (bx + rw // 2, by + rh // 2)
-                out = cv2.seamlessClone(warped, frame, region, center, cv2.NORMAL_CLONE)
-            except cv2.error:
-                pass  # OpenCV refuses some shapes; the alpha blend below always works
-            else:
-                # seamlessClone may touch its bounding box's rim; keep every pixel outside the mask.
-                keep = np.zeros((h, w), bool)
-                keep[y0:y1, x0:x1] = region > 0
-                return np.where(keep[..., None], out, frame), "poisson"
+            # Solve on the mask's bounding box plus a one-pixel rim of frame (the boundary condition).
+            sy, sx = slice(by - b, by + rh + b), slice(bx - b, bx + rw + b)
+            rim = np.zeros((rh + 2 * b, rw + 2 * b), np.uint8)
+            rim[b:-b, b:-b] = region[ry : ry + rh, rx : rx + rw]
+            src = _padded(warped, rx - b, ry - b, rw + 2 * b, rh + 2 * b)
+            blended = poisson_blend(src, frame[sy, sx], rim)
+            out = frame.copy()
+            out[sy, sx] = np.where(rim[..., None] > 0, np.clip(blended + 0.5, 0, 255), frame[sy, sx]).astype(np.uint8)
+            return out, "poisson"
     elif method != "alpha":
         raise ValueError(f"method must be 'poisson' or 'alpha', got {method!r}")
     alpha = cv2.warpAffine(feather_alpha(mask, feather), m, size, flags=cv2.INTER_LINEAR,

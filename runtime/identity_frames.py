@@ -94,14 +94,24 @@ def sample_faces(info: VideoInfo, n_samples: int, face_index: int | None = None,
     return out
 
 
+def _no_face(info: VideoInfo, n_samples: int) -> FaceError:
+    return FaceError(
+        f"no face found in {min(n_samples, info.frames)} frames sampled across {str(info.path)!r}: "
+        "re-dubbing needs a video of a speaker facing the camera"
+    )
+
+
+def check_has_face(info: VideoInfo, n_samples: int, face_index: int | None = None) -> None:
+    """FaceError unless one of the sampled frames shows a face (stops at the first one found)."""
+    if not sample_faces(info, n_samples, face_index, stop_after=1):
+        raise _no_face(info, n_samples)
+
+
 def identity_from_video(info: VideoInfo, n_samples: int, face_index: int | None = None) -> list[IdentitySample]:
     """Five (or fewer, for very short clips) identity faces from the video; FaceError when it has none."""
     samples = sample_faces(info, n_samples, face_index)
     if not samples:
-        raise FaceError(
-            f"no face found in {min(n_samples, info.frames)} frames sampled across {str(info.path)!r}: "
-            "the speaker must face the camera (or give identity photos with --face)"
-        )
+        raise _no_face(info, n_samples)
     picks = spread_picks(np.array([s.frame for s in samples]), np.array([s.mouth_open for s in samples]))
     chosen = [samples[i] for i in picks]
     log.info("identity from frames %s (mouth opening %s px)", [s.frame for s in chosen],

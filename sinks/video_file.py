@@ -4,6 +4,10 @@ Frames go to a hidden temporary file beside the target, which is renamed onto th
 the container is complete. Any error or interrupt deletes the temporary file, so a partial video never
 looks like a finished one. Audio is encoded alongside the video (interleaved), up to each frame's end
 time, so players and streaming readers find both tracks in step.
+
+Live capture does not know its audio up front: ``live_audio_rate=16000`` opens a mono audio track that
+:meth:`VideoFileSink.write_audio` appends to as samples arrive; audio sample ``n`` plays at ``n / rate`` s
+and video frame ``k`` at ``k / fps`` s, both from zero, so the tracks stay in sync by construction.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class VideoFileSink:
         self,
         path: str | Path,
         *,
-        fps: int,
+        fps: int | Fraction,
         size: tuple[int, int],
         audio: Audio | None = None,
         video_codec: str = "libx264",
@@ -53,29 +57,39 @@ class VideoFileSink:
         preset: str = "medium",
         audio_codec: str = "aac",
         audio_bitrate: int = 128_000,
+        live_audio_rate: int | None = None,
     ):
         import av
 
         self.path = check_output_path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         self.fps = fps
+        self._rate = Fraction(fps)  # exact, also for 30000/1001 (NTSC) sources being re-dubbed
         self.width, self.height = size
         self.frames_written = 0
+        if audio is not None and live_audio_rate is not None:
+            raise ValueError("give either the whole audio or live_audio_rate for write_audio(), not both")
         self._audio = audio
-        self._audio_pos = 0  # samples of `audio` already sent to the encoder
+        self._audio_pos = 0  # samples of the audio track already sent to the encoder
+        self._audio_base = 0  # track index of _audio_samples[:, 0] (live audio drops what is encoded)
+        self._audio_rate = audio.rate if audio is not None else live_audio_rate
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
             self._video = self._container.add_stream(video_codec, rate=fps)
             self._video.width, self._video.height = self.width, self.height
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(crf), "preset": preset}
-            self._video.codec_context.time_base = Fraction(1, fps)
+            self._video.codec_context.time_base = 1 / self._rate
             self._audio_stream = None
             if audio is not None:
                 layout = "mono" if audio.channels == 1 else "stereo"
                 self._audio_stream = self._container.add_stream(audio_codec, rate=audio.rate, layout=layout)
                 self._audio_stream.bit_rate = audio_bitrate
                 self._audio_samples = self._planar(audio)
+            elif live_audio_rate is not None:
+                self._audio_stream = self._container.add_stream(audio_codec, rate=live_audio_rate, layout="mono")
+                self._audio_stream.bit_rate = audio_bitrate
+                self._audio_samples = np.zeros((1, 0), dtype=np.float32)
         except (av.FFmpegError, ValueError) as exc:
             self._discard()
             raise OutputError(f"cannot start writing {self.path}: {exc}".replace("\n", " ")) from None
@@ -91,17 +105,20 @@ class VideoFileSink:
     def _encode_audio_until(self, end_sample: int) -> None:
         import av
 
-        if self._audio_stream is None or self._audio is None:
+        if self._audio_stream is None or self._audio_rate is None:
             return
-        end = min(end_sample, self._audio_samples.shape[1])
+        end = min(end_sample, self._audio_base + self._audio_samples.shape[1])
         if end <= self._audio_pos:
             return
-        chunk = np.ascontiguousarray(self._audio_samples[:, self._audio_pos : end])
+        chunk = np.ascontiguousarray(self._audio_samples[:, self._audio_pos - self._audio_base : end - self._audio_base])
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono" if chunk.shape[0] == 1 else "stereo")
-        frame.sample_rate = self._audio.rate
+        frame.sample_rate = self._audio_rate
         frame.pts = self._audio_pos
-        frame.time_base = Fraction(1, self._audio.rate)
+        frame.time_base = Fraction(1, self._audio_rate)
         self._audio_pos = end
+        if self._audio is None:  # live: keep only what is not encoded yet, so memory stays flat
+            self._audio_samples = self._audio_samples[:, end - self._audio_base :]
+            self._audio_base = end
         for packet in self._audio_stream.encode(frame):
             self._container.mux(packet)
 
@@ -113,15 +130,26 @@ class VideoFileSink:
         for packet in self._video.encode(frame):
             self._container.mux(packet)
         self.frames_written += 1
-        if self._audio is not None:
-            self._encode_audio_until(self.frames_written * self._audio.rate // self.fps)
+        if self._audio_rate is not None:
+            self._encode_audio_until(int(self.frames_written * self._audio_rate / self._rate))
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append float32 ``(n,)`` mono samples to a ``live_audio_rate`` track; encoded as frames catch up."""
+        if self._audio is not None or self._audio_stream is None:
+            raise ValueError("write_audio() needs a sink opened with live_audio_rate")
+        chunk = np.clip(np.asarray(samples, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
+        self._audio_samples = np.concatenate((self._audio_samples, chunk), axis=1)
+
+    @property
+    def audio_samples_received(self) -> int:
+        """Samples of the audio track given so far (live) or in total (up front); 0 without audio."""
+        return self._audio_base + int(self._audio_samples.shape[1]) if self._audio_stream is not None else 0
 
     def close(self) -> Path:
         """Flush both encoders, finish the container and move it onto the target name."""
         try:
-            if self._audio is not None:
-                self._encode_audio_until(self._audio_samples.shape[1])
-                assert self._audio_stream is not None
+            if self._audio_stream is not None:
+                self._encode_audio_until(self._audio_base + self._audio_samples.shape[1])
                 for packet in self._audio_stream.encode(None):
                     self._container.mux(packet)
             for packet in self._video.encode(None):
@@ -131,7 +159,7 @@ class VideoFileSink:
             self._discard()
             raise
         os.replace(self.tmp, self.path)
-        log.info("wrote %s: %d frames at %d fps, %.1f kB", self.path, self.frames_written, self.fps,
+        log.info("wrote %s: %d frames at %.3g fps, %.1f kB", self.path, self.frames_written, float(self.fps),
                  self.path.stat().st_size / 1e3)
         return self.path
 

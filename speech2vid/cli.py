@@ -42,6 +42,10 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["weights"] = args.weights
     if getattr(args, "size", None) is not None:
         overrides.setdefault("generate", {})["output_size"] = args.size
+    if args.command == "live":
+        from speech2vid.runtime.live_app import live_overrides
+
+        overrides["live"] = live_overrides(args)
     return load_settings(*args.config, overrides=overrides)
 
 
@@ -141,6 +145,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redub(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from speech2vid.runtime.redub import prepare_redub, run_redub
+
+    settings = _settings(args)
+    cfg = dataclasses.replace(settings.redub, **{k: v for k, v in (("fit", args.fit), ("region", args.region)) if v})
+    inputs = prepare_redub(
+        args.video, args.audio, args.output, cfg, faces=args.face or (), face_index=args.face_index,
+        allow_silence=args.allow_silence, silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
+    )  # fmt: skip
+    model_cfg, loaded, engine = _open_engine(settings)
+    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if loaded.is_random else None
+    log.info("re-dubbing %s (%dx%d, %.3g fps, %d frames) with %.2f s of audio: %d frames, fit %s, region %s",
+             inputs.video.path, inputs.video.width, inputs.video.height, float(inputs.video.rate),
+             inputs.video.frames, inputs.audio.duration, inputs.n_output, cfg.fit, cfg.region)
+    with engine:
+        result = run_redub(engine, inputs, cfg, settings.generate, face_index=args.face_index, label=label,
+                           progress=not args.quiet, strip=args.strip)
+    print(result.summary())
+    if result.strip is not None:
+        print(f"wrote {result.strip} (before/after strip)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from speech2vid.bench.latency import format_table, run_bench
     from speech2vid.engine.factory import available_backends
@@ -153,6 +182,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from speech2vid.runtime.live_app import run_live_command
+
+    return run_live_command(args, _settings(args), _open_engine)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from speech2vid.runtime.live_app import print_devices
+
+    return print_devices()
 
 
 # ----------------------------------------------------------------------------- parser
@@ -193,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("info", cmd_info, "parameters and multiply-accumulates per module of a model")
     p.add_argument("--model", help="paper, lite or a model YAML (default: every bundled model)")
 
+    p = add("redub", cmd_redub, "re-dub a video with new speech: the speaker's lips follow the new audio",
+            epilog="--fit: the output is as long as the new audio (round(fps x seconds) frames at the source "
+                   "frame rate). loop restarts the video, pingpong plays it forwards and backwards, trim cuts "
+                   "it where the audio ends and, when the audio is longer, holds the last frame (logged). "
+                   "Frames without a face pass through unchanged and are counted in the summary.")
+    p.add_argument("video", metavar="VIDEO", help="source video with a speaker facing the camera")
+    p.add_argument("--audio", required=True, metavar="NEW.wav", help="new speech: WAV, FLAC, MP3, or a video's audio")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (source size and fps)")
+    p.add_argument("--face", action="append", metavar="PHOTO",
+                   help="identity photo instead of frames of the video (repeat up to 5 times)")
+    p.add_argument("--face-index", type=int, metavar="N", help="which face of the video to re-dub (0 = largest)")
+    p.add_argument("--fit", choices=["loop", "trim", "pingpong"], help="fit the video to the audio (default loop)")
+    p.add_argument("--region", choices=["lower", "full"],
+                   help="blended region: lower = from just below the eyes down (default), full = whole face")
+    p.add_argument("--allow-silence", action="store_true", help="re-dub silent audio (a closed mouth)")
+    p.add_argument("--strip", metavar="PNG", help="also save a before/after strip of six frames")
+    _add_engine_options(p)
+
     p = add("bench", cmd_bench, "per-frame latency of each backend and model, side by side")
     p.add_argument("--model", action="append", help="model to time (repeatable; default paper and lite)")
     p.add_argument("--backend", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
@@ -200,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="frames per engine call (default 1)")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination (default 3)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p = add("live", cmd_live, "a face speaking live: microphone (or file) -> window, MP4 or null, with measured latency")
+    from speech2vid.runtime.live_app import add_live_arguments
+
+    add_live_arguments(p)
+    _add_engine_options(p)
+
+    add("devices", cmd_devices, "list the capture devices a mic:// source can name")
     return parser
 
 

@@ -164,7 +164,7 @@ class RedubConfig:
     region: Region = "lower"  # lower: from just below the eyes down inside the jaw line; full: the whole face
     fit: Fit = "loop"  # how the source video is fitted to the new audio's length
     blend: Blend = "poisson"  # poisson (cv2.seamlessClone, feathered alpha where it fails) or alpha only
-    below_eyes: float = 3.0  # aligned-face px (of 112) between the lowest eye landmark and the region's top
+    below_eyes: float = 5.0  # aligned-face px (of 112) between the lowest eye landmark and the region's top
     feather: float = 4.0  # aligned-face px: width of the alpha ramp inside the region's edge (alpha blend)
     smooth_min_cutoff: float = 1.5  # Hz, one-euro filter on the landmarks: lower = steadier when still
     smooth_beta: float = 0.05  # one-euro speed coefficient (1/px): higher = less lag when moving
@@ -184,6 +184,56 @@ class RedubConfig:
             raise ConfigError(f"{where}: 'redub.identity_samples' and 'redub.batch' must be >= 1")
 
 
+DropPolicy = Literal["drop", "repeat"]
+IdleBehaviour = Literal["still", "off"]
+SuggestedLatency = Literal["low", "high"]
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``speech2vid live``: capture, look-ahead, frame policy, window and kiosk. Video is always 25 fps."""
+
+    blocksize: int = 320  # capture block at 16 kHz (20 ms): the callback's period
+    latency: SuggestedLatency | float = "low"  # PortAudio suggested input latency (low, high or seconds)
+    ring_seconds: float = 4.0  # capture ring: how far the loop may fall behind before audio is dropped
+    lookahead_ms: float = 182.5  # audio waited for past a frame's time: 12.5 + 10 R ms, R = 0..17 (182.5 exact)
+    drop_policy: DropPolicy = "repeat"  # engine behind: repeat (hold the last image) | drop (skip the slot)
+    late_ms: float = 80.0  # a frame later than look-ahead + this is counted late
+    output_size: int = 256  # px of the avatar in file:// outputs
+    overlay: bool = True  # fps, latency, audio level and dropped frames on display://
+    window_size: tuple[int, int] = (640, 640)  # display:// width, height (ignored when fullscreen)
+    avatar_scale: float = 0.8  # the avatar's side as a fraction of the window's shorter side
+    background_colour: tuple[int, int, int] = (24, 24, 28)  # RGB behind the avatar
+    background_image: str | None = None  # an image file instead of the colour (scaled to cover)
+    fullscreen: bool = False  # borderless, cursor hidden (kiosk)
+    idle: IdleBehaviour = "still"  # nobody speaks: still (a closed, still mouth) | off (always the network)
+    idle_threshold_dbfs: float = -50.0  # a frame's 40 ms of audio quieter than this is silence
+    idle_hold_frames: int = 8  # silent frames in a row before the face goes still (no flicker between words)
+    stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
+    reopen_attempts: int = 3  # then the run ends with a clear message; output files stay valid
+
+    def _check(self, where: str) -> None:
+        if not 12.5 <= self.lookahead_ms <= 182.5 or abs((self.lookahead_ms - 12.5) / 10 - round((self.lookahead_ms - 12.5) / 10)) > 1e-6:
+            raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
+        if self.blocksize < 16:
+            raise ConfigError(f"{where}: 'live.blocksize' must be >= 16 samples, got {self.blocksize}")
+        if self.ring_seconds < 0.5:
+            raise ConfigError(f"{where}: 'live.ring_seconds' must be >= 0.5, got {self.ring_seconds}")
+        if self.output_size < 16 or self.output_size % 2:
+            raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
+        if min(self.window_size) < 64:
+            raise ConfigError(f"{where}: 'live.window_size' must be at least 64x64, got {self.window_size}")
+        if not 0.1 <= self.avatar_scale <= 1.0:
+            raise ConfigError(f"{where}: 'live.avatar_scale' must be within 0.1..1.0, got {self.avatar_scale}")
+        if any(not 0 <= c <= 255 for c in self.background_colour):
+            raise ConfigError(f"{where}: 'live.background_colour' must be three integers 0..255")
+
+    @property
+    def lookahead_columns(self) -> int:
+        """MFCC columns right of the window centre waited for (17 = the exact batch mapping)."""
+        return round((self.lookahead_ms - 12.5) / 10)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything but the model geometry; ``model`` names a file in configs/models or a path."""
@@ -193,6 +243,7 @@ class Settings:
     engine: EngineConfig = field(default_factory=EngineConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     redub: RedubConfig = field(default_factory=RedubConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -317,6 +368,14 @@ def _packaged(relative: str) -> Path:
 DEFAULT_CONFIG = "default.yaml"
 
 
+def _profile_or_path(p: str | Path) -> Path:
+    """A file path, or the name of a bundled profile (``desktop``, ``jetson``) when no such file exists."""
+    path = Path(p).expanduser()
+    if not path.exists() and "/" not in str(p) and _packaged(f"{p}.yaml").is_file():
+        return _packaged(f"{p}.yaml")
+    return path
+
+
 def load_settings(*paths: str | Path, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Defaults, then each file in ``paths`` laid over them, then ``overrides`` (from CLI flags).
 
@@ -325,7 +384,7 @@ def load_settings(*paths: str | Path, overrides: Mapping[str, Any] | None = None
     merged = _read_yaml(_packaged(DEFAULT_CONFIG))
     _build(Settings, merged, str(_packaged(DEFAULT_CONFIG)))
     for p in paths:
-        layer = _read_yaml(Path(p).expanduser())
+        layer = _read_yaml(_profile_or_path(p))
         merged = _merge(merged, layer)
         _build(Settings, merged, str(p))
     if overrides:

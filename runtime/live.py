@@ -1,0 +1,377 @@
+"""The live loop: source -> streaming MFCC windows -> double-buffered engine -> sinks, at 25 fps.
+
+Clock
+    Frame ``k`` belongs to audio sample ``640 k``; it exists once :class:`StreamingWindows` has heard the
+    look-ahead past it. Nothing waits on the wall clock: the loop runs as fast as audio arrives, so audio
+    and video cannot drift apart, and a file sink gets exactly one frame per 640 samples it was given.
+
+Double buffering
+    :class:`InferenceWorker` runs the engine on one thread while the next frame's window waits in a
+    single staging slot: at most two frames are in flight. A window that arrives while the slot is still
+    full replaces it (the replaced frame is *skipped*): the backlog can never grow, and the engine always
+    works on the newest audio. A skipped slot is filled by policy: ``repeat`` gives every sink the last
+    image again, ``drop`` gives it only to sinks that need every slot (files). A frame shown later than
+    ``lookahead + late_ms`` after its centre sample was captured is counted late.
+
+Latency
+    Per fresh frame: the monotonic time its image was written to every sink minus the capture time of
+    sample ``640 k`` (the window's centre), from the source's stamps. It includes the look-ahead,
+    capture blocking, feature extraction, inference and the sinks' own work. Frames completed by the
+    end-of-stream flush (their right context padded with silence) are not measured.
+
+Idle
+    With ``idle: still``, after ``idle_hold_frames`` frames whose heard audio is below
+    ``idle_threshold_dbfs``, the face rendered once from silence at start-up is shown without running
+    the engine: a closed, still mouth and no twitching on background noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.config import LiveConfig
+from speech2vid.engine.talking_face import TalkingFaceEngine
+from speech2vid.features.constants import HOP
+from speech2vid.features.windows import HALF, LEFT_PAD, SAMPLES_PER_FRAME, StreamingWindows, n_frames_for
+from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
+from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
+from speech2vid.sinks.live import FrameInfo, LiveSink
+
+log = logging.getLogger("speech2vid.runtime.live")
+
+FPS = 25
+HISTORY_SAMPLES = 2 * SAMPLE_RATE  # recent audio kept for frame levels (a window spans 0.35 s)
+WARMUP_RENDERS = 5  # engine calls timed at start-up for the expected latency
+
+
+class InferenceWorker:
+    """One thread runs ``render``; one staging slot holds the next frame's window (the double buffer).
+
+    ``render`` maps float32 ``(1, 12, 35)`` to ``(1, 109, 109, 3)``. Results arrive on :attr:`results` as
+    ``(k, frame or None, exception or None)`` in submission order.
+    """
+
+    def __init__(self, render: Callable[[np.ndarray], np.ndarray]):
+        self._render = render
+        self._cv = threading.Condition()
+        self._staged: tuple[int, np.ndarray] | None = None
+        self._busy = False
+        self._stopping = False
+        self.results: queue.Queue[tuple[int, np.ndarray | None, BaseException | None]] = queue.Queue()
+        self.max_in_flight = 0  # observed, for tests: never above 2
+        self._thread = threading.Thread(target=self._run, name="speech2vid-inference", daemon=True)
+        self._thread.start()
+
+    @property
+    def in_flight(self) -> int:
+        return int(self._busy) + int(self._staged is not None)
+
+    def stage(self, k: int, window: np.ndarray, *, wait: bool = False) -> int | None:
+        """Stage frame ``k``; returns the index of a stale staged frame it replaced (None if the slot was free).
+
+        ``wait=True`` (sources faster than real time, the end-of-stream flush) waits for the slot instead.
+        """
+        with self._cv:
+            if wait:
+                self._cv.wait_for(lambda: self._staged is None)
+            replaced = self._staged[0] if self._staged is not None else None
+            self._staged = (k, window)
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._cv.notify_all()
+        return replaced
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._staged is not None or self._stopping)
+                if self._staged is None:
+                    return
+                (k, window), self._staged = self._staged, None
+                self._busy = True
+                self._cv.notify_all()
+            try:
+                self.results.put((k, self._render(window[None])[0], None))
+            except BaseException as exc:  # handed to the loop, which raises it there
+                self.results.put((k, None, exc))
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: self._staged is None and not self._busy, timeout)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._thread.join()
+
+
+class AudioHistory:
+    """The most recent ``HISTORY_SAMPLES`` of 16 kHz audio, addressed by absolute sample index."""
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(HISTORY_SAMPLES, dtype=np.float32)
+        self.end = 0  # absolute index one past the newest sample
+
+    def push(self, samples: np.ndarray) -> None:
+        n = samples.shape[0]
+        if n >= HISTORY_SAMPLES:
+            self._buf[:] = samples[-HISTORY_SAMPLES:]
+        else:
+            self._buf[:-n] = self._buf[n:]
+            self._buf[-n:] = samples
+        self.end += n
+
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` clipped to what is held."""
+        lo = max(start, self.end - HISTORY_SAMPLES, 0)
+        hi = min(stop, self.end)
+        if hi <= lo:
+            return self._buf[:0]
+        return self._buf[lo - self.end + HISTORY_SAMPLES : hi - self.end + HISTORY_SAMPLES]
+
+
+@dataclass
+class LiveReport:
+    """What a run did; :meth:`as_dict` is the ``--stats`` JSON."""
+
+    frames: int = 0  # slots emitted (= 25 fps x audio seconds)
+    rendered: int = 0  # fresh images from the engine
+    idle: int = 0  # slots showing the still face
+    skipped: int = 0  # windows the engine had no time for
+    dropped: int = 0  # skipped slots real-time sinks did not get (drop policy)
+    repeated: int = 0  # skipped slots filled with the last image (repeat policy)
+    late: int = 0
+    audio_samples: int = 0
+    overflows: int = 0
+    reopens: int = 0
+    max_in_flight: int = 0
+    lookahead_ms: float = 0.0
+    expected_latency_ms: float = 0.0
+    inference_ms: float = 0.0
+    wall_seconds: float = 0.0
+    ended: str = ""
+    error: str | None = None
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    soak: list[dict[str, float | int | None]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("latency", "soak", "meta")}
+        out["audio_seconds"] = self.audio_samples / SAMPLE_RATE
+        out["latency_ms"] = self.latency.summary()
+        if self.soak:
+            out["soak"] = self.soak
+            out["soak_drift"] = soak_drift(self.soak)
+        return {**self.meta, **out}
+
+
+def soak_drift(samples: list[dict[str, float | int | None]]) -> dict[str, float | None]:
+    """Memory and latency change from the first interval (warm-up excluded) to the last."""
+    base = samples[1] if len(samples) > 2 else samples[0]
+    last = samples[-1]
+
+    def diff(key: str) -> float | None:
+        a, b = base.get(key), last.get(key)
+        return None if a is None or b is None else float(b) - float(a)
+
+    return {"rss_mb": diff("rss_mb"), "latency_median_ms": diff("latency_median_ms"), "latency_p99_ms": diff("latency_p99_ms")}
+
+
+def silence_window() -> np.ndarray:
+    """float32 (12, 35): the window of digital silence (every column the MFCC of zeros)."""
+    sw = StreamingWindows()
+    return sw.push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0]
+
+
+def run_live(
+    engine: TalkingFaceEngine,
+    faces: Sequence[np.ndarray],
+    source: Source,
+    sinks: Sequence[LiveSink],
+    cfg: LiveConfig,
+    *,
+    duration: float | None = None,
+    stop: threading.Event | None = None,
+    soak_interval: float | None = None,
+    on_start: Callable[[LiveReport], None] | None = None,
+) -> LiveReport:
+    """Run until ``duration`` s of audio, the source ends, a sink asks to quit, or ``stop`` is set.
+
+    ``engine`` is open. The source is opened and closed here; the sinks are closed here (files are
+    finalised) whatever happens, including a failing microphone (``report.error``) or an engine error
+    (re-raised after the sinks are closed).
+    """
+    report = LiveReport()
+    stop = stop or threading.Event()
+    engine.set_identity(list(faces))  # once: its features feed every frame
+    quiet = silence_window()
+    t = time.perf_counter()
+    for _ in range(WARMUP_RENDERS):
+        still = engine.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
+    report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
+    windows = StreamingWindows(cfg.lookahead_columns)
+    report.lookahead_ms = windows.lookahead_seconds * 1e3
+    block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
+    report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
+    late_ms = report.lookahead_ms + cfg.late_ms
+    max_samples = None if duration is None else round(duration * SAMPLE_RATE)
+    wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
+    if on_start is not None:
+        on_start(report)
+
+    clock, history = CaptureClock(), AudioHistory()
+    worker = InferenceWorker(engine.render)
+    done: dict[int, np.ndarray | None] = {}  # finished slots waiting for their turn; None = skipped
+    idle_run = 0
+    next_window = next_emit = 0
+    last_image = still
+    measured_until = 0  # windows of frames below this index were completed by real audio
+    recent: list[float] = []  # times of the last fresh images, for the overlay's fps
+    soak_hist, soak_t = LatencyHistogram(), time.monotonic()
+    t_start = time.monotonic()
+
+    def level_of(k: int) -> float:
+        # the part of frame k's window that has been heard: 0.35 s centred on its sample, minus the unheard right
+        centre = k * SAMPLES_PER_FRAME
+        return frame_level_dbfs(history.span(centre - HALF * HOP, centre + round(report.lookahead_ms * SAMPLE_RATE / 1000)))
+
+    def emit(k: int, frame: np.ndarray | None) -> None:
+        nonlocal last_image
+        fresh = frame is not None
+        image = frame if frame is not None else last_image
+        if not fresh:
+            if cfg.drop_policy == "repeat":
+                report.repeated += 1
+            else:
+                report.dropped += 1
+        targets = [s for s in sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
+        now = time.monotonic()
+        recent.append(now)
+        del recent[: max(0, len(recent) - FPS)]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        captured = clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < measured_until else None
+        latency = None if captured is None else (now - captured) * 1e3
+        info = FrameInfo(k, fresh, latency, level_of(k), fps, report.dropped + report.repeated, idle_run >= cfg.idle_hold_frames)
+        for s in targets:
+            s.write(image, info)
+        if captured is not None:
+            latency = (time.monotonic() - captured) * 1e3  # after the sinks: the frame has been shown
+            report.latency.add(latency)
+            soak_hist.add(latency)
+            if latency > late_ms:
+                report.late += 1
+        report.frames += 1
+        last_image = image
+
+    def handle(k: int, window: np.ndarray, *, wait: bool) -> None:
+        nonlocal idle_run
+        silent = level_of(k) < cfg.idle_threshold_dbfs
+        idle_run = idle_run + 1 if silent else 0
+        if cfg.idle == "still" and idle_run >= cfg.idle_hold_frames:
+            done[k] = still  # no inference: the same still face every time
+            report.idle += 1
+            return
+        replaced = worker.stage(k, window, wait=wait)
+        if replaced is not None:
+            done[replaced] = None
+            report.skipped += 1
+
+    def collect(block: bool) -> None:
+        nonlocal next_emit
+        while True:
+            try:
+                k, frame, exc = worker.results.get(timeout=POLL_SECONDS) if block else worker.results.get_nowait()
+            except queue.Empty:
+                break
+            if exc is not None:
+                raise exc
+            done[k] = frame
+            report.rendered += 1
+            block = False
+        while next_emit in done:
+            emit(next_emit, done.pop(next_emit))
+            next_emit += 1
+
+    def sample_soak() -> None:
+        nonlocal soak_hist, soak_t
+        now = time.monotonic()
+        if soak_interval is None or now - soak_t < soak_interval:
+            return
+        report.soak.append({"t_s": round(now - t_start, 1), "rss_mb": round(rss_mb(), 1), "frames": report.frames,
+                            "latency_median_ms": soak_hist.quantile(0.5), "latency_p99_ms": soak_hist.quantile(0.99)})  # fmt: skip
+        log.info("soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms", now - t_start, report.soak[-1]["rss_mb"],
+                 report.soak[-1]["latency_median_ms"], report.soak[-1]["latency_p99_ms"])  # fmt: skip
+        soak_hist, soak_t = LatencyHistogram(), now
+
+    try:
+        source.open()
+        try:
+            while True:
+                if stop.is_set():
+                    report.ended = "stopped"
+                    break
+                if any(s.quit_requested for s in sinks):
+                    report.ended = "window closed"
+                    break
+                if max_samples is not None and report.audio_samples >= max_samples:
+                    report.ended = "duration reached"
+                    break
+                if source.finished:
+                    report.ended = "source ended"
+                    break
+                try:
+                    chunk = source.read(POLL_SECONDS)
+                except SourceError as exc:
+                    report.ended, report.error = "source failed", str(exc)
+                    break
+                samples = chunk.samples
+                if max_samples is not None:
+                    samples = samples[: max_samples - report.audio_samples]
+                if samples.size:
+                    clock.add(chunk.stamps)
+                    history.push(samples)
+                    for s in sinks:
+                        s.write_audio(samples)
+                    report.audio_samples += samples.shape[0]
+                    for w in windows.push(samples):
+                        handle(next_window, w, wait=wait_for_slot)
+                        next_window += 1
+                    measured_until = next_window
+                collect(block=worker.in_flight > 0 and samples.size == 0)
+                sample_soak()
+        finally:
+            source.close()
+        # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
+        n_total = n_frames_for(report.audio_samples)
+        for w in windows.flush():
+            if next_window < n_total:
+                handle(next_window, w, wait=True)
+                next_window += 1
+        while next_emit < next_window:
+            collect(block=True)
+    finally:
+        worker.close()
+        report.max_in_flight = worker.max_in_flight
+        report.overflows = source.overflows
+        report.reopens = getattr(source, "reopens", 0)
+        report.wall_seconds = time.monotonic() - t_start
+        errors = []
+        for s in sinks:
+            try:
+                s.close()
+            except Exception as exc:  # close the others; the first failure is raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+    return report

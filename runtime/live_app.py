@@ -1,0 +1,162 @@
+"""``speech2vid live`` and ``speech2vid devices``: options, start-up summary, signals, the final report.
+
+Kept out of ``speech2vid/cli.py`` so the CLI stays a thin table of commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from speech2vid.errors import UserError
+
+log = logging.getLogger("speech2vid.live")
+
+RANDOM_LABEL = "RANDOM WEIGHTS - NOT A TRAINED MODEL"
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--face", action="append", metavar="PHOTO",
+                   help="face photo (repeat up to 5 times; default the bundled sample face)")
+    p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
+    p.add_argument("--source", default="mic://default", metavar="URI",
+                   help="mic://default, mic://<device name or index> (see `speech2vid devices`), "
+                        "file://speech.wav[?realtime=0&loop=1] or silence:// (default mic://default)")
+    p.add_argument("--sink", action="append", metavar="URI",
+                   help="display://, file://out.mp4 or null:// (repeatable; default display://)")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="soak test: run this long, sampling memory and latency every SECONDS/10 (min 10 s), and report drift")
+    p.add_argument("--stats", metavar="FILE.json", help="write frame counts and latency statistics as JSON")
+    p.add_argument("--lookahead-ms", type=float, metavar="MS",
+                   help="audio waited for past each frame: 12.5 + 10 R ms, R = 0..17 (default 182.5, the exact window)")
+    p.add_argument("--drop-policy", choices=["drop", "repeat"], help="when the engine falls behind (default repeat)")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk: borderless fullscreen window, cursor hidden")
+    p.add_argument("--no-overlay", action="store_true", help="no fps/latency/level text on the window")
+
+
+def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``live:`` config keys set by command-line options."""
+    out: dict[str, Any] = {}
+    if args.lookahead_ms is not None:
+        out["lookahead_ms"] = args.lookahead_ms
+    if args.drop_policy is not None:
+        out["drop_policy"] = args.drop_policy
+    if args.fullscreen:
+        out["fullscreen"] = True
+    if args.no_overlay:
+        out["overlay"] = False
+    return out
+
+
+def _install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
+    """Ctrl-C / SIGTERM (systemd stop) set ``stop`` so the loop ends between frames and files are finalised."""
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+        stop.signum = signum  # type: ignore[attr-defined]
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Callable[[Any], tuple[Any, Any, Any]]) -> int:
+    from speech2vid.assets import sample_face
+    from speech2vid.faces import align_photo
+    from speech2vid.runtime.live import run_live
+    from speech2vid.runtime.sources import CaptureOptions, parse_source
+    from speech2vid.sinks.live import parse_sink
+
+    cfg = settings.live
+    if args.soak is not None and args.duration is not None:
+        raise UserError("give either --duration or --soak, not both")
+    duration = args.soak if args.soak is not None else args.duration
+    if duration is not None and duration <= 0:
+        raise UserError(f"--duration/--soak must be positive seconds, got {duration}")
+    photos = args.face or [str(sample_face())]
+    if len(photos) > 5:
+        raise UserError(f"give 1 to 5 face photos (--face), got {len(photos)}")
+    faces = [align_photo(p, aligned=args.aligned).image for p in photos]
+    options = CaptureOptions(blocksize=cfg.blocksize, latency=cfg.latency, ring_seconds=cfg.ring_seconds,
+                             stall_seconds=cfg.stall_seconds, reopen_attempts=cfg.reopen_attempts)  # fmt: skip
+    source = parse_source(args.source, options)
+    if args.stats:
+        stats_path = Path(args.stats).expanduser()
+        if not stats_path.parent.is_dir():
+            raise UserError(f"--stats folder {stats_path.parent} does not exist")
+    model_cfg, loaded, engine = open_engine(settings)
+    label = RANDOM_LABEL if loaded.is_random else None
+    g = settings.generate
+    codec = {"video_codec": g.video_codec, "crf": g.crf, "preset": "veryfast", "audio_codec": g.audio_codec,
+             "audio_bitrate": g.audio_bitrate}  # fmt: skip
+    sinks: list[Any] = []
+    try:
+        for uri in args.sink or ["display://"]:
+            sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+
+    def summary(report: Any) -> None:
+        rate = f", device rate {source.device_rate} Hz resampled to 16 kHz" if source.device_rate != 16000 else ""
+        print(f"speech2vid live: source {source.description}{rate}\n"
+              f"  engine {engine.label}; model {model_cfg.name}, weights {loaded.label}\n"
+              f"  sinks {', '.join(s.description for s in sinks)}\n"
+              f"  look-ahead {report.lookahead_ms:.1f} ms, inference {report.inference_ms:.1f} ms/frame, "
+              f"expected latency ~{report.expected_latency_ms:.0f} ms; drop policy {cfg.drop_policy}, idle {cfg.idle}\n"
+              f"  {'running for %.0f s' % duration if duration else 'running'}; Ctrl-C (or q / Esc in the window) stops",
+              flush=True)  # fmt: skip
+
+    stop = threading.Event()
+    restore = _install_stop_handlers(stop)
+    try:
+        with engine:
+            soak_interval = max(10.0, args.soak / 10) if args.soak else None
+            report = run_live(engine, faces, source, sinks, cfg, duration=duration, stop=stop,
+                              soak_interval=soak_interval, on_start=summary)  # fmt: skip
+    finally:
+        restore()
+    report.meta = {"source": args.source, "sinks": args.sink or ["display://"], "engine": engine.label,
+                   "model": model_cfg.name, "drop_policy": cfg.drop_policy}  # fmt: skip
+    lat = report.latency.summary()
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    print(f"{report.frames} frames ({report.rendered} rendered, {report.idle} idle, {report.repeated} repeated, "
+          f"{report.dropped} dropped, {report.late} late) for {report.audio_samples / 16000:.2f} s of audio; "
+          f"latency median {fmt(lat['median'])} ms, p99 {fmt(lat['p99'])} ms ({report.ended})")  # fmt: skip
+    if report.soak:
+        d = report.as_dict()["soak_drift"]
+        print(f"soak drift: RSS {fmt(d['rss_mb'])} MiB, latency median {fmt(d['latency_median_ms'])} ms, "
+              f"p99 {fmt(d['latency_p99_ms'])} ms")
+    for s in sinks:
+        if hasattr(s, "path"):
+            print(f"wrote {s.path} ({s.frames} frames)")
+    if args.stats:
+        Path(args.stats).expanduser().write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if report.error:
+        raise UserError(f"{report.error}; outputs were finalised")
+    return 130 if getattr(stop, "signum", None) == signal.SIGINT else 0
+
+
+def print_devices() -> int:
+    from speech2vid.runtime.sources import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no capture devices found (is a microphone connected, or PulseAudio running?)")
+        return 0
+    print("capture devices (use mic://<index> or mic://<name>; * = mic://default):")
+    for d in devices:
+        print(f"{'*' if d['default'] else ' '} {d['index']:3d}  {d['name']}  ({d['channels']} ch, "
+              f"{d['default_samplerate']:.0f} Hz)")
+    return 0
+

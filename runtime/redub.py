@@ -1,0 +1,224 @@
+"""Re-dubbing (paper section 4.3): a source video + new speech -> the same video, lips following the speech.
+
+Pass 1 (bounded): sample up to ``redub.identity_samples`` frames for the five identity faces (or check
+that the video shows a face when ``--face`` photos are given). Pass 2 (streamed, frame by frame):
+
+    source frame (plan: loop | trim | pingpong) -> face tracker (smoothed landmarks, registration)
+      -> engine (MFCC window nearest the frame's time; batches) -> inverse warp + Poisson blend of the
+      lower face -> VideoFileSink (source size and frame rate, new audio muxed)
+
+Frame rates: the network is driven by 25 fps windows (features.windows); the output keeps the source
+rate, and output frame ``j`` (time ``j / rate``) uses window ``round(25 j / rate)``, the 25 fps window
+centred nearest to its time. At 25 fps this is the identity; at 30 fps some windows are shown twice,
+which keeps every frame in sync with the audio to within 20 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.audio.io import Audio, check_not_silent, read_audio, to_model_rate
+from speech2vid.config import GenerateConfig, RedubConfig
+from speech2vid.engine.talking_face import TalkingFaceEngine
+from speech2vid.errors import FaceError, OutputError
+from speech2vid.faces import align_photo
+from speech2vid.features.windows import FPS, n_frames_for, speech_windows
+from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
+from speech2vid.frames.render import to_uint8, watermark
+from speech2vid.frames.strip import before_after_strip
+from speech2vid.runtime.face_track import FaceTracker, TrackedFace
+from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
+from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
+from speech2vid.sinks.video_file import VideoFileSink, check_output_path
+
+log = logging.getLogger("speech2vid.runtime.redub")
+
+STRIP_TILES = 6  # frames shown in a before/after strip
+
+
+@dataclass(frozen=True, eq=False)
+class RedubInputs:
+    """Everything read from the user's files, checked, before the slow pass starts."""
+
+    video: VideoInfo
+    audio: Audio  # as decoded, muxed into the output
+    windows: np.ndarray  # (n_windows, 12, 35) float32 at 25 fps
+    faces: list[np.ndarray]  # identity: aligned (112, 112, 3) uint8 RGB
+    identity_frames: list[int]  # source frames the identity came from (empty for --face photos)
+    output: Path
+    n_output: int  # output frames at the source rate
+
+
+@dataclass(frozen=True)
+class RedubResult:
+    output: Path
+    frames: int
+    face_frames: int  # frames re-dubbed
+    no_face_frames: int  # frames passed through unchanged (no face found)
+    poisson_frames: int
+    alpha_frames: int  # Poisson could not run (region at the border): feathered alpha instead
+    fps: Fraction
+    wall_seconds: float
+    identity_frames: list[int] = field(default_factory=list)
+    strip: Path | None = None
+
+    def summary(self) -> str:
+        return (f"wrote {self.output} ({self.frames} frames at {float(self.fps):.3g} fps: {self.face_frames} re-dubbed "
+                f"[{self.poisson_frames} Poisson, {self.alpha_frames} alpha], {self.no_face_frames} without a face "
+                f"passed through; {self.frames / max(self.wall_seconds, 1e-9):.1f} frames/s)")
+
+
+def output_frames(n_samples_16k: int, rate: Fraction) -> int:
+    """Output frames for the new audio at the source rate: ``round(rate * seconds)``, halves up, >= 1."""
+    return max(1, math.floor(Fraction(n_samples_16k, SAMPLE_RATE) * rate + Fraction(1, 2)))
+
+
+def window_for_frames(n_output: int, rate: Fraction, n_windows: int) -> np.ndarray:
+    """Index of the 25 fps window nearest each output frame's time, int64 ``(n_output,)``."""
+    j = np.arange(n_output, dtype=np.int64)
+    k = (2 * j * FPS * rate.denominator + rate.numerator) // (2 * rate.numerator)  # round(j * 25 / rate), exact
+    return np.minimum(k, n_windows - 1)
+
+
+def prepare_redub(
+    video: str | Path,
+    audio: str | Path,
+    output: str | Path,
+    cfg: RedubConfig,
+    *,
+    faces: Sequence[str | Path] = (),
+    face_index: int | None = None,
+    allow_silence: bool = False,
+    silence_threshold_dbfs: float = -60.0,
+) -> RedubInputs:
+    """Read and check every input (fast failures before the slow pass)."""
+    if len(faces) > N_IDENTITY:
+        raise FaceError(f"give at most {N_IDENTITY} identity photos (--face), got {len(faces)}")
+    out = check_output_path(output)
+    info = probe_video(video)
+    if out.resolve() == info.path.resolve():
+        raise OutputError(f"output {out} is the source video: write the re-dub to another file")
+    decoded = read_audio(audio)
+    signal = to_model_rate(decoded)
+    if not allow_silence:
+        check_not_silent(signal, audio, silence_threshold_dbfs)
+    windows = speech_windows(signal, n_frames_for(len(signal)))
+    if faces:
+        identity = [align_photo(p, face_index=None).image for p in faces]
+        frames: list[int] = []
+        check_has_face(info, cfg.identity_samples, face_index)
+    else:
+        samples = identity_from_video(info, cfg.identity_samples, face_index)
+        identity, frames = [s.image for s in samples], [s.frame for s in samples]
+    return RedubInputs(info, decoded, windows, identity, frames, out, output_frames(len(signal), info.rate))
+
+
+@dataclass
+class _Pending:
+    """A decoded output frame waiting for its batch."""
+
+    index: int
+    source: np.ndarray  # (H, W, 3) uint8
+    face: TrackedFace | None
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.face = self.no_face = self.poisson = self.alpha = 0
+
+
+def run_redub(
+    engine: TalkingFaceEngine,
+    inputs: RedubInputs,
+    cfg: RedubConfig,
+    encode: GenerateConfig,
+    *,
+    face_index: int | None = None,
+    label: str | None = None,
+    progress: bool = True,
+    strip: str | Path | None = None,
+) -> RedubResult:
+    """Stream the source through the tracker, the engine and the blender into the output MP4 (atomic)."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    info = inputs.video
+    engine.set_identity(inputs.faces)
+    plan = fit_plan(info.frames, inputs.n_output, cfg.fit)
+    if cfg.fit == "trim" and inputs.n_output > info.frames:
+        log.warning("the new audio is longer than the video: holding its last frame for %d frames (--fit trim)",
+                    inputs.n_output - info.frames)
+    windows_of = window_for_frames(inputs.n_output, info.rate, len(inputs.windows))
+    strip_at = set(np.linspace(0, inputs.n_output - 1, min(STRIP_TILES, inputs.n_output)).round().astype(int).tolist())
+    strip_pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    tracker = FaceTracker(float(info.rate), cfg, face_index)
+    counts = _Counts()
+    sink = VideoFileSink(
+        inputs.output, fps=info.rate, size=(info.width, info.height), audio=inputs.audio,
+        video_codec=encode.video_codec, crf=encode.crf, preset=encode.preset,
+        audio_codec=encode.audio_codec, audio_bitrate=encode.audio_bitrate,
+    )  # fmt: skip
+
+    def flush(batch: list[_Pending]) -> None:
+        with_face = [p for p in batch if p.face is not None]
+        generated = engine.render(inputs.windows[[windows_of[p.index] for p in with_face]]) if with_face else []
+        faces = iter(generated)
+        for p in batch:
+            out = p.source
+            if p.face is not None:
+                face = to_uint8(next(faces))
+                mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
+                out, method = paste_face(p.source, face, mask, crop_to_frame(p.face.transform),
+                                         method=cfg.blend, feather=cfg.feather)
+                counts.face += 1
+                counts.poisson += method == "poisson"
+                counts.alpha += method == "alpha"
+            else:
+                counts.no_face += 1
+            if label:
+                out = watermark(out, label)
+            if p.index in strip_at:
+                strip_pairs.append((p.source, out))
+            sink.write(out)
+            bar.update(1)
+
+    bar = tqdm(total=inputs.n_output, unit="frame", desc="re-dubbing", disable=not progress, leave=False)
+    try:
+        with sink, SourceFrames(info) as source:
+            batch: list[_Pending] = []
+            for j, rgb in enumerate(source.frames(plan)):
+                batch.append(_Pending(j, rgb, tracker.track(rgb)))
+                if len(batch) == cfg.batch:
+                    flush(batch)
+                    batch = []
+            flush(batch)
+    finally:
+        bar.close()
+    strip_path = None
+    if strip is not None and strip_pairs:
+        strip_path = write_strip(strip, strip_pairs)
+    result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
+                         counts.alpha, info.rate, time.perf_counter() - start, inputs.identity_frames, strip_path)
+    log.info("%s; landmark filter restarted %d times", result.summary(), tracker.resets)
+    return result
+
+
+def write_strip(path: str | Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Path:
+    """Save a before/after strip as PNG (or any format OpenCV writes by extension)."""
+    import cv2
+
+    p = Path(path).expanduser()
+    if not p.parent.is_dir():
+        raise OutputError(f"strip folder {p.parent} does not exist: create it first")
+    if not cv2.imwrite(str(p), cv2.cvtColor(before_after_strip(pairs), cv2.COLOR_RGB2BGR)):
+        raise OutputError(f"cannot write the strip image {p}: use a .png or .jpg name")
+    return p

@@ -1,0 +1,329 @@
+"""Audio sources chosen by URI: ``mic://default``, ``mic://<name or index>``, ``file://speech.wav``, ``silence://``.
+
+Every source yields 16 kHz mono float32 :class:`Chunk` s with *stamps*: (sample index, monotonic time at
+which that sample was captured). The live loop keeps its frame clock in samples (frame ``k`` is sample
+``640 k``) and uses the stamps only to measure latency, so audio and video cannot drift apart.
+
+``mic://``: a PortAudio input stream (sounddevice) whose callback only copies into preallocated rings
+(:mod:`speech2vid.runtime.ring`); resampling to 16 kHz (soxr) happens on the reading side when the device
+cannot open 16 kHz. ``file://``: a file played at the audio clock's pace (``?realtime=0`` for as fast as
+possible, ``?loop=1`` to repeat). ``silence://``: digital silence at the audio clock's pace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.errors import UserError
+from speech2vid.runtime.ring import SampleRing, StampRing
+
+log = logging.getLogger("speech2vid.runtime.sources")
+
+# The consumer polls the ring instead of being woken by the callback, so the callback takes no lock;
+# 2 ms adds at most 2 ms to a frame's latency.
+POLL_SECONDS = 0.002
+SCHEMES = ("mic", "file", "silence")
+
+
+class SourceError(UserError):
+    """A source URI is malformed, or its device or file cannot deliver audio."""
+
+
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """Newly captured audio.
+
+    Attributes:
+        samples: float32 ``(n,)`` at 16 kHz, continuing the previous chunk.
+        stamps: ``(sample index at 16 kHz since the start, monotonic capture time in s)`` pairs, at
+            least one per callback block; times of the samples between them follow at 16 kHz.
+    """
+
+    samples: np.ndarray
+    stamps: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What a source needs from ``live:`` config (kept apart so sources do not import the config)."""
+
+    blocksize: int = 320  # samples per callback at 16 kHz (20 ms)
+    latency: str | float = "low"  # PortAudio suggested latency
+    ring_seconds: float = 4.0
+    stall_seconds: float = 1.0  # no audio for this long = the device is gone
+    reopen_attempts: int = 3
+
+
+class Source(ABC):
+    """open() -> read(timeout)* -> close(); also a context manager."""
+
+    description = "?"
+    device_rate = SAMPLE_RATE
+    finished = False  # True once a finite source has delivered everything
+
+    def __enter__(self) -> "Source":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Start capturing."""
+
+    def close(self) -> None:
+        """Stop capturing and release the device."""
+
+    @abstractmethod
+    def read(self, timeout: float) -> Chunk:
+        """Audio captured since the last call; waits up to ``timeout`` s for some (may return none)."""
+
+    @property
+    def overflows(self) -> int:
+        return 0
+
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class PacedSource(Source):
+    """A signal released at the audio clock's pace (``realtime``) or all at once, in blocks."""
+
+    def __init__(self, blocksize: int, realtime: bool = True, loop: bool = False):
+        self.blocksize = blocksize
+        self.realtime = realtime
+        self.loop = loop
+        self._pos = 0
+        self._t0 = 0.0
+
+    @abstractmethod
+    def _signal(self, start: int, n: int) -> np.ndarray:
+        """Samples ``[start, start + n)`` of the (possibly looped) signal, shorter at its end."""
+
+    def open(self) -> None:
+        self._t0 = time.monotonic()
+        self._pos = 0
+
+    def read(self, timeout: float) -> Chunk:
+        if self.finished:
+            return Chunk(_EMPTY, ())
+        if self.realtime:
+            due = self._t0 + (self._pos + self.blocksize) / SAMPLE_RATE  # when the next block has "happened"
+            wait = due - time.monotonic()
+            if wait > timeout:
+                time.sleep(max(timeout, 0.0))  # pacing a simulated capture, not synchronisation
+                return Chunk(_EMPTY, ())
+            if wait > 0:
+                time.sleep(wait)
+            n_blocks = max(1, int((time.monotonic() - self._t0) * SAMPLE_RATE - self._pos) // self.blocksize)
+        else:
+            n_blocks = 10
+        samples = self._signal(self._pos, n_blocks * self.blocksize)
+        if samples.shape[0] < n_blocks * self.blocksize:
+            self.finished = True
+        now = time.monotonic()
+        stamps = tuple(
+            (self._pos + i, self._t0 + (self._pos + i) / SAMPLE_RATE if self.realtime else now)
+            for i in range(0, samples.shape[0], self.blocksize)
+        )
+        self._pos += samples.shape[0]
+        return Chunk(samples, stamps)
+
+
+class FileSource(PacedSource):
+    """``file://speech.wav``: any file :func:`read_audio` decodes, resampled to 16 kHz mono."""
+
+    def __init__(self, path: str, blocksize: int, realtime: bool = True, loop: bool = False):
+        super().__init__(blocksize, realtime, loop)
+        from speech2vid.audio.io import read_audio, to_model_rate
+
+        self.path = Path(path).expanduser()
+        self._data = to_model_rate(read_audio(self.path)).astype(np.float32)
+        if self._data.size == 0:
+            raise SourceError(f"source file {self.path} holds no audio")
+        pace = "real time" if realtime else "as fast as possible"
+        self.description = f"file {self.path} ({self._data.size / SAMPLE_RATE:.2f} s, {pace}{', looped' if loop else ''})"
+
+    def _signal(self, start: int, n: int) -> np.ndarray:
+        if not self.loop:
+            return self._data[start : start + n]
+        idx = np.arange(start, start + n) % self._data.size
+        return self._data[idx]
+
+
+class SilenceSource(PacedSource):
+    """``silence://``: zeros forever (an idle kiosk, a benchmark without audio)."""
+
+    description = "silence"
+
+    def _signal(self, start: int, n: int) -> np.ndarray:
+        return np.zeros(n, dtype=np.float32)
+
+
+class MicSource(Source):
+    """``mic://``: a capture device through PortAudio, resampled to 16 kHz when it cannot open 16 kHz."""
+
+    def __init__(self, device: str | int | None, options: CaptureOptions):
+        self.device = device
+        self.options = options
+        self.description = f"microphone {device if device is not None else 'default'}"
+        self._stream: Any = None
+        self._ring: SampleRing | None = None
+        self._stamps = StampRing()
+        self._resampler: Any = None
+        self._out_pos = 0  # 16 kHz samples delivered
+        self._last_data = 0.0
+        self.reopens = 0
+
+    # -- the callback: PortAudio's thread; copies only, never blocks, allocates a buffer or logs ----
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # The time the block arrived, minus its length: when its first sample was captured. PortAudio's
+        # inputBufferAdcTime is not trustworthy through ALSA's pulse plugin (off by ~0.7 s, measured).
+        t_first = time.monotonic() - frames / self.device_rate
+        ring = self._ring
+        if ring is None:
+            return
+        index = ring.written
+        if ring.write(indata[:, 0]):
+            self._stamps.write(index, t_first)
+
+    @property
+    def overflows(self) -> int:
+        return self._ring.overflows if self._ring is not None else 0
+
+    def _sd(self) -> Any:
+        try:
+            import sounddevice
+        except OSError as exc:  # the Python package is there but libportaudio2 is not
+            raise SourceError(f"cannot load PortAudio for mic:// ({exc}): install libportaudio2") from None
+        return sounddevice
+
+    def open(self) -> None:
+        sd = self._sd()
+        try:
+            try:
+                sd.check_input_settings(self.device, channels=1, dtype="float32", samplerate=SAMPLE_RATE)
+                rate = SAMPLE_RATE
+            except sd.PortAudioError:
+                info = sd.query_devices(self.device, "input")
+                rate = int(info["default_samplerate"])
+                log.info("%s cannot capture at %d Hz: capturing at %d Hz and resampling", self.description, SAMPLE_RATE, rate)
+        except (ValueError, sd.PortAudioError) as exc:
+            raise SourceError(f"cannot open {self.description}: {exc} (see `speech2vid devices`)") from None
+        self.device_rate = rate
+        if self._ring is None:
+            self._ring = SampleRing(int(self.options.ring_seconds * rate))
+        if rate != SAMPLE_RATE and self._resampler is None:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        self._start_stream(sd)
+
+    def _start_stream(self, sd: Any) -> None:
+        blocksize = max(1, round(self.options.blocksize * self.device_rate / SAMPLE_RATE))
+        try:
+            self._stream = sd.InputStream(
+                device=self.device, samplerate=self.device_rate, channels=1, dtype="float32",
+                blocksize=blocksize, latency=self.options.latency, callback=self._callback,
+            )  # fmt: skip
+            self._stream.start()
+        except (ValueError, sd.PortAudioError) as exc:
+            self._stream = None
+            raise SourceError(f"cannot open {self.description}: {exc} (see `speech2vid devices`)") from None
+        self.input_latency = float(self._stream.latency)
+        self._last_data = time.monotonic()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception as exc:  # a vanished device may refuse to close; nothing is left to release
+                log.debug("closing %s: %s", self.description, exc)
+            self._stream = None
+
+    def _reopen(self, why: str) -> None:
+        """The device stalled or errored: reopen it, or raise SourceError after the configured attempts."""
+        sd = self._sd()
+        self.close()
+        while self.reopens < self.options.reopen_attempts:
+            self.reopens += 1
+            log.warning("%s %s: reopening (attempt %d of %d)", self.description, why, self.reopens,
+                        self.options.reopen_attempts)  # fmt: skip
+            try:
+                self._start_stream(sd)
+                return
+            except SourceError as exc:
+                log.warning("%s", exc)
+        raise SourceError(f"{self.description} {why} and could not be reopened ({self.options.reopen_attempts} attempts)")
+
+    def read(self, timeout: float) -> Chunk:
+        ring = self._ring
+        if ring is None or self._stream is None:
+            raise RuntimeError("MicSource.read() before open()")
+        deadline = time.monotonic() + timeout
+        while ring.available == 0:
+            now = time.monotonic()
+            if now - self._last_data > self.options.stall_seconds or not self._stream.active:
+                why = "stopped delivering audio" if self._stream.active else "stream ended with an error"
+                self._reopen(why)
+            if now >= deadline:
+                return Chunk(_EMPTY, ())
+            time.sleep(POLL_SECONDS)  # see POLL_SECONDS: the callback never signals a lock
+        self._last_data = time.monotonic()
+        first = ring.read_pos
+        raw = ring.read()
+        stamps = [(i, t) for i, t in self._stamps.read() if i >= first]
+        if self._resampler is None:
+            base = self._out_pos - first  # device index -> delivered 16 kHz index
+            out, ratio = raw, 1.0
+        else:
+            # The ideal mapping; soxr's own delay (a few ms) is not modelled.
+            out = self._resampler.resample_chunk(raw)
+            ratio = SAMPLE_RATE / self.device_rate
+            base = self._out_pos - round(first * ratio)
+        self._out_pos += out.shape[0]
+        return Chunk(out, tuple((base + round(i * ratio), t) for i, t in stamps))
+
+
+def parse_source(uri: str, options: CaptureOptions) -> Source:
+    """A source (not opened) for ``uri``; raises SourceError naming the accepted forms."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    flag = lambda name, default: query.get(name, default) not in ("0", "false", "no")  # noqa: E731
+    if scheme == "mic":
+        name = (parts.netloc + parts.path) or "default"
+        device: str | int | None = None if name == "default" else int(name) if name.isdigit() else name
+        return MicSource(device, options)
+    if scheme == "file":
+        path = parts.netloc + parts.path
+        if not path:
+            raise SourceError(f"source '{uri}' names no file: use file://speech.wav or file:///abs/path.wav")
+        return FileSource(path, options.blocksize, realtime=flag("realtime", "1"), loop=flag("loop", "0"))
+    if scheme == "silence":
+        return SilenceSource(options.blocksize, realtime=flag("realtime", "1"))
+    raise SourceError(f"unknown source '{uri}': use mic://default, mic://<device name or index>, file://speech.wav or silence://")
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Capture devices a ``mic://`` URI can name: index, name, input channels, default rate."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:
+        raise SourceError(f"cannot load PortAudio ({exc}): install libportaudio2") from None
+    default = sd.default.device[0]
+    return [
+        {"index": i, "name": d["name"], "channels": d["max_input_channels"],
+         "default_samplerate": d["default_samplerate"], "default": i == default}
+        for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
+    ]  # fmt: skip

@@ -1,0 +1,253 @@
+"""Live sinks chosen by URI: ``display://`` (a window), ``file://out.mp4`` (video + captured audio), ``null://``.
+
+Every sink gets the engine's frame (109, 109, 3) float RGB in [0, 1] once per 25 fps slot it takes, with
+a :class:`FrameInfo`; it renders what it needs itself (an MP4 at ``output_size``, a composed kiosk
+window). *Real-time* sinks (display, null) only care about fresh images: with ``drop_policy: drop`` they
+skip a slot the engine could not fill. A file must keep one frame per slot to stay in sync with its
+audio, so it holds the previous image for such a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from speech2vid.config import LiveConfig
+from speech2vid.errors import OutputError, UserError
+from speech2vid.frames.compose import avatar_side, background, compose, overlay
+from speech2vid.frames.render import to_uint8, upscale, video_frame, watermark
+
+log = logging.getLogger("speech2vid.sinks.live")
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What the live loop knows about the slot being shown (for overlays and tests)."""
+
+    index: int  # 25 fps slot
+    fresh: bool  # a newly computed image (False: the previous one held for a slot the engine missed)
+    latency_ms: float | None  # capture of the window centre -> this write (None: not measured)
+    level_dbfs: float  # audio level around the frame's time
+    fps: float  # fresh images per second, recent
+    dropped: int  # slots skipped or held so far
+    idle: bool  # the still face is shown because nobody speaks
+
+
+class LiveSink(ABC):
+    realtime = True  # False: needs every slot (files)
+    quit_requested = False  # a user closed the window / pressed q or Esc
+    description = "?"
+
+    @abstractmethod
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        """Show or store ``frame`` (109, 109, 3) float32 RGB in [0, 1]."""
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Captured 16 kHz float32 ``(n,)`` samples, in order, before the frames they belong to."""
+
+    def close(self) -> None:
+        """Finish (a file is finalised and renamed onto its name)."""
+
+
+class NullSink(LiveSink):
+    """``null://``: counts what it gets, and how often the image changed (still-mouth checks)."""
+
+    description = "null"
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.changes = 0
+        self.audio_samples = 0
+        self._last: np.ndarray | None = None
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        image = to_uint8(frame)
+        if self._last is not None and not np.array_equal(image, self._last):
+            self.changes += 1
+        self._last = image
+        self.frames += 1
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        self.audio_samples += int(samples.shape[0])
+
+
+class FileSink(LiveSink):
+    """``file://out.mp4``: H.264 at ``output_size`` with the captured audio as AAC, written atomically."""
+
+    realtime = False
+
+    def __init__(self, path: str, cfg: LiveConfig, label: str | None, codec: dict[str, Any]):
+        from speech2vid.audio.constants import SAMPLE_RATE
+        from speech2vid.sinks.video_file import VideoFileSink
+
+        self.size = cfg.output_size
+        self.label = label
+        self._sink = VideoFileSink(path, fps=25, size=(self.size, self.size), live_audio_rate=SAMPLE_RATE, **codec)
+        self.path = self._sink.path
+        self.description = f"file {self.path}"
+        self._source: np.ndarray | None = None  # the last frame given, and its rendering: a held frame
+        self._image: np.ndarray | None = None  # is the same object and is not scaled again
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        if self._image is None or frame is not self._source:
+            self._source, self._image = frame, video_frame(frame, self.size, self.label)
+        self._sink.write(self._image)
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        self._sink.write_audio(samples)
+
+    @property
+    def frames(self) -> int:
+        return self._sink.frames_written
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+class DisplaySink(LiveSink):
+    """``display://``: the avatar composed onto the background, in an OpenCV window or, where OpenCV has no
+    GUI (opencv-python-headless), a Tk window. ``q`` / Esc / closing the window ends the run."""
+
+    def __init__(self, cfg: LiveConfig, label: str | None, title: str = "speech2vid"):
+        self.cfg = cfg
+        self.label = label
+        self.title = title
+        self._window: _Window = _open_window(title, cfg.window_size, cfg.fullscreen)
+        self.size = self._window.size
+        self._canvas = background(self.size, cfg.background_colour, cfg.background_image)
+        self._side = avatar_side(self.size, cfg.avatar_scale)
+        self.description = f"display {self._window.kind} {self.size[0]}x{self.size[1]}{' fullscreen' if cfg.fullscreen else ''}"
+
+    def render(self, frame: np.ndarray, info: FrameInfo) -> np.ndarray:
+        """The window's image: (height, width, 3) uint8 RGB."""
+        avatar = upscale(to_uint8(frame), self._side)
+        if self.label:
+            avatar = watermark(avatar, self.label)
+        out = compose(self._canvas, avatar)
+        if self.cfg.overlay:
+            lat = "-" if info.latency_ms is None else f"{info.latency_ms:.0f} ms"
+            overlay(out, [f"{info.fps:4.1f} fps  latency {lat}", f"level {info.level_dbfs:5.1f} dBFS  dropped {info.dropped}"
+                          + ("  idle" if info.idle else "")])  # fmt: skip
+        return out
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        self._window.show(self.render(frame, info))
+        if self._window.quit_requested:
+            self.quit_requested = True
+
+    def close(self) -> None:
+        self._window.close()
+
+
+class _Window(ABC):
+    kind = "?"
+    size: tuple[int, int] = (0, 0)
+    quit_requested = False
+
+    @abstractmethod
+    def show(self, rgb: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class _CvWindow(_Window):
+    kind = "opencv"
+
+    def __init__(self, title: str, size: tuple[int, int], fullscreen: bool):
+        import cv2
+
+        self._cv2, self.title = cv2, title
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)  # raises cv2.error without a GUI backend
+        if fullscreen:
+            cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+            _x, _y, w, h = cv2.getWindowImageRect(title)
+            size = (w, h) if w > 0 and h > 0 else size
+        else:
+            cv2.resizeWindow(title, *size)
+        self.size = size
+
+    def show(self, rgb: np.ndarray) -> None:
+        self._cv2.imshow(self.title, rgb[:, :, ::-1])
+        key = self._cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27) or self._cv2.getWindowProperty(self.title, self._cv2.WND_PROP_VISIBLE) < 1:
+            self.quit_requested = True
+
+    def close(self) -> None:
+        self._cv2.destroyWindow(self.title)
+        self._cv2.waitKey(1)
+
+
+class _TkWindow(_Window):
+    kind = "tk"
+
+    def __init__(self, title: str, size: tuple[int, int], fullscreen: bool):
+        import tkinter as tk
+
+        try:
+            self._root = tk.Tk()
+        except tk.TclError as exc:
+            raise UserError(f"display:// cannot open a window ({exc}): set DISPLAY or use --sink null://") from None
+        self._root.title(title)
+        self._root.configure(background="black")
+        if fullscreen:
+            self._root.attributes("-fullscreen", True)
+            self._root.configure(cursor="none")
+            size = (self._root.winfo_screenwidth(), self._root.winfo_screenheight())
+        else:
+            self._root.geometry(f"{size[0]}x{size[1]}")
+        self.size = size
+        self._photo = tk.PhotoImage(width=size[0], height=size[1])
+        self._label = tk.Label(self._root, image=self._photo, borderwidth=0, highlightthickness=0)
+        self._label.pack(fill="both", expand=True)
+        for key in ("<Key-q>", "<Escape>"):
+            self._root.bind(key, self._quit)
+        self._root.protocol("WM_DELETE_WINDOW", self._quit)
+        self._root.update()
+
+    def _quit(self, *_: object) -> None:
+        self.quit_requested = True
+
+    def show(self, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        self._photo.configure(data=b"P6 %d %d 255\n" % (w, h) + rgb.tobytes(), format="PPM")
+        self._root.update()  # draws and runs the key/close handlers; the loop never blocks here
+
+    def close(self) -> None:
+        try:
+            self._root.destroy()
+        except Exception as exc:  # already destroyed by the window manager
+            log.debug("closing the Tk window: %s", exc)
+
+
+def _open_window(title: str, size: tuple[int, int], fullscreen: bool) -> _Window:
+    try:
+        return _CvWindow(title, size, fullscreen)
+    except Exception as exc:  # cv2.error: this OpenCV build has no GUI (the headless wheel)
+        log.debug("no OpenCV window (%s): using Tk", str(exc).splitlines()[0] if str(exc) else exc)
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        raise UserError("display:// needs an OpenCV build with a GUI (pip install opencv-python) or Python's tkinter") from None
+    return _TkWindow(title, size, fullscreen)
+
+
+def parse_sink(uri: str, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None) -> LiveSink:
+    """Open the sink for ``uri``; raises OutputError naming the accepted forms."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme == "null":
+        return NullSink()
+    if scheme == "display":
+        return DisplaySink(cfg, label)
+    if scheme == "file":
+        path = parts.netloc + parts.path
+        if not path:
+            raise OutputError(f"sink '{uri}' names no file: use file://out.mp4")
+        return FileSink(path, cfg, label, codec or {})
+    raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4 or null://")
