@@ -25,6 +25,11 @@ STAGES = {
     "speech2vid.configs": "configs",  # YAML defaults
     "speech2vid.configs.models": "configs/models",
     "speech2vid.assets": "assets",  # bundled sample face and speech
+    "speech2vid.datasets": "datasets",  # training data on disk: tar shards, JSON index, streaming reader
+    "speech2vid.prepare": "prepare",  # real videos -> dataset (shots, tracks, landmarks, speaker, samples)
+    "speech2vid.synth": "synth",  # synthetic talking-face corpus (TTS, visemes, face renderer, photos)
+    "speech2vid.training": "training",  # train the generator and the deblur CNN (DDP), MatConvNet import
+    "speech2vid.evaluation": "evaluation",  # PSNR/SSIM, mouth agreement, SyncNet-style LSE-D/C vs baselines
 }
 
 setup(
@@ -58,6 +63,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "rich>=13",
+        "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
     ],
     extras_require={
         # The GPU stack: never needed on a CPU install.
@@ -68,6 +74,7 @@ setup(
             "librosa>=0.10",
             "scikit-image>=0.21",
             "soundfile>=0.12",
+            "scipy>=1.10",  # reference sparse solve for the Poisson blend test
             "mypy>=1.8",
         ],
     },

@@ -1,15 +1,19 @@
-"""A small synthetic "talking head" source video for re-dubbing tests and docs (no download needed).
+"""A synthetic "talking head" source video for re-dubbing tests and docs (no download needed).
 
 The bundled sample face is cut out with a soft ellipse, placed on a textured background and filmed by
 a slowly panning and zooming camera (one affine warp per frame). Chosen frames can be left blank
-(a uniform grey, no face) to exercise the pass-through path.
+(a uniform grey, no face) to exercise the pass-through path. Frames are made and written one at a
+time, so a long video costs no more memory than a short one::
+
+    python3 -m speech2vid.assets.synthetic_video talking_head.mp4 --frames 75 --blank 50-54
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -30,14 +34,16 @@ def _scene(seed: int = 0) -> np.ndarray:
     bg = 0.5 * ramp + 1.5 * (noise - noise.mean()) + 60
     bg[::25] = 230  # a grid so that camera motion is easy to see and to check
     bg[:, ::25] = 230
-    face = cv2.cvtColor(cv2.imread(str(sample_face())), cv2.COLOR_BGR2RGB)
-    face = cv2.resize(face, (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
-    mask = np.zeros((FACE_SIDE, FACE_SIDE), np.float32)
-    cv2.ellipse(mask, (FACE_SIDE // 2, FACE_SIDE * 9 // 20), (FACE_SIDE * 9 // 25, FACE_SIDE * 12 // 25), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 5)[..., None]
+    bgr = cv2.imread(str(sample_face()))
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read the bundled sample face {sample_face()}")
+    face = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA)
+    ellipse = np.zeros((FACE_SIDE, FACE_SIDE), np.float32)
+    cv2.ellipse(ellipse, (FACE_SIDE // 2, FACE_SIDE * 9 // 20), (FACE_SIDE * 9 // 25, FACE_SIDE * 12 // 25), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(ellipse, (0, 0), 5)[..., None]
     x0, y0 = (w - FACE_SIDE) // 2, (h - FACE_SIDE) // 2 + 10
     roi = bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE]
-    bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE] = mask * face + (1 - mask) * roi
+    bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE] = mask * face.astype(np.float32) + (1 - mask) * roi
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
@@ -50,17 +56,15 @@ def camera(t: float, size: tuple[int, int]) -> np.ndarray:
     return np.array([[zoom, 0.0, w / 2 - zoom * cx], [0.0, zoom, h / 2 - zoom * cy]])
 
 
-def source_frames(n: int, fps: int = 25, size: tuple[int, int] = (320, 240), blank: Iterable[int] = ()) -> list[np.ndarray]:
-    """``n`` (h, w, 3) uint8 RGB frames of the filmed scene; indices in ``blank`` are plain grey."""
+def source_frames(n: int, fps: int = 25, size: tuple[int, int] = (320, 240), blank: Iterable[int] = ()) -> Iterator[np.ndarray]:
+    """Yield ``n`` (h, w, 3) uint8 RGB frames of the filmed scene; indices in ``blank`` are plain grey."""
     scene, blank = _scene(), set(blank)
-    out = []
     for i in range(n):
         if i in blank:
-            out.append(np.full((size[1], size[0], 3), BLANK_GREY, np.uint8))
+            yield np.full((size[1], size[0], 3), BLANK_GREY, np.uint8)
         else:
-            out.append(cv2.warpAffine(scene, camera(i / fps, size), size, flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REFLECT))
-    return out
+            yield np.asarray(cv2.warpAffine(scene, camera(i / fps, size), size, flags=cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
 
 
 def write_source_video(path: str | Path, n: int = 50, fps: int = 25, size: tuple[int, int] = (320, 240),
@@ -72,3 +76,30 @@ def write_source_video(path: str | Path, n: int = 50, fps: int = 25, size: tuple
         for frame in source_frames(n, fps, size, blank):
             sink.write(frame)
     return Path(path)
+
+
+def _frame_ranges(text: str) -> set[int]:
+    """``"20-22,40"`` -> {20, 21, 22, 40}."""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python3 -m speech2vid.assets.synthetic_video",
+                                description="Write a synthetic talking-head source video (the sample face, a moving camera).")
+    p.add_argument("output", help="MP4 file to write")
+    p.add_argument("--frames", type=int, default=50, help="number of frames (default 50)")
+    p.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
+    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT, even numbers (default 320x240)")
+    p.add_argument("--blank", default="", help="frames left blank (no face), e.g. 20-22,40")
+    args = p.parse_args(argv)
+    w, _, h = args.size.partition("x")
+    path = write_source_video(args.output, n=args.frames, fps=args.fps, size=(int(w), int(h)), blank=_frame_ranges(args.blank))
+    print(f"wrote {path} ({args.frames} frames at {args.fps} fps, {args.size})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,21 +1,27 @@
-"""Latency of the per-frame graph, per backend and model, as the runtime sees it.
+"""``speech2vid bench``: every available backend x precision x model, side by side, as the runtime sees them.
 
 What is timed: ``TalkingFaceEngine.render`` on a batch of B MFCC windows with the identity encoded once
 beforehand (``set_identity``), i.e. the frame graph plus the engine's zero-copy layout glue. Every
-call is timed alone with ``time.perf_counter``; warm-up calls (first-run allocations, kernel selection)
-are excluded; there are no sleeps. Each combination runs for a bounded time (``seconds``) or a fixed
-number of calls (``iters``), whichever the caller gives, after at least one timed call.
+call is timed alone with ``time.perf_counter``; warm-up calls (first-run allocations, kernel selection,
+CUDA graph capture) are excluded; there are no sleeps. Each combination runs for a bounded time
+(``seconds``) or a fixed number of calls (``iters``), after at least one timed call, at batch 1 (the
+live loop renders one frame per call) and at the streaming batch (``engine.batch.opt``, what offline
+generation and re-dubbing render per call).
 
-Targets are written ``backend[:device[:precision]]`` (``torch``, ``onnxruntime``, ``torch:cpu:bf16``,
-``torch:cuda:fp16``); the rest comes from the engine settings.
+Per result: per-frame latency median/p90/p99, frames/s and real-time factor at 25 fps, peak memory
+growth while the engine was open and running, engine size on disk and build time (from the engine
+manifests), and achieved GFLOP/s (2 x the per-frame MACs x frames/s) as a fraction of the machine's
+GEMM peak measured by the same run (``bench.machine``).
+
+Targets are written ``backend[:device[:precision]]`` (``torch``, ``onnxruntime:cpu:int8``,
+``torch:cuda:fp16``, ``tensorrt:cuda:int8``); :func:`default_targets` lists every one this machine can
+run. ONNX Runtime FP16/INT8 and TensorRT engines missing from the cache are built first (not timed).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -24,18 +30,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from speech2vid.bench.machine import PeakMemory, gemm_peak_gflops, machine_info
 from speech2vid.config import EngineConfig, Settings, load_model_config, load_settings
 from speech2vid.errors import EngineError
+
+__all__ = ["BenchResult", "bench", "default_targets", "format_table", "machine_info", "parse_target", "run_bench", "to_json"]
 
 log = logging.getLogger(__name__)
 
 VIDEO_FPS = 25.0  # real time = one frame every 40 ms
-JSON_FORMAT = "speech2vid-bench-1"
+JSON_FORMAT = "speech2vid-bench-2"
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    """One backend x model: per-call and per-frame latency (ms) over ``calls`` timed calls of ``batch`` frames."""
+    """One model x target x batch: latency (ms) over ``calls`` timed calls of ``batch`` frames, and the rest."""
 
     model: str
     backend: str
@@ -46,11 +55,19 @@ class BenchResult:
     calls: int
     seconds: float  # timed seconds, warm-up excluded
     call_median_ms: float
+    call_p90_ms: float
     call_p99_ms: float
     frame_median_ms: float  # = call / batch
+    frame_p90_ms: float
     frame_p99_ms: float
     fps: float  # frames per second at the median call latency
     realtime_factor: float  # fps / 25: >= 1 keeps up with 25 fps video
+    peak_memory_mb: float | None  # peak RSS (CPU) or allocated GPU memory growth while open and running
+    engine_mb: float | None  # both graphs' engine files (torch: parameters in their precision)
+    build_s: float | None  # both graphs' build time from the manifests (None: not recorded)
+    gflops: float  # achieved: 2 x MACs per frame x fps
+    peak_gflops: float  # the device's GEMM peak, same run
+    peak_fraction: float  # gflops / peak_gflops
 
     @property
     def target(self) -> str:
@@ -63,54 +80,36 @@ def parse_target(target: str, base: EngineConfig) -> tuple[str, str, str]:
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise EngineError(f"bench target '{target}' must be backend[:device[:precision]], e.g. torch:cpu:bf16")
     backend = parts[0]
-    device = parts[1] if len(parts) > 1 else base.device
+    device = parts[1] if len(parts) > 1 else ("cuda" if backend == "tensorrt" else base.device)
     precision = parts[2] if len(parts) > 2 else base.precision
     return backend, device, precision
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were measured: CPU model, cores, library versions, GPU if any."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+def default_targets() -> list[str]:
+    """Every backend x device x precision this machine can run."""
     import torch
 
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
+    from speech2vid.engine.factory import available_backends
+
+    backends = available_backends()
+    out = []
+    if "onnxruntime" in backends:
         import onnxruntime
 
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["onnxruntime"] = None
-    return info
+        out += [f"onnxruntime:cpu:{p}" for p in ("fp32", "fp16", "int8")]
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            out += [f"onnxruntime:cuda:{p}" for p in ("fp32", "fp16", "int8")]
+    out += ["torch:cpu:fp32", "torch:cpu:bf16"]
+    if torch.cuda.is_available():
+        out += [f"torch:cuda:{p}" for p in ("fp32", "fp16", "bf16")]
+    if "tensorrt" in backends:
+        out += [f"tensorrt:cuda:{p}" for p in ("fp32", "fp16", "int8")]
+    return out
 
 
-def _summarise(model: str, backend: str, device: str, precision: str, batch: int, weights: str, times_s: Sequence[float]) -> BenchResult:
-    calls_ms = np.asarray(times_s, dtype=np.float64) * 1e3
-    median = float(np.median(calls_ms))
-    p99 = float(np.percentile(calls_ms, 99))
-    fps = batch / (median / 1e3)
-    return BenchResult(
-        model=model, backend=backend, device=device, precision=precision, batch=batch, weights=weights,
-        calls=len(calls_ms), seconds=float(calls_ms.sum() / 1e3),
-        call_median_ms=median, call_p99_ms=p99, frame_median_ms=median / batch, frame_p99_ms=p99 / batch,
-        fps=fps, realtime_factor=fps / VIDEO_FPS,
-    )  # fmt: skip
+def _percentiles(times_s: Sequence[float]) -> tuple[float, float, float]:
+    ms = np.asarray(times_s, dtype=np.float64) * 1e3
+    return float(np.median(ms)), float(np.percentile(ms, 90)), float(np.percentile(ms, 99))
 
 
 def _time_engine(engine: Any, windows: np.ndarray, warmup: int, seconds: float, iters: int | None) -> list[float]:
@@ -128,69 +127,130 @@ def _time_engine(engine: Any, windows: np.ndarray, warmup: int, seconds: float, 
             return times
 
 
+def _engine_files(loaded: Any, backend: str, precision: str, cfg: EngineConfig, cache_dir: str | Path | None) -> tuple[float | None, float | None]:
+    """(engine MB, build seconds) of both graphs, from the cache manifests; torch: parameter bytes, no build."""
+    from speech2vid.build_engines.manifest import engine_entry
+    from speech2vid.build_engines.onnx_export import cached_graph
+    from speech2vid.model.io_spec import GRAPHS
+
+    root = Path(cache_dir if cache_dir is not None else cfg.cache_dir).expanduser()
+    if backend == "torch":
+        itemsize = 2 if precision in ("fp16", "bf16") else 4
+        return sum(p.numel() for p in loaded.model.parameters()) * itemsize / 1e6, None
+    size, seconds = 0.0, 0.0
+    for graph in GRAPHS:
+        if backend == "onnxruntime" and precision == "fp32":
+            entry = cached_graph(loaded, graph, cfg.opset, root)
+            path, manifest_path, key = entry.onnx_path, entry.manifest_path, "export_seconds"
+        else:
+            e = engine_entry(loaded, graph, backend, precision, root)
+            path, manifest_path, key = e.path, e.manifest_path, "build_seconds"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            size += path.stat().st_size / 1e6
+            seconds += float(manifest[key])
+        except (OSError, ValueError, KeyError, TypeError):
+            return (size or None), None
+    return size, seconds
+
+
+def _ensure_built(loaded: Any, settings: Settings, backend: str, precision: str, cache_dir: str | Path | None) -> None:
+    if backend == "torch" or (backend == "onnxruntime" and precision == "fp32"):
+        return
+    from speech2vid.build_engines.build import build
+
+    build(loaded, settings, precision=precision, backend=backend, cache_dir=cache_dir)
+
+
 def bench(
     model_names: Sequence[str],
-    backends: Sequence[str],
+    targets: Sequence[str],
     *,
-    batch: int = 1,
+    batches: Sequence[int] = (1,),
     warmup: int = 3,
     seconds: float = 3.0,
     iters: int | None = None,
     weights: str = "random",
-    engine_cfg: EngineConfig | None = None,
+    settings: Settings | None = None,
     cache_dir: str | Path | None = None,
     seed: int = 0,
 ) -> list[BenchResult]:
-    """Time the frame graph for every model x backend target; results in that order.
+    """Time the frame graph for every model x target x batch; results in that order.
 
     ``iters`` (a fixed number of timed calls) overrides ``seconds`` (a time budget per combination).
-    ONNX export (cached) and engine opening happen before, and are not timed.
+    Builds, ONNX export (cached) and engine opening happen before, and are not timed.
     """
     from speech2vid.engine.factory import open_engine
     from speech2vid.features.windows import N_CEPS, WINDOW_COLS
+    from speech2vid.model.cost import per_frame_macs
     from speech2vid.model.io_spec import FACE_SIZE
     from speech2vid.model.weights import load_model
 
-    if batch < 1 or warmup < 0 or seconds <= 0 or (iters is not None and iters < 1):
-        raise EngineError(f"bench needs batch >= 1, warmup >= 0, seconds > 0, iters >= 1; got {batch}, {warmup}, {seconds}, {iters}")
-    base = engine_cfg or EngineConfig()
+    if not batches or min(batches) < 1 or warmup < 0 or seconds <= 0 or (iters is not None and iters < 1):
+        raise EngineError(f"bench needs batches >= 1, warmup >= 0, seconds > 0, iters >= 1; got {list(batches)}, {warmup}, {seconds}, {iters}")
+    settings = settings or load_settings()
+    base = settings.engine
+    parsed = [parse_target(t, base) for t in targets]
     rng = np.random.default_rng(seed)
     # Speech-like MFCC magnitudes (cepstra of log energies are O(10)); faces of uniform noise.
-    windows = (rng.standard_normal((batch, N_CEPS, WINDOW_COLS)) * 10.0).astype(np.float32)
+    windows = (rng.standard_normal((max(batches), N_CEPS, WINDOW_COLS)) * 10.0).astype(np.float32)
     faces = [rng.integers(0, 256, (FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8) for _ in range(5)]
+    peaks: dict[tuple[str, str], float] = {}
     results: list[BenchResult] = []
     for name in model_names:
         loaded = load_model(load_model_config(name), weights)
-        for target in backends:
-            backend, device, precision = parse_target(target, base)
+        flops_per_frame = 2.0 * per_frame_macs(loaded.model)
+        for backend, device, precision in parsed:
+            _ensure_built(loaded, settings, backend, precision, cache_dir)
+            peak_kind = (device, "fp32" if device == "cpu" or precision == "fp32" else "fp16")
+            if peak_kind not in peaks:
+                peaks[peak_kind] = gemm_peak_gflops(*peak_kind)
+                log.info("GEMM peak on %s (%s): %.1f GFLOP/s", *peak_kind, peaks[peak_kind])
             engine = open_engine(loaded, base, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
-            with engine:
-                engine.set_identity(faces)
-                times = _time_engine(engine, windows, warmup, seconds, iters)
-            result = _summarise(loaded.model.cfg.name, backend, device, precision, batch, loaded.source, times)
-            log.info(
-                "%s %s batch %d: %.2f ms/frame median, %.2f p99, %.1f fps (x%.2f real time) over %d calls",
-                result.model, result.target, batch, result.frame_median_ms, result.frame_p99_ms,
-                result.fps, result.realtime_factor, result.calls,
-            )  # fmt: skip
-            results.append(result)
+            timings: list[tuple[int, list[float]]] = []
+            with PeakMemory(cuda=device == "cuda" and backend == "torch") as memory:
+                with engine:
+                    engine.set_identity(faces)
+                    for batch in batches:
+                        timings.append((batch, _time_engine(engine, windows[:batch], warmup, seconds, iters)))
+            engine_mb, build_s = _engine_files(loaded, backend, precision, base, cache_dir)
+            for batch, times in timings:
+                median, p90, p99 = _percentiles(times)
+                fps = batch / (median / 1e3)
+                gflops = flops_per_frame * fps / 1e9
+                r = BenchResult(
+                    model=loaded.model.cfg.name, backend=backend, device=device, precision=precision, batch=batch,
+                    weights=loaded.source, calls=len(times), seconds=float(sum(times)),
+                    call_median_ms=median, call_p90_ms=p90, call_p99_ms=p99,
+                    frame_median_ms=median / batch, frame_p90_ms=p90 / batch, frame_p99_ms=p99 / batch,
+                    fps=fps, realtime_factor=fps / VIDEO_FPS,
+                    peak_memory_mb=None if memory.peak_bytes is None else memory.peak_bytes / 1e6,
+                    engine_mb=engine_mb, build_s=build_s,
+                    gflops=gflops, peak_gflops=peaks[peak_kind], peak_fraction=gflops / peaks[peak_kind],
+                )  # fmt: skip
+                log.info("%s %s batch %d: %.2f ms/frame median, %.2f p90, %.2f p99, %.1f fps (x%.2f real time), %.1f%% of peak",
+                         r.model, r.target, batch, r.frame_median_ms, r.frame_p90_ms, r.frame_p99_ms, r.fps,
+                         r.realtime_factor, 100 * r.peak_fraction)  # fmt: skip
+                results.append(r)
     return results
 
 
+def _opt(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
 def format_table(results: Sequence[BenchResult]) -> str:
-    """Plain-text table, one row per model x backend, aligned for a terminal or a Markdown code block."""
-    show_call = any(r.batch > 1 for r in results)
-    head = ["model", "backend", "device", "precision", "batch", "ms/frame median", "ms/frame p99"]
-    if show_call:
-        head += ["ms/call median", "ms/call p99"]
-    head += ["frames/s", "x real time", "calls"]
+    """Plain-text table, one row per model x target x batch, aligned for a terminal or a Markdown code block."""
+    head = ["model", "backend", "device", "precision", "batch", "ms/frame median", "p90", "p99", "frames/s",
+            "x real time", "GFLOP/s", "% of peak", "peak mem MB", "engine MB", "build s", "calls"]  # fmt: skip
     rows = []
     for r in results:
-        row = [r.model, r.backend, r.device, r.precision, str(r.batch), f"{r.frame_median_ms:.2f}", f"{r.frame_p99_ms:.2f}"]
-        if show_call:
-            row += [f"{r.call_median_ms:.2f}", f"{r.call_p99_ms:.2f}"]
-        row += [f"{r.fps:.1f}", f"{r.realtime_factor:.2f}", str(r.calls)]
-        rows.append(row)
+        rows.append([
+            r.model, r.backend, r.device, r.precision, str(r.batch), f"{r.frame_median_ms:.2f}", f"{r.frame_p90_ms:.2f}",
+            f"{r.frame_p99_ms:.2f}", f"{r.fps:.1f}", f"{r.realtime_factor:.2f}", f"{r.gflops:.1f}",
+            f"{100 * r.peak_fraction:.0f}", _opt(r.peak_memory_mb, ".0f"), _opt(r.engine_mb, ".1f"), _opt(r.build_s, ".1f"),
+            str(r.calls),
+        ])  # fmt: skip
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     numeric = set(range(4, len(head)))
 
@@ -198,13 +258,16 @@ def format_table(results: Sequence[BenchResult]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    peaks = sorted({(r.device, r.peak_gflops) for r in results})
+    if peaks:
+        out.append("peak: " + ", ".join(f"{d} GEMM {p:.0f} GFLOP/s" for d, p in peaks) + " (measured by this run)")
     if any(r.weights == "random" for r in results):
         out.append("(random weights: timing only, the frames show no face)")
     return "\n".join(out)
 
 
 def to_json(results: Sequence[BenchResult], machine: dict[str, Any]) -> dict[str, Any]:
-    """Results + machine as JSON-ready data (every float finite)."""
+    """Results + machine as JSON-ready data."""
     return {
         "format": JSON_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -216,29 +279,37 @@ def to_json(results: Sequence[BenchResult], machine: dict[str, Any]) -> dict[str
 
 def run_bench(
     models: Sequence[str],
-    backends: Sequence[str],
-    batch: int = 1,
+    backends: Sequence[str] | None = None,
+    batch: int | Sequence[int] | None = None,
     seconds: float = 3.0,
     json_path: str | Path | None = None,
     *,
     settings: Settings | None = None,
     weights: str = "random",
     warmup: int = 3,
+    plot_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[BenchResult]:
-    """What ``speech2vid bench`` calls: run :func:`bench`, write the JSON report if asked, return results.
+    """What ``speech2vid bench`` calls: run :func:`bench`, write the JSON report and plot if asked.
 
-    The engine settings (cache dir, ONNX Runtime threads, default device/precision) come from
-    ``settings`` (default: :func:`load_settings`). Print ``format_table(results)`` to show them.
+    ``backends``: targets (default :func:`default_targets`); ``batch``: one batch or several (default
+    1 and the streaming batch ``engine.batch.opt``). Engine settings come from ``settings``.
     """
     settings = settings or load_settings()
-    results = bench(
-        models, backends, batch=batch, warmup=warmup, seconds=seconds, weights=weights, engine_cfg=settings.engine
-    )
+    batches: tuple[int, ...]
+    if batch is None:
+        batches = tuple(dict.fromkeys((1, settings.engine.batch.opt)))
+    else:
+        batches = (batch,) if isinstance(batch, int) else tuple(batch)
+    results = bench(models, backends or default_targets(), batches=batches, warmup=warmup, seconds=seconds,
+                    weights=weights, settings=settings, cache_dir=cache_dir)  # fmt: skip
     if json_path is not None:
         path = Path(json_path).expanduser()
-        data = to_json(results, machine_info())
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(to_json(results, machine_info()), indent=2) + "\n", encoding="utf-8")
         log.info("wrote %s", path)
-    return results
+    if plot_path is not None:
+        from speech2vid.bench.plot import plot_results
 
+        plot_results(results, plot_path)
+    return results

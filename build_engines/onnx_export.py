@@ -303,9 +303,10 @@ def stale_reason(entry: CachedGraph) -> str | None:
     return None
 
 
-def write_manifest(entry: CachedGraph, loaded: LoadedModel) -> Path:
+def write_manifest(entry: CachedGraph, loaded: LoadedModel, export_seconds: float | None = None) -> Path:
     """The sidecar JSON, written after the ONNX file is in place (atomically, like the ONNX)."""
     manifest = {
+        "export_seconds": None if export_seconds is None else round(export_seconds, 3),
         **entry.expected,
         "weights": loaded.source,
         "random_weights": loaded.is_random,
@@ -339,7 +340,8 @@ def export_engines(loaded: LoadedModel, settings: EngineConfig, cache_dir: str |
             log.info("exporting %s graph of '%s': %s", graph_name, loaded.model.cfg.name, reason)
             # Drop the old manifest first: from here until the new one is written the entry is incomplete.
             entry.manifest_path.unlink(missing_ok=True)
+            t0 = time.perf_counter()
             export_graph(loaded.model, graph_name, entry.onnx_path, settings.opset, settings.batch)
-            write_manifest(entry, loaded)
+            write_manifest(entry, loaded, time.perf_counter() - t0)
         paths[graph_name] = entry.onnx_path
     return paths

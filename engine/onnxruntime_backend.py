@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -93,22 +93,36 @@ class OnnxRuntimeRunner(Runner):
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, spec: GraphSpec, *, device: str = "cpu", options: OnnxRuntimeConfig | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        spec: GraphSpec,
+        *,
+        device: str = "cpu",
+        options: OnnxRuntimeConfig | None = None,
+        precision: str = "fp32",
+        precheck: Callable[[], object] | None = None,
+    ):
+        """``precision`` labels the graph (fp32, fp16 or the int8 Q/DQ graph); ``precheck`` (the engine
+        manifest check of ``build_engines.manifest``) runs before the file is loaded."""
         super().__init__(spec)
         self.path = Path(path)
         self.device_name = device
-        self.precision = "fp32"
+        self.precision = precision
+        self._precheck = precheck
         self.options = options or OnnxRuntimeConfig()
         self.providers: list[str] = []
         self._session: Any = None
         self._output_names: list[str] = []
 
     def describe(self) -> str:
-        return f"onnxruntime {self.spec.name} graph ({self.device_name}, {self.path.name})"
+        return f"onnxruntime {self.spec.name} graph ({self.device_name}, {self.precision}, {self.path.name})"
 
     def _open(self) -> None:
         ort = _ort()
         t0 = time.perf_counter()
+        if self._precheck is not None:
+            self._precheck()
         if not self.path.is_file():
             raise EngineError(f"ONNX file not found: {self.path} (export it with `speech2vid build`)")
         wanted = providers_for(self.device_name)

@@ -63,16 +63,21 @@ def spread_picks(times: np.ndarray, openings: np.ndarray, k: int = N_IDENTITY) -
     return sorted(picks)
 
 
-def sample_faces(info: VideoInfo, n_samples: int, face_index: int | None = None, stop_after: int | None = None) -> list[IdentitySample]:
+def sample_faces(
+    info: VideoInfo, n_samples: int, face_index: int | None = None, stop_after: int | None = None
+) -> list[IdentitySample]:
     """Faces of up to ``n_samples`` frames spread evenly over the video (one decoding pass).
 
-    Frames without a face are skipped; ``stop_after`` ends the pass after that many faces (a quick
-    "is there a face at all" check when the identity photos are given).
+    Frames without the face (``face_index``, 0 = largest) are skipped; ``stop_after`` ends the pass
+    after that many faces (a quick "is there a face at all" check when the identity photos are given).
+    Raises FaceError when none of the sampled frames shows it.
     """
     import av
 
     wanted = set(np.linspace(0, info.frames - 1, min(n_samples, info.frames)).round().astype(int).tolist())
+    last_wanted, index = max(wanted), face_index or 0
     out: list[IdentitySample] = []
+    most_faces = 0  # the most faces seen in one sampled frame, for the error message
     with av.open(str(info.path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -81,37 +86,31 @@ def sample_faces(info: VideoInfo, n_samples: int, face_index: int | None = None,
                 continue
             rgb = frame.to_ndarray(format="rgb24")
             boxes = detect_faces(rgb)
-            index = face_index or 0
+            most_faces = max(most_faces, len(boxes))
             if index < len(boxes):
                 face = align_image(rgb, box=boxes[index])
                 if face.landmarks is not None and face.transform is not None:
                     opening = mouth_opening(transform_points(face.transform, face.landmarks))
                     out.append(IdentitySample(i, face.image, opening))
-            if stop_after is not None and len(out) >= stop_after:
+            if (stop_after is not None and len(out) >= stop_after) or i >= last_wanted:
                 break
-            if i >= max(wanted):
-                break
-    return out
-
-
-def _no_face(info: VideoInfo, n_samples: int) -> FaceError:
-    return FaceError(
-        f"no face found in {min(n_samples, info.frames)} frames sampled across {str(info.path)!r}: "
-        "re-dubbing needs a video of a speaker facing the camera"
-    )
+    if out:
+        return out
+    where = f"{len(wanted)} frames sampled across {str(info.path)!r}"
+    if most_faces == 0:
+        raise FaceError(f"no face found in {where}: re-dubbing needs a video of a speaker facing the camera")
+    raise FaceError(f"--face-index {index} asks for face {index + 1}, but at most {most_faces} face(s) show in "
+                    f"{where}: use --face-index 0..{most_faces - 1}")
 
 
 def check_has_face(info: VideoInfo, n_samples: int, face_index: int | None = None) -> None:
-    """FaceError unless one of the sampled frames shows a face (stops at the first one found)."""
-    if not sample_faces(info, n_samples, face_index, stop_after=1):
-        raise _no_face(info, n_samples)
+    """FaceError unless one of the sampled frames shows the face (stops at the first one found)."""
+    sample_faces(info, n_samples, face_index, stop_after=1)
 
 
 def identity_from_video(info: VideoInfo, n_samples: int, face_index: int | None = None) -> list[IdentitySample]:
     """Five (or fewer, for very short clips) identity faces from the video; FaceError when it has none."""
     samples = sample_faces(info, n_samples, face_index)
-    if not samples:
-        raise _no_face(info, n_samples)
     picks = spread_picks(np.array([s.frame for s in samples]), np.array([s.mouth_open for s in samples]))
     chosen = [samples[i] for i in picks]
     log.info("identity from frames %s (mouth opening %s px)", [s.frame for s in chosen],

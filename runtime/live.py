@@ -222,16 +222,11 @@ def run_live(
     report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
     windows = StreamingWindows(cfg.lookahead_columns)
     report.lookahead_ms = windows.lookahead_seconds * 1e3
-    block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
-    report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
     late_ms = report.lookahead_ms + cfg.late_ms
     max_samples = None if duration is None else round(duration * SAMPLE_RATE)
     wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
-    if on_start is not None:
-        on_start(report)
 
     clock, history = CaptureClock(), AudioHistory()
-    worker = InferenceWorker(engine.render)
     done: dict[int, np.ndarray | None] = {}  # finished slots waiting for their turn; None = skipped
     idle_run = 0
     next_window = next_emit = 0
@@ -241,10 +236,17 @@ def run_live(
     soak_hist, soak_t = LatencyHistogram(), time.monotonic()
     t_start = time.monotonic()
 
-    def level_of(k: int) -> float:
+    heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
+
+    def window_level(k: int) -> float:
         # the part of frame k's window that has been heard: 0.35 s centred on its sample, minus the unheard right
         centre = k * SAMPLES_PER_FRAME
-        return frame_level_dbfs(history.span(centre - HALF * HOP, centre + round(report.lookahead_ms * SAMPLE_RATE / 1000)))
+        return frame_level_dbfs(history.span(centre - HALF * HOP, centre + heard_right))
+
+    def frame_level(k: int) -> float:
+        # the 40 ms of audio centred on frame k: what a level meter shows while the frame is on screen
+        centre = k * SAMPLES_PER_FRAME
+        return frame_level_dbfs(history.span(centre - SAMPLES_PER_FRAME // 2, centre + SAMPLES_PER_FRAME // 2))
 
     def emit(k: int, frame: np.ndarray | None) -> None:
         nonlocal last_image
@@ -262,7 +264,7 @@ def run_live(
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         captured = clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < measured_until else None
         latency = None if captured is None else (now - captured) * 1e3
-        info = FrameInfo(k, fresh, latency, level_of(k), fps, report.dropped + report.repeated, idle_run >= cfg.idle_hold_frames)
+        info = FrameInfo(k, fresh, latency, frame_level(k), fps, report.dropped + report.repeated, idle_run >= cfg.idle_hold_frames)
         for s in targets:
             s.write(image, info)
         if captured is not None:
@@ -276,7 +278,7 @@ def run_live(
 
     def handle(k: int, window: np.ndarray, *, wait: bool) -> None:
         nonlocal idle_run
-        silent = level_of(k) < cfg.idle_threshold_dbfs
+        silent = window_level(k) < cfg.idle_threshold_dbfs
         idle_run = idle_run + 1 if silent else 0
         if cfg.idle == "still" and idle_run >= cfg.idle_hold_frames:
             done[k] = still  # no inference: the same still face every time
@@ -314,9 +316,16 @@ def run_live(
                  report.soak[-1]["latency_median_ms"], report.soak[-1]["latency_p99_ms"])  # fmt: skip
         soak_hist, soak_t = LatencyHistogram(), now
 
+    worker = InferenceWorker(engine.render)
+    completed = False
     try:
         source.open()
         try:
+            block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
+            report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
+            if on_start is not None:
+                on_start(report)  # after open(): the summary can name the device's real rate
+            t_open = time.monotonic()
             while True:
                 if stop.is_set():
                     report.ended = "stopped"
@@ -339,6 +348,8 @@ def run_live(
                 if max_samples is not None:
                     samples = samples[: max_samples - report.audio_samples]
                 if samples.size:
+                    if report.audio_samples == 0:
+                        log.info("capturing: first audio %.2f s after the source opened", time.monotonic() - t_open)
                     clock.add(chunk.stamps)
                     history.push(samples)
                     for s in sinks:
@@ -360,6 +371,7 @@ def run_live(
                 next_window += 1
         while next_emit < next_window:
             collect(block=True)
+        completed = True
     finally:
         worker.close()
         report.max_in_flight = worker.max_in_flight
@@ -369,9 +381,9 @@ def run_live(
         errors = []
         for s in sinks:
             try:
-                s.close()
+                s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
             except Exception as exc:  # close the others; the first failure is raised below
                 errors.append(exc)
-        if errors:
+        if errors and completed:
             raise errors[0]
     return report

@@ -30,8 +30,9 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sink", action="append", metavar="URI",
                    help="display://, file://out.mp4 or null:// (repeatable; default display://)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
-    p.add_argument("--soak", type=float, metavar="SECONDS",
-                   help="soak test: run this long, sampling memory and latency every SECONDS/10 (min 10 s), and report drift")
+    p.add_argument("--soak", action="store_true",
+                   help="soak test: sample memory and latency every --duration/10 s (at least 10 s; 60 s without "
+                        "--duration) and report their drift at exit and in --stats")
     p.add_argument("--stats", metavar="FILE.json", help="write frame counts and latency statistics as JSON")
     p.add_argument("--lookahead-ms", type=float, metavar="MS",
                    help="audio waited for past each frame: 12.5 + 10 R ms, R = 0..17 (default 182.5, the exact window)")
@@ -77,11 +78,9 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
     from speech2vid.sinks.live import parse_sink
 
     cfg = settings.live
-    if args.soak is not None and args.duration is not None:
-        raise UserError("give either --duration or --soak, not both")
-    duration = args.soak if args.soak is not None else args.duration
+    duration = args.duration
     if duration is not None and duration <= 0:
-        raise UserError(f"--duration/--soak must be positive seconds, got {duration}")
+        raise UserError(f"--duration must be positive seconds, got {duration}")
     photos = args.face or [str(sample_face())]
     if len(photos) > 5:
         raise UserError(f"give 1 to 5 face photos (--face), got {len(photos)}")
@@ -98,19 +97,13 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
     g = settings.generate
     codec = {"video_codec": g.video_codec, "crf": g.crf, "preset": "veryfast", "audio_codec": g.audio_codec,
              "audio_bitrate": g.audio_bitrate}  # fmt: skip
+    sink_uris = args.sink or ["display://"]
     sinks: list[Any] = []
-    try:
-        for uri in args.sink or ["display://"]:
-            sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
-    except BaseException:
-        for s in sinks:
-            s.close()
-        raise
 
     def summary(report: Any) -> None:
         rate = f", device rate {source.device_rate} Hz resampled to 16 kHz" if source.device_rate != 16000 else ""
         print(f"speech2vid live: source {source.description}{rate}\n"
-              f"  engine {engine.label}; model {model_cfg.name}, weights {loaded.label}\n"
+              f"  engine {engine.label}\n"
               f"  sinks {', '.join(s.description for s in sinks)}\n"
               f"  look-ahead {report.lookahead_ms:.1f} ms, inference {report.inference_ms:.1f} ms/frame, "
               f"expected latency ~{report.expected_latency_ms:.0f} ms; drop policy {cfg.drop_policy}, idle {cfg.idle}\n"
@@ -120,13 +113,19 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
     stop = threading.Event()
     restore = _install_stop_handlers(stop)
     try:
+        for uri in sink_uris:
+            sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
         with engine:
-            soak_interval = max(10.0, args.soak / 10) if args.soak else None
+            soak_interval = (max(10.0, duration / 10) if duration else 60.0) if args.soak else None
             report = run_live(engine, faces, source, sinks, cfg, duration=duration, stop=stop,
                               soak_interval=soak_interval, on_start=summary)  # fmt: skip
+    except BaseException:
+        for s in sinks:  # run_live closes them itself once it has started; closing twice is harmless
+            s.close(abort=True)
+        raise
     finally:
         restore()
-    report.meta = {"source": args.source, "sinks": args.sink or ["display://"], "engine": engine.label,
+    report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label,
                    "model": model_cfg.name, "drop_policy": cfg.drop_policy}  # fmt: skip
     lat = report.latency.summary()
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
@@ -138,7 +137,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
         print(f"soak drift: RSS {fmt(d['rss_mb'])} MiB, latency median {fmt(d['latency_median_ms'])} ms, "
               f"p99 {fmt(d['latency_p99_ms'])} ms")
     for s in sinks:
-        if hasattr(s, "path"):
+        if getattr(s, "written", False):
             print(f"wrote {s.path} ({s.frames} frames)")
     if args.stats:
         Path(args.stats).expanduser().write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")

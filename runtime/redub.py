@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -56,6 +57,7 @@ class RedubInputs:
     identity_frames: list[int]  # source frames the identity came from (empty for --face photos)
     output: Path
     n_output: int  # output frames at the source rate
+    strip: Path | None = None  # before/after strip image to save (checked writable up front)
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,15 @@ def prepare_redub(
     face_index: int | None = None,
     allow_silence: bool = False,
     silence_threshold_dbfs: float = -60.0,
+    strip: str | Path | None = None,
 ) -> RedubInputs:
     """Read and check every input (fast failures before the slow pass)."""
     if len(faces) > N_IDENTITY:
         raise FaceError(f"give at most {N_IDENTITY} identity photos (--face), got {len(faces)}")
+    if face_index is not None and face_index < 0:
+        raise FaceError(f"--face-index must be 0 (the largest face) or more, got {face_index}")
     out = check_output_path(output)
+    strip_path = check_strip_path(strip) if strip is not None else None
     info = probe_video(video)
     if out.resolve() == info.path.resolve():
         raise OutputError(f"output {out} is the source video: write the re-dub to another file")
@@ -119,7 +125,7 @@ def prepare_redub(
     else:
         samples = identity_from_video(info, cfg.identity_samples, face_index)
         identity, frames = [s.image for s in samples], [s.frame for s in samples]
-    return RedubInputs(info, decoded, windows, identity, frames, out, output_frames(len(signal), info.rate))
+    return RedubInputs(info, decoded, windows, identity, frames, out, output_frames(len(signal), info.rate), strip_path)
 
 
 @dataclass
@@ -145,7 +151,6 @@ def run_redub(
     face_index: int | None = None,
     label: str | None = None,
     progress: bool = True,
-    strip: str | Path | None = None,
 ) -> RedubResult:
     """Stream the source through the tracker, the engine and the blender into the output MP4 (atomic)."""
     from tqdm import tqdm
@@ -179,10 +184,13 @@ def run_redub(
                 mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
                 out, method = paste_face(p.source, face, mask, crop_to_frame(p.face.transform),
                                          method=cfg.blend, feather=cfg.feather)
+            else:
+                method = "no face"
+            if method in ("poisson", "alpha"):
                 counts.face += 1
                 counts.poisson += method == "poisson"
                 counts.alpha += method == "alpha"
-            else:
+            else:  # no face, or its region lies off the frame: the source frame as it is
                 counts.no_face += 1
             if label:
                 out = watermark(out, label)
@@ -201,24 +209,41 @@ def run_redub(
                     flush(batch)
                     batch = []
             flush(batch)
+            # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
+            strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None
     finally:
         bar.close()
-    strip_path = None
-    if strip is not None and strip_pairs:
-        strip_path = write_strip(strip, strip_pairs)
     result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
                          counts.alpha, info.rate, time.perf_counter() - start, inputs.identity_frames, strip_path)
-    log.info("%s; landmark filter restarted %d times", result.summary(), tracker.resets)
+    log.debug("landmark filter restarted %d times (lost faces, cuts)", tracker.resets)
     return result
 
 
-def write_strip(path: str | Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Path:
-    """Save a before/after strip as PNG (or any format OpenCV writes by extension)."""
+def check_strip_path(path: str | Path) -> Path:
+    """Fail before any work is done when the strip image cannot be written."""
     import cv2
 
     p = Path(path).expanduser()
-    if not p.parent.is_dir():
-        raise OutputError(f"strip folder {p.parent} does not exist: create it first")
-    if not cv2.imwrite(str(p), cv2.cvtColor(before_after_strip(pairs), cv2.COLOR_RGB2BGR)):
-        raise OutputError(f"cannot write the strip image {p}: use a .png or .jpg name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"strip folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"strip folder {parent} is not writable")
+    if p.is_dir() or not cv2.haveImageWriter(str(p)):
+        raise OutputError(f"cannot write the strip image {p}: give a file name ending in .png or .jpg")
     return p
+
+
+def write_strip(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Path:
+    """Save a before/after strip (PNG, or what the extension says), written to a temporary name then renamed."""
+    import cv2
+
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(before_after_strip(pairs), cv2.COLOR_RGB2BGR), params):
+            raise OutputError(f"cannot write the strip image {path}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

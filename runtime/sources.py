@@ -7,7 +7,8 @@ which that sample was captured). The live loop keeps its frame clock in samples 
 ``mic://``: a PortAudio input stream (sounddevice) whose callback only copies into preallocated rings
 (:mod:`speech2vid.runtime.ring`); resampling to 16 kHz (soxr) happens on the reading side when the device
 cannot open 16 kHz. ``file://``: a file played at the audio clock's pace (``?realtime=0`` for as fast as
-possible, ``?loop=1`` to repeat). ``silence://``: digital silence at the audio clock's pace.
+possible, ``?loop=1`` to repeat, ``?play=1`` to hear it on the default output device as well).
+``silence://``: digital silence at the audio clock's pace.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
@@ -140,18 +141,39 @@ class PacedSource(Source):
 
 
 class FileSource(PacedSource):
-    """``file://speech.wav``: any file :func:`read_audio` decodes, resampled to 16 kHz mono."""
+    """``file://speech.wav``: any file :func:`read_audio` decodes, resampled to 16 kHz mono.
 
-    def __init__(self, path: str, blocksize: int, realtime: bool = True, loop: bool = False):
+    ``play``: also sent to the default output device (PortAudio), started with the pacing clock, so a
+    demo can be heard while the face speaks.
+    """
+
+    def __init__(self, path: str, blocksize: int, realtime: bool = True, loop: bool = False, play: bool = False):
         super().__init__(blocksize, realtime, loop)
         from speech2vid.audio.io import read_audio, to_model_rate
 
+        if play and not realtime:
+            raise SourceError("file:// source: play=1 needs real-time pacing (drop realtime=0)")
         self.path = Path(path).expanduser()
         self._data = to_model_rate(read_audio(self.path)).astype(np.float32)
         if self._data.size == 0:
             raise SourceError(f"source file {self.path} holds no audio")
+        self.play = play
         pace = "real time" if realtime else "as fast as possible"
-        self.description = f"file {self.path} ({self._data.size / SAMPLE_RATE:.2f} s, {pace}{', looped' if loop else ''})"
+        extra = (", looped" if loop else "") + (", played to the speakers" if play else "")
+        self.description = f"file {self.path} ({self._data.size / SAMPLE_RATE:.2f} s, {pace}{extra})"
+
+    def open(self) -> None:
+        if self.play:
+            sd = _sounddevice()
+            try:
+                sd.play(self._data, SAMPLE_RATE, loop=self.loop)
+            except (ValueError, sd.PortAudioError) as exc:
+                raise SourceError(f"cannot play {self.path} to the speakers: {exc} (drop play=1)") from None
+        super().open()
+
+    def close(self) -> None:
+        if self.play:
+            _sounddevice().stop()
 
     def _signal(self, start: int, n: int) -> np.ndarray:
         if not self.loop:
@@ -182,7 +204,8 @@ class MicSource(Source):
         self._resampler: Any = None
         self._out_pos = 0  # 16 kHz samples delivered
         self._last_data = 0.0
-        self.reopens = 0
+        self.reopens = 0  # in all, for the stats
+        self._attempts = 0  # in a row without audio in between: a kiosk survives any number of unplugs
 
     # -- the callback: PortAudio's thread; copies only, never blocks, allocates a buffer or logs ----
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -200,15 +223,8 @@ class MicSource(Source):
     def overflows(self) -> int:
         return self._ring.overflows if self._ring is not None else 0
 
-    def _sd(self) -> Any:
-        try:
-            import sounddevice
-        except OSError as exc:  # the Python package is there but libportaudio2 is not
-            raise SourceError(f"cannot load PortAudio for mic:// ({exc}): install libportaudio2") from None
-        return sounddevice
-
     def open(self) -> None:
-        sd = self._sd()
+        sd = _sounddevice()
         try:
             try:
                 sd.check_input_settings(self.device, channels=1, dtype="float32", samplerate=SAMPLE_RATE)
@@ -253,11 +269,12 @@ class MicSource(Source):
 
     def _reopen(self, why: str) -> None:
         """The device stalled or errored: reopen it, or raise SourceError after the configured attempts."""
-        sd = self._sd()
+        sd = _sounddevice()
         self.close()
-        while self.reopens < self.options.reopen_attempts:
+        while self._attempts < self.options.reopen_attempts:
+            self._attempts += 1
             self.reopens += 1
-            log.warning("%s %s: reopening (attempt %d of %d)", self.description, why, self.reopens,
+            log.warning("%s %s: reopening (attempt %d of %d)", self.description, why, self._attempts,
                         self.options.reopen_attempts)  # fmt: skip
             try:
                 self._start_stream(sd)
@@ -280,6 +297,7 @@ class MicSource(Source):
                 return Chunk(_EMPTY, ())
             time.sleep(POLL_SECONDS)  # see POLL_SECONDS: the callback never signals a lock
         self._last_data = time.monotonic()
+        self._attempts = 0
         first = ring.read_pos
         raw = ring.read()
         stamps = [(i, t) for i, t in self._stamps.read() if i >= first]
@@ -295,32 +313,49 @@ class MicSource(Source):
         return Chunk(out, tuple((base + round(i * ratio), t) for i, t in stamps))
 
 
+def _sounddevice() -> Any:
+    """The sounddevice module; SourceError (one line) where the PortAudio library is missing."""
+    try:
+        import sounddevice
+    except OSError as exc:  # the Python package is there but libportaudio2 is not
+        raise SourceError(f"cannot load PortAudio ({exc}): install libportaudio2 (apt-get install libportaudio2)") from None
+    return sounddevice
+
+
+# Query options each scheme accepts, with their defaults.
+_OPTIONS: dict[str, dict[str, bool]] = {"mic": {}, "file": {"realtime": True, "loop": False, "play": False}, "silence": {"realtime": True}}
+_FORMS = "mic://default, mic://<device name or index>, file://speech.wav[?realtime=0&loop=1&play=1] or silence://"
+
+
 def parse_source(uri: str, options: CaptureOptions) -> Source:
     """A source (not opened) for ``uri``; raises SourceError naming the accepted forms."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    flag = lambda name, default: query.get(name, default) not in ("0", "false", "no")  # noqa: E731
+    if scheme not in _OPTIONS:
+        raise SourceError(f"unknown source '{uri}': use {_FORMS}")
+    flags = dict(_OPTIONS[scheme])
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in flags:
+            known = ", ".join(flags) or "none"
+            raise SourceError(f"source '{uri}': unknown option '{key}' (options for {scheme}://: {known})")
+        if value.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            raise SourceError(f"source '{uri}': option '{key}' must be 0 or 1, got '{value}'")
+        flags[key] = value.lower() in ("1", "true", "yes")
+    name = unquote(parts.netloc + parts.path)
     if scheme == "mic":
-        name = (parts.netloc + parts.path) or "default"
+        name = name or "default"
         device: str | int | None = None if name == "default" else int(name) if name.isdigit() else name
         return MicSource(device, options)
     if scheme == "file":
-        path = parts.netloc + parts.path
-        if not path:
+        if not name:
             raise SourceError(f"source '{uri}' names no file: use file://speech.wav or file:///abs/path.wav")
-        return FileSource(path, options.blocksize, realtime=flag("realtime", "1"), loop=flag("loop", "0"))
-    if scheme == "silence":
-        return SilenceSource(options.blocksize, realtime=flag("realtime", "1"))
-    raise SourceError(f"unknown source '{uri}': use mic://default, mic://<device name or index>, file://speech.wav or silence://")
+        return FileSource(name, options.blocksize, **flags)
+    return SilenceSource(options.blocksize, **flags)
 
 
 def list_devices() -> list[dict[str, Any]]:
     """Capture devices a ``mic://`` URI can name: index, name, input channels, default rate."""
-    try:
-        import sounddevice as sd
-    except OSError as exc:
-        raise SourceError(f"cannot load PortAudio ({exc}): install libportaudio2") from None
+    sd = _sounddevice()
     default = sd.default.device[0]
     return [
         {"index": i, "name": d["name"], "channels": d["max_input_channels"],

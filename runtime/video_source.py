@@ -118,11 +118,9 @@ class SourceFrames:
 
     def _decode_from(self, index: int) -> Iterator[tuple[int, np.ndarray]]:
         """Seek to the keyframe at or before ``index`` and yield ``(i, rgb)`` for i >= index."""
-        if index > 0:
-            ts = int((self._stream.start_time or 0) + Fraction(index) / self.info.rate / self._stream.time_base)
-            self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
-        else:
-            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+        tb = self._stream.time_base
+        ts = 0 if index == 0 or tb is None else int((self._stream.start_time or 0) + Fraction(index) / self.info.rate / tb)
+        self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
         counted = -1
         for frame in self._container.decode(self._stream):
             counted += 1

@@ -13,7 +13,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class FrameInfo:
     index: int  # 25 fps slot
     fresh: bool  # a newly computed image (False: the previous one held for a slot the engine missed)
     latency_ms: float | None  # capture of the window centre -> this write (None: not measured)
-    level_dbfs: float  # audio level around the frame's time
+    level_dbfs: float  # audio level of the 40 ms centred on the frame's time
     fps: float  # fresh images per second, recent
     dropped: int  # slots skipped or held so far
     idle: bool  # the still face is shown because nobody speaks
@@ -50,8 +50,8 @@ class LiveSink(ABC):
     def write_audio(self, samples: np.ndarray) -> None:
         """Captured 16 kHz float32 ``(n,)`` samples, in order, before the frames they belong to."""
 
-    def close(self) -> None:
-        """Finish (a file is finalised and renamed onto its name)."""
+    def close(self, abort: bool = False) -> None:
+        """Finish: a file is finalised and renamed onto its name, or with ``abort`` (the run crashed) discarded."""
 
 
 class NullSink(LiveSink):
@@ -76,12 +76,30 @@ class NullSink(LiveSink):
         self.audio_samples += int(samples.shape[0])
 
 
+METER_DB = 60.0  # the level meter spans -60..0 dBFS
+METER_PX = 8  # its height
+
+
+def draw_meter(image: np.ndarray, level_dbfs: float) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with a white bar along its bottom, as long as the level on -60..0 dBFS."""
+    out = image.copy()
+    w = out.shape[1]
+    length = round(w * min(1.0, max(0.0, (level_dbfs + METER_DB) / METER_DB)))
+    out[-METER_PX:] = 0
+    out[-METER_PX:, :length] = 255
+    return out
+
+
 class FileSink(LiveSink):
-    """``file://out.mp4``: H.264 at ``output_size`` with the captured audio as AAC, written atomically."""
+    """``file://out.mp4``: H.264 at ``output_size`` with the captured audio as AAC, written atomically.
+
+    ``meter``: a white audio level bar along the bottom of every frame (``file://out.mp4?meter=1``), so
+    that sync can be checked by eye or by a program even with untrained weights.
+    """
 
     realtime = False
 
-    def __init__(self, path: str, cfg: LiveConfig, label: str | None, codec: dict[str, Any]):
+    def __init__(self, path: str, cfg: LiveConfig, label: str | None, codec: dict[str, Any], meter: bool = False):
         from speech2vid.audio.constants import SAMPLE_RATE
         from speech2vid.sinks.video_file import VideoFileSink
 
@@ -89,14 +107,15 @@ class FileSink(LiveSink):
         self.label = label
         self._sink = VideoFileSink(path, fps=25, size=(self.size, self.size), live_audio_rate=SAMPLE_RATE, **codec)
         self.path = self._sink.path
-        self.description = f"file {self.path}"
+        self.meter = meter
+        self.description = f"file {self.path}{' with level meter' if meter else ''}"
         self._source: np.ndarray | None = None  # the last frame given, and its rendering: a held frame
         self._image: np.ndarray | None = None  # is the same object and is not scaled again
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
         if self._image is None or frame is not self._source:
             self._source, self._image = frame, video_frame(frame, self.size, self.label)
-        self._sink.write(self._image)
+        self._sink.write(draw_meter(self._image, info.level_dbfs) if self.meter else self._image)
 
     def write_audio(self, samples: np.ndarray) -> None:
         self._sink.write_audio(samples)
@@ -105,8 +124,18 @@ class FileSink(LiveSink):
     def frames(self) -> int:
         return self._sink.frames_written
 
-    def close(self) -> None:
-        self._sink.close()
+    @property
+    def written(self) -> bool:
+        """The file is complete under its name."""
+        return self._sink.path.is_file() and not self._sink.tmp.exists()
+
+    def close(self, abort: bool = False) -> None:
+        if abort or self.frames == 0:
+            if not abort:
+                log.warning("no frames for %s: nothing written", self.path)
+            self._sink.abort()
+        else:
+            self._sink.close()
 
 
 class DisplaySink(LiveSink):
@@ -121,6 +150,7 @@ class DisplaySink(LiveSink):
         self.size = self._window.size
         self._canvas = background(self.size, cfg.background_colour, cfg.background_image)
         self._side = avatar_side(self.size, cfg.avatar_scale)
+        self._closed = False
         self.description = f"display {self._window.kind} {self.size[0]}x{self.size[1]}{' fullscreen' if cfg.fullscreen else ''}"
 
     def render(self, frame: np.ndarray, info: FrameInfo) -> np.ndarray:
@@ -140,8 +170,10 @@ class DisplaySink(LiveSink):
         if self._window.quit_requested:
             self.quit_requested = True
 
-    def close(self) -> None:
-        self._window.close()
+    def close(self, abort: bool = False) -> None:
+        if not self._closed:
+            self._closed = True
+            self._window.close()
 
 
 class _Window(ABC):
@@ -241,13 +273,18 @@ def parse_sink(uri: str, cfg: LiveConfig, *, label: str | None = None, codec: di
     """Open the sink for ``uri``; raises OutputError naming the accepted forms."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    allowed = {"file": {"meter"}}.get(scheme, set())
+    for key, value in query.items():
+        if key not in allowed or value not in ("0", "1"):
+            raise OutputError(f"sink '{uri}': unknown option '{key}={value}' (file:// takes meter=0|1; others take none)")
     if scheme == "null":
         return NullSink()
     if scheme == "display":
         return DisplaySink(cfg, label)
     if scheme == "file":
-        path = parts.netloc + parts.path
+        path = unquote(parts.netloc + parts.path)
         if not path:
             raise OutputError(f"sink '{uri}' names no file: use file://out.mp4")
-        return FileSink(path, cfg, label, codec or {})
-    raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4 or null://")
+        return FileSink(path, cfg, label, codec or {}, meter=query.get("meter") == "1")
+    raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1] or null://")

@@ -155,6 +155,7 @@ def cmd_redub(args: argparse.Namespace) -> int:
     inputs = prepare_redub(
         args.video, args.audio, args.output, cfg, faces=args.face or (), face_index=args.face_index,
         allow_silence=args.allow_silence, silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
+        strip=args.strip,
     )  # fmt: skip
     model_cfg, loaded, engine = _open_engine(settings)
     label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if loaded.is_random else None
@@ -163,7 +164,7 @@ def cmd_redub(args: argparse.Namespace) -> int:
              inputs.video.frames, inputs.audio.duration, inputs.n_output, cfg.fit, cfg.region)
     with engine:
         result = run_redub(engine, inputs, cfg, settings.generate, face_index=args.face_index, label=label,
-                           progress=not args.quiet, strip=args.strip)
+                           progress=not args.quiet)
     print(result.summary())
     if result.strip is not None:
         print(f"wrote {result.strip} (before/after strip)")
@@ -171,23 +172,60 @@ def cmd_redub(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from speech2vid.bench.latency import format_table, run_bench
-    from speech2vid.engine.factory import available_backends
+    from speech2vid.build_engines.commands import run_bench_command
 
-    models = args.model or ["paper", "lite"]
-    backends = args.backend or available_backends()
-    results = run_bench(models, backends, batch=args.batch, seconds=args.seconds, json_path=args.json,
-                        settings=_settings(args))
-    print(format_table(results))
-    if args.json:
-        print(f"wrote {args.json}")
-    return 0
+    return run_bench_command(args, _settings(args))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from speech2vid.build_engines.commands import run_build_command
+
+    return run_build_command(args, _settings(args))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from speech2vid.build_engines.commands import run_verify_command
+
+    return run_verify_command(args, _settings(args))
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     from speech2vid.runtime.live_app import run_live_command
 
     return run_live_command(args, _settings(args), _open_engine)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from speech2vid.training.command import run_train_command
+
+    args.config = list(args.config) + list(args.train_config)
+    return run_train_command(args, _settings(args))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from speech2vid.evaluation.command import run_eval_command
+
+    args.config = list(args.config) + list(args.eval_config)
+    return run_eval_command(args, _settings(args))
+
+
+def cmd_import_matconvnet(args: argparse.Namespace) -> int:
+    from speech2vid.model.matconvnet import import_to_file
+
+    print(import_to_file(args.files, args.output, args.model or "paper"))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from speech2vid.prepare.command import run_prepare_command
+
+    return run_prepare_command(args, _settings(args))
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from speech2vid.synth.command import run_synth_command
+
+    return run_synth_command(args, _settings(args))
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -252,13 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strip", metavar="PNG", help="also save a before/after strip of six frames")
     _add_engine_options(p)
 
-    p = add("bench", cmd_bench, "per-frame latency of each backend and model, side by side")
-    p.add_argument("--model", action="append", help="model to time (repeatable; default paper and lite)")
-    p.add_argument("--backend", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
-                   help="backend to time, e.g. onnxruntime or torch:cuda:fp16 (repeatable; default all available)")
-    p.add_argument("--batch", type=int, default=1, help="frames per engine call (default 1)")
-    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination (default 3)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    from speech2vid.build_engines.commands import add_bench_arguments, add_build_arguments, add_verify_arguments
+
+    add_bench_arguments(add("bench", cmd_bench, "per-frame latency of every backend x precision x model, side by side"))
+    add_build_arguments(add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans"))
+    add_verify_arguments(add("verify", cmd_verify, "compare every built engine with the PyTorch model; non-zero exit on a fail"))
     p = add("live", cmd_live, "a face speaking live: microphone (or file) -> window, MP4 or null, with measured latency")
     from speech2vid.runtime.live_app import add_live_arguments
 
@@ -266,6 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(p)
 
     add("devices", cmd_devices, "list the capture devices a mic:// source can name")
+
+    from speech2vid.prepare.command import add_prepare_arguments
+    from speech2vid.synth.command import add_synth_arguments
+
+    add_prepare_arguments(add("prepare", cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples"))
+    add_synth_arguments(add("synth", cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)"))
+
+    from speech2vid.evaluation.command import add_eval_arguments
+    from speech2vid.training.command import add_train_arguments
+
+    add_train_arguments(add("train", cmd_train, "train the generator or the deblurring CNN on a dataset (DDP under torchrun)"))
+    add_eval_arguments(add("eval", cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines"))
+
+    p = add("import-matconvnet", cmd_import_matconvnet,
+            "convert the authors' MatConvNet weights (v201.mat generator, v114.mat deblurrer) to safetensors")
+    p.add_argument("files", nargs="+", metavar="FILE.mat", help="generator file, optionally followed by the deblurrer")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
+    p.add_argument("--model", help="geometry the file must match (default paper)")
     return parser
 
 

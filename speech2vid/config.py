@@ -101,6 +101,25 @@ class OnnxRuntimeConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTConfig:
+    """TensorRT engine builds (``speech2vid build --backend tensorrt``)."""
+
+    workspace_mb: int = 2048  # builder workspace (scratch memory) limit
+    dla_core: int | None = None  # Jetson DLA core (TensorRT 10 only); null = GPU
+    gpu_fallback: bool = True  # with a DLA core: layers DLA cannot run go to the GPU (logged by TensorRT)
+    builder_optimization_level: int = 3  # 0..5: higher = longer builds, sometimes faster engines
+    timing_cache: bool = True  # keep kernel timings in the cache folder and reuse them in later builds
+
+    def _check(self, where: str) -> None:
+        if self.workspace_mb < 16:
+            raise ConfigError(f"{where}: 'engine.tensorrt.workspace_mb' must be >= 16, got {self.workspace_mb}")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise ConfigError(f"{where}: 'engine.tensorrt.dla_core' must be null or >= 0, got {self.dla_core}")
+        if not 0 <= self.builder_optimization_level <= 5:
+            raise ConfigError(f"{where}: 'engine.tensorrt.builder_optimization_level' must be within 0..5")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     backend: Backend = "onnxruntime"
     device: Device = "cpu"
@@ -109,6 +128,7 @@ class EngineConfig:
     opset: int = 18
     cache_dir: str = "~/.cache/speech2vid/engines"
     onnxruntime: OnnxRuntimeConfig = field(default_factory=OnnxRuntimeConfig)
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
     def _check(self, where: str) -> None:
         b = self.batch
@@ -234,6 +254,132 @@ class LiveConfig:
         return round((self.lookahead_ms - 12.5) / 10)
 
 
+CalibMethod = Literal["entropy", "percentile", "minmax"]
+
+
+@dataclass(frozen=True)
+class CalibConfig:
+    """INT8 calibration data (``calib/``) and method."""
+
+    source: str = "sample"  # 'sample' (bundled face + speech) or a folder of speech files and face photos
+    size: int = 64  # calibration samples per graph
+    method: CalibMethod = "entropy"  # entropy (KL) | percentile | minmax, for the activation ranges
+    percentile: float = 99.999  # used by method 'percentile'
+    seed: int = 0  # augmentation and sampling order
+
+    def _check(self, where: str) -> None:
+        if self.size < 1:
+            raise ConfigError(f"{where}: 'calib.size' must be >= 1, got {self.size}")
+        if not 90.0 <= self.percentile <= 100.0:
+            raise ConfigError(f"{where}: 'calib.percentile' must be within 90..100, got {self.percentile}")
+
+
+Optimizer = Literal["adam", "sgd"]
+LrSchedule = Literal["constant", "cosine"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``speech2vid train``: optimiser, schedule, batches, checkpoints (per rank under torchrun)."""
+
+    optimizer: Optimizer = "adam"  # adam (shipped: trains faster) | sgd (the paper: momentum, lr 1e-5)
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    lr_schedule: LrSchedule = "cosine"  # over the whole run; constant keeps lr
+    epochs: int = 20  # the paper: 20 epochs or until validation stops improving
+    patience: int = 4  # stop after this many epochs without a better validation L1 (0: never)
+    steps_per_epoch: int | None = None  # None: the whole train split each epoch
+    val_samples: int | None = None  # None: the whole val split
+    batch: int = 32  # samples per step per rank
+    workers: int = 2  # DataLoader worker processes per rank
+    checkpoint_every: int = 200  # steps between mid-epoch checkpoints (resume points)
+    log_every: int = 10  # steps between metric lines in metrics.jsonl
+    seed: int = 0
+    blur_sigma: tuple[float, float] = (0.5, 2.0)  # deblur training: Gaussian blur sigma range, px
+
+    def _check(self, where: str) -> None:
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError(f"{where}: 'train.lr' must be > 0, 'train.weight_decay' >= 0, 'train.momentum' in [0, 1)")
+        if self.epochs < 1 or self.batch < 1 or self.workers < 0 or self.patience < 0:
+            raise ConfigError(f"{where}: 'train.epochs' and 'train.batch' must be >= 1, 'train.workers'/'train.patience' >= 0")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ConfigError(f"{where}: 'train.checkpoint_every' and 'train.log_every' must be >= 1")
+        if (self.steps_per_epoch is not None and self.steps_per_epoch < 1) or (self.val_samples is not None and self.val_samples < 1):
+            raise ConfigError(f"{where}: 'train.steps_per_epoch' and 'train.val_samples' must be >= 1 or null")
+        if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise ConfigError(f"{where}: 'train.blur_sigma' must be [low, high] with 0 < low <= high")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``speech2vid eval``: the helper networks trained on the train split (mouth reader, sync net)."""
+
+    max_offset: int = 15  # frames: sync offsets searched over -max..max (at the dataset's sample stride)
+    sync_steps: int = 1500  # training steps of the SyncNet-style network
+    reader_steps: int = 800  # training steps of the mouth-opening reader
+    batch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    cache_dir: str = "~/.cache/speech2vid/eval"  # trained helper networks, keyed by dataset + settings
+
+    def _check(self, where: str) -> None:
+        if self.max_offset < 0 or self.sync_steps < 1 or self.reader_steps < 1 or self.batch < 2 or self.lr <= 0:
+            raise ConfigError(f"{where}: 'eval' needs max_offset >= 0, sync_steps/reader_steps >= 1, batch >= 2, lr > 0")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``speech2vid prepare``: real videos -> training dataset (paper section 2)."""
+
+    sample_stride: int = 5  # every 5th frame (25 fps grid) is a sample
+    identity_min_gap: int = 25  # identity faces come from frames at least this far from the target
+    val_fraction: float = 0.1  # share of identity groups (speakers) held out for validation
+    shot_threshold: float = 0.5  # Bhattacharyya distance of consecutive colour histograms that is a cut
+    min_face_px: int = 80  # smallest face width searched (frames are scaled so it meets HOG's 80 px)
+    track_min_iou: float = 0.3  # box overlap that continues a track in the next frame
+    track_max_gap: int = 3  # frames a track may miss its face and still continue (gap interpolated)
+    min_track_seconds: float = 2.0  # shorter tracks are dropped
+    landmark_sigma: float = 1.0  # frames: Gaussian smoothing of the landmarks over time
+    max_av_offset: int = 10  # frames searched either way for the audio-video offset
+    min_sync_score: float = 0.0  # a track whose mouth agrees less with the audio is not a speaker
+    workers: int = 0  # parallel processes; 0 = one per CPU core
+
+    def _check(self, where: str) -> None:
+        if self.sample_stride < 1 or self.identity_min_gap < 1 or self.track_max_gap < 0 or self.max_av_offset < 0:
+            raise ConfigError(f"{where}: 'prepare.sample_stride' and 'prepare.identity_min_gap' must be >= 1, "
+                              "'prepare.track_max_gap' and 'prepare.max_av_offset' >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"{where}: 'prepare.val_fraction' must be within [0, 1), got {self.val_fraction}")
+        if not 0.0 < self.shot_threshold <= 1.0 or not 0.0 < self.track_min_iou <= 1.0:
+            raise ConfigError(f"{where}: 'prepare.shot_threshold' and 'prepare.track_min_iou' must be within (0, 1]")
+        if self.min_face_px < 20 or self.min_track_seconds <= 0 or self.landmark_sigma < 0 or self.workers < 0:
+            raise ConfigError(f"{where}: 'prepare.min_face_px' must be >= 20, 'prepare.min_track_seconds' > 0, "
+                              "'prepare.landmark_sigma' and 'prepare.workers' >= 0")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """``speech2vid synth``: the synthetic talking-face corpus (eSpeak NG speech, rendered faces)."""
+
+    frame_size: int = 256  # px, square video frames (the face is placed with random scale/rotation/shift)
+    utterance_seconds: tuple[float, float] = (6.0, 14.0)  # length range of one video (several sentences)
+    val_identity_fraction: float = 0.1  # identities held out for validation (at least one when >= 2)
+    crf: int = 20  # H.264 quality of the intermediate videos
+    preset: str = "veryfast"
+    workers: int = 0  # parallel processes; 0 = one per CPU core
+
+    def _check(self, where: str) -> None:
+        if self.frame_size < 128 or self.frame_size % 2:
+            raise ConfigError(f"{where}: 'synth.frame_size' must be an even number >= 128")
+        lo, hi = self.utterance_seconds
+        if not 2.0 <= lo <= hi:
+            raise ConfigError(f"{where}: 'synth.utterance_seconds' must be [min, max] with 2 <= min <= max")
+        if not 0.0 <= self.val_identity_fraction < 1.0 or not 0 <= self.crf <= 51 or self.workers < 0:
+            raise ConfigError(f"{where}: 'synth.val_identity_fraction' must be within [0, 1), 'synth.crf' 0..51, "
+                              "'synth.workers' >= 0")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything but the model geometry; ``model`` names a file in configs/models or a path."""
@@ -244,6 +390,11 @@ class Settings:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     redub: RedubConfig = field(default_factory=RedubConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    calib: CalibConfig = field(default_factory=CalibConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -1,0 +1,241 @@
+"""``speech2vid build``: every engine of one model x precision x backend, through the engine cache.
+
+One function per conversion step, each logging what it made, its size and how long it took:
+
+1. :func:`export_fp32` - the FP32 ONNX graphs (``onnx_export``, cached by weights + config);
+2. :func:`calibration_feeds` - real inputs for INT8 (``calib``), the frame graph's identity tensors
+   made by the FP32 identity graph;
+3. :func:`make_int8_graph` / :func:`make_fp16_graph` - the Q/DQ graph and the FP16 graph, each an
+   engine of the ``onnxruntime`` backend with its manifest;
+4. :func:`make_tensorrt_engine` - a TensorRT plan from the graph its build path names (``tensorrt_build``).
+
+A valid cached engine (manifest check passes) is reused, unless ``force``. What was built or reused is
+returned as :class:`Built` records (``speech2vid build`` prints them as a table).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from speech2vid.build_engines.manifest import (
+    EngineEntry,
+    EngineRefused,
+    check_engine,
+    engine_entry,
+    source_onnx_sha256,
+    write_engine_manifest,
+)
+from speech2vid.build_engines.onnx_export import cached_graph, export_engines
+from speech2vid.config import Settings, to_dict
+from speech2vid.errors import EngineError
+from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, graph_specs
+from speech2vid.model.weights import LoadedModel
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BUILD_BACKENDS = ("onnxruntime", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Built:
+    """One engine file after ``build``: where it is, how big, how long its build took, whether reused."""
+
+    model: str
+    graph: str
+    backend: str
+    precision: str
+    path: Path
+    size_bytes: int
+    build_seconds: float
+    reused: bool
+
+
+def _mb(path: Path) -> float:
+    return path.stat().st_size / 1e6
+
+
+def cache_root(settings: Settings, cache_dir: str | Path | None) -> Path:
+    return Path(cache_dir if cache_dir is not None else settings.engine.cache_dir).expanduser()
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def export_fp32(loaded: LoadedModel, settings: Settings, root: Path) -> dict[str, Path]:
+    """Step 1: both FP32 ONNX graphs (exported, or reused from the cache)."""
+    t0 = time.perf_counter()
+    paths = export_engines(loaded, settings.engine, root)
+    for graph, path in paths.items():
+        log.info("FP32 ONNX %s graph: %s (%.1f MB)", graph, path, _mb(path))
+    log.info("step 1 (FP32 ONNX export) done in %.1f s", time.perf_counter() - t0)
+    return paths
+
+
+def calibration_feeds(loaded: LoadedModel, settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Step 2: calibration samples per graph, ``{graph: [{input_name: array}, ...]}``."""
+    from speech2vid.calib.data import graph_feeds, load_calibration
+    from speech2vid.engine.torch_backend import torch_runners
+
+    t0 = time.perf_counter()
+    data = load_calibration(settings.calib, loaded.model.cfg.identity_faces)
+    identity, _ = torch_runners(loaded.model, graph_specs(loaded.model.cfg))
+    with identity:
+        feeds = {IDENTITY_GRAPH: graph_feeds(data, IDENTITY_GRAPH), FRAME_GRAPH: graph_feeds(data, FRAME_GRAPH, identity.infer)}
+    log.info("step 2 (calibration data) done: %s in %.1f s", data.describe(), time.perf_counter() - t0)
+    return feeds
+
+
+def make_int8_graph(fp32_onnx: Path, out: Path, feeds: list[dict[str, Any]], settings: Settings) -> Path:
+    """Step 3a: the Q/DQ INT8 graph of one graph."""
+    from speech2vid.build_engines.quantize import quantize_int8
+
+    return quantize_int8(fp32_onnx, out, feeds, method=settings.calib.method, percentile=settings.calib.percentile)
+
+
+def make_fp16_graph(fp32_onnx: Path, out: Path) -> Path:
+    """Step 3b: the FP16 graph (FP32 inputs/outputs) of one graph."""
+    from speech2vid.build_engines.fp16 import convert_fp16
+
+    return convert_fp16(fp32_onnx, out)
+
+
+def make_tensorrt_engine(onnx_path: Path, out: Path, graph: str, loaded: LoadedModel, precision: str, settings: Settings, root: Path) -> Path:
+    """Step 4: a serialised TensorRT engine; the timing cache lives in the cache root, one per GPU kind."""
+    from speech2vid.build_engines.tensorrt_build import build_engine
+
+    spec = graph_specs(loaded.model.cfg)[graph]
+    timing = root / "tensorrt-timing.cache"
+    return build_engine(onnx_path, out, spec, precision, settings.engine.batch, settings.engine.tensorrt, timing)
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+def _builder_info(backend: str, precision: str) -> dict[str, str]:
+    if backend == "tensorrt":
+        from speech2vid.build_engines.tensorrt_build import require_tensorrt
+
+        return {"name": "tensorrt", "version": require_tensorrt()}
+    if precision == "int8":
+        import onnxruntime
+
+        return {"name": "onnxruntime.quantization.quantize_static (QDQ, per-channel, symmetric int8)", "version": onnxruntime.__version__}
+    from importlib.metadata import version
+
+    return {"name": "onnxconverter_common.float16 (keep_io_types)", "version": version("onnxconverter-common")}
+
+
+def _environment(backend: str) -> dict[str, Any] | None:
+    if backend != "tensorrt":
+        return None
+    from speech2vid.build_engines.tensorrt_build import gpu_environment
+
+    return gpu_environment()
+
+
+def _reusable(loaded: LoadedModel, entry: EngineEntry, source_sha: str | None, env: dict[str, Any] | None) -> dict[str, Any] | None:
+    try:
+        return check_engine(loaded, entry, source_sha256=source_sha, environment=env)
+    except EngineRefused as exc:
+        log.info("building %s: %s", entry.describe(), exc.kind if exc.kind != "missing" else "not built yet")
+        return None
+
+
+def build(
+    loaded: LoadedModel,
+    settings: Settings,
+    *,
+    precision: str,
+    backend: str,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+) -> list[Built]:
+    """Build (or reuse) both graphs' engines of ``loaded`` in ``precision`` for ``backend``."""
+    if precision not in PRECISIONS:
+        raise EngineError(f"cannot build '{precision}' engines: choose one of {', '.join(PRECISIONS)} (bf16 runs on --backend torch)")
+    if backend not in BUILD_BACKENDS:
+        raise EngineError(f"cannot build engines for backend '{backend}': choose one of {', '.join(BUILD_BACKENDS)}")
+    if backend == "tensorrt":
+        from speech2vid.build_engines.tensorrt_build import require_tensorrt
+
+        require_tensorrt()  # refuse before minutes of export and calibration
+    root = cache_root(settings, cache_dir)
+    name = loaded.model.cfg.name
+    fp32 = export_fp32(loaded, settings, root)
+    built: list[Built] = []
+    if backend == "onnxruntime" and precision == "fp32":
+        for graph in GRAPHS:  # the export is the engine; its manifest is onnx_export's
+            entry = cached_graph(loaded, graph, settings.engine.opset, root)
+            try:
+                seconds = float(json.loads(entry.manifest_path.read_text(encoding="utf-8")).get("export_seconds") or 0.0)
+            except (OSError, ValueError):
+                seconds = 0.0
+            built.append(Built(name, graph, backend, precision, fp32[graph], fp32[graph].stat().st_size, seconds, True))
+            log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, entry.manifest_path.name)
+        return built
+
+    env = _environment(backend)
+    feeds: dict[str, list[dict[str, Any]]] | None = None
+    # TensorRT needs the derived ONNX graph first where its build path parses one (Q/DQ, or FP16 on 11+).
+    onnx_for_trt: dict[str, Path] = dict(fp32)
+    if backend == "tensorrt":
+        from speech2vid.build_engines.tensorrt_build import build_path, require_tensorrt
+
+        wanted = build_path(require_tensorrt(), precision).onnx_precision
+        if wanted != "fp32":
+            for b in build(loaded, settings, precision=wanted, backend="onnxruntime", cache_dir=root, force=force):
+                onnx_for_trt[b.graph] = b.path
+                built.append(b)
+
+    for graph in GRAPHS:
+        entry = engine_entry(loaded, graph, backend, precision, root)
+        source_sha = source_onnx_sha256(loaded, graph, settings.engine.opset, root)
+        if source_sha is None:
+            raise EngineError(f"the FP32 export of the {graph} graph has no valid manifest in {root}: delete the folder and build again")
+        manifest = None if force else _reusable(loaded, entry, source_sha, env)
+        if manifest is not None:
+            log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
+            built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
+            continue
+        entry.manifest_path.unlink(missing_ok=True)  # incomplete from here until the new manifest is written
+        t0 = time.perf_counter()
+        make: Callable[[], Path]
+        if backend == "onnxruntime" and precision == "int8":
+            if feeds is None:
+                feeds = calibration_feeds(loaded, settings)
+            graph_feeds = feeds[graph]
+            make = lambda: make_int8_graph(fp32[graph], entry.path, graph_feeds, settings)  # noqa: E731
+        elif backend == "onnxruntime":
+            make = lambda: make_fp16_graph(fp32[graph], entry.path)  # noqa: E731
+        else:
+            src = onnx_for_trt[graph]
+            make = lambda: make_tensorrt_engine(src, entry.path, graph, loaded, precision, settings, root)  # noqa: E731
+        make()
+        seconds = time.perf_counter() - t0
+        config: dict[str, Any] = {"engine": to_dict(settings.engine)}
+        if precision == "int8":
+            config["calib"] = to_dict(settings.calib)
+        if backend == "tensorrt":
+            config["onnx"] = onnx_for_trt[graph].name
+        write_engine_manifest(
+            loaded, entry, source_sha256=source_sha, builder=_builder_info(backend, precision),
+            config=config, build_seconds=seconds, environment=env,
+        )  # fmt: skip
+        log.info("built %s: %s (%.1f MB) in %.1f s", entry.describe(), entry.path, _mb(entry.path), seconds)
+        built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False))
+    return built
+
+
+def format_built(rows: list[Built]) -> str:
+    head = ("model", "graph", "backend", "precision", "MB", "build s", "", "file")
+    lines = [(r.model, r.graph, r.backend, r.precision, f"{r.size_bytes / 1e6:.1f}", f"{r.build_seconds:.1f}",
+              "reused" if r.reused else "built", str(r.path)) for r in rows]  # fmt: skip
+    widths = [max(len(h), *(len(x[i]) for x in lines)) if lines else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(x) for x in lines)])

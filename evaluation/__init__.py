@@ -1,0 +1,1 @@
+"""Evaluation: image quality, mouth agreement and audio-visual sync against baselines."""

@@ -1,0 +1,30 @@
+"""``speech2vid prepare VIDEOS -o DATASET``: argument parsing and output for the CLI (logic in run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from .run import run_prepare, stats_table
+
+
+def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively; speaker/clip.mp4 layout)")
+    p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (created; a rerun resumes)")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
+    p.add_argument("--val-fraction", type=float, metavar="F", help="share of speakers held out for validation")
+
+
+def run_prepare_command(args: argparse.Namespace, settings: Any) -> int:
+    cfg = settings.prepare
+    changes = {k: v for k, v in (("workers", args.workers), ("val_fraction", args.val_fraction)) if v is not None}
+    cfg = dataclasses.replace(cfg, **changes)
+    cfg._check("command-line options")
+    t0 = time.perf_counter()
+    summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet)
+    print(stats_table(summary.index))
+    print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
+          f"(reasons in {summary.root / 'report.txt'}); {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    return 0

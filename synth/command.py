@@ -1,0 +1,38 @@
+"""``speech2vid synth -o DATASET --identities N --minutes M``: CLI arguments and output (logic in corpus.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from speech2vid.prepare.run import stats_table
+
+from .corpus import run_synth
+
+
+def add_synth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (a rerun resumes)")
+    p.add_argument("--identities", type=int, required=True, metavar="N", help="number of identities (speakers)")
+    p.add_argument("--minutes", type=float, required=True, metavar="M", help="minutes of speech in total")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: same seed, same corpus (default 0)")
+    p.add_argument("--photos", metavar="DIR", help="folder of face photos animated as extra identities (photo mode)")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
+
+
+def run_synth_command(args: argparse.Namespace, settings: Any) -> int:
+    synth_cfg, prep_cfg = settings.synth, settings.prepare
+    if args.workers is not None:
+        synth_cfg = dataclasses.replace(synth_cfg, workers=args.workers)
+        prep_cfg = dataclasses.replace(prep_cfg, workers=args.workers)
+        synth_cfg._check("command-line options")
+    t0 = time.perf_counter()
+    summary, timing = run_synth(args.output, args.identities, args.minutes, seed=args.seed, photos_dir=args.photos,
+                                cfg=synth_cfg, prepare_cfg=prep_cfg, progress=not args.quiet)  # fmt: skip
+    total = time.perf_counter() - t0
+    print(stats_table(summary.index))
+    print(f"{timing['speech_s'] / 60:.1f} min of speech: rendered in {timing['render_s']:.1f} s, prepared in "
+          f"{timing['prepare_s']:.1f} s, {total:.1f} s in all ({total / max(timing['speech_s'], 1e-9) * 3600 / 60:.1f} min "
+          f"per hour of corpus)")  # fmt: skip
+    return 0

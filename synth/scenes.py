@@ -1,0 +1,67 @@
+"""Edited test videos for ``prepare``: a cut between two shots, and two faces in one shot.
+
+Shot 1 shows one rendered face speaking; a hard cut leads to shot 2 with two faces side by side:
+the *speaker* moves its mouth with the soundtrack, the *distractor* with a different sentence that
+is never heard. ``prepare`` must find the cut, three tracks, and keep the speaker (and shot 1's face).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speech2vid.audio.io import Audio
+from speech2vid.datasets.format import FPS
+
+from .face_render import FaceRenderer, blink_track, random_identity
+from .tts import synthesize
+from .visemes import viseme_track
+
+HALF = 256  # px: each face's half of the 512x256 frame
+
+
+@dataclass(frozen=True)
+class SceneTruth:
+    path: Path
+    frames: int
+    cut: int  # first frame of shot 2
+    speaker_side: str  # "left" or "right" in shot 2
+    visemes: np.ndarray  # (frames, 4) of the speaking face (shot 1's face, then shot 2's speaker)
+
+
+def write_cut_two_faces(path: str | Path, seed: int = 0, shot1_s: float = 3.0, shot2_s: float = 4.0,
+                        speaker_side: str = "right", audio: bool = True) -> SceneTruth:
+    """Write the test video (512x256, 25 fps, H.264 + AAC unless ``audio`` is False)."""
+    from speech2vid.sinks.video_file import VideoFileSink
+
+    rng = np.random.default_rng(seed)
+    heard = synthesize("Bring me the blue umbrella before lunch, and then we will walk to the old harbour.",
+                       "en-us+m3", rate_wpm=150)  # fmt: skip
+    unheard = synthesize("Seven lazy cats slept under the warm kitchen table all afternoon long.", "en-gb-x-rp+f2", rate_wpm=165)
+    n1, n2 = int(round(shot1_s * FPS)), int(round(shot2_s * FPS))
+    n = n1 + n2
+    samples = np.zeros(int(round(n / FPS * heard.rate)), np.float32)
+    k = min(samples.size, heard.samples.size)
+    samples[:k] = heard.samples[:k]
+    samples *= 0.7 / max(float(np.abs(samples).max()), 1e-6)
+    vis_heard = viseme_track(heard.phonemes, n)
+    vis_unheard = viseme_track(unheard.phonemes, n)
+    solo, speaker, distractor = (FaceRenderer(random_identity(seed * 10 + j, HALF)) for j in (1, 2, 3))
+    blinks = [blink_track(n, rng) for _ in range(3)]
+    still = np.full((HALF, HALF, 3), 0, np.uint8)
+    with VideoFileSink(path, fps=FPS, size=(2 * HALF, HALF), audio=Audio(samples[:, None], heard.rate) if audio else None,
+                       crf=18, preset="veryfast") as sink:  # fmt: skip
+        for f in range(n):
+            t = f / FPS
+            if f < n1:
+                face, _ = solo.render(vis_heard[f], float(blinks[0][f]), t)
+                still[:] = solo.id.background[:, ::-1]
+                frame = np.concatenate([still, face], axis=1)
+            else:
+                a, _ = speaker.render(vis_heard[f], float(blinks[1][f]), t)
+                b, _ = distractor.render(vis_unheard[f], float(blinks[2][f]), t)
+                frame = np.concatenate([b, a] if speaker_side == "right" else [a, b], axis=1)
+            sink.write(np.ascontiguousarray(frame))
+    return SceneTruth(Path(path), n, n1, speaker_side, vis_heard)

@@ -1,0 +1,231 @@
+"""The live loop with a real ONNX Runtime engine (lite model, random weights) and real sources and sinks.
+
+The sources are file:// and silence:// here (the microphone path is tests/test_live_e2e.py). A recording
+sink (a LiveSink like null://, keeping what it is given) lets the tests compare frames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speech2vid.assets import sample_speech
+from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.audio.io import read_audio, to_model_rate
+from speech2vid.config import EngineConfig, LiveConfig
+from speech2vid.features.windows import n_frames_for, speech_windows
+from speech2vid.runtime.live import run_live, silence_window
+from speech2vid.runtime.sources import FileSource, SilenceSource
+from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
+
+RENDER_ATOL = 1e-5  # the same graph on batch 1 (live) vs batch N (offline): ONNX Runtime kernels differ slightly
+
+
+class RecordingSink(LiveSink):
+    """Keeps every frame it is given (a real-time sink like display://)."""
+
+    description = "recording"
+
+    def __init__(self, stop_after: int | None = None, stop: threading.Event | None = None) -> None:
+        self.frames: list[np.ndarray] = []
+        self.infos: list[FrameInfo] = []
+        self.audio = 0
+        self._stop_after, self._stop = stop_after, stop
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        self.frames.append(np.array(frame))
+        self.infos.append(info)
+        if self._stop is not None and self._stop_after is not None and len(self.frames) >= self._stop_after:
+            self._stop.set()  # like a Ctrl-C in the middle of a run
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        self.audio += samples.size
+
+
+class SlowEngine:
+    """A deliberately slow backend: the real engine plus a fixed delay per render (an engine that falls behind)."""
+
+    def __init__(self, engine, delay_s: float) -> None:  # type: ignore[no-untyped-def]
+        self._engine, self.delay_s = engine, delay_s
+
+    def set_identity(self, faces) -> None:  # type: ignore[no-untyped-def]
+        self._engine.set_identity(faces)
+
+    def render(self, windows: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)  # simulated compute time, not synchronisation
+        return self._engine.render(windows)
+
+
+class FailingEngine(SlowEngine):
+    """Fails on its ``fail_at``-th render (warm-up included)."""
+
+    def __init__(self, engine, fail_at: int) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(engine, 0.0)
+        self.calls, self.fail_at = 0, fail_at
+
+    def render(self, windows: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise RuntimeError("engine failed (test)")
+        return self._engine.render(windows)
+
+
+@pytest.fixture(scope="module")
+def engine(lite_loaded, engine_cache):  # type: ignore[no-untyped-def]
+    from speech2vid.engine.factory import open_engine
+
+    eng = open_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
+    with eng:
+        yield eng
+
+
+FACES = [np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)]
+CODEC = {"preset": "ultrafast"}
+
+
+SPEECH_SECONDS = 2.0  # of the sample speech: enough frames, little CPU time (2 cores shared in CI)
+
+
+def _speech() -> np.ndarray:
+    return to_model_rate(read_audio(sample_speech())).astype(np.float32)[: round(SPEECH_SECONDS * SAMPLE_RATE)]
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    return str(_write_wav(tmp_path_factory.mktemp("speech") / "speech.wav", _speech()))
+
+
+def _write_wav(path: Path, x: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def _decoded(path: Path) -> tuple[np.ndarray, int]:
+    """(frames of the video, audio samples) of an MP4."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    with av.open(str(path)) as c:
+        audio = sum(f.samples for f in c.decode(audio=0))
+    return frames, audio
+
+
+def test_live_frames_are_the_offline_frames_and_the_file_matches_the_audio(engine, speech_wav, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As fast as possible from a file: every slot rendered, equal to batch rendering, MP4 in sync."""
+    cfg = LiveConfig(idle="off")
+    rec = RecordingSink()
+    out = tmp_path / "live.mp4"
+    report = run_live(engine, FACES, FileSource(speech_wav, 320, realtime=False), [rec, FileSink(str(out), cfg, None, CODEC)], cfg)
+    signal = _speech()
+    n = n_frames_for(signal.size)
+    assert report.audio_samples == signal.size and rec.audio == signal.size
+    assert report.frames == n == len(rec.frames) == report.rendered
+    assert report.skipped == report.dropped == report.repeated == 0
+    assert [i.index for i in rec.infos] == list(range(n)) and all(i.fresh for i in rec.infos)
+    assert 1 <= report.max_in_flight <= 2
+    expected = engine.render(speech_windows(signal))
+    assert np.abs(np.stack(rec.frames) - expected).max() < RENDER_ATOL
+    frames, audio = _decoded(out)
+    assert frames.shape[0] == n
+    assert abs(audio - signal.size) < 1024  # AAC codes whole 1024-sample frames
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.mp4"]  # no partial file left beside it
+    assert report.latency.count > 0 and report.ended == "source ended"
+
+
+@pytest.mark.parametrize("policy", ["drop", "repeat"])
+def test_slow_engine_frames_are_dropped_or_repeated_never_queued(engine, speech_wav, tmp_path, policy: str) -> None:  # type: ignore[no-untyped-def]
+    """An engine four times too slow for 25 fps, in real time: the backlog stays at two, late frames counted."""
+    delay = 0.16  # 4 frame periods
+    cfg = LiveConfig(idle="off", drop_policy=policy)  # type: ignore[arg-type]
+    rec, out = RecordingSink(), tmp_path / "slow.mp4"
+    src = FileSource(speech_wav, 320, realtime=True)
+    report = run_live(SlowEngine(engine, delay), FACES, src, [rec, FileSink(str(out), cfg, None, CODEC)], cfg)  # type: ignore[arg-type]
+    n = n_frames_for(round(SPEECH_SECONDS * SAMPLE_RATE))
+    assert report.frames == n
+    assert report.max_in_flight <= 2
+    assert report.skipped > n // 3  # at most one render per 4 slots can keep up
+    assert report.rendered + report.skipped == n
+    # Each fresh frame waited for its right context and then >= one render: later than look-ahead + late_ms.
+    assert report.late == report.latency.count > 0
+    if policy == "drop":
+        assert report.dropped == report.skipped and report.repeated == 0
+        assert len(rec.frames) == report.rendered and all(i.fresh for i in rec.infos)  # real-time sinks skip
+    else:
+        assert report.repeated == report.skipped and report.dropped == 0
+        assert len(rec.frames) == n and sum(not i.fresh for i in rec.infos) == report.skipped
+        held = [k for k, i in enumerate(rec.infos) if not i.fresh and k > 0]
+        assert all(np.array_equal(rec.frames[k], rec.frames[k - 1]) for k in held)  # the last image again
+    indices = [i.index for i in rec.infos]
+    assert indices == sorted(set(indices))
+    assert _decoded(out)[0].shape[0] == n  # the file keeps every slot, whatever the policy
+
+
+def test_silence_shows_one_still_face(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Speech then two seconds of silence: after the speech, one still image (no engine run, no twitching)."""
+    signal = np.concatenate([_speech(), np.zeros(SAMPLE_RATE + SAMPLE_RATE // 2, np.float32)])
+    wav = _write_wav(tmp_path / "speech_then_silence.wav", signal)
+    cfg = LiveConfig(idle="still", idle_hold_frames=8)
+    rec = RecordingSink()
+    report = run_live(engine, FACES, FileSource(str(wav), 320, realtime=False), [rec], cfg)
+    still = engine.render(silence_window()[None])[0]
+    speech_frames = n_frames_for(_speech().size)
+    # frames whose window (0.35 s centred) is all silence, after the hold: exactly the still face
+    first_silent = speech_frames + 5 + cfg.idle_hold_frames
+    tail = rec.frames[first_silent:]
+    assert len(tail) >= 20
+    assert all(np.allclose(f, still, rtol=0, atol=1e-6) for f in tail)
+    assert report.idle >= len(tail)
+    # while speaking, the network renders every frame (untrained weights barely move the face, so check the flag)
+    assert not any(i.idle for i in rec.infos[: speech_frames - 5])
+    assert all(i.idle for i in rec.infos[first_silent:])
+
+
+def test_idle_silence_source_never_runs_the_engine_after_the_hold(engine) -> None:  # type: ignore[no-untyped-def]
+    cfg = LiveConfig(idle="still", idle_hold_frames=8)
+    sink = NullSink()
+    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], cfg, duration=2.0)
+    assert report.frames == 50 == sink.frames
+    assert report.rendered <= cfg.idle_hold_frames and report.idle >= 50 - cfg.idle_hold_frames
+    assert sink.changes == 0
+
+
+def test_stop_finalises_the_file(engine, speech_wav, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A stop request (what Ctrl-C and SIGTERM set) ends the run between frames with a complete file."""
+    stop = threading.Event()
+    cfg = LiveConfig(idle="off")
+    out = tmp_path / "stopped.mp4"
+    rec = RecordingSink(stop_after=20, stop=stop)
+    report = run_live(engine, FACES, FileSource(speech_wav, 320, realtime=True), [rec, FileSink(str(out), cfg, None, CODEC)], cfg, stop=stop)
+    assert report.ended == "stopped"
+    assert report.frames == n_frames_for(report.audio_samples) < n_frames_for(_speech().size)
+    frames, audio = _decoded(out)
+    assert frames.shape[0] == report.frames and abs(audio - report.audio_samples) < 1024
+
+
+def test_engine_failure_leaves_no_file(engine, speech_wav, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = LiveConfig(idle="off")
+    out = tmp_path / "crash.mp4"
+    with pytest.raises(RuntimeError, match="engine failed"):
+        run_live(FailingEngine(engine, fail_at=12), FACES, FileSource(speech_wav, 320, realtime=False),  # type: ignore[arg-type]
+                 [FileSink(str(out), cfg, None, CODEC)], cfg)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # neither the target nor its temporary file
+
+
+def test_soak_samples_memory_and_latency(engine) -> None:  # type: ignore[no-untyped-def]
+    cfg = LiveConfig(idle="off")
+    report = run_live(engine, FACES, SilenceSource(320, realtime=True), [NullSink()], cfg, duration=1.6, soak_interval=0.4)
+    assert len(report.soak) >= 2
+    assert all(s["rss_mb"] > 0 for s in report.soak)  # type: ignore[operator]
+    d = report.as_dict()
+    assert set(d["soak_drift"]) == {"rss_mb", "latency_median_ms", "latency_p99_ms"}
+    assert d["latency_ms"]["count"] == report.latency.count > 0
