@@ -301,12 +301,13 @@ def run_bench(
         batches = tuple(dict.fromkeys((1, settings.engine.batch.opt)))
     else:
         batches = (batch,) if isinstance(batch, int) else tuple(batch)
+    machine = machine_info()  # before the run: its load average is the other processes', not ours
     results = bench(models, backends or default_targets(), batches=batches, warmup=warmup, seconds=seconds,
                     weights=weights, settings=settings, cache_dir=cache_dir)  # fmt: skip
     if json_path is not None:
         path = Path(json_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(to_json(results, machine_info()), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(to_json(results, machine), indent=2) + "\n", encoding="utf-8")
         log.info("wrote %s", path)
     if plot_path is not None:
         from speech2vid.bench.plot import plot_results

@@ -46,6 +46,8 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # Other processes' load when the run started: on a shared machine it explains noisy numbers.
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     try:
         import onnxruntime

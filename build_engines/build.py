@@ -139,12 +139,32 @@ def _environment(backend: str) -> dict[str, Any] | None:
     return gpu_environment()
 
 
-def _reusable(loaded: LoadedModel, entry: EngineEntry, source_sha: str | None, env: dict[str, Any] | None) -> dict[str, Any] | None:
+def recipe(backend: str, precision: str, settings: Settings) -> dict[str, Any]:
+    """The settings an engine's bytes depend on: a cached engine built with another recipe is rebuilt.
+
+    (Opening an engine does not compare recipes: the ONNX Runtime threads or the cache folder of the
+    running config do not make an engine wrong, and a deliberately different build is the user's.)
+    """
+    from speech2vid.build_engines.fp16 import FP32_OPS
+    from speech2vid.build_engines.quantize import FP32_TAIL_OPS
+
+    if backend == "tensorrt":
+        return {"tensorrt": to_dict(settings.engine.tensorrt), "batch": to_dict(settings.engine.batch)}
+    if precision == "int8":
+        return {"calib": to_dict(settings.calib), "qdq": "s8 symmetric, per-channel weights", "fp32_ops": list(FP32_TAIL_OPS)}
+    return {"fp32_ops": list(FP32_OPS)}
+
+
+def _reusable(loaded: LoadedModel, entry: EngineEntry, source_sha: str | None, env: dict[str, Any] | None, want: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        return check_engine(loaded, entry, source_sha256=source_sha, environment=env)
+        manifest = check_engine(loaded, entry, source_sha256=source_sha, environment=env)
     except EngineRefused as exc:
         log.info("building %s: %s", entry.describe(), exc.kind if exc.kind != "missing" else "not built yet")
         return None
+    if manifest.get("recipe") != want:
+        log.info("rebuilding %s: it was built with other settings (%s)", entry.describe(), manifest.get("recipe"))
+        return None
+    return manifest
 
 
 def build(
@@ -198,7 +218,8 @@ def build(
         source_sha = source_onnx_sha256(loaded, graph, settings.engine.opset, root)
         if source_sha is None:
             raise EngineError(f"the FP32 export of the {graph} graph has no valid manifest in {root}: delete the folder and build again")
-        manifest = None if force else _reusable(loaded, entry, source_sha, env)
+        want = recipe(backend, precision, settings)
+        manifest = None if force else _reusable(loaded, entry, source_sha, env, want)
         if manifest is not None:
             log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
             built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
@@ -225,7 +246,7 @@ def build(
             config["onnx"] = onnx_for_trt[graph].name
         write_engine_manifest(
             loaded, entry, source_sha256=source_sha, builder=_builder_info(backend, precision),
-            config=config, build_seconds=seconds, environment=env,
+            config=config, build_seconds=seconds, environment=env, recipe=want,
         )  # fmt: skip
         log.info("built %s: %s (%.1f MB) in %.1f s", entry.describe(), entry.path, _mb(entry.path), seconds)
         built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False))

@@ -128,6 +128,7 @@ def write_engine_manifest(
     config: Mapping[str, Any],
     build_seconds: float,
     environment: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the sidecar JSON of a finished engine file (atomically: temp + rename) and return it."""
     manifest = {
@@ -138,6 +139,7 @@ def write_engine_manifest(
         "builder": dict(builder),
         "environment": dict(environment or {}),  # TensorRT: version, GPU name, compute capability
         "config": dict(config),
+        "recipe": dict(recipe or {}),  # the build settings the engine's bytes depend on (build.recipe)
         "build_seconds": round(build_seconds, 3),
         "file": entry.path.name,
         "sha256": sha256_file(entry.path),

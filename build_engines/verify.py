@@ -20,10 +20,12 @@ variation the output really has, so it stays meaningful for random weights and t
 
 Pass/fail per precision (:data:`TOLERANCES`): the frame criterion of the engines issue (FP32 max abs
 error < 1e-3; FP16 PSNR > 40 dB; INT8 PSNR > 30 dB) **and** an SNR floor on every output of both graphs.
-The floors follow from the arithmetic (see docs/engines.md): FP32 kernels differ by reassociation only
-(> 60 dB); FP16 has an 11-bit significand (about 66 dB per rounding, tens of layers add up: > 35 dB);
-symmetric INT8 with per-channel weights gives about 40 dB per quantised tensor, and 15-20 quantised
-layers in a row add their noise powers (about -13 dB): > 20 dB.
+Each floor is 3 dB below the SNR that one single rounding at that precision gives on the flattest output
+this project has (the paper model's frame with random weights: std 0.012 around 0.5-0.65), because no
+correct engine can beat one rounding of its own output: SNR_1 = 10 log10(12 var / step^2), with step
+2^-11 x 0.65 for FP16 (38.6 dB) and 0.65 / 127 for symmetric INT8 (18.0 dB). FP32 kernels differ by
+reassociation only: 60 dB is a generous floor. A broken engine (wrong weights, a wrong layer, a scale
+off) lands near 0 dB or below. docs/engines.md has the measurements.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Tolerance:
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(frame_max_abs=1e-3, frame_psnr_db=None, snr_db=60.0),
     "fp16": Tolerance(frame_max_abs=None, frame_psnr_db=40.0, snr_db=35.0),
-    "int8": Tolerance(frame_max_abs=None, frame_psnr_db=30.0, snr_db=20.0),
+    "int8": Tolerance(frame_max_abs=None, frame_psnr_db=30.0, snr_db=15.0),
 }
 
 

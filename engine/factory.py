@@ -153,5 +153,3 @@ def _built_runners(loaded: LoadedModel, cfg: EngineConfig, root: Path) -> tuple[
             runners.append(OnnxRuntimeRunner(entry.path, specs[graph], device=cfg.device, options=cfg.onnxruntime,
                                              precision=cfg.precision, precheck=precheck))
     return runners[0], runners[1]
-    log.info("engine ready to open: %s", label)
-    return TalkingFaceEngine(identity, frame, loaded.model.cfg.identity_faces, label=label)

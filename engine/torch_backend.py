@@ -219,7 +219,7 @@ class TorchCudaGraphRunner(TorchRunner):
         if self.device_name != "cuda":
             raise EngineError("CUDA graphs need device 'cuda': use the plain torch runner on CPU")
         super()._open()
-        self._streams = [torch.cuda.Stream(self._device) for _ in range(N_SLOTS)]
+        self._streams = [torch.cuda.Stream(self._device) for _ in range(N_SLOTS)]  # type: ignore[no-untyped-call]
         self._graphs = [{} for _ in range(N_SLOTS)]
         self._host_out = [{} for _ in range(N_SLOTS)]
         self._events = [None] * N_SLOTS
@@ -272,7 +272,7 @@ class TorchCudaGraphRunner(TorchRunner):
                 staged = self._staging(f"out{slot}:{name}", t.shape)
                 staged.copy_(t.float(), non_blocking=True)  # cast on the GPU, then one async copy
                 outs[name] = staged
-            event = torch.cuda.Event()
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record(stream)
         self._host_out[slot] = outs
         self._events[slot] = event

@@ -18,4 +18,22 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
-    raise NotImplementedError
+    import sys
+
+    from speech2vid.config import load_model_config
+    from speech2vid.errors import UserError
+    from speech2vid.evaluation.evaluate import evaluate, format_table, write_json
+    from speech2vid.model.weights import load_model
+
+    loaded = load_model(load_model_config(settings.model), settings.weights)
+    try:
+        result = evaluate(loaded.model, args.data, settings.eval, max_samples=args.max_samples,
+                          cache_dir=args.cache_dir, progress=sys.stderr.isatty() and not args.quiet)
+    except ValueError as exc:  # data that cannot be scored (too small, no samples)
+        raise UserError(str(exc)) from None
+    result["weights"] = loaded.source
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0

@@ -43,12 +43,15 @@ def compose(canvas: np.ndarray, avatar: np.ndarray) -> np.ndarray:
 
 
 def overlay(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Small status text in the bottom-left corner, drawn in place on ``frame`` (also returned)."""
+    """Small status text on a darkened band in the bottom-left corner, drawn in place on ``frame`` (also returned)."""
     scale = max(0.4, frame.shape[0] / 1000)
     step = int(22 * scale / 0.5)
+    width = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for line in lines) + 16
+    top = max(0, frame.shape[0] - step * len(lines) - 8)
+    band = frame[top:, : min(width, frame.shape[1])]
+    band //= 3  # darkened rather than outlined text: Hershey glyphs advance with thickness, so outlines misalign
     y = frame.shape[0] - 8 - step * (len(lines) - 1)
     for line in lines:
-        cv2.putText(frame, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(frame, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240), 1, cv2.LINE_AA)
         y += step
     return frame

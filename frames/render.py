@@ -28,8 +28,8 @@ def watermark(frame: np.ndarray, text: str) -> np.ndarray:
     scale = band / 40.0
     thickness = max(1, band // 14)
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    if tw > w - 4:  # shrink long text to fit
-        scale *= (w - 4) / tw
+    while tw > w - 4 and scale > 0.1:  # shrink long text to fit (the stroke width does not scale, so repeat)
+        scale *= 0.97 * (w - 4) / tw
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     org = ((w - tw) // 2, (band + th) // 2)
     cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 60, 60), thickness, cv2.LINE_AA)

@@ -20,9 +20,13 @@ Latency
     end-of-stream flush (their right context padded with silence) are not measured.
 
 Idle
-    With ``idle: still``, after ``idle_hold_frames`` frames whose heard audio is below
-    ``idle_threshold_dbfs``, the face rendered once from silence at start-up is shown without running
-    the engine: a closed, still mouth and no twitching on background noise.
+    With ``idle: still``, after ``idle_hold_frames`` frames whose window (the part heard so far) is quieter
+    than ``idle_threshold_dbfs``, the face rendered once from digital silence at start-up is shown without
+    running the engine: a closed, still mouth, no twitching on background noise, and an idle CPU.
+
+Threads
+    The engine runs on one worker thread (``render``); PortAudio's callback thread only fills the ring;
+    everything else (features, sinks, the window) runs on the calling thread.
 """
 
 from __future__ import annotations
@@ -177,15 +181,21 @@ class LiveReport:
 
 
 def soak_drift(samples: list[dict[str, float | int | None]]) -> dict[str, float | None]:
-    """Memory and latency change from the first interval (warm-up excluded) to the last."""
-    base = samples[1] if len(samples) > 2 else samples[0]
-    last = samples[-1]
+    """Memory and latency drift over a soak: the change from the first sample after warm-up to the last, and
+    the least-squares slopes (RSS in MiB per hour, latency in ms per hour) over all samples after warm-up."""
+    kept = samples[1:] if len(samples) > 2 else samples  # the first interval includes start-up
 
-    def diff(key: str) -> float | None:
-        a, b = base.get(key), last.get(key)
-        return None if a is None or b is None else float(b) - float(a)
+    def values(key: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = [(float(s["t_s"]), float(s[key])) for s in kept if s.get(key) is not None]  # type: ignore[arg-type]
+        arr = np.array(pts, dtype=np.float64).reshape(-1, 2)
+        return arr[:, 0], arr[:, 1]
 
-    return {"rss_mb": diff("rss_mb"), "latency_median_ms": diff("latency_median_ms"), "latency_p99_ms": diff("latency_p99_ms")}
+    out: dict[str, float | None] = {}
+    for key in ("rss_mb", "latency_median_ms", "latency_p99_ms"):
+        t, v = values(key)
+        out[key] = float(v[-1] - v[0]) if v.size else None
+        out[f"{key}_per_hour"] = float(np.polyfit(t / 3600, v, 1)[0]) if v.size >= 3 else None
+    return out
 
 
 def silence_window() -> np.ndarray:
@@ -259,8 +269,9 @@ def run_live(
                 report.dropped += 1
         targets = [s for s in sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
         now = time.monotonic()
-        recent.append(now)
-        del recent[: max(0, len(recent) - FPS)]
+        if fresh:
+            recent.append(now)
+            del recent[: max(0, len(recent) - FPS)]
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         captured = clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < measured_until else None
         latency = None if captured is None else (now - captured) * 1e3
@@ -305,10 +316,10 @@ def run_live(
             emit(next_emit, done.pop(next_emit))
             next_emit += 1
 
-    def sample_soak() -> None:
+    def sample_soak(final: bool = False) -> None:
         nonlocal soak_hist, soak_t
         now = time.monotonic()
-        if soak_interval is None or now - soak_t < soak_interval:
+        if soak_interval is None or (now - soak_t < soak_interval and not (final and soak_hist.count)):
             return
         report.soak.append({"t_s": round(now - t_start, 1), "rss_mb": round(rss_mb(), 1), "frames": report.frames,
                             "latency_median_ms": soak_hist.quantile(0.5), "latency_p99_ms": soak_hist.quantile(0.99)})  # fmt: skip
@@ -371,6 +382,7 @@ def run_live(
                 next_window += 1
         while next_emit < next_window:
             collect(block=True)
+        sample_soak(final=True)
         completed = True
     finally:
         worker.close()

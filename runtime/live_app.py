@@ -26,9 +26,9 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
     p.add_argument("--source", default="mic://default", metavar="URI",
                    help="mic://default, mic://<device name or index> (see `speech2vid devices`), "
-                        "file://speech.wav[?realtime=0&loop=1] or silence:// (default mic://default)")
+                        "file://speech.wav[?realtime=0&loop=1&play=1] or silence:// (default mic://default)")
     p.add_argument("--sink", action="append", metavar="URI",
-                   help="display://, file://out.mp4 or null:// (repeatable; default display://)")
+                   help="display://, file://out.mp4[?meter=1] or null:// (repeatable; default display://)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
     p.add_argument("--soak", action="store_true",
                    help="soak test: sample memory and latency every --duration/10 s (at least 10 s; 60 s without "
@@ -134,8 +134,10 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
           f"latency median {fmt(lat['median'])} ms, p99 {fmt(lat['p99'])} ms ({report.ended})")  # fmt: skip
     if report.soak:
         d = report.as_dict()["soak_drift"]
-        print(f"soak drift: RSS {fmt(d['rss_mb'])} MiB, latency median {fmt(d['latency_median_ms'])} ms, "
-              f"p99 {fmt(d['latency_p99_ms'])} ms")
+        print(f"soak drift after warm-up ({len(report.soak)} samples): RSS {fmt(d['rss_mb'])} MiB "
+              f"({fmt(d['rss_mb_per_hour'])} MiB/h), latency median {fmt(d['latency_median_ms'])} ms "
+              f"({fmt(d['latency_median_ms_per_hour'])} ms/h), p99 {fmt(d['latency_p99_ms'])} ms "
+              f"({fmt(d['latency_p99_ms_per_hour'])} ms/h)")  # fmt: skip
     for s in sinks:
         if getattr(s, "written", False):
             print(f"wrote {s.path} ({s.frames} frames)")

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -70,7 +70,6 @@ class RedubResult:
     alpha_frames: int  # Poisson could not run (region at the border): feathered alpha instead
     fps: Fraction
     wall_seconds: float
-    identity_frames: list[int] = field(default_factory=list)
     strip: Path | None = None
 
     def summary(self) -> str:
@@ -214,7 +213,7 @@ def run_redub(
     finally:
         bar.close()
     result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
-                         counts.alpha, info.rate, time.perf_counter() - start, inputs.identity_frames, strip_path)
+                         counts.alpha, info.rate, time.perf_counter() - start, strip_path)
     log.debug("landmark filter restarted %d times (lost faces, cuts)", tracker.resets)
     return result
 

@@ -32,6 +32,9 @@ log = logging.getLogger("speech2vid.runtime.sources")
 # The consumer polls the ring instead of being woken by the callback, so the callback takes no lock;
 # 2 ms adds at most 2 ms to a frame's latency.
 POLL_SECONDS = 0.002
+# A stream's first block can take long: PulseAudio through ALSA's pulse plugin took up to 1.7 s on a busy
+# machine (measured). Until it arrives, a stall is only declared after this long.
+START_GRACE_SECONDS = 4.0
 SCHEMES = ("mic", "file", "silence")
 
 
@@ -202,8 +205,9 @@ class MicSource(Source):
         self._ring: SampleRing | None = None
         self._stamps = StampRing()
         self._resampler: Any = None
-        self._out_pos = 0  # 16 kHz samples delivered
         self._last_data = 0.0
+        self._device_overflows = 0
+        self._started = False
         self.reopens = 0  # in all, for the stats
         self._attempts = 0  # in a row without audio in between: a kiosk survives any number of unplugs
 
@@ -215,13 +219,16 @@ class MicSource(Source):
         ring = self._ring
         if ring is None:
             return
+        if status:  # PortAudio lost input before this block (the OS buffer overran): count it, log nothing here
+            self._device_overflows += 1
         index = ring.written
         if ring.write(indata[:, 0]):
             self._stamps.write(index, t_first)
 
     @property
     def overflows(self) -> int:
-        return self._ring.overflows if self._ring is not None else 0
+        """Blocks lost: by the device (PortAudio's overflow flag) or because the loop was a whole ring behind."""
+        return self._device_overflows + (self._ring.overflows if self._ring is not None else 0)
 
     def open(self) -> None:
         sd = _sounddevice()
@@ -235,14 +242,19 @@ class MicSource(Source):
                 log.info("%s cannot capture at %d Hz: capturing at %d Hz and resampling", self.description, SAMPLE_RATE, rate)
         except (ValueError, sd.PortAudioError) as exc:
             raise SourceError(f"cannot open {self.description}: {exc} (see `speech2vid devices`)") from None
+        self._prepare(rate)
+        self._start_stream(sd)
+
+    def _prepare(self, rate: int) -> None:
+        """Buffers for capturing at ``rate`` Hz: the ring, and a streaming soxr resampler unless it is 16 kHz."""
         self.device_rate = rate
-        if self._ring is None:
-            self._ring = SampleRing(int(self.options.ring_seconds * rate))
-        if rate != SAMPLE_RATE and self._resampler is None:
+        self._ring = SampleRing(int(self.options.ring_seconds * rate))
+        self._resampler = None
+        if rate != SAMPLE_RATE:
             import soxr
 
-            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        self._start_stream(sd)
+            # LQ holds back 6 ms (HQ 21 ms) and passes far more than the 300-3700 Hz the MFCC's mel bank reads.
+            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="LQ")
 
     def _start_stream(self, sd: Any) -> None:
         blocksize = max(1, round(self.options.blocksize * self.device_rate / SAMPLE_RATE))
@@ -257,6 +269,7 @@ class MicSource(Source):
             raise SourceError(f"cannot open {self.description}: {exc} (see `speech2vid devices`)") from None
         self.input_latency = float(self._stream.latency)
         self._last_data = time.monotonic()
+        self._started = False  # no audio from this stream yet
 
     def close(self) -> None:
         if self._stream is not None:
@@ -290,7 +303,8 @@ class MicSource(Source):
         deadline = time.monotonic() + timeout
         while ring.available == 0:
             now = time.monotonic()
-            if now - self._last_data > self.options.stall_seconds or not self._stream.active:
+            limit = self.options.stall_seconds if self._started else max(self.options.stall_seconds, START_GRACE_SECONDS)
+            if now - self._last_data > limit or not self._stream.active:
                 why = "stopped delivering audio" if self._stream.active else "stream ended with an error"
                 self._reopen(why)
             if now >= deadline:
@@ -298,19 +312,22 @@ class MicSource(Source):
             time.sleep(POLL_SECONDS)  # see POLL_SECONDS: the callback never signals a lock
         self._last_data = time.monotonic()
         self._attempts = 0
+        self._started = True
+        return self._take()
+
+    def _take(self) -> Chunk:
+        """Everything in the ring, at 16 kHz, with its stamps moved to 16 kHz sample indices."""
+        ring = self._ring
+        if ring is None:
+            raise RuntimeError("MicSource read before open()")
         first = ring.read_pos
         raw = ring.read()
         stamps = [(i, t) for i, t in self._stamps.read() if i >= first]
         if self._resampler is None:
-            base = self._out_pos - first  # device index -> delivered 16 kHz index
-            out, ratio = raw, 1.0
-        else:
-            # The ideal mapping; soxr's own delay (a few ms) is not modelled.
-            out = self._resampler.resample_chunk(raw)
-            ratio = SAMPLE_RATE / self.device_rate
-            base = self._out_pos - round(first * ratio)
-        self._out_pos += out.shape[0]
-        return Chunk(out, tuple((base + round(i * ratio), t) for i, t in stamps))
+            return Chunk(raw, tuple(stamps))
+        # soxr's output sample j is input sample j / ratio (it withholds its filter delay, it does not shift)
+        ratio = SAMPLE_RATE / self.device_rate
+        return Chunk(self._resampler.resample_chunk(raw), tuple((round(i * ratio), t) for i, t in stamps))
 
 
 def _sounddevice() -> Any:

@@ -151,6 +151,7 @@ class DisplaySink(LiveSink):
         self._canvas = background(self.size, cfg.background_colour, cfg.background_image)
         self._side = avatar_side(self.size, cfg.avatar_scale)
         self._closed = False
+        self._latency = "-"
         self.description = f"display {self._window.kind} {self.size[0]}x{self.size[1]}{' fullscreen' if cfg.fullscreen else ''}"
 
     def render(self, frame: np.ndarray, info: FrameInfo) -> np.ndarray:
@@ -160,8 +161,10 @@ class DisplaySink(LiveSink):
             avatar = watermark(avatar, self.label)
         out = compose(self._canvas, avatar)
         if self.cfg.overlay:
-            lat = "-" if info.latency_ms is None else f"{info.latency_ms:.0f} ms"
-            overlay(out, [f"{info.fps:4.1f} fps  latency {lat}", f"level {info.level_dbfs:5.1f} dBFS  dropped {info.dropped}"
+            if info.latency_ms is not None:
+                self._latency = f"{info.latency_ms:.0f} ms"  # a held frame shows the last measured latency
+            lat = self._latency
+            overlay(out, [f"{info.fps:4.1f} fps  latency {lat}", f"level {info.level_dbfs:5.1f} dBFS  skipped {info.dropped}"
                           + ("  idle" if info.idle else "")])  # fmt: skip
         return out
 

@@ -227,7 +227,7 @@ class LiveConfig:
     background_image: str | None = None  # an image file instead of the colour (scaled to cover)
     fullscreen: bool = False  # borderless, cursor hidden (kiosk)
     idle: IdleBehaviour = "still"  # nobody speaks: still (a closed, still mouth) | off (always the network)
-    idle_threshold_dbfs: float = -50.0  # a frame's 40 ms of audio quieter than this is silence
+    idle_threshold_dbfs: float = -50.0  # a frame whose heard window is quieter than this is silence
     idle_hold_frames: int = 8  # silent frames in a row before the face goes still (no flicker between words)
     stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
     reopen_attempts: int = 3  # then the run ends with a clear message; output files stay valid
@@ -338,7 +338,7 @@ class PrepareConfig:
     shot_threshold: float = 0.5  # Bhattacharyya distance of consecutive colour histograms that is a cut
     min_face_px: int = 80  # smallest face width searched (frames are scaled so it meets HOG's 80 px)
     track_min_iou: float = 0.3  # box overlap that continues a track in the next frame
-    track_max_gap: int = 3  # frames a track may miss its face and still continue (gap interpolated)
+    track_max_gap: int = 8  # frames a track may miss its face and still continue (gap interpolated)
     min_track_seconds: float = 2.0  # shorter tracks are dropped
     landmark_sigma: float = 1.0  # frames: Gaussian smoothing of the landmarks over time
     max_av_offset: int = 10  # frames searched either way for the audio-video offset

@@ -32,7 +32,7 @@ from speech2vid.faces.photo import read_photo
 
 from .face_render import FaceRenderer, blink_track, random_identity
 from .sentences import sentence
-from .tts import VARIANTS, VOICES, synthesize
+from .tts import VARIANTS, VOICES, run_isolated, synthesize
 from .visemes import viseme_track
 
 SOURCE_DIR = "source"
@@ -140,7 +140,7 @@ def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     if path.is_file() and truth_path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples, rate, phonemes, texts = _speech_for(plan)
+    samples, rate, phonemes, texts = run_isolated(_speech_for, plan)  # clean eSpeak NG state per video
     n_frames = int(round(samples.size / rate * FPS))
     rng = np.random.default_rng([plan.seed, 4])
     sp = plan.speaker

@@ -82,19 +82,22 @@ def viseme_track(
 
     Args:
         phonemes: ``(symbol, start_s, end_s)`` in order (from :func:`speech2vid.synth.tts.synthesize`).
-        n_frames: frames wanted; time not covered by a phoneme is rest (closed mouth).
+        n_frames: frames wanted; time not covered by a phoneme (before, between, after) is rest (closed mouth).
         articulation: a speaker's scale of the jaw opening (1 = the table's values).
     """
     duration = n_frames / FPS
-    segments: list[tuple[float, float, np.ndarray, float]] = [(-1.0, 0.0, np.array(REST[0]), REST[1])]
-    last_end = 0.0
-    for symbol, start, end in phonemes:
+    rest = np.array(REST[0])
+    segments: list[tuple[float, float, np.ndarray, float]] = []
+    cursor = -1.0  # time covered so far; gaps between phonemes (pauses between sentences) are rest
+    for symbol, start, end in sorted(phonemes, key=lambda p: p[1]):
+        if start > cursor + 1e-3:
+            segments.append((cursor, start, rest, REST[1]))
         parts = phoneme_targets(symbol)
         step = (end - start) / len(parts)
         for j, (target, dominance) in enumerate(parts):
             segments.append((start + j * step, start + (j + 1) * step, np.array(target), dominance))
-        last_end = max(last_end, end)
-    segments.append((last_end, max(duration, last_end) + 1.0, np.array(REST[0]), REST[1]))
+        cursor = max(cursor, end)
+    segments.append((cursor, max(duration, cursor) + 1.0, rest, REST[1]))
     # Frame k is shown at k / 25 s and stands for the 40 ms centred there.
     t = (np.arange(n_frames * RATE // FPS) + 0.5) / RATE - 0.5 / FPS
     num = np.zeros((t.size, N_VISEMES))

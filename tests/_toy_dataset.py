@@ -63,7 +63,7 @@ def make_toy_dataset(root: Path, *, train_ids: int = 4, val_ids: int = 2, frames
         shard = f"shards/id{i:02d}_v0.tar"
         write_shard(root / shard, [track])
         records.append({"video": f"id{i:02d}_v0.mp4", "status": "ok", "split": split, "shard": shard,
-                        "group": f"id{i:02d}", "samples": frames, "tracks": [key],
+                        "group": f"id{i:02d}", "samples": frames, "tracks": [{"key": key, "kept": True}],
                         "track_seconds": frames * STRIDE / 25.0})
     (root / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
     for r in records:

@@ -35,3 +35,18 @@ def lite_onnx(lite_loaded, engine_cache):  # type: ignore[no-untyped-def]
     from speech2vid.config import EngineConfig
 
     return export_engines(lite_loaded, EngineConfig(), engine_cache)
+
+
+@pytest.fixture(scope="session")
+def lite_built(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped-def]
+    """(settings, built rows): the lite model's INT8 (Q/DQ) and FP16 ONNX Runtime engines, built once into
+    ``engine_cache`` with a small, quick calibration (8 samples, min-max)."""
+    from speech2vid.build_engines.build import build
+    from speech2vid.config import CalibConfig, EngineConfig, Settings
+
+    settings = Settings(engine=EngineConfig(cache_dir=str(engine_cache)), calib=CalibConfig(size=8, method="minmax"))
+    rows = [
+        *build(lite_loaded, settings, precision="int8", backend="onnxruntime"),
+        *build(lite_loaded, settings, precision="fp16", backend="onnxruntime"),
+    ]
+    return settings, rows

@@ -163,15 +163,22 @@ def test_corrupt_or_missing_onnx_refused(lite_loaded, tmp_path) -> None:  # type
         assert str(path) in one_line(info)
 
 
-def test_unavailable_combinations_refused(lite_loaded, engine_cache) -> None:  # type: ignore[no-untyped-def]
-    cfg = EngineConfig(cache_dir=str(engine_cache))
-    with pytest.raises(EngineError, match="TensorRT backend is not available") as info:
-        open_engine(lite_loaded, cfg, backend="tensorrt", device="cuda")
-    one_line(info)
-    for precision in ("fp16", "int8"):
-        with pytest.raises(EngineError, match="speech2vid build") as info:
+def test_unavailable_combinations_refused(lite_loaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from speech2vid.engine.factory import tensorrt_available
+
+    cfg = EngineConfig(cache_dir=str(tmp_path))  # empty: nothing built
+    if not tensorrt_available()[0]:
+        with pytest.raises(EngineError, match="TensorRT backend cannot run here") as info:
+            open_engine(lite_loaded, cfg, backend="tensorrt", device="cuda")
+        one_line(info)
+        assert "tensorrt" not in available_backends()
+    for precision in ("fp16", "int8"):  # engines of `speech2vid build`: refused until built
+        with pytest.raises(EngineError, match="speech2vid build --model lite --precision") as info:
             open_engine(lite_loaded, cfg, backend="onnxruntime", precision=precision)
         one_line(info)
+    with pytest.raises(EngineError, match="bf16") as info:
+        open_engine(lite_loaded, cfg, backend="onnxruntime", precision="bf16")
+    one_line(info)
     with pytest.raises(EngineError, match="fp16") as info:
         open_engine(lite_loaded, cfg, backend="torch", precision="fp16")  # fp16 on CPU
     one_line(info)
@@ -185,7 +192,6 @@ def test_unavailable_combinations_refused(lite_loaded, engine_cache) -> None:  #
         with pytest.raises(EngineError, match="CUDA provider") as info:
             open_engine(lite_loaded, cfg, backend="onnxruntime", device="cuda")
         one_line(info)
-    assert "tensorrt" not in available_backends()
 
 
 # ----------------------------------------------------------------------------- precisions and devices
@@ -240,3 +246,30 @@ def test_onnxruntime_cuda_matches_torch(lite_torch, lite_loaded, lite_onnx) -> N
         assert identity.providers[0] == "CUDAExecutionProvider"
         feeds = frame_feeds(identity_of(identity), 4)
         assert max_err(frame.infer(feeds), frame_cpu.infer(feeds))[FRAME] < 2e-3
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("precision,atol", [("fp32", 2e-3), ("fp16", 3e-2), ("bf16", 3e-2)])
+def test_torch_cuda_graphs_double_buffered(precision, atol, lite_torch, lite_loaded) -> None:  # type: ignore[no-untyped-def]
+    """CUDA-graph frame runner: same results as eager CUDA, per slot and batch size, slots in flight together."""
+    from speech2vid.engine.torch_backend import TorchCudaGraphRunner
+
+    identity_cpu, frame_cpu = lite_torch
+    spec = graph_specs(lite_loaded.model.cfg)[FRAME_GRAPH]
+    ident = identity_of(identity_cpu)
+    feeds4, feeds1 = frame_feeds(ident, 4), frame_feeds(ident, 1, seed=5)
+    with TorchRunner(lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision) as eager, TorchCudaGraphRunner(
+        lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision
+    ) as graphed:
+        want4, want1 = eager.infer(feeds4)[FRAME], eager.infer(feeds1)[FRAME]
+        graphed.submit(0, feeds4)
+        graphed.submit(1, feeds1)  # both slots in flight, different batch sizes
+        got4, got1 = graphed.collect(0)[FRAME], graphed.collect(1)[FRAME]
+        for _ in range(3):  # replays reuse the captured graphs and buffers
+            np.testing.assert_allclose(graphed.infer(feeds4)[FRAME], want4, rtol=0, atol=1e-3)
+        with pytest.raises(RuntimeError, match="without a submit"):
+            graphed.collect(0)
+    np.testing.assert_allclose(got4, want4, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got1, want1, rtol=0, atol=1e-3)
+    assert max_err({FRAME: got4}, frame_cpu.infer(feeds4))[FRAME] < atol

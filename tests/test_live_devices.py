@@ -218,6 +218,8 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     heard = np.clip(heard, -METER_DB, 0)
     err = {d: float(np.mean(np.abs(shown[max(d, 0) : len(shown) + min(d, 0)] - heard[max(-d, 0) : len(heard) - max(d, 0)]))) for d in range(-5, 6)}
     offset = min(err, key=err.get)  # type: ignore[arg-type]
+    print(f"latency median {lat['median']} ms, p99 {lat['p99']} ms; meter error by offset (dB): "
+          + ", ".join(f"{d:+d}: {e:.2f}" for d, e in err.items()))
     assert offset == 0, f"video vs muxed audio offset {offset} frames (mean meter error by offset: {err})"
     assert err[0] < 3.0  # dB: the meter is the muxed audio's level (AAC changes it a little)
     # and where the speech begins: the first frame whose 40 ms of the played WAV (placed by the correlation) is
@@ -275,6 +277,10 @@ def xdisplay() -> str:
     """A private Xvfb screen; its DISPLAY name."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb missing: apt-get install xvfb")
+    try:
+        import tkinter  # noqa: F401  (display:// draws with Tk where OpenCV is the headless build)
+    except ImportError:
+        pytest.skip("this Python has no tkinter (and opencv-python-headless no GUI): install python3-tk")
     r, w = os.pipe()
     proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
                             pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

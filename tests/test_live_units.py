@@ -53,7 +53,7 @@ def test_ring_read_limit() -> None:
 def test_ring_between_real_threads_loses_and_reorders_nothing() -> None:
     """A producer thread writing a counting sequence as fast as it can; the consumer sees it intact."""
     ring = SampleRing(997)  # prime: the 64-sample blocks land at every offset
-    total, block = 50_000, 64
+    total, block = 51_200, 64  # 800 blocks
     written = []
 
     def produce() -> None:
@@ -251,3 +251,26 @@ def test_profiles_load_by_name() -> None:
     assert load_settings("desktop").engine.backend == "onnxruntime"
     jetson = load_settings("jetson")
     assert jetson.engine.backend == "tensorrt" and jetson.live.fullscreen
+
+
+def test_microphone_at_48khz_is_resampled_to_16khz() -> None:
+    """A device that cannot open 16 kHz: blocks arrive in the PortAudio callback at 48 kHz, the loop gets 16 kHz."""
+    from speech2vid.runtime.sources import MicSource
+
+    mic = MicSource(None, CaptureOptions())
+    mic._prepare(48_000)
+    t = np.arange(48_000) / 48_000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    out, stamps = [], []
+    for i in range(0, tone.size, 960):  # 20 ms blocks, as PortAudio hands them over
+        mic._callback(tone[i : i + 960, None], 960, None, 0)
+        chunk = mic._take()
+        out.append(chunk.samples)
+        stamps.extend(chunk.stamps)
+    x = np.concatenate(out)
+    assert abs(x.size - SAMPLE_RATE) < 200  # soxr holds back a few ms of filter delay
+    spectrum = np.abs(np.fft.rfft(x[2000:14000] * np.hanning(12000)))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / 12000 - 1000) < 2  # still a 1 kHz tone
+    assert frame_level_dbfs(x[2000:14000]) == pytest.approx(frame_level_dbfs(tone), abs=0.1)
+    assert [i for i, _ in stamps] == [round(k * 960 / 3) for k in range(50)]  # device blocks -> 16 kHz indices
+    assert mic.overflows == 0

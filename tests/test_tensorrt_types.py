@@ -27,7 +27,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKED = ("engine/cuda.py", "engine/tensorrt_backend.py", "build_engines/tensorrt_build.py", "build_engines/manifest.py")
+CHECKED = (
+    "engine/cuda.py", "engine/tensorrt_backend.py", "build_engines/tensorrt_build.py", "build_engines/manifest.py",
+    "engine/torch_backend.py", "engine/factory.py",
+)
 STAGES = ("speech2vid", "audio", "features", "faces", "model", "engine", "build_engines", "calib", "frames", "sinks", "runtime", "bench", "configs", "assets")
 
 MYPY_INI = """[mypy]
