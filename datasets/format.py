@@ -85,7 +85,7 @@ class Track:
     def __post_init__(self) -> None:
         n = len(self.frames)
         for name, (dtype, shape) in _ARRAYS.items():
-            value = np.ascontiguousarray(getattr(self, name), dtype=dtype)
+            value: np.ndarray = np.ascontiguousarray(getattr(self, name), dtype=dtype)
             if value.shape != (n, *shape):
                 raise ValueError(f"track {self.key}: {name} has shape {value.shape}, expected {(n, *shape)}")
             setattr(self, name, value)
@@ -119,7 +119,7 @@ def write_shard(path: str | os.PathLike[str], tracks: list[Track]) -> Path:
                 meta = dict(track.meta, key=track.key, n=len(track.frames), targets=track.n_targets)
                 _add_member(tar, f"{track.key}.json", json.dumps(meta, sort_keys=True).encode())
                 buf = io.BytesIO()
-                np.savez(buf, **track.arrays())
+                np.savez(buf, **track.arrays())  # type: ignore[arg-type]
                 _add_member(tar, f"{track.key}.npz", buf.getvalue())
         os.replace(tmp, path)
     except BaseException:

@@ -86,7 +86,7 @@ def link_detections(
             for bi, b in enumerate(boxes):
                 if bi not in used_b:
                     active.append(FaceTrack([f], [np.asarray(b, dtype=np.float64)]))
-            still = []
+            still: list[FaceTrack] = []
             for t in active:
                 (still if f - t.frames[-1] <= max_gap else done).append(t)
             active = still

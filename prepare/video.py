@@ -1,8 +1,9 @@
 """Prepare one video: shots, faces, tracks, landmarks, speaker, registration, samples -> one shard.
 
-Two decoding passes keep memory bounded by the video's small per-frame data, never its frames:
-pass 1 computes colour histograms, detections and the 68 landmarks of every detected face;
-pass 2 warps only the sampled frames of the speaking tracks to the 112x112 template.
+Memory stays bounded by the video's small per-frame data: pass 1 computes colour histograms,
+detections and the 68 landmarks of every detected face; then only the sampled frames of the speaking
+tracks are warped to the 112x112 template, from frames held since pass 1 when they fit in
+``KEEP_BYTES``, else from a second decoding pass.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger("speech2vid.prepare")
 
 HOG_MIN_FACE_PX = 80  # dlib's HOG window: faces smaller than this are missed without upsampling
 MAX_DETECT_SIDE = 1280
+KEEP_BYTES = 256 * 2**20  # sampled frames held from pass 1 (else decoded again in pass 2)
 TRUTH_SUFFIX = ".truth.npz"  # ground truth beside a synthetic video: visemes (n_frames, 4)
 _INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
 
@@ -89,6 +91,12 @@ def _video_rate(path: Path) -> float:
     if not rate or float(rate) <= 0:
         raise SkipVideo("the video states no frame rate")
     return float(rate)
+
+
+def _maybe_sample(i: int, fps: float, stride: int) -> bool:
+    """Whether video frame ``i`` is the nearest frame to a sampled point of the 25 fps grid."""
+    g0 = int(np.floor((i - 0.5) * FPS / fps))
+    return any(g % stride == 0 and round(g * fps / FPS) == i for g in range(max(g0, 0), g0 + 3))
 
 
 def detect(rgb: np.ndarray, min_face_px: int) -> list[np.ndarray]:
@@ -153,8 +161,18 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
     hists: list[np.ndarray] = []
     detections: dict[int, list[np.ndarray]] = {}
     n = 0
+    # Frames that may become samples are kept from pass 1 while they fit in KEEP_BYTES (short or small
+    # videos, e.g. the synthetic corpus); otherwise pass 2 decodes the video again.
+    kept_frames: dict[int, np.ndarray] | None = {}
+    kept_bytes = 0
     for i, rgb in enumerate(_frames(job.path)):
         n = i + 1
+        if kept_frames is not None and _maybe_sample(i, fps, cfg.sample_stride):
+            kept_bytes += rgb.nbytes
+            if kept_bytes <= KEEP_BYTES:
+                kept_frames[i] = rgb
+            else:
+                kept_frames = None
         hists.append(colour_histogram(rgb))
         found = []
         for box in detect(rgb, cfg.min_face_px):
@@ -219,7 +237,8 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
             wanted.setdefault(round(g * fps / FPS), []).append((ti, g, row))
     faces = {ti: np.zeros((len(plan[ti]), 112, 112, 3), np.uint8) for ti in kept}
     gaps = {ti: np.zeros(len(plan[ti]), np.float32) for ti in kept}
-    for i, rgb in enumerate(_frames(job.path)):
+    frames_again = kept_frames.items() if kept_frames is not None else enumerate(_frames(job.path))
+    for i, rgb in frames_again:
         for ti, g, row in wanted.get(i, ()):
             lm = landmarks[ti][i - tracks[ti].start]
             m = registration_transform(lm)
@@ -229,14 +248,14 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
 
     out_tracks = []
     for ti in kept:
-        grid = np.array(plan[ti], dtype=np.int32)
-        if grid.size == 0:
+        rows = np.array(plan[ti], dtype=np.int32)
+        if rows.size == 0:
             continue
-        cands = identity_candidates(grid, cfg.identity_min_gap)
-        vis = truth[grid] if truth is not None else np.full((grid.size, N_VISEMES), np.nan, np.float32)
+        cands = identity_candidates(rows, cfg.identity_min_gap)
+        vis = truth[rows] if truth is not None else np.full((rows.size, N_VISEMES), np.nan, np.float32)
         info = infos[ti]
         out_tracks.append(Track(
-            key=info["key"], faces=faces[ti], mfcc=windows[grid], frames=grid,
+            key=info["key"], faces=faces[ti], mfcc=windows[rows], frames=rows,
             is_target=np.array([c.size > 0 for c in cands]), mouth_open=vis[:, 0], visemes=vis, lip_gap=gaps[ti],
             meta={"video": job.rel, "group": job.group, "split": job.split, "fps": fps,
                   "sync_score": info["sync_score"], "av_offset": info["av_offset"]},

@@ -44,14 +44,13 @@ from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.config import LiveConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.features.constants import HOP
-from speech2vid.features.windows import HALF, LEFT_PAD, SAMPLES_PER_FRAME, StreamingWindows, n_frames_for
+from speech2vid.features.windows import FPS, HALF, LEFT_PAD, SAMPLES_PER_FRAME, StreamingWindows, n_frames_for
 from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
 
 log = logging.getLogger("speech2vid.runtime.live")
 
-FPS = 25
 HISTORY_SAMPLES = 2 * SAMPLE_RATE  # recent audio kept for frame levels (a window spans 0.35 s)
 WARMUP_RENDERS = 5  # engine calls timed at start-up for the expected latency
 
@@ -218,9 +217,9 @@ def run_live(
 ) -> LiveReport:
     """Run until ``duration`` s of audio, the source ends, a sink asks to quit, or ``stop`` is set.
 
-    ``engine`` is open. The source is opened and closed here; the sinks are closed here (files are
-    finalised) whatever happens, including a failing microphone (``report.error``) or an engine error
-    (re-raised after the sinks are closed).
+    ``engine`` is open. The source is opened and closed here, and so are the sinks, whatever happens:
+    after a stop request or a failed microphone (``report.error``) files are finalised; after an engine
+    error or an interrupt they are discarded and the exception propagates.
     """
     report = LiveReport()
     stop = stop or threading.Event()

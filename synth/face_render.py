@@ -67,8 +67,8 @@ class Identity:
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     noise = rng.standard_normal(shape).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), sigma)
-    return noise / (noise.std() + 1e-6)
+    blurred = np.asarray(cv2.GaussianBlur(noise, (0, 0), sigma))
+    return blurred / (blurred.std() + 1e-6)
 
 
 def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -292,7 +292,7 @@ class FaceRenderer:
         # Skin: the head, lit.
         mask = np.zeros((CANVAS, CANVAS), np.float32)
         _fill(mask, head, (1.0,))
-        mask = cv2.GaussianBlur(mask, (0, 0), 1.2)
+        mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), 1.2), np.float32)
         rgb += (self.skin_lit - rgb) * mask[..., None]
         np.maximum(alpha, mask, out=alpha)
         self._draw_hair(rgb, alpha, s, head)

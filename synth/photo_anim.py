@@ -45,7 +45,7 @@ def _delaunay(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     for p in points:
         sub.insert((float(p[0]), float(p[1])))
     tris = []
-    for t in sub.getTriangleList().reshape(-1, 3, 2):
+    for t in np.asarray(sub.getTriangleList()).reshape(-1, 3, 2):
         idx = [int(np.argmin(np.sum((points - v) ** 2, axis=1))) for v in t]
         if len(set(idx)) == 3:
             tris.append(idx)

