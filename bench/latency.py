@@ -137,7 +137,8 @@ def _engine_files(loaded: Any, backend: str, precision: str, cfg: EngineConfig, 
     if backend == "torch":
         itemsize = 2 if precision in ("fp16", "bf16") else 4
         return sum(p.numel() for p in loaded.model.parameters()) * itemsize / 1e6, None
-    size, seconds = 0.0, 0.0
+    size: float | None = 0.0
+    seconds: float | None = 0.0
     for graph in GRAPHS:
         if backend == "onnxruntime" and precision == "fp32":
             entry = cached_graph(loaded, graph, cfg.opset, root)
@@ -146,11 +147,14 @@ def _engine_files(loaded: Any, backend: str, precision: str, cfg: EngineConfig, 
             e = engine_entry(loaded, graph, backend, precision, root)
             path, manifest_path, key = e.path, e.manifest_path, "build_seconds"
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            size += path.stat().st_size / 1e6
-            seconds += float(manifest[key])
+            size = None if size is None else size + path.stat().st_size / 1e6
+        except OSError:
+            size = None
+        try:
+            took = json.loads(manifest_path.read_text(encoding="utf-8"))[key]
+            seconds = None if seconds is None or took is None else seconds + float(took)
         except (OSError, ValueError, KeyError, TypeError):
-            return (size or None), None
+            seconds = None  # an export made before export times were recorded
     return size, seconds
 
 

@@ -70,7 +70,11 @@ def gemm_peak_gflops(device: str, dtype: str = "fp32") -> float:
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(n, n, device=device, generator=gen).to(torch_dtype)
     b = torch.randn(n, n, device=device, generator=gen).to(torch_dtype)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     best = float("inf")
     with torch.inference_mode():
         torch.mm(a, b)  # warm-up: thread pool, cuBLAS handle, kernel choice

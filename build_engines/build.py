@@ -191,13 +191,13 @@ def build(
     built: list[Built] = []
     if backend == "onnxruntime" and precision == "fp32":
         for graph in GRAPHS:  # the export is the engine; its manifest is onnx_export's
-            entry = cached_graph(loaded, graph, settings.engine.opset, root)
+            export = cached_graph(loaded, graph, settings.engine.opset, root)
             try:
-                seconds = float(json.loads(entry.manifest_path.read_text(encoding="utf-8")).get("export_seconds") or 0.0)
+                seconds = float(json.loads(export.manifest_path.read_text(encoding="utf-8")).get("export_seconds") or 0.0)
             except (OSError, ValueError):
                 seconds = 0.0
             built.append(Built(name, graph, backend, precision, fp32[graph], fp32[graph].stat().st_size, seconds, True))
-            log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, entry.manifest_path.name)
+            log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.manifest_path.name)
         return built
 
     env = _environment(backend)
@@ -258,5 +258,8 @@ def format_built(rows: list[Built]) -> str:
     lines = [(r.model, r.graph, r.backend, r.precision, f"{r.size_bytes / 1e6:.1f}", f"{r.build_seconds:.1f}",
               "reused" if r.reused else "built", str(r.path)) for r in rows]  # fmt: skip
     widths = [max(len(h), *(len(x[i]) for x in lines)) if lines else len(h) for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def fmt(cells: tuple[str, ...] | list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(x) for x in lines)])

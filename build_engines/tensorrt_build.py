@@ -191,10 +191,11 @@ def build_engine(
     if cache_file is not None:
         blob = cache_file.read_bytes() if cache_file.is_file() else b""
         cache = config.create_timing_cache(blob)
-        if not config.set_timing_cache(cache, ignore_mismatch=False):
+        if config.set_timing_cache(cache, ignore_mismatch=False):
+            log.info("timing cache %s: %s", cache_file, f"{len(blob) / 1e3:.0f} kB reused" if blob else "new")
+        else:
             log.warning("TensorRT rejected the timing cache %s (another GPU or version): starting a new one", cache_file)
             config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
-        log.info("timing cache %s: %s", cache_file, f"{len(blob) / 1e3:.0f} kB reused" if blob else "new")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"TensorRT {version} failed to build the {spec.name} {precision} engine from {onnx_path} (see the TensorRT messages above)")

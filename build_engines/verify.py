@@ -204,7 +204,10 @@ def format_checks(checks: Sequence[EngineCheck], random_weights: bool) -> str:
             rows.append((c.model, c.backend, c.precision, f"{m.graph}/{m.output}", f"{m.max_abs:.2e}", f"{m.cosine:.6f}",
                          f"{m.psnr_db:.1f}", f"{m.snr_db:.1f}", verdict))  # fmt: skip
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     lines = [fmt(head), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
     tol = "; ".join(
         f"{p}: " + ", ".join(x for x in (

@@ -77,7 +77,8 @@ def _augment(face: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndar
 def _stack(faces: list[np.ndarray], identity_faces: int) -> np.ndarray:
     from speech2vid.engine.talking_face import stack_faces
 
-    return stack_faces(faces, identity_faces)[0]
+    stacked: np.ndarray = stack_faces(faces, identity_faces)[0]
+    return stacked
 
 
 def _even_pick(n_total: int, n: int) -> np.ndarray:
@@ -94,8 +95,8 @@ def _windows_of(files: list[Path]) -> np.ndarray:
     parts = []
     for f in files:
         _, signal = load_speech(f)
-        parts.append(speech_windows(signal, n_frames_for(len(signal))))
-    return np.concatenate(parts, axis=0).astype(np.float32)
+        parts.append(np.asarray(speech_windows(signal, n_frames_for(len(signal))), dtype=np.float32))
+    return np.concatenate(parts, axis=0)
 
 
 def load_calibration(cfg: CalibConfig, identity_faces: int) -> CalibrationData:

@@ -58,7 +58,7 @@ class ConvSlot:
 
 def _slot(module: str, conv: nn.Conv2d, bn: str | None, pad: tuple[int, int, int, int] | None = None) -> ConvSlot:
     cout, cin, kh, kw = conv.weight.shape
-    ph, pw = conv.padding  # type: ignore[misc]
+    ph, pw = (int(v) for v in conv.padding)  # always a pair of ints here (no "same"/"valid" strings)
     sh, sw = conv.stride
     return ConvSlot(module, bn, (kh, kw, cin, cout), pad or (ph, ph, pw, pw), (sh, sw))
 

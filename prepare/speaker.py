@@ -64,38 +64,45 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _shifted_corr(a: np.ndarray, b: np.ndarray, d: int, min_len: int) -> float | None:
-    """Correlation of ``a[k + d]`` with ``b[k]`` over the frames where both exist (None if too few)."""
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-9)
+
+
+def _lagged_products(a: np.ndarray, b: np.ndarray, d: int) -> float:
+    """``sum_k a[k + d] b[k]`` over the overlap, divided by the full length (not the overlap)."""
     n = len(a)
     lo, hi = max(0, -d), min(n, n - d)
-    if hi - lo < min_len:
-        return None
-    return _corr(a[lo + d : hi + d], b[lo:hi])
+    return float(np.dot(a[lo + d : hi + d], b[lo:hi]) / n) if hi > lo else 0.0
 
 
 def sync_score(mouth: np.ndarray, energy: np.ndarray, max_offset: int) -> tuple[float, int]:
     """Agreement of a track's mouth opening with the audio energy (aligned frame by frame), and the offset.
 
-    The offset ``d`` (mouth frame ``k + d`` pairs with audio frame ``k``) maximises the sum of the
-    correlation of the two signals and of their frame-to-frame changes: levels alone give a broad
-    peak (both are slow envelopes), changes (openings at onsets) a sharp one. The score is the level
-    correlation at that offset, in [-1, 1].
+    Both signals are standardised over the whole track; the offset ``d`` (mouth frame ``k + d`` pairs
+    with audio frame ``k``) maximises the cross-correlation of the levels plus that of the
+    frame-to-frame changes: levels alone give a broad peak (both are slow envelopes), changes
+    (openings at onsets) a sharp one. Dividing by the track length rather than the overlap keeps large
+    shifts, which compare fewer frames, from winning by chance. The score is the Pearson correlation of
+    the levels at that offset, in [-1, 1].
 
     Returns:
         ``(score, offset)``.
     """
     m, e = np.asarray(mouth, dtype=np.float64), np.asarray(energy, dtype=np.float64)
-    dm, de = np.diff(m), np.diff(e)
-    min_len = max(5, len(m) // 2)
-    best, best_d, best_score = -np.inf, 0, 0.0
+    if len(m) < 5:
+        return 0.0, 0
+    zm, ze = _zscore(m), _zscore(e)
+    dm, de = _zscore(np.diff(m)), _zscore(np.diff(e))
+    best, best_d = -np.inf, 0
     for d in sorted(range(-max_offset, max_offset + 1), key=abs):  # ties go to the smaller shift
-        level = _shifted_corr(m, e, d, min_len)
-        change = _shifted_corr(dm, de, d, min_len)
-        if level is None or change is None:
+        if abs(d) > len(m) // 2:
             continue
-        if level + change > best:
-            best, best_d, best_score = level + change, d, level
-    return best_score, best_d
+        total = _lagged_products(zm, ze, d) + _lagged_products(dm, de, d)
+        if total > best:
+            best, best_d = total, d
+    n = len(m)
+    lo, hi = max(0, -best_d), min(n, n - best_d)
+    return _corr(m[lo + best_d : hi + best_d], e[lo:hi]), best_d
 
 
 def select_speakers(spans: list[tuple[int, int]], scores: list[float], min_overlap: float = 0.3) -> list[bool]:

@@ -15,7 +15,7 @@ from .corpus import run_synth
 def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (a rerun resumes)")
     p.add_argument("--identities", type=int, required=True, metavar="N", help="number of identities (speakers)")
-    p.add_argument("--minutes", type=float, required=True, metavar="M", help="minutes of speech in total")
+    p.add_argument("--minutes", type=float, required=True, metavar="M", help="minutes of talking video in total (speech with its pauses)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: same seed, same corpus (default 0)")
     p.add_argument("--photos", metavar="DIR", help="folder of face photos animated as extra identities (photo mode)")
     p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
@@ -32,7 +32,9 @@ def run_synth_command(args: argparse.Namespace, settings: Any) -> int:
                                 cfg=synth_cfg, prepare_cfg=prep_cfg, progress=not args.quiet)  # fmt: skip
     total = time.perf_counter() - t0
     print(stats_table(summary.index))
-    print(f"{timing['speech_s'] / 60:.1f} min of speech: rendered in {timing['render_s']:.1f} s, prepared in "
+    print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
+          f"(reasons in {summary.root / 'report.txt'})")  # fmt: skip
+    print(f"{timing['speech_s'] / 60:.1f} min of talking video: rendered in {timing['render_s']:.1f} s, prepared in "
           f"{timing['prepare_s']:.1f} s, {total:.1f} s in all ({total / max(timing['speech_s'], 1e-9) * 3600 / 60:.1f} min "
           f"per hour of corpus)")  # fmt: skip
     return 0

@@ -24,7 +24,6 @@ from speech2vid.prepare.shots import shot_boundaries
 from speech2vid.prepare.speaker import select_speakers, smooth_landmarks, sync_score
 from speech2vid.prepare.tracks import link_detections
 
-pytest.importorskip("ctypes")
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -132,6 +131,7 @@ def test_shots_tracks_speaker_and_samples(videos: tuple[Path, object], prepared:
     # Tracks are ordered left to right within the shot: index 2 is the right-hand face, the speaker.
     assert [t["kept"] for t in tracks] == [True, False, True]
     assert tracks[2]["sync_score"] > tracks[1]["sync_score"] + 0.2
+    assert abs(tracks[0]["av_offset"]) <= 2 and abs(tracks[2]["av_offset"]) <= 2, "rendered in sync"
     assert "agrees better" in tracks[1]["reason"]
     # Every 5th frame of each kept track: 0..70 (15) and 75..170 (20); all have identity frames 25 away.
     assert rec["samples"] == 15 + 20
@@ -224,3 +224,26 @@ def test_unreadable_folder_is_reported(videos: tuple[Path, object], tmp_path: Pa
         assert run.returncode == 2 and "cannot read the videos folder" in run.stderr
     finally:
         locked.chmod(0o755)
+
+
+def test_other_frame_rates_are_sampled_on_the_25_fps_grid(tmp_path: Path) -> None:
+    from speech2vid.sinks.video_file import VideoFileSink
+    from speech2vid.synth.face_render import FaceRenderer, random_identity
+    from speech2vid.synth.tts import synthesize
+    from speech2vid.synth.visemes import viseme_track
+
+    s = synthesize("Bring me the blue umbrella before lunch, please.", "en-us")
+    n25, n30 = int(s.duration * 25), int(s.duration * 30)
+    vis = viseme_track(s.phonemes, n25)
+    face = FaceRenderer(random_identity(5))
+    (tmp_path / "v").mkdir()
+    with VideoFileSink(tmp_path / "v" / "a.mp4", fps=30, size=(256, 256), audio=Audio(s.samples[:, None], s.rate),
+                       preset="veryfast") as sink:  # fmt: skip
+        for k in range(n30):
+            sink.write(face.render(vis[min(n25 - 1, round(k * 25 / 30))], 0.0, k / 30)[0])
+    assert main(["-q", "prepare", str(tmp_path / "v"), "-o", str(tmp_path / "ds"), "--workers", "1"]) == 0
+    (rec,) = _records(tmp_path / "ds").values()
+    assert rec["fps"] == 30.0 and rec["frames"] == n30
+    assert [(t["start"], t["end"]) for t in rec["tracks"]] == [(0, n30)]
+    grid = round(n30 * 25 / 30)
+    assert rec["samples"] == len(range(0, grid, 5))  # 25 fps grid frames 0, 5, ... within the video

@@ -128,7 +128,7 @@ def test_same_seed_same_dataset(corpus: Path, tmp_path: Path) -> None:
     assert not all(k in c and np.array_equal(a[k]["faces"], c[k]["faces"]) for k in a)
 
 
-def test_photo_mode_through_the_command_line(tmp_path: Path) -> None:
+def test_photo_mode_through_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from speech2vid.assets import sample_face
     from speech2vid.cli import main
 
@@ -142,6 +142,13 @@ def test_photo_mode_through_the_command_line(tmp_path: Path) -> None:
                  "--photos", str(photos), "--workers", "1"]) == 0  # fmt: skip
     index = open_dataset(out)
     groups = set(index.split("train").groups) | set(index.split("val").groups)
+    videos = sorted((out / "source").rglob("*.mp4"))
+    stamps = [v.stat().st_mtime_ns for v in videos]
+    capsys.readouterr()
+    assert main(["-q", "--config", str(cfg), "synth", "-o", str(out), "--identities", "2", "--minutes", "0.15",
+                 "--photos", str(photos), "--workers", "1"]) == 0  # fmt: skip
+    assert f"prepared 0 video(s), {len(videos)} already done" in capsys.readouterr().out, "a rerun resumes"
+    assert [v.stat().st_mtime_ns for v in videos] == stamps, "videos are not rendered again"
     assert groups == {"photo-astronaut", "id0000"}
     truth = np.load(next((out / "source" / "photo-astronaut").glob("*.truth.npz")))
     assert truth["visemes"][:, 0].max() > 0.3, "the photo's mouth was driven open"

@@ -1,4 +1,5 @@
-"""mypy --strict on the TensorRT and CUDA modules, against the real ``tensorrt-stubs`` package.
+"""mypy --strict on the TensorRT and CUDA modules (and the rest of the engine code), against the real
+``tensorrt-stubs`` package.
 
 TensorRT cannot run on CI (no GPU, and the ``tensorrt`` wheels download their libraries from NVIDIA's
 own index), so its API use is type-checked instead: a misspelt method, a wrong argument type or a
@@ -29,7 +30,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CHECKED = (
     "engine/cuda.py", "engine/tensorrt_backend.py", "build_engines/tensorrt_build.py", "build_engines/manifest.py",
-    "engine/torch_backend.py", "engine/factory.py",
+    "engine/torch_backend.py", "engine/factory.py", "engine/onnxruntime_backend.py",
+    # the rest of the engines work, checked the same way
+    "build_engines/build.py", "build_engines/verify.py", "build_engines/quantize.py", "build_engines/fp16.py",
+    "build_engines/commands.py", "calib/data.py", "bench/latency.py", "bench/machine.py", "bench/plot.py",
 )
 STAGES = ("speech2vid", "audio", "features", "faces", "model", "engine", "build_engines", "calib", "frames", "sinks", "runtime", "bench", "configs", "assets")
 

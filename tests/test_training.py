@@ -31,7 +31,7 @@ TINY_MODEL = {
     "decoder": {"conv8": 16, "conv1": [16, 16, 16], "conv2": 16, "conv3": [16, 8], "conv4": 8, "conv5": [8, 8]},
     "deblur": {"layers": 3, "width": 8},
 }  # fmt: skip
-TRAIN = {"batch": 4, "workers": 0, "epochs": 3, "steps_per_epoch": 8, "log_every": 1,
+TRAIN = {"batch": 4, "workers": 0, "epochs": 3, "steps_per_epoch": 6, "log_every": 1,
          "checkpoint_every": 3, "lr": 0.003, "patience": 0, "seed": 0}  # fmt: skip
 TIMEOUT = 300
 
@@ -63,7 +63,7 @@ def final_weights(out: Path, model_yaml: Path | None = None) -> dict[str, torch.
 
 @pytest.fixture(scope="module")
 def reference_run(setup: dict[str, Path]) -> Path:
-    """One uninterrupted single-process run: 3 epochs x 8 steps."""
+    """One uninterrupted single-process run: 3 epochs x 6 steps."""
     out = setup["root"] / "ref"
     assert main(train_args(setup, out)) == 0
     return out
@@ -73,7 +73,7 @@ def test_tiny_run_on_the_synthetic_corpus_lowers_validation_l1(setup: dict[str, 
                                                                tmp_path: Path) -> None:
     """Held-out identity of the project's synthetic corpus (speech2vid.synth.make_corpus)."""
     cfg = tmp_path / "corpus.yaml"
-    cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "steps_per_epoch": None, "log_every": 100}}))
+    cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "steps_per_epoch": 7, "log_every": 100}}))
     out = tmp_path / "corpus-run"
     args = train_args(setup, out)
     args[1], args[args.index("--data") + 1] = str(cfg), str(synth_corpus)
@@ -90,7 +90,7 @@ def test_run_records_metrics_and_keeps_the_best_checkpoint(reference_run: Path) 
     assert recs[-1]["val_l1"] < 0.6 * recs[0]["val_l1"]
     steps = [json.loads(x) for x in (reference_run / "metrics.jsonl").read_text().splitlines() if '"step"' in x]
     step_recs = [r for r in steps if r["event"] == "step"]
-    assert len(step_recs) == 24 and all(r["samples_per_s"] > 0 and r["loss"] > 0 for r in step_recs)
+    assert len(step_recs) == 18 and all(r["samples_per_s"] > 0 and r["loss"] > 0 for r in step_recs)
     best = min(r["val_l1"] for r in recs[1:])
     state = json.loads((reference_run / "best" / "state.json").read_text())
     assert state["best_val"] == pytest.approx(best)
@@ -108,13 +108,13 @@ def test_sigterm_mid_epoch_then_resume_continues_where_it_stopped(setup: dict[st
     seen = []
     for line in proc.stderr:  # blocks until the trainer reports a step: no sleeping
         seen.append(line)
-        if "epoch 2 step 10 " in line:  # two steps into the second epoch
+        if "epoch 2 step 8 " in line:  # two steps into the second epoch
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.stderr.read()
     assert proc.wait(timeout=TIMEOUT) == 130, "".join(seen) + rest
     state = json.loads((out / "last" / "state.json").read_text())
-    assert state["epoch"] == 1 and 10 <= state["global_step"] < 16 and state["step_in_epoch"] == state["global_step"] - 8
+    assert state["epoch"] == 1 and 8 <= state["global_step"] < 12 and state["step_in_epoch"] == state["global_step"] - 6
     assert "rerun the same command to resume" in rest
 
     assert main(train_args(setup, out)) == 0  # the same command resumes
@@ -122,7 +122,7 @@ def test_sigterm_mid_epoch_then_resume_continues_where_it_stopped(setup: dict[st
     resume = next(r for r in lines if r["event"] == "resume")
     assert resume["step"] == state["global_step"]
     after = [r["step"] for r in lines[lines.index(resume):] if r["event"] == "step"]
-    assert after[0] == state["global_step"] + 1 and after[-1] == 24
+    assert after[0] == state["global_step"] + 1 and after[-1] == 18
     want, got = final_weights(reference_run), final_weights(out)
     for k in want:  # the same data order and optimiser state: the same model as never interrupted
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=k)
@@ -137,7 +137,7 @@ def test_ddp_two_cpu_processes_gloo(setup: dict[str, Path], reference_run: Path)
     recs = epochs(out)
     assert [r["epoch"] for r in recs] == [0, 1, 2, 3]  # one writer (rank 0)
     assert all(r["world_size"] == 2 for r in recs)
-    assert all(r["train_samples"] == 8 * TRAIN["batch"] * 2 for r in recs[1:])  # every rank its own batches
+    assert all(r["train_samples"] == 6 * TRAIN["batch"] * 2 for r in recs[1:])  # every rank its own batches
     ddp = [r["val_l1"] for r in recs]
     single = [r["val_l1"] for r in epochs(reference_run)]
     # the same curve shape: a large drop from the untrained model, then a lower plateau
