@@ -5,6 +5,8 @@ Methods, each producing a 109x109 face per val sample:
 * ``model``: the full model (generator + deblur) on the sample's MFCC window and identity faces;
 * ``still image``: the first identity image, centrally cropped, repeated (a face that never moves);
 * ``audio zeroed``: the model with its MFCC input set to zero (identity alone, no speech);
+
+Each track is rendered from one set of identity images (its first sample's), as ``generate`` does.
 * ``ground truth``: the real target face (the reference the helper networks are judged by).
 
 Per method: PSNR and SSIM against the ground truth; mouth agreement = Pearson correlation, per track
@@ -73,6 +75,7 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
     acc = {m: _Acc() for m in METHODS}
     audio: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
     truth: dict[str, dict[int, float]] = defaultdict(dict)
+    still: dict[str, torch.Tensor] = {}
     seen = 0
     total = min(len(ds), max_samples) if max_samples else len(ds)
     bar = tqdm(total=total, desc="eval", disable=not progress, unit="sample")
@@ -84,6 +87,8 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
                 break
             mfcc = b["mfcc"][:n].float()
             faces = b["identity"][:n].float()
+            for i, k in enumerate(b["key"][:n]):  # one set of identity images per track, as in real use
+                faces[i] = still.setdefault(_track(k), faces[i].clone())
             gt = b["target"][:n].float() / 255.0
             outs = {
                 "model": model(mfcc, faces),
