@@ -3,10 +3,21 @@ coarticulation, a procedural face renderer, photo animation, and ``make_corpus``
 
     from speech2vid.synth import make_corpus
     root = make_corpus(tmp_path / "ds", identities=2, minutes=0.2, seed=0)   # a small dataset, seconds
+
+The names are imported lazily, so that ``python -m speech2vid.synth.speech`` (one video's speech in a
+fresh process) stays light.
 """
 
 from __future__ import annotations
 
-from .corpus import make_corpus, run_synth
+from typing import Any
 
 __all__ = ["make_corpus", "run_synth"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import corpus
+
+        return getattr(corpus, name)
+    raise AttributeError(f"module 'speech2vid.synth' has no attribute {name!r}")

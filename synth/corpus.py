@@ -31,8 +31,8 @@ from speech2vid.errors import UserError
 from speech2vid.faces.photo import read_photo
 
 from .face_render import FaceRenderer, blink_track, random_identity
-from .sentences import sentence
-from .tts import VARIANTS, VOICES, run_isolated, synthesize
+from .speech import SpeechRequest, speech_in_fresh_process
+from .tts import VARIANTS, VOICES
 from .visemes import viseme_track
 
 SOURCE_DIR = "source"
@@ -96,41 +96,6 @@ def plan_corpus(identities: int, minutes: float, seed: int, cfg: SynthConfig, ph
     return plans
 
 
-def _speech_for(plan: VideoPlan) -> tuple[np.ndarray, int, list[tuple[str, float, float]], list[str]]:
-    """Sentences with pauses until the video's length: samples, rate, phoneme timeline, texts."""
-    rng = np.random.default_rng([plan.seed, 3])
-    sp = plan.speaker
-    rate = 22050
-    lead = rng.uniform(0.2, 0.6)
-    pieces: list[np.ndarray] = [np.zeros(int(lead * rate), np.float32)]
-    t = lead
-    phonemes: list[tuple[str, float, float]] = []
-    texts: list[str] = []
-    while t < plan.seconds - 1.0:
-        text = sentence(rng)
-        s = synthesize(text, sp.voice, rate_wpm=sp.rate_wpm + int(rng.integers(-15, 16)), pitch=sp.pitch,
-                       pitch_range=sp.pitch_range)  # fmt: skip
-        rate = s.rate
-        room = plan.seconds - 0.3 - t
-        n = min(s.samples.size, int(room * rate))
-        if n < rate * 0.8:
-            break
-        pieces.append(s.samples[:n])
-        phonemes += [(p, a + t, min(b, n / rate) + t) for p, a, b in s.phonemes if a < n / rate]
-        texts.append(text)
-        t += n / rate
-        pause = rng.uniform(0.25, 0.9)
-        pieces.append(np.zeros(int(pause * rate), np.float32))
-        t += pause
-    total = int(round(plan.seconds * rate))
-    audio = np.concatenate(pieces)[:total]
-    audio = np.pad(audio, (0, total - audio.size))
-    peak = float(np.abs(audio).max())
-    if peak > 0:
-        audio *= 0.7 / peak
-    return audio.astype(np.float32), rate, phonemes, texts
-
-
 def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     """Render one video and its ground truth (skipped when both already exist: resumable)."""
     from speech2vid.sinks.video_file import VideoFileSink
@@ -140,10 +105,11 @@ def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     if path.is_file() and truth_path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples, rate, phonemes, texts = run_isolated(_speech_for, plan)  # clean eSpeak NG state per video
+    sp = plan.speaker
+    req = SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range)
+    samples, rate, phonemes, texts = speech_in_fresh_process(req)  # clean eSpeak NG state per video
     n_frames = int(round(samples.size / rate * FPS))
     rng = np.random.default_rng([plan.seed, 4])
-    sp = plan.speaker
     if sp.photo is not None:
         from .photo_anim import PhotoAnimator
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
-import pickle
-from typing import Any, Callable, TypeVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +32,6 @@ _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 
 VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "croak")
-
-
-T = TypeVar("T")
 
 
 class TTSUnavailable(UserError):
@@ -163,36 +157,3 @@ def synthesize(text: str, voice: str = "en-us", *, rate_wpm: int = 160, pitch: i
     """
     return _engine().synth(text, voice, rate_wpm, pitch, pitch_range)
 
-
-def run_isolated(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` in a forked child process and return its (picklable) result.
-
-    eSpeak NG keeps state from one utterance to the next (a variant's settings, the Klatt noise
-    generator), so the same text sounds slightly different depending on what was said before in the
-    process. A child forked from a process that never loaded the library starts from a clean state:
-    the corpus calls this once per video, which makes every video reproducible on its own, whatever
-    order the worker processes take the videos in. (Re-initialising the library in-process hangs.)
-    """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps((True, fn(*args)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the parent
-                payload = pickle.dumps((False, exc))
-            with os.fdopen(write_fd, "wb") as f:
-                f.write(payload)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as f:
-        payload = f.read()
-    os.waitpid(pid, 0)
-    if not payload:
-        raise RuntimeError("the speech synthesis child process died without a result")
-    ok, value = pickle.loads(payload)
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]
