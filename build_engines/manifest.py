@@ -23,7 +23,6 @@ manifest before loading is what keeps a truncated or swapped file from reaching 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,9 +32,9 @@ from speech2vid.build_engines.onnx_export import (
     _spec_json,
     cache_folder,
     cached_graph,
-    sha256_file,
 )
 from speech2vid.errors import EngineError
+from speech2vid.files import sha256_file, write_json_atomic
 from speech2vid.model.io_spec import graph_specs
 from speech2vid.model.weights import LoadedModel
 
@@ -146,9 +145,7 @@ def write_engine_manifest(
         "size_bytes": entry.path.stat().st_size,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = entry.manifest_path.with_name(f".{entry.manifest_path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, entry.manifest_path)
+    write_json_atomic(entry.manifest_path, manifest)
     return manifest
 
 

@@ -19,7 +19,6 @@ a batch of N audio windows; identity tensors of batch N also work.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from torch import nn
 
 from speech2vid.config import BatchRange, EngineConfig
 from speech2vid.errors import EngineError
+from speech2vid.files import sha256_file, write_json_atomic
 from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_FEATURES, IDENTITY_GRAPH, GraphSpec, graph_specs
 from speech2vid.model.speech2vid import Speech2Vid
 from speech2vid.model.weights import LoadedModel
@@ -230,14 +230,6 @@ def export_graph(model: Speech2Vid, graph_name: str, path: str | Path, opset: in
 # ----------------------------------------------------------------------------- cache
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import onnx
 
@@ -315,9 +307,7 @@ def write_manifest(entry: CachedGraph, loaded: LoadedModel, export_seconds: floa
         "size_bytes": entry.onnx_path.stat().st_size,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = entry.manifest_path.with_name(f".{entry.manifest_path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, entry.manifest_path)
+    write_json_atomic(entry.manifest_path, manifest)
     log.info("wrote manifest %s (sha256 %s)", entry.manifest_path, manifest["sha256"][:12])
     return entry.manifest_path
 

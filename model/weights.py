@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from speech2vid.config import ModelConfig, to_dict
 from speech2vid.errors import WeightsError
+from speech2vid.files import sha256_file
 from speech2vid.model.speech2vid import Speech2Vid
 
 FORMAT = "speech2vid-weights-1"
@@ -118,14 +119,6 @@ class LoadedModel:
         return "RANDOM WEIGHTS (untrained: shows no face)" if self.is_random else Path(self.source).name
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_model(cfg: ModelConfig, weights: str | Path | None) -> LoadedModel:
     """Build ``cfg`` and fill it from ``weights``: a safetensors file, ``"random"``, or None.
 
@@ -147,5 +140,5 @@ def load_model(cfg: ModelConfig, weights: str | Path | None) -> LoadedModel:
         return LoadedModel(model.eval(), RANDOM, True, fingerprint)
     path = Path(weights).expanduser()
     load_weights(model, path)
-    fingerprint = hashlib.sha256(f"{config_hash}:{_sha256(path)}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{config_hash}:{sha256_file(path)}".encode()).hexdigest()
     return LoadedModel(model.eval(), str(path), False, fingerprint)

@@ -17,10 +17,10 @@ from speech2vid.build_engines.onnx_export import (
     IDENTITY_BATCH_AXIS,
     cached_graph,
     export_engines,
-    sha256_file,
     stale_reason,
 )
 from speech2vid.config import EngineConfig
+from speech2vid.files import sha256_file
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_FEATURES, IDENTITY_GRAPH, OUTPUT_SIZE
 
