@@ -13,6 +13,8 @@ Per method: PSNR and SSIM against the ground truth; mouth agreement = Pearson co
 over time, between the mouth opening the reader measures on the faces and the corpus' known opening
 (mean over tracks, weighted by length); LSE-D / LSE-C of the sync network over audio offsets of
 -max..max frames, in steps of the dataset's sample stride (mean over tracks).
+``audio_effect``: mean |model - audio zeroed| per pixel (0..1 scale), over the whole face and over the
+mouth band (training/loss.py): 0 means the output ignores the audio.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from speech2vid.evaluation.helpers import MouthReader, SyncNet, helpers
 from speech2vid.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 from speech2vid.model.speech2vid import Speech2Vid
+from speech2vid.training.loss import mouth_band_top
 
 log = logging.getLogger("speech2vid.eval")
 METHODS = ("model", "still image", "audio zeroed", "ground truth")
@@ -76,6 +79,8 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
     audio: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
     truth: dict[str, dict[int, float]] = defaultdict(dict)
     still: dict[str, torch.Tensor] = {}
+    effect = [0.0, 0.0]  # sums of mean |model - audio zeroed| per sample: whole face, mouth band
+    top = mouth_band_top()
     seen = 0
     total = min(len(ds), max_samples) if max_samples else len(ds)
     bar = tqdm(total=total, desc="eval", disable=not progress, unit="sample")
@@ -96,6 +101,9 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
                 "audio zeroed": model(torch.zeros_like(mfcc), faces),
                 "ground truth": gt,
             }
+            diff = (outs["model"] - outs["audio zeroed"]).abs()
+            effect[0] += float(diff.mean(dim=(1, 2, 3)).sum())
+            effect[1] += float(diff[:, :, top:].mean(dim=(1, 2, 3)).sum())
             keys, frames = b["key"][:n], b["frame"][:n].tolist()
             emb_a = sync.embed_audio(mfcc).numpy()
             for i, (k, f) in enumerate(zip(keys, frames)):
@@ -145,6 +153,7 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
         "tracks": len(audio),
         "offsets_frames": [k * index.sample_stride for k in range(-max_shift, max_shift + 1)],
         "methods": [s.__dict__ for s in scores],
+        "audio_effect": {"mean_abs": effect[0] / seen, "mouth_band_mean_abs": effect[1] / seen},
     }
 
 
@@ -166,6 +175,9 @@ def format_table(result: dict[str, Any]) -> str:
     for m in result["methods"]:
         p = "     inf" if math.isinf(m["psnr"]) else f"{m['psnr']:8.2f}"
         lines.append(f"{m['method']:<14} {p} {m['ssim']:6.3f} {m['mouth_agreement']:8.3f} {m['lse_d']:7.3f} {m['lse_c']:7.3f}")
+    if "audio_effect" in result:
+        e = result["audio_effect"]
+        lines.append(f"mean |model - audio zeroed|: {e['mean_abs']:.4f} (mouth band {e['mouth_band_mean_abs']:.4f})")
     wins = beats_baselines(result)
     lines.append("model beats both baselines on: " + (", ".join(k for k, v in wins.items() if v) or "nothing"))
     return "\n".join(lines)

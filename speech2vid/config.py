@@ -297,8 +297,14 @@ class TrainConfig:
     log_every: int = 10  # steps between metric lines in metrics.jsonl
     seed: int = 0
     blur_sigma: tuple[float, float] = (0.5, 2.0)  # deblur training: Gaussian blur sigma range, px
+    # generator only: L1 weight of the target's rows below the template's nose tip (mouth and jaw) relative
+    # to the rest (1: plain paper eq. 1); without it copying the identity face is a strong local minimum
+    mouth_weight: float = 5.0
+    audio_lr_mult: float = 1.0  # generator only: the audio encoder's learning rate = lr * this
 
     def _check(self, where: str) -> None:
+        if self.mouth_weight < 1 or self.audio_lr_mult <= 0:
+            raise ConfigError(f"{where}: 'train.mouth_weight' must be >= 1 and 'train.audio_lr_mult' > 0")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"{where}: 'train.lr' must be > 0, 'train.weight_decay' >= 0, 'train.momentum' in [0, 1)")
         if self.epochs < 1 or self.batch < 1 or self.workers < 0 or self.patience < 0:

@@ -87,6 +87,9 @@ def test_eval_table_and_json_with_baselines(toy: Path, tmp_path: Path, capsys: p
     assert math.isinf(gt["psnr"]) and gt["ssim"] == pytest.approx(1.0)
     # an untrained model has learned no lip sync: it does not beat the baselines on mouth agreement
     assert result["beats_baselines"]["mouth_agreement"] is False
+    # the random model's output still depends on its MFCC input: the audio effect is measured, not 0
+    assert "mean |model - audio zeroed|" in table
+    assert 0 < result["audio_effect"]["mean_abs"] < 1 and 0 <= result["audio_effect"]["mouth_band_mean_abs"] < 1
     # the trained helpers are cached: asking again trains nothing
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
     import speech2vid.evaluation.helpers as h

@@ -35,6 +35,7 @@ from speech2vid.model.weights import load_weights
 from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speech2vid.training.data import batches, blur_like_generator, loader, split_dataset
+from speech2vid.training.loss import weighted_l1
 
 log = logging.getLogger("speech2vid.train")
 Kind = Literal["generator", "deblur"]
@@ -143,7 +144,18 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
-def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _param_groups(cfg: TrainConfig, net: nn.Module) -> list[dict[str, Any]]:
+    """One group, or two for the generator: the audio encoder's with its own lr multiplier."""
+    audio = getattr(net, "audio", None)
+    audio_ids = {id(p) for p in audio.parameters()} if isinstance(net, GeneratorNet) and audio is not None else set()
+    params = [p for p in net.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) not in audio_ids], "lr_mult": 1.0}]
+    if audio_ids:
+        groups.append({"params": [p for p in params if id(p) in audio_ids], "lr_mult": cfg.audio_lr_mult})
+    return [g for g in groups if g["params"]]
+
+
+def _optimizer(cfg: TrainConfig, params: list[dict[str, Any]]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -218,7 +230,7 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                         "pass the trained generator's weights to get one usable file")
     model.to(d.device).train()
     net: nn.Module = GeneratorNet(model) if kind == "generator" else model.deblur
-    optimizer = _optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
+    optimizer = _optimizer(cfg, _param_groups(cfg, net))
 
     state: dict[str, Any] = {"kind": kind, "epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": None,
                              "bad_epochs": 0, "history": [], "finished": False}
@@ -280,16 +292,17 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                     break
                 lr = _lr(cfg, state["global_step"], total_steps)
                 for g in optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 if kind == "generator":
                     out = ddp(b.mfcc, b.identity)
                     target = b.target
+                    loss = weighted_l1(out, target, cfg.mouth_weight)  # L1 (paper eq. 1), mouth band weighted
                 else:
                     blur_gen.manual_seed(cfg.seed * 1_000_003 + state["global_step"] * 1009 + d.rank)
                     blurred = blur_like_generator(b.target, *cfg.blur_sigma, blur_gen)
                     out = ddp(blurred)
                     target = b.target
-                loss = (out - target).abs().mean()  # L1 (paper eq. 1)
+                    loss = (out - target).abs().mean()  # L1 (paper eq. 1)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

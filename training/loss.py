@@ -1,0 +1,37 @@
+"""The generator's training loss: L1 (paper eq. 1) with the mouth band weighted up.
+
+Why: the mouth and jaw are a small part of the 109x109 target, so a generator that copies the identity
+face already reaches a low plain L1 and has little reason to listen to the audio. Weighting the rows
+below the canonical face's nose tip makes the mouth's error count as much as the audio can explain.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from speech2vid.datasets import TARGET_OFFSET, TARGET_SIZE
+from speech2vid.faces.template import TEMPLATE_ALIGNED
+
+NOSE_TIP = 33  # iBUG 68 index (0-based) of the nose tip
+
+
+def mouth_band_top() -> int:
+    """First target row of the mouth band: the first row at or below the template's nose tip.
+
+    The band runs from there to the bottom of the 109x109 target (rows 64..108): mouth, lips and jaw.
+    """
+    return math.ceil(float(TEMPLATE_ALIGNED[NOSE_TIP, 1]) - TARGET_OFFSET)
+
+
+def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float) -> torch.Tensor:
+    """mean(w * |out - target|) over (N, C, 109, 109), w = mouth_weight in the mouth band, 1 elsewhere."""
+    err = (out - target).abs()
+    if mouth_weight == 1.0:
+        return err.mean()
+    if err.shape[-2] != TARGET_SIZE:
+        raise ValueError(f"weighted_l1 expects {TARGET_SIZE}-row targets, got {tuple(err.shape)}")
+    w = torch.ones(TARGET_SIZE, 1, dtype=err.dtype, device=err.device)
+    w[mouth_band_top():] = mouth_weight
+    return (err * w).mean()
