@@ -16,12 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from speech2vid.assets import sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
@@ -109,11 +109,7 @@ def _decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_wav(path: Path, x: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    sf.write(path, np.clip(x, -1, 1), SAMPLE_RATE, subtype="PCM_16")
     return path
 
 

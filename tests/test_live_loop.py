@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from speech2vid.assets import sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
@@ -101,11 +101,7 @@ def speech_wav(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
 
 
 def _write_wav(path: Path, x: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    sf.write(path, np.clip(x, -1, 1), SAMPLE_RATE, subtype="PCM_16")
     return path
 
 
