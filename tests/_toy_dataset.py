@@ -40,6 +40,16 @@ def _face(bg: np.ndarray, skin: np.ndarray, opening: float) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
+# A model geometry small enough to train in seconds, for the training and evaluation tests.
+TINY_MODEL = {
+    "name": "tiny", "description": "test-only geometry", "identity_faces": 5,
+    "audio": {"channels": [8, 8, 16, 16, 16], "fc6": 32, "embedding": 16},
+    "identity": {"channels": [8, 16, 16, 16, 16], "fc6": 32, "embedding": 16},
+    "decoder": {"conv8": 16, "conv1": [16, 16, 16], "conv2": 16, "conv3": [16, 8], "conv4": 8, "conv5": [8, 8]},
+    "deblur": {"layers": 3, "width": 8},
+}  # fmt: skip
+
+
 def make_toy_dataset(root: Path, *, train_ids: int = 4, val_ids: int = 2, frames: int = 40, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     pattern = rng.normal(size=12).astype(np.float32)

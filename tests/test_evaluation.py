@@ -13,19 +13,12 @@ import torch
 import yaml
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from _toy_dataset import make_toy_dataset
+from _toy_dataset import TINY_MODEL, make_toy_dataset
 from speech2vid.cli import main
 from speech2vid.config import EvalConfig
 from speech2vid.evaluation.helpers import helpers
 from speech2vid.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
 
-TINY_MODEL = {
-    "name": "tiny", "description": "test-only geometry", "identity_faces": 5,
-    "audio": {"channels": [8, 8, 16, 16, 16], "fc6": 32, "embedding": 16},
-    "identity": {"channels": [8, 16, 16, 16, 16], "fc6": 32, "embedding": 16},
-    "decoder": {"conv8": 16, "conv1": [16, 16, 16], "conv2": 16, "conv3": [16, 8], "conv4": 8, "conv5": [8, 8]},
-    "deblur": {"layers": 3, "width": 8},
-}  # fmt: skip
 EVAL = {"sync_steps": 120, "reader_steps": 100, "batch": 24}
 
 

@@ -18,19 +18,12 @@ import pytest
 import torch
 import yaml
 
-from _toy_dataset import make_toy_dataset
+from _toy_dataset import TINY_MODEL, make_toy_dataset
 from speech2vid.cli import main
 from speech2vid.config import load_model_config
 from speech2vid.model.speech2vid import build_model
 from speech2vid.model.weights import load_weights
 
-TINY_MODEL = {
-    "name": "tiny", "description": "test-only geometry", "identity_faces": 5,
-    "audio": {"channels": [8, 8, 16, 16, 16], "fc6": 32, "embedding": 16},
-    "identity": {"channels": [8, 16, 16, 16, 16], "fc6": 32, "embedding": 16},
-    "decoder": {"conv8": 16, "conv1": [16, 16, 16], "conv2": 16, "conv3": [16, 8], "conv4": 8, "conv5": [8, 8]},
-    "deblur": {"layers": 3, "width": 8},
-}  # fmt: skip
 TRAIN = {"batch": 4, "workers": 0, "epochs": 3, "steps_per_epoch": 6, "log_every": 1,
          "checkpoint_every": 3, "lr": 0.003, "patience": 0, "seed": 0}  # fmt: skip
 TIMEOUT = 300
