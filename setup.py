@@ -45,7 +45,7 @@ setup(
     package_data={
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
-        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md"],
+        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md"],
     },
     install_requires=[
         "numpy>=1.24",

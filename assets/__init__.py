@@ -15,3 +15,13 @@ def sample_face() -> Path:
 def sample_speech() -> Path:
     """About five seconds of synthetic English speech (espeak-ng), 16 kHz mono WAV."""
     return _HERE / "sample_speech.wav"
+
+
+def bundled_weights_dir() -> Path:
+    """Default weights, one FP16 safetensors file per model name (provenance in weights/README.md)."""
+    return _HERE / "weights"
+
+
+def sample_synth_face() -> Path:
+    """A face from `speech2vid synth` whose identity the bundled weights never saw in training."""
+    return _HERE / "sample_synth_face.png"

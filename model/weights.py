@@ -119,21 +119,35 @@ class LoadedModel:
         return "RANDOM WEIGHTS (untrained: shows no face)" if self.is_random else Path(self.source).name
 
 
+def bundled_weights(model_name: str) -> Path | None:
+    """The default weights shipped for a model (assets/weights/<name>.safetensors), if any ship."""
+    from speech2vid.assets import bundled_weights_dir
+
+    path = bundled_weights_dir() / f"{model_name}.safetensors"
+    return path if path.is_file() else None
+
+
 def load_model(cfg: ModelConfig, weights: str | Path | None) -> LoadedModel:
     """Build ``cfg`` and fill it from ``weights``: a safetensors file, ``"random"``, or None.
 
-    None means the bundled default weights; none ship yet, so that is an error telling the user how
-    to get weights.
+    None means the bundled default weights of the model; a model without them is an error that tells
+    the user how to get weights.
     """
     from speech2vid.model.speech2vid import build_model
 
     model = build_model(cfg)
     config_hash = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
     if weights is None:
-        raise WeightsError(
-            f"no trained weights for model '{cfg.name}' are bundled yet: pass --weights FILE.safetensors"
-            " (from `speech2vid import-matconvnet` or training), or --weights random to test the plumbing"
-        )
+        weights = bundled_weights(cfg.name)
+        if weights is None:
+            from speech2vid.assets import bundled_weights_dir
+
+            shipped = sorted(p.stem for p in bundled_weights_dir().glob("*.safetensors"))
+            raise WeightsError(
+                f"no trained weights for model '{cfg.name}' are bundled (bundled: {', '.join(shipped) or 'none'}):"
+                " pass --weights FILE.safetensors (from `speech2vid import-matconvnet` or `speech2vid train`),"
+                " or --weights random to test the plumbing"
+            )
     if str(weights) == RANDOM:
         random_weights(model, seed=0)
         fingerprint = hashlib.sha256(f"{config_hash}:random:0".encode()).hexdigest()

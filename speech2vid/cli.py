@@ -112,9 +112,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.allow_silence = False
     args.size = None
     if args.weights is None:
-        from speech2vid.model.weights import RANDOM
+        from speech2vid.config import load_model_config
+        from speech2vid.model.weights import RANDOM, bundled_weights
 
-        args.weights = RANDOM  # no trained weights ship yet: the demo shows the plumbing, labelled
+        if bundled_weights(load_model_config(_settings(args).model).name) is None:
+            args.weights = RANDOM  # a model without bundled weights still shows the plumbing, labelled
     return cmd_generate(args)
 
 
@@ -213,6 +215,20 @@ def cmd_import_matconvnet(args: argparse.Namespace) -> int:
     from speech2vid.model.matconvnet import import_to_file
 
     print(import_to_file(args.files, args.output, args.model or "paper"))
+    return 0
+
+
+def cmd_pack_weights(args: argparse.Namespace) -> int:
+    from speech2vid.config import load_model_config
+    from speech2vid.model.pack import pack_weights
+
+    extra = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--meta '{item}' is not KEY=VALUE")
+        extra[key] = value
+    print(pack_weights(args.weights, args.output, load_model_config(_settings(args).model), extra))
     return 0
 
 
@@ -320,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE.mat", help="generator file, optionally followed by the deblurrer")
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
     p.add_argument("--model", help="geometry the file must match (default paper)")
+
+    p = add("pack-weights", cmd_pack_weights, "trained weights -> the compact FP16 file that ships, checked against FP32")
+    p.add_argument("weights", metavar="IN.safetensors", help="trained weights (e.g. runs/lite/last/weights.safetensors)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="FP16 weights file to write")
+    p.add_argument("--model", help="geometry of the weights: lite (default), paper, or a model YAML")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="extra metadata to record (repeatable)")
     return parser
 
 

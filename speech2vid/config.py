@@ -286,7 +286,9 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
-    lr_schedule: LrSchedule = "cosine"  # over the whole run; constant keeps lr
+    lr_schedule: LrSchedule = "cosine"  # to 0 at the run's end; constant keeps lr
+    # cosine only: epochs at the full lr before the decay starts (a flat-then-anneal schedule)
+    lr_hold_epochs: int = 0
     epochs: int = 20  # the paper: 20 epochs or until validation stops improving
     patience: int = 4  # stop after this many epochs without a better validation L1 (0: never)
     steps_per_epoch: int | None = None  # None: the whole train split each epoch
@@ -307,6 +309,8 @@ class TrainConfig:
             raise ConfigError(f"{where}: 'train.mouth_weight' must be >= 1 and 'train.audio_lr_mult' > 0")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"{where}: 'train.lr' must be > 0, 'train.weight_decay' >= 0, 'train.momentum' in [0, 1)")
+        if not 0 <= self.lr_hold_epochs < self.epochs:
+            raise ConfigError(f"{where}: 'train.lr_hold_epochs' must be >= 0 and below 'train.epochs'")
         if self.epochs < 1 or self.batch < 1 or self.workers < 0 or self.patience < 0:
             raise ConfigError(f"{where}: 'train.epochs' and 'train.batch' must be >= 1, 'train.workers'/'train.patience' >= 0")
         if self.checkpoint_every < 1 or self.log_every < 1:
@@ -391,7 +395,7 @@ class Settings:
     """Everything but the model geometry; ``model`` names a file in configs/models or a path."""
 
     model: str = "lite"
-    weights: str | None = None  # None: the bundled default weights once they ship
+    weights: str | None = None  # None: the bundled default weights of the model
     engine: EngineConfig = field(default_factory=EngineConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     redub: RedubConfig = field(default_factory=RedubConfig)

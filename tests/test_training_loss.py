@@ -14,7 +14,7 @@ from speech2vid.errors import ConfigError
 from speech2vid.faces.template import TEMPLATE_ALIGNED
 from speech2vid.model.speech2vid import build_model
 from speech2vid.training.loss import mouth_band_top, weighted_l1
-from speech2vid.training.trainer import GeneratorNet, _optimizer, _param_groups
+from speech2vid.training.trainer import GeneratorNet, _optimizer, _param_groups, lr_at
 
 
 def test_the_band_starts_at_the_nose_tip_and_holds_the_whole_template_mouth() -> None:
@@ -56,8 +56,24 @@ def test_audio_encoder_gets_its_own_learning_rate_group() -> None:
     assert [g["lr_mult"] for g in opt.param_groups] == [1.0, 4.0]
 
 
-def test_bad_values_are_config_errors(tmp_path: Path) -> None:
+def test_the_schedule_holds_the_lr_then_follows_a_cosine_to_zero() -> None:
+    cfg = TrainConfig(lr=3e-4, lr_schedule="cosine", lr_hold_epochs=3, epochs=7)
+    lrs = [lr_at(cfg, step, 10) for step in range(70)]
+    assert lrs[:31] == [3e-4] * 31  # the first decay step is the cosine's start, still the full lr
+    tail = np.array(lrs[30:])
+    expected = 3e-4 * 0.5 * (1 + np.cos(np.pi * np.arange(40) / 40))
+    np.testing.assert_allclose(tail, expected, rtol=1e-12)
+    assert lrs[50] == pytest.approx(1.5e-4)  # halfway through the decay
+    assert lr_at(cfg, 70, 10) == 0.0
+    plain = TrainConfig(lr=1e-3, lr_schedule="cosine", epochs=4)
+    assert lr_at(plain, 20, 10) == pytest.approx(5e-4)
+    assert lr_at(TrainConfig(lr=1e-3, lr_schedule="constant", epochs=4), 39, 10) == 1e-3
+
+
+@pytest.mark.parametrize("text, key", [("train: {mouth_weight: 0.5}\n", "mouth_weight"),
+                                       ("train: {epochs: 5, lr_hold_epochs: 5}\n", "lr_hold_epochs")])
+def test_bad_values_are_config_errors(tmp_path: Path, text: str, key: str) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train: {mouth_weight: 0.5}\n")
-    with pytest.raises(ConfigError, match="mouth_weight"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=key):
         load_settings(bad)

@@ -138,10 +138,12 @@ class MetricsLog:
             self.tb.close()
 
 
-def _lr(cfg: TrainConfig, step: int, total: int) -> float:
-    if cfg.lr_schedule == "constant" or total <= 0:
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of a step: constant, or held for lr_hold_epochs then cosine to 0 at the run's end."""
+    hold, total = cfg.lr_hold_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch
+    if cfg.lr_schedule == "constant" or step < hold or total <= hold:
         return cfg.lr
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step - hold, total - hold) / (total - hold)))
 
 
 def _param_groups(cfg: TrainConfig, net: nn.Module) -> list[dict[str, Any]]:
@@ -263,7 +265,6 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
         steps_per_epoch = min(steps_per_epoch, cfg.steps_per_epoch)
     if steps_per_epoch < 1:
         raise UserError(f"the train split of {data} has fewer than {cfg.batch} samples per rank: lower train.batch")
-    total_steps = cfg.epochs * steps_per_epoch
     blur_gen = torch.Generator()
     interrupted = False
 
@@ -290,7 +291,7 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             for b in batches(loader(train_ds, cfg.batch, cfg.workers), d.device, skip=skip):
                 if state["step_in_epoch"] >= steps_per_epoch:
                     break
-                lr = _lr(cfg, state["global_step"], total_steps)
+                lr = lr_at(cfg, state["global_step"], steps_per_epoch)
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_mult", 1.0)
                 if kind == "generator":

@@ -1,0 +1,73 @@
+"""pack-weights (FP32 -> the FP16 file that ships) and the bundled default weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from speech2vid.cli import main
+from speech2vid.config import load_model_config
+from speech2vid.errors import WeightsError
+from speech2vid.model.pack import MAX_FRAME_DIFF, check_inputs
+from speech2vid.model.weights import bundled_weights, load_model, save_weights
+
+
+@pytest.fixture()
+def run_weights(tmp_path: Path, lite_loaded) -> Path:  # type: ignore[no-untyped-def]
+    """FP32 weights inside a training-run-like folder with its state.json."""
+    run = tmp_path / "run" / "last"
+    run.mkdir(parents=True)
+    path = save_weights(lite_loaded.model, run / "weights.safetensors")
+    state = {"kind": "generator", "global_step": 123, "epoch": 4,
+             "config": {"data": "/somewhere/corpus", "train": {"lr": 3e-4, "mouth_weight": 5.0}}}
+    (run / "state.json").write_text(json.dumps(state))
+    return path
+
+
+def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Path, run_weights: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "lite.safetensors"
+    assert main(["pack-weights", str(run_weights), "-o", str(out), "--model", "lite", "--meta", "recipe=x.yaml"]) == 0
+    assert "max abs diff" in capsys.readouterr().out
+    assert 0.45 < out.stat().st_size / run_weights.stat().st_size < 0.55
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    assert (meta["trained_steps"], meta["trained_epochs"], meta["trained_data"]) == ("123", "4", "corpus")
+    assert json.loads(meta["train_config"])["mouth_weight"] == 5.0 and meta["recipe"] == "x.yaml"
+    cfg = load_model_config("lite")
+    full, half = load_model(cfg, run_weights).model, load_model(cfg, out).model
+    mfcc, faces = check_inputs(full, n=4, seed=7)  # other inputs than the packer's own check
+    with torch.no_grad():
+        diff = float((full(mfcc, faces) - half(mfcc, faces)).abs().max())
+    assert 0 < diff <= MAX_FRAME_DIFF
+
+
+def test_pack_refuses_its_own_input_and_bad_meta(run_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pack-weights", str(run_weights), "-o", str(run_weights)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert main(["pack-weights", str(run_weights), "-o", str(run_weights.parent / "x.safetensors"), "--meta", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert not (run_weights.parent / "x.safetensors").exists()
+
+
+def test_a_model_without_bundled_weights_says_so_and_how_to_get_some() -> None:
+    cfg = load_model_config("paper")
+    assert bundled_weights("paper") is None
+    with pytest.raises(WeightsError, match="no trained weights for model 'paper' are bundled .*bundled: lite.*--weights"):
+        load_model(cfg, None)
+
+
+def test_lite_loads_its_bundled_fp16_weights_by_default() -> None:
+    path = bundled_weights("lite")
+    assert path is not None and path.stat().st_size < 20e6
+    loaded = load_model(load_model_config("lite"), None)
+    assert not loaded.is_random and Path(loaded.source) == path
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["model"] == "lite" and meta["trained_kind"] in ("generator", "deblur")
