@@ -1,7 +1,7 @@
 """Draw docs/pipeline.png: what speech2vid does to its inputs, stage by stage, on the bundled sample.
 
-Run from the repository root: ``python docs/make_figures.py [--weights FILE]`` (default: random
-weights, whose frames are labelled as such).
+Run from the repository root: ``python docs/make_figures.py [--weights FILE|random]`` (default: the
+bundled weights; random weights' frames are labelled as such).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def heatmap(x: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--weights", default="random")
+    ap.add_argument("--weights", default=None, help="default: the bundled weights")
     ap.add_argument("-o", "--output", default="docs/pipeline.png")
     args = ap.parse_args()
 

@@ -36,7 +36,23 @@ def frame_loudness(signal: np.ndarray, rate: int, n: int) -> np.ndarray:
     half = int(0.175 * rate)
     centres = (np.arange(n) * rate / FPS).astype(int)
     rms = np.array([np.sqrt(np.mean(signal[max(0, c - half):c + half] ** 2) + 1e-12) for c in centres])
-    return 20 * np.log10(rms)
+    return np.maximum(20 * np.log10(rms), -60.0)  # digital silence would squash the plot
+
+
+def peaks_and_troughs(motion: np.ndarray, speaking: np.ndarray, count: int) -> np.ndarray:
+    """Frames to show: the strongest local maxima and the deepest local minima of the mouth motion
+    while speech is heard (a pause would trivially give a closed mouth), at least 5 frames apart."""
+    inner = [i for i in range(2, len(motion) - 2) if speaking[i - 2:i + 3].all()]
+    peaks = sorted((i for i in inner if (motion[i] >= motion[i - 2:i + 3]).all()), key=lambda i: -motion[i])
+    troughs = sorted((i for i in inner if (motion[i] <= motion[i - 2:i + 3]).all()), key=lambda i: motion[i])
+    chosen: list[int] = []
+    for group, want in ((peaks, count // 2), (troughs, count - count // 2)):
+        taken = 0
+        for i in group:
+            if taken < want and all(abs(i - j) >= 5 for j in chosen):
+                chosen.append(i)
+                taken += 1
+    return np.sort(np.array(chosen, dtype=int))
 
 
 def main() -> None:
@@ -61,29 +77,32 @@ def main() -> None:
             motion = 255 * np.abs(frames[:, band:] - still[band:]).mean(axis=(1, 2, 3))
             rows[name] = (frames, motion)
     loud = frame_loudness(signal, 16000, n)
-    shown = np.linspace(8, n - 8, args.frames).astype(int)
+    shown = peaks_and_troughs(rows["held-out synthetic face"][1], loud > loud.max() - 15, args.frames)
 
     fig = plt.figure(figsize=(12, 7.2))
     w = 0.88 / args.frames
     for r, (name, (frames, _)) in enumerate(rows.items()):
         for c, k in enumerate(shown):
             a = fig.add_axes((0.07 + c * w, 0.70 - r * 0.25, w * 0.96, 0.24))
-            a.imshow(frames[k])
+            a.imshow(frames[k][45:105, 12:97])  # the lower face, where the audio acts
             a.set_xticks([])
             a.set_yticks([])
             if r == 0:
                 a.set_title(f"{k / FPS:.2f} s", fontsize=8)
+                a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)
+            else:
+                a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)
             if c == 0:
                 a.set_ylabel(name, fontsize=8)
-    ax = fig.add_axes((0.07, 0.07, 0.88, 0.33))
+    ax = fig.add_axes((0.07, 0.07, 0.86, 0.33))
     t = np.arange(n) / FPS
     ax.plot(t, loud, color="0.5", lw=1, label="speech loudness, dBFS (left)")
-    ax.set_ylabel("dBFS")
+    ax.set_ylabel("loudness, dBFS")
     ax.set_xlabel("time, s")
     ax2 = ax.twinx()
     for name, (_, motion) in rows.items():
         ax2.plot(t, motion, lw=1.5, label=f"mouth motion: {name} (right)")
-    ax2.set_ylabel("mean |frame - silent frame|, mouth band, grey levels")
+    ax2.set_ylabel("mouth motion, grey levels")
     for k in shown:
         ax.axvline(k / FPS, color="0.85", lw=0.8, zorder=0)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

@@ -106,13 +106,16 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "empty audio": ([*gen, "--face", face, "--audio", str(empty)], "empty.wav"),
         "no face": ([*gen, "--face", str(blank), "--audio", speech], "no face"),
         "unknown config key": (["--config", str(badcfg), *gen, "--face", face, "--audio", speech], "engine.bakend"),
-        "no weights": (["generate", "--model", "lite", "--face", face, "--audio", speech], "--weights"),
+        "no bundled weights": (["generate", "--model", "paper", "--face", face, "--audio", speech], "--weights"),
+        "corrupt weights": (["generate", "--model", "lite", "--weights", str(text), "--face", face, "--audio", speech],
+                            "not a readable safetensors"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
-    ["missing file", "non-audio file", "corrupt wav", "empty audio", "no face", "unknown config key", "no weights"],
+    ["missing file", "non-audio file", "corrupt wav", "empty audio", "no face", "unknown config key", "no bundled weights",
+     "corrupt weights"],
 )
 def test_bad_input_is_one_line_no_traceback_no_output(tmp_path: Path, case: str) -> None:
     args, needle = _bad_inputs(tmp_path)[case]
