@@ -87,11 +87,9 @@ def main() -> None:
             a.imshow(frames[k][45:105, 12:97])  # the lower face, where the audio acts
             a.set_xticks([])
             a.set_yticks([])
+            a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)  # this frame's mouth motion
             if r == 0:
                 a.set_title(f"{k / FPS:.2f} s", fontsize=8)
-                a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)
-            else:
-                a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)
             if c == 0:
                 a.set_ylabel(name, fontsize=8)
     ax = fig.add_axes((0.07, 0.07, 0.86, 0.33))

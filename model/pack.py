@@ -19,7 +19,7 @@ from speech2vid.config import ModelConfig
 from speech2vid.errors import WeightsError
 from speech2vid.files import sha256_file
 from speech2vid.model.speech2vid import Speech2Vid, build_model
-from speech2vid.model.weights import load_weights, save_weights
+from speech2vid.model.weights import load_weights, save_weights, synthetic_inputs
 
 # The FP16 file must render what the FP32 one does: frames are 0..1, so 2e-3 is half a grey level.
 MAX_FRAME_DIFF = 2e-3
@@ -56,13 +56,7 @@ def run_provenance(weights: Path) -> dict[str, str]:
 
 def check_inputs(model: Speech2Vid, n: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic MFCC windows and identity faces in the ranges the model sees."""
-    from speech2vid.features.windows import N_CEPS, WINDOW_COLS
-    from speech2vid.model.io_spec import FACE_SIZE
-
-    gen = torch.Generator().manual_seed(seed)
-    mfcc = torch.randn(n, 1, N_CEPS, WINDOW_COLS, generator=gen) * 10.0
-    faces = torch.rand(n, 3 * model.cfg.identity_faces, FACE_SIZE, FACE_SIZE, generator=gen) * 255.0
-    return mfcc, faces
+    return synthetic_inputs(model, n, torch.Generator().manual_seed(seed))
 
 
 def frame_diff(a: Speech2Vid, b: Speech2Vid) -> float:

@@ -77,13 +77,20 @@ def load_weights(model: Speech2Vid, path: str | Path) -> dict[str, str]:
     return meta
 
 
+def synthetic_inputs(model: Speech2Vid, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random MFCC windows and identity-face stacks in the ranges the model sees."""
+    from speech2vid.features.windows import N_CEPS, WINDOW_COLS
+    from speech2vid.model.io_spec import FACE_SIZE
+
+    mfcc = torch.randn(n, 1, N_CEPS, WINDOW_COLS, generator=gen) * 10.0
+    faces = torch.rand(n, 3 * model.cfg.identity_faces, FACE_SIZE, FACE_SIZE, generator=gen) * 255.0
+    return mfcc, faces
+
+
 def random_weights(model: Speech2Vid, seed: int = 0) -> Speech2Vid:
     """Untrained weights for plumbing tests: PyTorch's default init, then BatchNorm statistics
     estimated on synthetic inputs so that activations have a sane range and the output is a visible
     texture rather than a saturated flat colour. The result shows no face: label it as such."""
-    from speech2vid.features.windows import N_CEPS, WINDOW_COLS
-    from speech2vid.model.io_spec import FACE_SIZE
-
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if hasattr(m, "reset_parameters") and not isinstance(m, torch.nn.BatchNorm2d):
@@ -93,8 +100,7 @@ def random_weights(model: Speech2Vid, seed: int = 0) -> Speech2Vid:
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the warm-up batch
-    mfcc = torch.randn(8, 1, N_CEPS, WINDOW_COLS, generator=gen) * 10.0
-    faces = torch.rand(8, 3 * model.cfg.identity_faces, FACE_SIZE, FACE_SIZE, generator=gen) * 255.0
+    mfcc, faces = synthetic_inputs(model, 8, gen)
     model.train()
     with torch.no_grad():
         model(mfcc, faces)
