@@ -1,8 +1,13 @@
 """Decode any audio file, or the audio track of a video file, and bring it to the model's 16 kHz mono.
 
-:func:`read_audio` keeps the original rate and channels (the offline generator muxes the original
-audio into its output); :func:`to_model_rate` makes the 16 kHz mono float32 signal the features need.
-Every failure a user can cause is an :class:`~speech2vid.errors.AudioError` with a one-line message.
+:func:`read_audio` keeps the original rate and channels; :func:`to_model_rate` makes the 16 kHz mono
+float32 signal the features need. For inputs of any length the offline commands never hold the whole
+file: :func:`scan_speech` reads it once for its length and level, and :func:`speech_blocks` decodes it
+again block by block, each block with its 16 kHz mono twin (soxr's streaming resampler, which gives
+the same samples as resampling the whole signal at once).
+Every failure a user can cause is an :class:`~speech2vid.errors.AudioError` with a one-line message;
+that includes non-finite samples (NaN, inf in a float WAV), refused here so that no later stage (the
+silence check, the MFCC, the AAC encoder) ever sees them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -86,8 +92,8 @@ def _quoted(path: str | os.PathLike[str]) -> str:
     return "'" + str(path).replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
-def _frame_to_array(frame: av.AudioFrame, name: str) -> np.ndarray:
-    """One decoded frame -> float32 ``(samples, channels)``."""
+def _frame_to_array(frame: av.AudioFrame, name: str, position: int = 0) -> np.ndarray:
+    """One decoded frame -> float32 ``(samples, channels)``; ``position``: its first sample, for messages."""
     fmt = frame.format
     channels = frame.layout.nb_channels
     try:
@@ -98,20 +104,27 @@ def _frame_to_array(frame: av.AudioFrame, name: str) -> np.ndarray:
     # Planar frames come as (channels, samples), packed ones as (1, samples * channels).
     data = raw.T if fmt.is_planar else raw.reshape(-1, channels)
     data = data.astype(np.float64)
+    if scale == 1.0 and not np.isfinite(data).all():  # only float formats can hold NaN or inf
+        bad = int(np.count_nonzero(~np.isfinite(data).all(axis=1)))
+        at = (position + int(np.argmin(np.isfinite(data).all(axis=1)))) / frame.sample_rate
+        raise AudioError(
+            f"{name} contains non-finite samples (NaN or infinity; {bad} near {at:.2f} s): the file is corrupt; "
+            "re-export it from its source, or repair it (e.g. sox in.wav out.wav) before use"
+        )
     if offset:
         data -= offset
     return (data * scale).astype(np.float32)
 
 
-def read_audio(path: str | os.PathLike[str]) -> Audio:
-    """Decode the first audio track of any file FFmpeg reads (WAV, FLAC, MP3, OGG, M4A, MP4, MKV...).
+def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
+    """Decode the first audio track of any file FFmpeg reads, one decoded frame at a time.
 
-    Returns:
-        :class:`Audio` at the file's own rate and channel count, float32 in [-1, 1].
+    Yields:
+        :class:`Audio` blocks, all at the file's own rate and channel count, float32 clipped to [-1, 1].
 
     Raises:
         AudioError: the file is missing, a directory, not a media file, corrupt, truncated, has no
-            audio track, or holds no samples.
+            audio track, changes rate or channels mid-stream, or holds non-finite samples.
     """
     name = _quoted(path)
     p = Path(path)
@@ -122,38 +135,123 @@ def read_audio(path: str | os.PathLike[str]) -> Audio:
     truncation = wav_truncation(p)
     if truncation is not None:
         raise AudioError(f"{name} is truncated ({truncation}): re-export or re-download the file")
-
-    chunks: list[np.ndarray] = []
     try:
         with av.open(str(p), mode="r") as container:
             if not container.streams.audio:
                 raise AudioError(f"{name} has no audio track: pass a file with sound, or a video with an audio track")
             stream = container.streams.audio[0]
             # The rate comes from the decoded frames: HE-AAC headers state half the output rate.
-            rate = 0
+            rate = channels = position = 0
             for frame in container.decode(stream):
-                block = _frame_to_array(frame, name)
-                if not chunks:
-                    rate = int(frame.sample_rate)
-                elif block.shape[1] != chunks[0].shape[1] or frame.sample_rate != rate:
+                block = _frame_to_array(frame, name, position)
+                if not block.shape[0]:
+                    continue
+                if not rate:
+                    rate, channels = int(frame.sample_rate), block.shape[1]
+                    if rate <= 0:
+                        raise AudioError(f"{name} does not state its sample rate: convert it to a plain WAV first")
+                elif block.shape[1] != channels or frame.sample_rate != rate:
                     raise AudioError(
                         f"{name} changes its sample rate or channel count mid-stream: convert it to a plain WAV first"
                     )
-                chunks.append(block)
+                position += block.shape[0]
+                # Lossy decoders overshoot slightly past full scale; playback would clip there too.
+                np.clip(block, -1.0, 1.0, out=block)
+                yield Audio(block, rate)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise AudioError(
             f"cannot decode {name} ({reason}): it is corrupt or not an audio/video file; "
             "re-export it (e.g. as WAV or FLAC)"
         ) from exc
-    samples = np.concatenate(chunks) if chunks else np.empty((0, 1), dtype=np.float32)
-    if samples.shape[0] == 0:
-        raise AudioError(f"{name} contains no audio samples: pass a file with sound")
-    if rate <= 0:
-        raise AudioError(f"{name} does not state its sample rate: convert it to a plain WAV first")
-    # Lossy decoders overshoot slightly past full scale; playback would clip there too.
-    np.clip(samples, -1.0, 1.0, out=samples)
-    return Audio(samples, rate)
+
+
+def read_audio(path: str | os.PathLike[str]) -> Audio:
+    """The whole first audio track of a file (see :func:`decode_blocks`), at its own rate and channels.
+
+    Raises:
+        AudioError: as :func:`decode_blocks`, and for a file that holds no samples.
+    """
+    blocks = list(decode_blocks(path))
+    if not blocks:
+        raise AudioError(f"{_quoted(path)} contains no audio samples: pass a file with sound")
+    return Audio(np.concatenate([b.samples for b in blocks]), blocks[0].rate)
+
+
+class ModelRateStream:
+    """Streaming :func:`to_model_rate`: blocks at ``rate`` in, 16 kHz mono float32 out.
+
+    soxr's stream resampler keeps its own state, so the concatenated output equals resampling the
+    whole signal at once, for any block sizes.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._soxr = None if rate == SAMPLE_RATE else soxr.ResampleStream(
+            rate, SAMPLE_RATE, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+        )  # fmt: skip
+
+    def push(self, block: Audio) -> np.ndarray:
+        """``block`` at ``self.rate`` -> float32 ``(m,)`` at 16 kHz (m may be 0: the resampler's delay)."""
+        mono = np.ascontiguousarray(block.mono().samples[:, 0], dtype=np.float32)
+        return mono if self._soxr is None else self._soxr.resample_chunk(mono, last=False)
+
+    def finish(self) -> np.ndarray:
+        """The resampler's remaining output at the end of the signal."""
+        if self._soxr is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._soxr.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def speech_blocks(path: str | os.PathLike[str]) -> Iterator[tuple[Audio, np.ndarray]]:
+    """``(original block, its 16 kHz mono samples)`` pairs of a file, streamed; the last pair's
+    original block is empty and carries the resampler's tail. Errors as :func:`decode_blocks`."""
+    resampler: ModelRateStream | None = None
+    last: Audio | None = None
+    for block in decode_blocks(path):
+        if resampler is None:
+            resampler = ModelRateStream(block.rate)
+        last = block
+        yield block, resampler.push(block)
+    if resampler is not None and last is not None:
+        yield Audio(np.zeros((0, last.channels), dtype=np.float32), last.rate), resampler.finish()
+
+
+@dataclass(frozen=True)
+class SpeechInfo:
+    """What one streamed pass over a speech file found (:func:`scan_speech`); the file itself is not held."""
+
+    path: Path
+    rate: int  # the file's own sample rate
+    channels: int
+    n_samples: int  # per channel, at ``rate``
+    n_samples_16k: int  # of the 16 kHz mono signal the features see
+    peak_dbfs: float  # of the 16 kHz mono signal
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.rate
+
+
+def scan_speech(path: str | os.PathLike[str]) -> SpeechInfo:
+    """Read a speech file once, block by block: its format, length and peak level, in constant memory.
+
+    Raises:
+        AudioError: as :func:`decode_blocks`, and for a file that holds no samples.
+    """
+    rate = channels = n = n16 = 0
+    peak = 0.0
+    for block, mono16 in speech_blocks(path):
+        rate, channels = block.rate, block.channels
+        n += block.n_samples
+        n16 += mono16.size
+        if mono16.size:
+            peak = max(peak, float(np.max(np.abs(mono16))))
+    if n == 0:
+        raise AudioError(f"{_quoted(path)} contains no audio samples: pass a file with sound")
+    level = 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
+    return SpeechInfo(Path(path), rate, channels, n, n16, level)
 
 
 def to_model_rate(audio: Audio) -> np.ndarray:
@@ -174,13 +272,13 @@ def peak_dbfs(signal: np.ndarray) -> float:
 
 
 def check_not_silent(
-    signal_16k: np.ndarray, path: str | os.PathLike[str], threshold_dbfs: float = SILENCE_THRESHOLD_DBFS
+    signal_16k: np.ndarray | SpeechInfo, path: str | os.PathLike[str], threshold_dbfs: float = SILENCE_THRESHOLD_DBFS
 ) -> None:
-    """Raise :class:`AudioError` when the peak of the signal is below ``threshold_dbfs``.
+    """Raise :class:`AudioError` when the peak of the signal (or of a scanned file) is below ``threshold_dbfs``.
 
     Separate from reading so that callers decide (the CLI skips it with ``--allow-silence``).
     """
-    level = peak_dbfs(signal_16k)
+    level = signal_16k.peak_dbfs if isinstance(signal_16k, SpeechInfo) else peak_dbfs(signal_16k)
     if level < threshold_dbfs:
         raise AudioError(
             f"{_quoted(path)} is silent (peak {level:.1f} dBFS): nothing to lip-sync; pass a file with speech "

@@ -2,7 +2,9 @@
 
 audio file -> 16 kHz MFCC windows (one per video frame) -> engine (identity once, frames in batches,
 double-buffered so encoding batch k overlaps inference of batch k+1) -> frames -> MP4 with the audio.
-Every input is read and checked before the slow work starts, so a bad input fails in a second.
+Every input is read and checked before the slow work starts, so a bad input fails in a second. The
+audio is then streamed (:class:`~speech2vid.runtime.speech_feed.SpeechFeed`): memory does not depend
+on its length.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
-from speech2vid.audio.io import Audio, check_not_silent, read_audio, to_model_rate
+from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import GenerateConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
 from speech2vid.faces import align_photo
-from speech2vid.features.windows import FPS, n_frames_for, speech_windows
+from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.render import video_frame
+from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
 log = logging.getLogger("speech2vid.runtime.offline")
@@ -33,10 +36,14 @@ MAX_FACES = 5
 class Inputs:
     """Everything read from the user's files, checked and ready for the engine."""
 
-    audio: Audio  # as decoded, for muxing into the output
-    windows: np.ndarray  # (n_frames, 12, 35) float32
+    audio: SpeechInfo  # scanned, not held: streamed into the windows and the output's audio track
     faces: list[np.ndarray]  # aligned (112, 112, 3) uint8 RGB
     output: Path
+
+    @property
+    def n_frames(self) -> int:
+        """Video frames: one per 40 ms of audio (:func:`~speech2vid.features.windows.n_frames_for`)."""
+        return n_frames_for(self.audio.n_samples_16k)
 
 
 @dataclass(frozen=True)
@@ -64,13 +71,11 @@ def prepare_inputs(
     if not 1 <= len(faces) <= MAX_FACES:
         raise UserError(f"give 1 to {MAX_FACES} face photos (--face), got {len(faces)}")
     out = check_output_path(output)
-    decoded = read_audio(audio)
-    signal = to_model_rate(decoded)
+    info = scan_speech(audio)
     if not allow_silence:
-        check_not_silent(signal, audio, silence_threshold_dbfs)
-    windows = speech_windows(signal, n_frames_for(len(signal)))
+        check_not_silent(info, audio, silence_threshold_dbfs)
     aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned).image for p in faces]
-    return Inputs(decoded, windows, aligned_faces, out)
+    return Inputs(info, aligned_faces, out)
 
 
 def render_video(
@@ -86,29 +91,36 @@ def render_video(
 
     start = time.perf_counter()
     engine.set_identity(inputs.faces)
-    windows = inputs.windows
-    batches = [windows[i : i + cfg.batch] for i in range(0, len(windows), cfg.batch)]
+    n_frames = inputs.n_frames
+    starts = range(0, n_frames, cfg.batch)
     sink = VideoFileSink(
         inputs.output,
         fps=FPS,
         size=(cfg.output_size, cfg.output_size),
-        audio=inputs.audio,
+        audio_rate=inputs.audio.rate,
+        audio_channels=inputs.audio.channels,
         video_codec=cfg.video_codec,
         crf=cfg.crf,
         preset=cfg.preset,
         audio_codec=cfg.audio_codec,
         audio_bitrate=cfg.audio_bitrate,
     )
-    bar = tqdm(total=len(windows), unit="frame", desc="generating", disable=not progress, leave=False)
+    bar = tqdm(total=n_frames, unit="frame", desc="generating", disable=not progress, leave=False)
     try:
         with sink:
-            engine.submit(0, batches[0])
-            for i in range(len(batches)):
-                if i + 1 < len(batches):  # stage the next batch while this one is encoded
-                    engine.submit((i + 1) % engine.n_slots, batches[i + 1])
+            feed = SpeechFeed(inputs.audio, sink.write_audio)
+
+            def batch(i: int) -> np.ndarray:
+                return feed.windows(range(starts[i], min(starts[i] + cfg.batch, n_frames)))
+
+            engine.submit(0, batch(0))
+            for i in range(len(starts)):
+                if i + 1 < len(starts):  # stage the next batch while this one is encoded
+                    engine.submit((i + 1) % engine.n_slots, batch(i + 1))
                 for frame in engine.collect(i % engine.n_slots):
                     sink.write(video_frame(frame, cfg.output_size, label))
                     bar.update(1)
+            feed.finish()  # the audio past the last frame's window, for the muxed track
     finally:
         bar.close()
     elapsed = time.perf_counter() - start

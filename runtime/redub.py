@@ -27,17 +27,18 @@ from typing import Sequence
 import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
-from speech2vid.audio.io import Audio, check_not_silent, read_audio, to_model_rate
+from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import GenerateConfig, RedubConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import FaceError, OutputError
 from speech2vid.faces import align_photo
-from speech2vid.features.windows import FPS, n_frames_for, speech_windows
+from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.render import to_uint8, watermark
 from speech2vid.frames.strip import before_after_strip
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
+from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
@@ -51,8 +52,7 @@ class RedubInputs:
     """Everything read from the user's files, checked, before the slow pass starts."""
 
     video: VideoInfo
-    audio: Audio  # as decoded, muxed into the output
-    windows: np.ndarray  # (n_windows, 12, 35) float32 at 25 fps
+    audio: SpeechInfo  # scanned, not held: streamed into the windows (25 fps) and the output's audio track
     faces: list[np.ndarray]  # identity: aligned (112, 112, 3) uint8 RGB
     identity_frames: list[int]  # source frames the identity came from (empty for --face photos)
     output: Path
@@ -112,11 +112,9 @@ def prepare_redub(
     info = probe_video(video)
     if out.resolve() == info.path.resolve():
         raise OutputError(f"output {out} is the source video: write the re-dub to another file")
-    decoded = read_audio(audio)
-    signal = to_model_rate(decoded)
+    speech = scan_speech(audio)
     if not allow_silence:
-        check_not_silent(signal, audio, silence_threshold_dbfs)
-    windows = speech_windows(signal, n_frames_for(len(signal)))
+        check_not_silent(speech, audio, silence_threshold_dbfs)
     if faces:
         identity = [align_photo(p, face_index=None).image for p in faces]
         frames: list[int] = []
@@ -124,7 +122,7 @@ def prepare_redub(
     else:
         samples = identity_from_video(info, cfg.identity_samples, face_index)
         identity, frames = [s.image for s in samples], [s.frame for s in samples]
-    return RedubInputs(info, decoded, windows, identity, frames, out, output_frames(len(signal), info.rate), strip_path)
+    return RedubInputs(info, speech, identity, frames, out, output_frames(speech.n_samples_16k, info.rate), strip_path)
 
 
 @dataclass
@@ -161,20 +159,23 @@ def run_redub(
     if cfg.fit == "trim" and inputs.n_output > info.frames:
         log.warning("the new audio is longer than the video: holding its last frame for %d frames (--fit trim)",
                     inputs.n_output - info.frames)
-    windows_of = window_for_frames(inputs.n_output, info.rate, len(inputs.windows))
+    windows_of = window_for_frames(inputs.n_output, info.rate, n_frames_for(inputs.audio.n_samples_16k))
     strip_at = set(np.linspace(0, inputs.n_output - 1, min(STRIP_TILES, inputs.n_output)).round().astype(int).tolist())
     strip_pairs: list[tuple[np.ndarray, np.ndarray]] = []
     tracker = FaceTracker(float(info.rate), cfg, face_index)
     counts = _Counts()
     sink = VideoFileSink(
-        inputs.output, fps=info.rate, size=(info.width, info.height), audio=inputs.audio,
+        inputs.output, fps=info.rate, size=(info.width, info.height),
+        audio_rate=inputs.audio.rate, audio_channels=inputs.audio.channels,
         video_codec=encode.video_codec, crf=encode.crf, preset=encode.preset,
         audio_codec=encode.audio_codec, audio_bitrate=encode.audio_bitrate,
     )  # fmt: skip
 
     def flush(batch: list[_Pending]) -> None:
         with_face = [p for p in batch if p.face is not None]
-        generated = engine.render(inputs.windows[[windows_of[p.index] for p in with_face]]) if with_face else []
+        # Every frame's window is read (in order), so the feed advances, and muxes the audio, with the video.
+        windows = feed.windows([windows_of[p.index] for p in batch])
+        generated = engine.render(windows[[i for i, p in enumerate(batch) if p.face is not None]]) if with_face else []
         faces = iter(generated)
         for p in batch:
             out = p.source
@@ -201,6 +202,7 @@ def run_redub(
     bar = tqdm(total=inputs.n_output, unit="frame", desc="re-dubbing", disable=not progress, leave=False)
     try:
         with sink, SourceFrames(info) as source:
+            feed = SpeechFeed(inputs.audio, sink.write_audio)
             batch: list[_Pending] = []
             for j, rgb in enumerate(source.frames(plan)):
                 batch.append(_Pending(j, rgb, tracker.track(rgb)))
@@ -208,6 +210,7 @@ def run_redub(
                     flush(batch)
                     batch = []
             flush(batch)
+            feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
             strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None
     finally:

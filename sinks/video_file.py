@@ -5,9 +5,11 @@ the container is complete. Any error or interrupt deletes the temporary file, so
 looks like a finished one. Audio is encoded alongside the video (interleaved), up to each frame's end
 time, so players and streaming readers find both tracks in step.
 
-Live capture does not know its audio up front: ``live_audio_rate=16000`` opens a mono audio track that
-:meth:`VideoFileSink.write_audio` appends to as samples arrive; audio sample ``n`` plays at ``n / rate`` s
-and video frame ``k`` at ``k / fps`` s, both from zero, so the tracks stay in sync by construction.
+Audio can also arrive as it is decoded or captured: ``audio_rate`` (and ``audio_channels``; live
+capture says ``live_audio_rate=16000``) opens a track that :meth:`VideoFileSink.write_audio` appends to;
+audio sample ``n`` plays at ``n / rate`` s and video frame ``k`` at ``k / fps`` s, both from zero, so the
+tracks stay in sync by construction. Samples are dropped once encoded, so memory does not grow with
+the length of the audio.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class VideoFileSink:
         audio_codec: str = "aac",
         audio_bitrate: int = 128_000,
         live_audio_rate: int | None = None,
+        audio_rate: int | None = None,
+        audio_channels: int = 1,
     ):
         import av
 
@@ -67,12 +71,17 @@ class VideoFileSink:
         self._rate = Fraction(fps)  # exact, also for 30000/1001 (NTSC) sources being re-dubbed
         self.width, self.height = size
         self.frames_written = 0
-        if audio is not None and live_audio_rate is not None:
-            raise ValueError("give either the whole audio or live_audio_rate for write_audio(), not both")
-        self._audio = audio
+        streamed = audio_rate if audio_rate is not None else live_audio_rate
+        if audio is not None and streamed is not None:
+            raise ValueError("give either the whole audio or audio_rate for write_audio(), not both")
+        if audio is not None:
+            streamed, audio_channels = audio.rate, audio.channels
+        elif live_audio_rate is not None:
+            audio_channels = 1
         self._audio_pos = 0  # samples of the audio track already sent to the encoder
-        self._audio_base = 0  # track index of _audio_samples[:, 0] (live audio drops what is encoded)
-        self._audio_rate = audio.rate if audio is not None else live_audio_rate
+        self._audio_base = 0  # track index of _audio_samples[:, 0] (what is encoded is dropped)
+        self._audio_rate = streamed
+        self._audio_channels = min(audio_channels, AAC_MAX_CHANNELS)
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
             self._video = self._container.add_stream(video_codec, rate=fps)
@@ -81,23 +90,23 @@ class VideoFileSink:
             self._video.options = {"crf": str(crf), "preset": preset}
             self._video.codec_context.time_base = 1 / self._rate
             self._audio_stream = None
-            if audio is not None:
-                layout = "mono" if audio.channels == 1 else "stereo"
-                self._audio_stream = self._container.add_stream(audio_codec, rate=audio.rate, layout=layout)
+            if streamed is not None:
+                layout = "mono" if self._audio_channels == 1 else "stereo"
+                self._audio_stream = self._container.add_stream(audio_codec, rate=streamed, layout=layout)
                 self._audio_stream.bit_rate = audio_bitrate
-                self._audio_samples = self._planar(audio)
-            elif live_audio_rate is not None:
-                self._audio_stream = self._container.add_stream(audio_codec, rate=live_audio_rate, layout="mono")
-                self._audio_stream.bit_rate = audio_bitrate
-                self._audio_samples = np.zeros((1, 0), dtype=np.float32)
+                self._audio_samples = np.zeros((self._audio_channels, 0), dtype=np.float32)
         except (av.FFmpegError, ValueError) as exc:
             self._discard()
             raise OutputError(f"cannot start writing {self.path}: {exc}".replace("\n", " ")) from None
+        if audio is not None:
+            self.write_audio(audio.samples)
 
     @staticmethod
-    def _planar(audio: Audio) -> np.ndarray:
-        """(channels <= 2, n) float32; more than two channels are mixed down to stereo."""
-        x = audio.samples.astype(np.float32, copy=False)
+    def _planar(samples: np.ndarray) -> np.ndarray:
+        """``(n,)`` or ``(n, channels)`` -> ``(channels <= 2, n)`` float32; more than two channels are mixed
+        down to stereo."""
+        x = np.asarray(samples, dtype=np.float32)
+        x = x.reshape(-1, 1) if x.ndim == 1 else x
         if x.shape[1] > AAC_MAX_CHANNELS:
             x = np.stack([x[:, 0::2].mean(axis=1), x[:, 1::2].mean(axis=1)], axis=1)
         return np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
@@ -116,9 +125,9 @@ class VideoFileSink:
         frame.pts = self._audio_pos
         frame.time_base = Fraction(1, self._audio_rate)
         self._audio_pos = end
-        if self._audio is None:  # live: keep only what is not encoded yet, so memory stays flat
-            self._audio_samples = self._audio_samples[:, end - self._audio_base :]
-            self._audio_base = end
+        # Keep only what is not encoded yet, so memory stays flat however long the audio is.
+        self._audio_samples = self._audio_samples[:, end - self._audio_base :]
+        self._audio_base = end
         for packet in self._audio_stream.encode(frame):
             self._container.mux(packet)
 
@@ -134,10 +143,13 @@ class VideoFileSink:
             self._encode_audio_until(int(self.frames_written * self._audio_rate / self._rate))
 
     def write_audio(self, samples: np.ndarray) -> None:
-        """Append float32 ``(n,)`` mono samples to a ``live_audio_rate`` track; encoded as frames catch up."""
-        if self._audio is not None or self._audio_stream is None:
-            raise ValueError("write_audio() needs a sink opened with live_audio_rate")
-        chunk = np.clip(np.asarray(samples, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
+        """Append float32 samples, ``(n,)`` mono or ``(n, channels)``, to the audio track; they are
+        encoded as the video frames catch up with them."""
+        if self._audio_stream is None:
+            raise ValueError("write_audio() needs a sink opened with audio_rate (or live_audio_rate)")
+        chunk = self._planar(samples)
+        if chunk.shape[0] != self._audio_channels:
+            raise ValueError(f"write_audio() got {chunk.shape[0]} channels, the track has {self._audio_channels}")
         self._audio_samples = np.concatenate((self._audio_samples, chunk), axis=1)
 
     @property

@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     log.info(
         "model %s (%s), backend %s on %s, %s; %d frames for %.2f s of audio",
         model_cfg.name, loaded.source, settings.engine.backend, settings.engine.device,
-        settings.engine.precision, len(inputs.windows), inputs.audio.duration,
+        settings.engine.precision, inputs.n_frames, inputs.audio.duration,
     )  # fmt: skip
     with engine:
         result = render_video(engine, inputs, settings.generate, label=label, progress=not args.quiet)
