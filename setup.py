@@ -45,7 +45,8 @@ setup(
     package_data={
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
-        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md"],
+        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md",
+                              "vad/*.onnx", "vad/LICENSE"],
     },
     install_requires=[
         "numpy>=1.24",

@@ -25,3 +25,8 @@ def bundled_weights_dir() -> Path:
 def sample_synth_face() -> Path:
     """A face from `speech2vid synth` whose identity the bundled weights never saw in training."""
     return _HERE / "sample_synth_face.png"
+
+
+def silero_vad_model() -> Path:
+    """Silero VAD's 16 kHz ONNX graph (MIT licence, vad/LICENSE; provenance in README.md here)."""
+    return _HERE / "vad" / "silero_vad_16k_op15.onnx"
