@@ -70,7 +70,7 @@ def prepare_inputs(
 ) -> Inputs:
     if not 1 <= len(faces) <= MAX_FACES:
         raise UserError(f"give 1 to {MAX_FACES} face photos (--face), got {len(faces)}")
-    out = check_output_path(output)
+    out = check_output_path(output, inputs=[*faces, audio])
     info = scan_speech(audio)
     if not allow_silence:
         check_not_silent(info, audio, silence_threshold_dbfs)

@@ -107,11 +107,9 @@ def prepare_redub(
         raise FaceError(f"give at most {N_IDENTITY} identity photos (--face), got {len(faces)}")
     if face_index is not None and face_index < 0:
         raise FaceError(f"--face-index must be 0 (the largest face) or more, got {face_index}")
-    out = check_output_path(output)
+    out = check_output_path(output, inputs=[video, audio, *faces])
     strip_path = check_strip_path(strip) if strip is not None else None
     info = probe_video(video)
-    if out.resolve() == info.path.resolve():
-        raise OutputError(f"output {out} is the source video: write the re-dub to another file")
     speech = scan_speech(audio)
     if not allow_silence:
         check_not_silent(speech, audio, silence_threshold_dbfs)

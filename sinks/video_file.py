@@ -18,19 +18,21 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from speech2vid.audio.io import Audio
 from speech2vid.errors import OutputError
+from speech2vid.partials import remove_stale_partials
 
 log = logging.getLogger("speech2vid.sinks.video_file")
 
 AAC_MAX_CHANNELS = 2
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Fail before any work is done when the output cannot be written."""
+def check_output_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
+    """Fail before any work is done when the output cannot be written, or would replace one of ``inputs``."""
     path = Path(path).expanduser()
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise OutputError(f"output {path} must end in .mp4 (H.264 video with AAC audio)")
@@ -41,6 +43,10 @@ def check_output_path(path: str | Path) -> Path:
         raise OutputError(f"output folder {parent} does not exist: create it first")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder {parent} is not writable")
+    for given in inputs:
+        # By inode, not by name: a relative path, a symlink or a hard link to the input is the same file.
+        if path.exists() and Path(given).expanduser().exists() and os.path.samefile(path, Path(given).expanduser()):
+            raise OutputError(f"output {path} is also an input ({given}): it would be overwritten; write to another file")
     return path
 
 
@@ -66,6 +72,7 @@ class VideoFileSink:
         import av
 
         self.path = check_output_path(path)
+        remove_stale_partials(self.path.parent if str(self.path.parent) else Path("."))
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         self.fps = fps
         self._rate = Fraction(fps)  # exact, also for 30000/1001 (NTSC) sources being re-dubbed

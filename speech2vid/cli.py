@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +20,7 @@ from speech2vid.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell or systemd reports for a process ended by it
 
 log = logging.getLogger("speech2vid.cli")
 
@@ -359,18 +362,36 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
         warnings.filterwarnings("ignore", module=r"onnxscript\..*")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``systemctl stop``), raised where the main thread is, so that it unwinds like
+    Ctrl-C: every writer's ``with`` block deletes its temporary file and nothing half-written remains."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
+    # Only the main thread may set handlers (tests call main() from threads); `live` sets its own for its loop.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return args.func(args)
     except UserError as exc:
         print(f"speech2vid: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated:
+        print("speech2vid: terminated (SIGTERM): stopped, unfinished output removed", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("speech2vid: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

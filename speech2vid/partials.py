@@ -1,0 +1,51 @@
+"""Leftovers of writers that died: hidden ``.<name>.partial-<pid>[.ext]`` files whose process is gone.
+
+Every writer of a file others trust writes to such a temporary name and renames it when complete; an
+error, Ctrl-C or SIGTERM deletes it. Only SIGKILL (or a power cut) leaves one behind, so the next run
+into the same folder removes those whose writer no longer exists. A live process id, even of another
+user's process, keeps its file: that writer may still be working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+log = logging.getLogger("speech2vid.partials")
+
+# ".<name>.partial-<pid>" with an optional extension, the names sinks and atomic writers use.
+_PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>[0-9]{1,10})(?:\.[A-Za-z0-9]{1,8})?$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # exists, owned by someone else; or not a pid at all
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete the temporary files of dead writers in ``folder`` (not recursive); returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # an unreadable folder: the writer's own checks report it
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False) or _alive(int(match["pid"])):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:  # another run removed it first, or the folder is read-only: nothing to do
+            continue
+        removed.append(Path(entry.path))
+        log.info("removed %s, left by a run that was killed (process %s)", entry.path, match["pid"])
+    return removed

@@ -1,0 +1,193 @@
+"""Hostile inputs and faults (issue 13): each defect a probe found, as the user meets it.
+
+Every test runs the real command in a subprocess where what matters is what a user sees: one line on
+stderr, the exit status, no traceback, and nothing left behind that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech2vid.assets import sample_face, sample_speech
+
+GEN = ["generate", "--model", "lite", "--weights", "random", "--backend", "torch"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)  # fmt: skip
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], needle: str, code: int = 2) -> str:
+    """Assert the user-error contract and return the line."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("speech2vid: error: ") and needle in lines[0], lines[0]
+    return lines[0]
+
+
+def speech(tmp_path: Path, seconds: float, name: str = "speech.wav") -> Path:
+    x, sr = sf.read(sample_speech(), dtype="float32")
+    x = np.tile(x, int(np.ceil(seconds * sr / len(x))))[: int(seconds * sr)]
+    path = tmp_path / name
+    sf.write(path, x, sr)
+    return path
+
+
+def cache_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "cache.yaml"
+    cfg.write_text(f"engine:\n  cache_dir: {tmp_path / 'engines'}\n")
+    return cfg
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return list(folder.glob(".*partial*"))
+
+
+# -- 1. non-finite audio ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nan_wav(tmp_path: Path) -> Path:
+    """Float WAV of speech with a few NaN and inf samples (a broken DSP export)."""
+    x, sr = sf.read(sample_speech(), dtype="float32")
+    x = x[: sr].copy()
+    x[[100, 5000, 9000]] = [np.nan, np.inf, -np.inf]
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    return path
+
+
+def _tiny_video(path: Path) -> Path:
+    from speech2vid.sinks.video_file import VideoFileSink
+
+    with VideoFileSink(path, fps=25, size=(64, 64), preset="ultrafast") as sink:
+        for _ in range(5):
+            sink.write(np.full((64, 64, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("command", ["generate", "generate --allow-silence", "redub", "live"])
+def test_non_finite_audio_is_refused_in_one_line(tmp_path: Path, nan_wav: Path, command: str) -> None:
+    out = tmp_path / "out.mp4"
+    if command.startswith("generate"):
+        args = [*GEN, "--face", str(sample_face()), "--audio", str(nan_wav), "-o", str(out), *command.split()[1:]]
+    elif command == "redub":
+        args = ["redub", str(_tiny_video(tmp_path / "src.mp4")), "--audio", str(nan_wav), "-o", str(out),
+                "--model", "lite", "--weights", "random", "--backend", "torch"]  # fmt: skip
+    else:
+        args = ["live", "--face", str(sample_face()), "--source", f"file://{nan_wav}?realtime=0", "--sink",
+                f"file://{out}", "--model", "lite", "--weights", "random", "--backend", "torch"]  # fmt: skip
+    line = one_line_error(run_cli("--config", str(cache_config(tmp_path)), *args), "non-finite samples")
+    assert "nan.wav" in line and "silent" not in line
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+# -- 5. SIGTERM and the partial files of killed runs -----------------------------------------------------
+
+
+def _wait_for(condition, proc: subprocess.Popen[str], timeout: float = 180.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a file-system condition while the process runs (there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_sigterm_during_generate_removes_the_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    audio = speech(tmp_path, 60.0)  # far longer than the test waits: the run is still rendering
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speech2vid", "-q", "--config", str(cache_config(tmp_path)), *GEN, "--face",
+         str(sample_face()), "--audio", str(audio), "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for(lambda: bool(leftovers(tmp_path)), proc)  # the sink is open: frames are being written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[-1] == "speech2vid: terminated (SIGTERM): stopped, unfinished output removed", err
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_partials_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    stale = [tmp_path / f".out.partial-{dead}.mp4", tmp_path / f".clip.mp4.partial-{dead}"]
+    alive = tmp_path / f".other.partial-{os.getpid()}.mp4"  # a writer that still runs: not ours to delete
+    unrelated = tmp_path / ".notes.partial.txt"
+    for p in (*stale, alive, unrelated):
+        p.write_bytes(b"half a video")
+    out = tmp_path / "new.mp4"
+    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), *GEN, "--face", str(sample_face()), "--audio",
+                   str(speech(tmp_path, 0.5)), "-o", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+    assert not any(p.exists() for p in stale)
+    assert alive.exists() and unrelated.exists()
+
+
+# -- 8. an output that is one of the inputs ----------------------------------------------------------------
+
+
+def _video_with_audio(path: Path) -> Path:
+    from speech2vid.audio.io import read_audio
+    from speech2vid.sinks.video_file import VideoFileSink
+
+    with VideoFileSink(path, fps=25, size=(64, 64), preset="ultrafast", audio=read_audio(sample_speech())) as sink:
+        for _ in range(25):
+            sink.write(np.full((64, 64, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("alias", ["same path", "relative path", "hard link", "symlink"])
+def test_generate_refuses_to_overwrite_its_audio_input(tmp_path: Path, alias: str) -> None:
+    base = _video_with_audio(tmp_path / "base.mp4")
+    before = base.read_bytes()
+    out = {"same path": base, "relative path": Path(os.path.relpath(base)), "hard link": tmp_path / "hard.mp4",
+           "symlink": tmp_path / "sym.mp4"}[alias]  # fmt: skip
+    if alias == "hard link":
+        os.link(base, out)
+    elif alias == "symlink":
+        out.symlink_to(base)
+    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(sample_face()), "--audio", str(base),
+                   "-o", str(out))  # fmt: skip
+    one_line_error(proc, "is also an input")
+    assert base.read_bytes() == before and not leftovers(tmp_path)
+
+
+def test_generate_refuses_to_overwrite_its_face_photo(tmp_path: Path) -> None:
+    face = tmp_path / "face.mp4"  # an odd name, but a user can make it so
+    face.write_bytes(Path(sample_face()).read_bytes())
+    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(face), "--audio",
+                   str(speech(tmp_path, 0.5)), "-o", str(face))  # fmt: skip
+    one_line_error(proc, "is also an input")
+    assert face.read_bytes() == Path(sample_face()).read_bytes()
+
+
+def test_redub_refuses_to_overwrite_its_new_audio(tmp_path: Path) -> None:
+    base = _video_with_audio(tmp_path / "speech.mp4")
+    before = base.read_bytes()
+    proc = run_cli("--config", str(cache_config(tmp_path)), "redub", str(_tiny_video(tmp_path / "src.mp4")),
+                   "--audio", str(base), "-o", str(base), "--model", "lite", "--weights", "random")  # fmt: skip
+    one_line_error(proc, "is also an input")
+    assert base.read_bytes() == before
