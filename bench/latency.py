@@ -85,10 +85,18 @@ def parse_target(target: str, base: EngineConfig) -> tuple[str, str, str]:
     return backend, device, precision
 
 
+def default_models(weights: str | None) -> list[str]:
+    """The models ``bench`` times by default: every bundled geometry when the weights are given or can
+    be made (random, with PyTorch); else those whose default weights ship."""
+    from speech2vid.config import model_names
+    from speech2vid.model.ref import bundled_weights
+
+    names = model_names()
+    return names if weights is not None else [n for n in names if bundled_weights(n) is not None]
+
+
 def default_targets() -> list[str]:
     """Every backend x device x precision this machine can run."""
-    import torch
-
     from speech2vid.engine.factory import available_backends
 
     backends = available_backends()
@@ -99,9 +107,12 @@ def default_targets() -> list[str]:
         out += [f"onnxruntime:cpu:{p}" for p in ("fp32", "fp16", "int8")]
         if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             out += [f"onnxruntime:cuda:{p}" for p in ("fp32", "fp16", "int8")]
-    out += ["torch:cpu:fp32", "torch:cpu:bf16"]
-    if torch.cuda.is_available():
-        out += [f"torch:cuda:{p}" for p in ("fp32", "fp16", "bf16")]
+    if "torch" in backends:
+        import torch
+
+        out += ["torch:cpu:fp32", "torch:cpu:bf16"]
+        if torch.cuda.is_available():
+            out += [f"torch:cuda:{p}" for p in ("fp32", "fp16", "bf16")]
     if "tensorrt" in backends:
         out += [f"tensorrt:cuda:{p}" for p in ("fp32", "fp16", "int8")]
     return out
@@ -127,43 +138,63 @@ def _time_engine(engine: Any, windows: np.ndarray, warmup: int, seconds: float, 
             return times
 
 
-def _engine_files(loaded: Any, backend: str, precision: str, cfg: EngineConfig, cache_dir: str | Path | None) -> tuple[float | None, float | None]:
+def _engine_files(model: Any, backend: str, precision: str, cfg: EngineConfig, cache_dir: str | Path | None) -> tuple[float | None, float | None]:
     """(engine MB, build seconds) of both graphs, from the cache manifests; torch: parameter bytes, no build."""
-    from speech2vid.build_engines.manifest import engine_entry
-    from speech2vid.build_engines.onnx_export import cached_graph
+    from speech2vid.engine.cache import EngineRefused, cache_root, cached_engine, fp32_export, read_manifest
     from speech2vid.model.io_spec import GRAPHS
 
-    root = Path(cache_dir if cache_dir is not None else cfg.cache_dir).expanduser()
+    root = cache_root(cfg, cache_dir)
     if backend == "torch":
+        from speech2vid.build_engines.build import _loaded
+
         itemsize = 2 if precision in ("fp16", "bf16") else 4
-        return sum(p.numel() for p in loaded.model.parameters()) * itemsize / 1e6, None
+        return sum(p.numel() for p in _loaded(model).model.parameters()) * itemsize / 1e6, None
     size: float | None = 0.0
     seconds: float | None = 0.0
     for graph in GRAPHS:
         if backend == "onnxruntime" and precision == "fp32":
-            entry = cached_graph(loaded, graph, cfg.opset, root)
-            path, manifest_path, key = entry.onnx_path, entry.manifest_path, "export_seconds"
+            try:
+                entry = fp32_export(model, graph, cfg.opset, root)[0]
+            except EngineRefused:
+                return None, None
         else:
-            e = engine_entry(loaded, graph, backend, precision, root)
-            path, manifest_path, key = e.path, e.manifest_path, "build_seconds"
+            entry = cached_engine(model, graph, backend, precision, root)
         try:
-            size = None if size is None else size + path.stat().st_size / 1e6
+            size = None if size is None else size + entry.path.stat().st_size / 1e6
         except OSError:
             size = None
-        try:
-            took = json.loads(manifest_path.read_text(encoding="utf-8"))[key]
-            seconds = None if seconds is None or took is None else seconds + float(took)
-        except (OSError, ValueError, KeyError, TypeError):
-            seconds = None  # an export made before export times were recorded
+        took = (read_manifest(entry.manifest_path) or {}).get("build_seconds")
+        seconds = None if seconds is None or not isinstance(took, (int, float)) else seconds + float(took)
     return size, seconds
 
 
-def _ensure_built(loaded: Any, settings: Settings, backend: str, precision: str, cache_dir: str | Path | None) -> None:
-    if backend == "torch" or (backend == "onnxruntime" and precision == "fp32"):
+def _ensure_built(model: Any, settings: Settings, backend: str, precision: str, cache_dir: str | Path | None) -> None:
+    if backend == "torch":
         return
-    from speech2vid.build_engines.build import build
+    from speech2vid.build_engines.build import build, ensure_fp32_export
+    from speech2vid.engine.cache import cache_root
 
-    build(loaded, settings, precision=precision, backend=backend, cache_dir=cache_dir)
+    if backend == "onnxruntime" and precision == "fp32":
+        ensure_fp32_export(model, settings.engine, cache_root(settings.engine, cache_dir))
+    else:
+        build(model, settings, precision=precision, backend=backend, cache_dir=cache_dir)
+
+
+def _frame_macs(model: Any, engine_cfg: EngineConfig, cache_dir: str | Path | None) -> int:
+    """MACs of one frame: PyTorch's FLOP counter when installed, else counted on the FP32 frame graph."""
+    from speech2vid.engine.factory import torch_installed
+
+    if torch_installed():
+        from speech2vid.build_engines.build import _loaded
+        from speech2vid.model.cost import per_frame_macs
+
+        return per_frame_macs(_loaded(model).model)
+    from speech2vid.build_engines.build import ensure_fp32_export
+    from speech2vid.build_engines.graph_cost import graph_cost
+    from speech2vid.engine.cache import cache_root
+    from speech2vid.model.io_spec import FRAME_GRAPH
+
+    return graph_cost(ensure_fp32_export(model, engine_cfg, cache_root(engine_cfg, cache_dir))[FRAME_GRAPH].path).macs
 
 
 def bench(
@@ -174,7 +205,7 @@ def bench(
     warmup: int = 3,
     seconds: float = 3.0,
     iters: int | None = None,
-    weights: str = "random",
+    weights: str | None = "random",
     settings: Settings | None = None,
     cache_dir: str | Path | None = None,
     seed: int = 0,
@@ -184,11 +215,10 @@ def bench(
     ``iters`` (a fixed number of timed calls) overrides ``seconds`` (a time budget per combination).
     Builds, ONNX export (cached) and engine opening happen before, and are not timed.
     """
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.engine.factory import make_engine
     from speech2vid.features.windows import N_CEPS, WINDOW_COLS
-    from speech2vid.model.cost import per_frame_macs
     from speech2vid.model.io_spec import FACE_SIZE
-    from speech2vid.model.weights import load_model
+    from speech2vid.model.ref import model_ref
 
     if not batches or min(batches) < 1 or warmup < 0 or seconds <= 0 or (iters is not None and iters < 1):
         raise EngineError(f"bench needs batches >= 1, warmup >= 0, seconds > 0, iters >= 1; got {list(batches)}, {warmup}, {seconds}, {iters}")
@@ -202,15 +232,15 @@ def bench(
     peaks: dict[tuple[str, str], float] = {}
     results: list[BenchResult] = []
     for name in model_names:
-        loaded = load_model(load_model_config(name), weights)
-        flops_per_frame = 2.0 * per_frame_macs(loaded.model)
+        loaded = model_ref(load_model_config(name), weights)
+        flops_per_frame = 2.0 * _frame_macs(loaded, base, cache_dir)
         for backend, device, precision in parsed:
             _ensure_built(loaded, settings, backend, precision, cache_dir)
             peak_kind = (device, "fp32" if device == "cpu" or precision == "fp32" else "fp16")
             if peak_kind not in peaks:
                 peaks[peak_kind] = gemm_peak_gflops(*peak_kind)
                 log.info("GEMM peak on %s (%s): %.1f GFLOP/s", *peak_kind, peaks[peak_kind])
-            engine = open_engine(loaded, base, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
+            engine = make_engine(loaded, base, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
             timings: list[tuple[int, list[float]]] = []
             with PeakMemory(cuda=device == "cuda" and backend == "torch") as memory:
                 with engine:
@@ -223,7 +253,7 @@ def bench(
                 fps = batch / (median / 1e3)
                 gflops = flops_per_frame * fps / 1e9
                 r = BenchResult(
-                    model=loaded.model.cfg.name, backend=backend, device=device, precision=precision, batch=batch,
+                    model=loaded.name, backend=backend, device=device, precision=precision, batch=batch,
                     weights=loaded.source, calls=len(times), seconds=float(sum(times)),
                     call_median_ms=median, call_p90_ms=p90, call_p99_ms=p99,
                     frame_median_ms=median / batch, frame_p90_ms=p90 / batch, frame_p99_ms=p99 / batch,
@@ -289,7 +319,7 @@ def run_bench(
     json_path: str | Path | None = None,
     *,
     settings: Settings | None = None,
-    weights: str = "random",
+    weights: str | None = "random",
     warmup: int = 3,
     plot_path: str | Path | None = None,
     cache_dir: str | Path | None = None,

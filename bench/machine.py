@@ -34,18 +34,21 @@ def machine_info() -> dict[str, Any]:
                     flags = line.split(":", 1)[1].split()
     except OSError:
         pass
-    import torch
+    from speech2vid.engine.factory import torch_installed
 
+    torch: Any = None
+    if torch_installed():  # the [train] extra; the runtime install has no PyTorch
+        import torch
     info: dict[str, Any] = {
         "cpu": cpu,
         "cpu_features": sorted(f for f in flags if f.startswith(("avx512", "avx2", "amx", "avx_vnni"))),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if torch else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__ if torch else None,
+        "gpu": torch.cuda.get_device_name(0) if torch and torch.cuda.is_available() else None,
         # Other processes' load when the run started: on a shared machine it explains noisy numbers.
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
@@ -55,14 +58,34 @@ def machine_info() -> dict[str, Any]:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         info["onnxruntime"] = None
-    from speech2vid.build_engines.tensorrt_build import installed_tensorrt_version
+    from speech2vid.engine.tensorrt_backend import installed_tensorrt_version
 
     info["tensorrt"] = installed_tensorrt_version()
     return info
 
 
 def gemm_peak_gflops(device: str, dtype: str = "fp32") -> float:
-    """Best GFLOP/s of an N x N x N matrix product (2 N^3 FLOPs) on ``device`` in ``dtype``."""
+    """Best GFLOP/s of an N x N x N matrix product (2 N^3 FLOPs) on ``device`` in ``dtype``.
+
+    PyTorch does the product when installed; without it (the runtime install) NumPy's BLAS does, on
+    the CPU in FP32 (a GPU peak then is not measured: NaN)."""
+    from speech2vid.engine.factory import torch_installed
+
+    if not torch_installed():
+        if device != "cpu":
+            return float("nan")
+        import numpy as np
+
+        n = GEMM_N_CPU
+        rng = np.random.default_rng(0)
+        a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+        a @ b  # warm-up: the BLAS thread pool
+        best = float("inf")
+        for _ in range(GEMM_REPEATS):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        return 2.0 * n**3 / best / 1e9
     import torch
 
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]

@@ -21,7 +21,7 @@ def plot_results(results: Sequence[BenchResult], path: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise OutputError("--plot needs matplotlib: pip install matplotlib") from None
+        raise OutputError("--plot needs matplotlib: pip install 'speech2vid[plot]'") from None
     import numpy as np
 
     out = Path(path).expanduser()

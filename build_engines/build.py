@@ -2,44 +2,48 @@
 
 One function per conversion step, each logging what it made, its size and how long it took:
 
-1. :func:`export_fp32` - the FP32 ONNX graphs (``onnx_export``, cached by weights + config);
+1. :func:`ensure_fp32_export` - the FP32 ONNX graphs: shipped with the package for the default model,
+   else from the cache, else exported now (``onnx_export``: the one step that needs PyTorch);
 2. :func:`calibration_feeds` - real inputs for INT8 (``calib``), the frame graph's identity tensors
-   made by the FP32 identity graph;
+   made by the FP32 identity graph (ONNX Runtime);
 3. :func:`make_int8_graph` / :func:`make_fp16_graph` - the Q/DQ graph and the FP16 graph, each an
    engine of the ``onnxruntime`` backend with its manifest;
 4. :func:`make_tensorrt_engine` - a TensorRT plan from the graph its build path names (``tensorrt_build``).
 
+Where engines live and what their manifests hold is ``engine.cache``'s; this module only writes them.
 A valid cached engine (manifest check passes) is reused, unless ``force``. What was built or reused is
 returned as :class:`Built` records (``speech2vid build`` prints them as a table).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from speech2vid.build_engines.manifest import (
-    EngineEntry,
+from speech2vid.config import ENGINE_PRECISIONS, EngineConfig, Settings, to_dict
+from speech2vid.engine.cache import (
+    ENGINE_BACKENDS,
+    EXPORT_PRECISION,
+    TRAIN_EXTRA,
+    EngineFile,
     EngineRefused,
+    ModelIdentity,
+    cache_folder,
+    cache_root,
+    cached_engine,
     check_engine,
-    engine_entry,
-    source_onnx_sha256,
-    write_engine_manifest,
+    fp32_export,
+    writable_folder,
+    write_manifest,
 )
-from speech2vid.build_engines.onnx_export import cached_graph, export_engines
-from speech2vid.config import Settings, to_dict
+from speech2vid.engine.factory import torch_installed
 from speech2vid.errors import EngineError
 from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, graph_specs
-from speech2vid.model.weights import LoadedModel
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("fp32", "fp16", "int8")
-BUILD_BACKENDS = ("onnxruntime", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -60,31 +64,53 @@ def _mb(path: Path) -> float:
     return path.stat().st_size / 1e6
 
 
-def cache_root(settings: Settings, cache_dir: str | Path | None) -> Path:
-    return Path(cache_dir if cache_dir is not None else settings.engine.cache_dir).expanduser()
-
-
 # ----------------------------------------------------------------------------- steps
 
 
-def export_fp32(loaded: LoadedModel, settings: Settings, root: Path) -> dict[str, Path]:
-    """Step 1: both FP32 ONNX graphs (exported, or reused from the cache)."""
+def ensure_fp32_export(model: ModelIdentity, engine_cfg: EngineConfig, root: Path, *, force: bool = False) -> dict[str, EngineFile]:
+    """Step 1: both FP32 ONNX graphs, {graph: engine file}: shipped or cached ones when valid, else
+    exported now. Exporting needs PyTorch; without it, the refusal names the extra to install."""
     t0 = time.perf_counter()
-    paths = export_engines(loaded, settings.engine, root)
-    for graph, path in paths.items():
-        log.info("FP32 ONNX %s graph: %s (%.1f MB)", graph, path, _mb(path))
-    log.info("step 1 (FP32 ONNX export) done in %.1f s", time.perf_counter() - t0)
-    return paths
+    try:
+        if force:
+            raise EngineRefused("forced", "export forced")
+        found = {graph: fp32_export(model, graph, engine_cfg.opset, root)[0] for graph in GRAPHS}
+    except EngineRefused as exc:
+        if not torch_installed():
+            raise EngineError(
+                f"model '{model.name}' with weights {model.label} has no FP32 ONNX export yet, and exporting one needs"
+                f" PyTorch, which the runtime install leaves out: {TRAIN_EXTRA} (then `speech2vid export`), or use the"
+                " bundled default weights"
+            ) from None
+        from speech2vid.build_engines.onnx_export import export_fp32
+
+        log.info("exporting the FP32 graphs (%s)", exc.kind)
+        found = export_fp32(_loaded(model), engine_cfg, root, force=force)
+    for graph, entry in found.items():
+        log.info("FP32 ONNX %s graph: %s (%.1f MB)", graph, entry.path, _mb(entry.path))
+    log.info("step 1 (FP32 ONNX graphs) done in %.1f s", time.perf_counter() - t0)
+    return found
 
 
-def calibration_feeds(loaded: LoadedModel, settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """Step 2: calibration samples per graph, ``{graph: [{input_name: array}, ...]}``."""
+def _loaded(model: ModelIdentity) -> Any:
+    """``model`` as a LoadedModel (PyTorch): itself when it is one."""
+    if getattr(model, "model", None) is not None:
+        return model
+    from speech2vid.model.weights import load_model
+
+    return load_model(model.cfg, model.source)
+
+
+def calibration_feeds(model: ModelIdentity, settings: Settings, fp32: dict[str, EngineFile]) -> dict[str, list[dict[str, Any]]]:
+    """Step 2: calibration samples per graph, ``{graph: [{input_name: array}, ...]}``; the frame graph's
+    identity tensors come from the FP32 identity graph run by ONNX Runtime (no PyTorch needed)."""
     from speech2vid.calib.data import graph_feeds, load_calibration
-    from speech2vid.engine.torch_backend import torch_runners
+    from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner
 
     t0 = time.perf_counter()
-    data = load_calibration(settings.calib, loaded.model.cfg.identity_faces)
-    identity, _ = torch_runners(loaded.model, graph_specs(loaded.model.cfg))
+    data = load_calibration(settings.calib, model.cfg.identity_faces)
+    specs = graph_specs(model.cfg)
+    identity = OnnxRuntimeRunner(fp32[IDENTITY_GRAPH].path, specs[IDENTITY_GRAPH], device="cpu", options=settings.engine.onnxruntime)
     with identity:
         feeds = {IDENTITY_GRAPH: graph_feeds(data, IDENTITY_GRAPH), FRAME_GRAPH: graph_feeds(data, FRAME_GRAPH, identity.infer)}
     log.info("step 2 (calibration data) done: %s in %.1f s", data.describe(), time.perf_counter() - t0)
@@ -105,11 +131,11 @@ def make_fp16_graph(fp32_onnx: Path, out: Path) -> Path:
     return convert_fp16(fp32_onnx, out)
 
 
-def make_tensorrt_engine(onnx_path: Path, out: Path, graph: str, loaded: LoadedModel, precision: str, settings: Settings, root: Path) -> Path:
+def make_tensorrt_engine(onnx_path: Path, out: Path, graph: str, model: ModelIdentity, precision: str, settings: Settings, root: Path) -> Path:
     """Step 4: a serialised TensorRT engine; the timing cache lives in the cache root, one per GPU kind."""
     from speech2vid.build_engines.tensorrt_build import build_engine
 
-    spec = graph_specs(loaded.model.cfg)[graph]
+    spec = graph_specs(model.cfg)[graph]
     timing = root / "tensorrt-timing.cache"
     return build_engine(onnx_path, out, spec, precision, settings.engine.batch, settings.engine.tensorrt, timing)
 
@@ -119,7 +145,7 @@ def make_tensorrt_engine(onnx_path: Path, out: Path, graph: str, loaded: LoadedM
 
 def _builder_info(backend: str, precision: str) -> dict[str, str]:
     if backend == "tensorrt":
-        from speech2vid.build_engines.tensorrt_build import require_tensorrt
+        from speech2vid.engine.tensorrt_backend import require_tensorrt
 
         return {"name": "tensorrt", "version": require_tensorrt()}
     if precision == "int8":
@@ -155,9 +181,9 @@ def recipe(backend: str, precision: str, settings: Settings) -> dict[str, Any]:
     return {"fp32_ops": list(FP32_OPS)}
 
 
-def _reusable(loaded: LoadedModel, entry: EngineEntry, source_sha: str | None, env: dict[str, Any] | None, want: dict[str, Any]) -> dict[str, Any] | None:
+def _reusable(model: ModelIdentity, entry: EngineFile, opset: int, source_sha: str, env: dict[str, Any] | None, want: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        manifest = check_engine(loaded, entry, source_sha256=source_sha, environment=env)
+        manifest = check_engine(model, entry, opset=opset, source_sha256=source_sha, environment=env)
     except EngineRefused as exc:
         log.info("building %s: %s", entry.describe(), exc.kind if exc.kind != "missing" else "not built yet")
         return None
@@ -168,7 +194,7 @@ def _reusable(loaded: LoadedModel, entry: EngineEntry, source_sha: str | None, e
 
 
 def build(
-    loaded: LoadedModel,
+    model: ModelIdentity,
     settings: Settings,
     *,
     precision: str,
@@ -176,50 +202,51 @@ def build(
     cache_dir: str | Path | None = None,
     force: bool = False,
 ) -> list[Built]:
-    """Build (or reuse) both graphs' engines of ``loaded`` in ``precision`` for ``backend``."""
-    if precision not in PRECISIONS:
-        raise EngineError(f"cannot build '{precision}' engines: choose one of {', '.join(PRECISIONS)} (bf16 runs on --backend torch)")
-    if backend not in BUILD_BACKENDS:
-        raise EngineError(f"cannot build engines for backend '{backend}': choose one of {', '.join(BUILD_BACKENDS)}")
+    """Build (or reuse) both graphs' engines of ``model`` in ``precision`` for ``backend``.
+
+    ``model`` is a ``model.ref.ModelRef`` (no PyTorch needed when its FP32 graphs exist) or a LoadedModel.
+    """
+    if precision not in ENGINE_PRECISIONS:
+        raise EngineError(f"cannot build '{precision}' engines: choose one of {', '.join(ENGINE_PRECISIONS)} (bf16 runs on --backend torch)")
+    if backend not in ENGINE_BACKENDS:
+        raise EngineError(f"cannot build engines for backend '{backend}': choose one of {', '.join(ENGINE_BACKENDS)}")
     if backend == "tensorrt":
-        from speech2vid.build_engines.tensorrt_build import require_tensorrt
+        from speech2vid.engine.tensorrt_backend import require_tensorrt
 
         require_tensorrt()  # refuse before minutes of export and calibration
-    root = cache_root(settings, cache_dir)
-    name = loaded.model.cfg.name
-    fp32 = export_fp32(loaded, settings, root)
+    root = cache_root(settings.engine, cache_dir)
+    name = model.name
+    opset = settings.engine.opset
+    fp32 = ensure_fp32_export(model, settings.engine, root, force=force and backend == "onnxruntime" and precision == EXPORT_PRECISION)
     built: list[Built] = []
-    if backend == "onnxruntime" and precision == "fp32":
-        for graph in GRAPHS:  # the export is the engine; its manifest is onnx_export's
-            export = cached_graph(loaded, graph, settings.engine.opset, root)
-            try:
-                seconds = float(json.loads(export.manifest_path.read_text(encoding="utf-8")).get("export_seconds") or 0.0)
-            except (OSError, ValueError):
-                seconds = 0.0
-            built.append(Built(name, graph, backend, precision, fp32[graph], fp32[graph].stat().st_size, seconds, True))
-            log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.manifest_path.name)
+    if backend == "onnxruntime" and precision == EXPORT_PRECISION:
+        for graph, export in fp32.items():  # the export is the engine
+            manifest = check_engine(model, export, opset=opset)
+            built.append(Built(name, graph, backend, precision, export.path, export.path.stat().st_size,
+                               float(manifest.get("build_seconds") or 0.0), True))  # fmt: skip
+            log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.path)
         return built
 
+    writable_folder(cache_folder(model, root))
     env = _environment(backend)
     feeds: dict[str, list[dict[str, Any]]] | None = None
     # TensorRT needs the derived ONNX graph first where its build path parses one (Q/DQ, or FP16 on 11+).
-    onnx_for_trt: dict[str, Path] = dict(fp32)
+    onnx_for_trt: dict[str, Path] = {g: e.path for g, e in fp32.items()}
     if backend == "tensorrt":
-        from speech2vid.build_engines.tensorrt_build import build_path, require_tensorrt
+        from speech2vid.build_engines.tensorrt_build import build_path
+        from speech2vid.engine.tensorrt_backend import require_tensorrt
 
         wanted = build_path(require_tensorrt(), precision).onnx_precision
-        if wanted != "fp32":
-            for b in build(loaded, settings, precision=wanted, backend="onnxruntime", cache_dir=root, force=force):
+        if wanted != EXPORT_PRECISION:
+            for b in build(model, settings, precision=wanted, backend="onnxruntime", cache_dir=root, force=force):
                 onnx_for_trt[b.graph] = b.path
                 built.append(b)
 
     for graph in GRAPHS:
-        entry = engine_entry(loaded, graph, backend, precision, root)
-        source_sha = source_onnx_sha256(loaded, graph, settings.engine.opset, root)
-        if source_sha is None:
-            raise EngineError(f"the FP32 export of the {graph} graph has no valid manifest in {root}: delete the folder and build again")
+        entry = cached_engine(model, graph, backend, precision, root)
+        source_sha = check_engine(model, fp32[graph], opset=opset)["sha256"]
         want = recipe(backend, precision, settings)
-        manifest = None if force else _reusable(loaded, entry, source_sha, env, want)
+        manifest = None if force else _reusable(model, entry, opset, source_sha, env, want)
         if manifest is not None:
             log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
             built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
@@ -229,14 +256,14 @@ def build(
         make: Callable[[], Path]
         if backend == "onnxruntime" and precision == "int8":
             if feeds is None:
-                feeds = calibration_feeds(loaded, settings)
+                feeds = calibration_feeds(model, settings, fp32)
             graph_feeds = feeds[graph]
-            make = lambda: make_int8_graph(fp32[graph], entry.path, graph_feeds, settings)  # noqa: E731
+            make = lambda: make_int8_graph(fp32[graph].path, entry.path, graph_feeds, settings)  # noqa: E731
         elif backend == "onnxruntime":
-            make = lambda: make_fp16_graph(fp32[graph], entry.path)  # noqa: E731
+            make = lambda: make_fp16_graph(fp32[graph].path, entry.path)  # noqa: E731
         else:
             src = onnx_for_trt[graph]
-            make = lambda: make_tensorrt_engine(src, entry.path, graph, loaded, precision, settings, root)  # noqa: E731
+            make = lambda: make_tensorrt_engine(src, entry.path, graph, model, precision, settings, root)  # noqa: E731
         make()
         seconds = time.perf_counter() - t0
         config: dict[str, Any] = {"engine": to_dict(settings.engine)}
@@ -244,8 +271,8 @@ def build(
             config["calib"] = to_dict(settings.calib)
         if backend == "tensorrt":
             config["onnx"] = onnx_for_trt[graph].name
-        write_engine_manifest(
-            loaded, entry, source_sha256=source_sha, builder=_builder_info(backend, precision),
+        write_manifest(
+            model, entry, opset=opset, source_sha256=source_sha, builder=_builder_info(backend, precision),
             config=config, build_seconds=seconds, environment=env, recipe=want,
         )  # fmt: skip
         log.info("built %s: %s (%.1f MB) in %.1f s", entry.describe(), entry.path, _mb(entry.path), seconds)

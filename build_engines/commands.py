@@ -1,107 +1,72 @@
-"""The ``build``, ``verify`` and ``bench`` subcommands: their options and what they run.
+"""What the ``build``, ``verify``, ``bench``, ``export`` and ``cache`` commands run, given parsed options.
 
-``speech2vid.cli`` registers them with a few lines; everything else lives here.
+``speech2vid.cli`` owns the options (only the CLI parses arguments); these functions take plain values,
+print their report, and return the exit status.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import logging
+import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+from speech2vid.config import ENGINE_PRECISIONS, Settings
 
 log = logging.getLogger("speech2vid.build")
 
-PRECISIONS = ("fp32", "fp16", "int8")
-BUILD_BACKENDS = ("onnxruntime", "tensorrt")
 
-
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
-    p.add_argument("--weights", help="safetensors weights, or 'random' (untrained, for plumbing and timing)")
-    # dest names differ from the global engine options so that speech2vid.cli's settings layer ignores them
-    p.add_argument("--precision", dest="precisions", action="append", choices=PRECISIONS,
-                   help="engine precision (repeatable; default fp32)")  # fmt: skip
-    p.add_argument("--backend", dest="backends", action="append", choices=BUILD_BACKENDS,
-                   help="onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)")
-    p.add_argument("--calib", metavar="DIR|sample", help="calibration data for int8 (overrides calib.source)")
-    p.add_argument("--force", action="store_true", help="rebuild even when a valid engine is cached")
-    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir)")
-
-
-def add_verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
-    p.add_argument("--weights", help="safetensors weights, or 'random'")
-    p.add_argument("--precision", dest="precisions", action="append", choices=PRECISIONS,
-                   help="only this precision (repeatable; default all built)")  # fmt: skip
-    p.add_argument("--backend", dest="backends", action="append", choices=BUILD_BACKENDS,
-                   help="only this backend (repeatable; default all available)")
-    p.add_argument("--calib", metavar="DIR|sample", help="inputs to compare on (overrides calib.source)")
-    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
-    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir)")
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", dest="models", action="append", help="model to time (repeatable; default paper and lite)")
-    p.add_argument("--backend", dest="targets", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
-                   help="target to time, e.g. onnxruntime:cpu:int8 or torch:cuda:fp16 "
-                        "(repeatable; default every backend x precision this machine can run)")  # fmt: skip
-    p.add_argument("--batch", action="append", type=int,
-                   help="frames per engine call (repeatable; default 1 and the streaming batch engine.batch.opt)")
-    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination and batch (default 3)")
-    p.add_argument("--weights", help="safetensors weights, or 'random' (default: random; timing does not depend on them)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="also draw the latencies as a PNG")
-    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir)")
-
-
-def _with_calib(settings: Any, calib: str | None) -> Any:
-    import dataclasses
-
+def _with_calib(settings: Settings, calib: str | None) -> Settings:
     if calib is None:
         return settings
     return dataclasses.replace(settings, calib=dataclasses.replace(settings.calib, source=calib))
 
 
-def _loaded(settings: Any) -> Any:
+def _model(settings: Settings) -> Any:
+    """The model and weights of ``settings``, as a torch-free reference."""
     from speech2vid.config import load_model_config
-    from speech2vid.model.weights import load_model
+    from speech2vid.model.ref import model_ref
 
-    loaded = load_model(load_model_config(settings.model), settings.weights)
-    if loaded.is_random:
+    ref = model_ref(load_model_config(settings.model), settings.weights)
+    if ref.is_random:
         log.warning("using RANDOM, untrained weights (see docs/engines.md for what that means for verify)")
-    return loaded
+    return ref
 
 
-def run_build_command(args: argparse.Namespace, settings: Any) -> int:
+def run_build_command(settings: Settings, *, backends: Sequence[str] | None, precisions: Sequence[str] | None,
+                      calib: str | None, force: bool, cache_dir: str | None) -> int:  # fmt: skip
     from speech2vid.build_engines.build import build, format_built
 
-    settings = _with_calib(settings, args.calib)
-    loaded = _loaded(settings)
+    settings = _with_calib(settings, calib)
+    model = _model(settings)
     rows = []
-    for backend in args.backends or ["onnxruntime"]:
-        for precision in args.precisions or ["fp32"]:
-            rows += build(loaded, settings, precision=precision, backend=backend, cache_dir=args.cache_dir, force=args.force)
+    for backend in backends or ["onnxruntime"]:
+        for precision in precisions or ["fp32"]:
+            rows += build(model, settings, precision=precision, backend=backend, cache_dir=cache_dir, force=force)
     print(format_built(rows))
     return 0
 
 
-def run_verify_command(args: argparse.Namespace, settings: Any) -> int:
+def run_verify_command(settings: Settings, *, backends: Sequence[str] | None, precisions: Sequence[str] | None,
+                       calib: str | None, json_path: str | None, cache_dir: str | None) -> int:  # fmt: skip
     from speech2vid.build_engines.verify import checks_json, format_checks, verify
     from speech2vid.engine.factory import tensorrt_available
+    from speech2vid.files import write_json_atomic
 
-    settings = _with_calib(settings, args.calib)
-    loaded = _loaded(settings)
-    backends = args.backends or ["onnxruntime", *(["tensorrt"] if tensorrt_available()[0] else [])]
-    checks, notes = verify(loaded, settings, backends=backends, precisions=args.precisions or PRECISIONS, cache_dir=args.cache_dir)
-    print(format_checks(checks, loaded.is_random))
+    settings = _with_calib(settings, calib)
+    model = _model(settings)
+    backends = backends or ["onnxruntime", *(["tensorrt"] if tensorrt_available()[0] else [])]
+    checks, notes, reference = verify(model, settings, backends=backends, precisions=precisions or ENGINE_PRECISIONS, cache_dir=cache_dir)
+    print(f"reference: {reference}")
+    print(format_checks(checks, model.is_random))
     for note in notes:
         print(f"skipped {note}")
-    if args.json:
-        path = Path(args.json).expanduser()
+    if json_path:
+        path = Path(json_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"checks": checks_json(checks), "skipped": notes}, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(path, {"reference": reference, "checks": checks_json(checks), "skipped": notes})
         print(f"wrote {path}")
     if not checks:
         print("speech2vid: error: no engine was verified: build one first, e.g. `speech2vid build --precision int8`")
@@ -111,15 +76,66 @@ def run_verify_command(args: argparse.Namespace, settings: Any) -> int:
     return 1 if failed else 0
 
 
-def run_bench_command(args: argparse.Namespace, settings: Any) -> int:
-    from speech2vid.bench.latency import format_table, run_bench
+def run_bench_command(settings: Settings, *, models: Sequence[str] | None, targets: Sequence[str] | None,
+                      batches: Sequence[int] | None, seconds: float, weights: str | None, json_path: str | None,
+                      plot_path: str | None, cache_dir: str | None) -> int:  # fmt: skip
+    from speech2vid.bench.latency import default_models, format_table, run_bench
+    from speech2vid.engine.factory import torch_installed
 
+    if weights is None:
+        # Timing does not depend on the weights; without PyTorch only shipped or cached graphs can run.
+        weights = "random" if torch_installed() else None
     results = run_bench(
-        args.models or ["paper", "lite"], args.targets, args.batch, args.seconds, args.json, settings=settings,
-        weights=args.weights or "random", plot_path=args.plot, cache_dir=args.cache_dir,
+        models or default_models(weights), targets, batches, seconds, json_path, settings=settings,
+        weights=weights, plot_path=plot_path, cache_dir=cache_dir,
     )  # fmt: skip
     print(format_table(results))
-    for f in (args.json, args.plot):
+    for f in (json_path, plot_path):
         if f:
             print(f"wrote {f}")
     return 0
+
+
+def run_export_command(settings: Settings, *, bundled: bool, force: bool, cache_dir: str | None) -> int:
+    """``speech2vid export``: FP32 graphs into the cache, or (``--default``) the graphs the package ships."""
+    from speech2vid.build_engines.onnx_export import export_bundled_graphs, export_fp32
+    from speech2vid.config import load_model_config, model_names
+    from speech2vid.engine.cache import cache_root
+    from speech2vid.model.ref import bundled_weights
+    from speech2vid.model.weights import load_model
+
+    if bundled:
+        names = [n for n in model_names() if bundled_weights(n) is not None]
+        for name in names:
+            for graph, entry in export_bundled_graphs(name, settings.engine).items():
+                print(f"wrote {entry.path} ({entry.path.stat().st_size / 1e6:.1f} MB) and {entry.manifest_path.name}")
+        if not names:
+            print("no model has bundled weights: nothing to export")
+        return 0
+    loaded = load_model(load_model_config(settings.model), settings.weights)
+    for graph, entry in export_fp32(loaded, settings.engine, cache_root(settings.engine, cache_dir), force=force).items():
+        print(f"{graph} graph: {entry.path} ({entry.path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def run_cache_command(settings: Settings, action: str, *, keep: int | None, older_than_days: float | None,
+                      cache_dir: str | None) -> int:  # fmt: skip
+    """``speech2vid cache list|prune``: what the engine cache holds, and deleting what is not used."""
+    from speech2vid.engine.cache import cache_root, list_cache, prune_cache
+
+    root = cache_root(settings.engine, cache_dir)
+    if action == "prune":
+        deleted = prune_cache(root, keep=keep, older_than_days=older_than_days)
+        for f in deleted:
+            print(f"deleted {f.path} ({f.size_bytes / 1e6:.1f} MB, {f.model}, weights {f.weights})")
+        print(f"pruned {len(deleted)} folders, {sum(f.size_bytes for f in deleted) / 1e6:.1f} MB, from {root}")
+        return 0
+    folders = list_cache(root)
+    print(f"engine cache {root}: {len(folders)} folders, {sum(f.size_bytes for f in folders) / 1e6:.1f} MB")
+    for f in folders:
+        used = datetime.fromtimestamp(f.last_used).strftime("%Y-%m-%d %H:%M")
+        age = (time.time() - f.last_used) / 86400
+        print(f"  {f.path.name}  {f.size_bytes / 1e6:7.1f} MB  {f.files:2d} files  last used {used} ({age:.1f} days)"
+              f"  {f.model}, weights {f.weights}")  # fmt: skip
+    return 0
+

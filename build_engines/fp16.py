@@ -16,13 +16,13 @@ kept FP32 by the block list) stay FP32; the block list is logged and recorded in
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from speech2vid.errors import EngineError
+from speech2vid.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,8 @@ def convert_fp16(fp32_onnx: str | Path, out_path: str | Path, keep_fp32_ops: tup
         raise EngineError("FP16 ONNX graphs need onnxconverter-common: pip install onnxconverter-common") from None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     t0 = time.perf_counter()
-    try:
+    with atomic_path(out, ".onnx") as tmp:
         model = onnx.load(str(fp32_onnx))
         _outputs_behind_identity(model)
         with warnings.catch_warnings(record=True) as caught:
@@ -72,9 +71,6 @@ def convert_fp16(fp32_onnx: str | Path, out_path: str | Path, keep_fp32_ops: tup
             log.info("%d weights closer to 0 than 1e-7 were set to +-1e-7 by the converter (harmless at these magnitudes)", clipped)
         onnx.checker.check_model(half)
         onnx.save(half, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("converted %s -> %s (FP16 inside, FP32 IO; kept FP32: %s; %.1f MB) in %.1f s",
              Path(fp32_onnx).name, out, ", ".join(keep_fp32_ops), out.stat().st_size / 1e6, time.perf_counter() - t0)
     return out

@@ -1,4 +1,5 @@
-"""Export the two Speech2Vid graphs to ONNX, and keep them in a cache keyed by what invalidates them.
+"""Export the two Speech2Vid graphs to ONNX (PyTorch's dynamo exporter): the FP32 graphs every engine
+derives from. The only module of ``build_engines`` that imports PyTorch.
 
 One function per conversion step, each logging what it made, how big it is and how long it took:
 
@@ -8,8 +9,8 @@ One function per conversion step, each logging what it made, how big it is and h
 * :func:`check_onnx` - ``onnx.checker`` (full check) and shape inference, then the declared tensors
   against ``io_spec``;
 * :func:`export_graph` - the three above, written under a temporary name and renamed when complete;
-* :func:`export_engines` - both graphs through the cache: ``<cache_dir>/<model>-<fingerprint[:12]>/``
-  holds ``<graph>-fp32-opset<N>.onnx`` and a sidecar manifest ``<same>.json``.
+* :func:`export_fp32` - both graphs into the engine cache (``engine.cache``: layout and manifest), reused
+  when valid; :func:`export_bundled_graphs` - the same into the package, for the default weights.
 
 Batch axes: every input/output has a dynamic batch axis ``N``, except the frame graph's identity
 inputs, which get their own axis ``N_id``: the runtime encodes one identity (batch 1) and feeds it with
@@ -19,13 +20,10 @@ a batch of N audio windows; identity tensors of batch N also work.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
-import os
 import time
 import warnings
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,19 +32,33 @@ import torch
 from torch import nn
 
 from speech2vid.config import BatchRange, EngineConfig
+from speech2vid.engine.cache import (
+    BATCH_AXIS,
+    EXPORT_BACKEND,
+    EXPORT_PRECISION,
+    IDENTITY_BATCH_AXIS,
+    EngineFile,
+    EngineRefused,
+    ModelIdentity,
+    axis_name,
+    cache_folder,
+    check_engine,
+    engine_file,
+    shipped_folder,
+    writable_folder,
+    write_manifest,
+)
 from speech2vid.errors import EngineError
-from speech2vid.files import sha256_file, write_json_atomic
-from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_FEATURES, IDENTITY_GRAPH, GraphSpec, graph_specs
+from speech2vid.files import atomic_path
+from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, GraphSpec, graph_specs
 from speech2vid.model.speech2vid import Speech2Vid
 from speech2vid.model.weights import LoadedModel
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "speech2vid-onnx-1"
-BATCH_AXIS = "N"
-IDENTITY_BATCH_AXIS = "N_id"  # the frame graph's identity inputs: 1 (broadcast) or N
+__all__ = ["BATCH_AXIS", "IDENTITY_BATCH_AXIS", "check_onnx", "export_bundled_graphs", "export_fp32", "export_graph"]
+
 MIN_OPSET = 18  # the torch dynamo exporter's floor: asking for less leaves an opset-18 file (Pad has no down-adapter)
-EXPORT_PRECISION = "fp32"  # fp16/int8 graphs are derived from this one by the engine builds
 
 
 # ----------------------------------------------------------------------------- broadcast op
@@ -82,11 +94,9 @@ class _ExportFrameGraph(nn.Module):
         super().__init__()
         self.frame_graph = frame_graph
 
-    def forward(
-        self, mfcc: torch.Tensor, id_embedding: torch.Tensor, skip_a: torch.Tensor, skip_b: torch.Tensor, skip_c: torch.Tensor
-    ) -> torch.Tensor:
-        ident = (broadcast_batch(t, mfcc) for t in (id_embedding, skip_a, skip_b, skip_c))
-        return self.frame_graph(mfcc, *ident)
+    def forward(self, mfcc: torch.Tensor, *identity: torch.Tensor) -> torch.Tensor:
+        # The identity tensors in io_spec's order, however many the model has (graph_specs decides).
+        return self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
 
 
 # ----------------------------------------------------------------------------- steps
@@ -118,10 +128,6 @@ def graph_module(model: Speech2Vid, graph_name: str) -> nn.Module:
     raise EngineError(f"unknown graph '{graph_name}': choose one of {', '.join(GRAPHS)}")
 
 
-def _axis(graph_name: str, tensor: str) -> str:
-    return IDENTITY_BATCH_AXIS if graph_name == FRAME_GRAPH and tensor in IDENTITY_FEATURES else BATCH_AXIS
-
-
 def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: BatchRange) -> Any:
     """torch.export + ONNX translation of one graph -> ``torch.onnx.ONNXProgram`` (in memory)."""
     if opset < MIN_OPSET:
@@ -137,7 +143,9 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
     }
     gen = torch.Generator().manual_seed(0)
     args = tuple(torch.rand((example_batch, *t.shape[1:]), generator=gen) for t in spec.inputs)
-    dynamic_shapes = tuple({0: dims[_axis(graph_name, t.name)]} for t in spec.inputs)
+    dynamic_shapes: tuple[Any, ...] = tuple({0: dims[axis_name(graph_name, t.name, spec)]} for t in spec.inputs)
+    if graph_name == FRAME_GRAPH:  # forward(mfcc, *identity): torch.export binds the identity tensors as one tuple
+        dynamic_shapes = (dynamic_shapes[0], dynamic_shapes[1:])
     t0 = time.perf_counter()
     with torch.no_grad(), _quiet_exporter_logs(), warnings.catch_warnings():
         # Known-harmless exporter noise: the four identity inputs share the axis N_id on purpose, and
@@ -201,8 +209,9 @@ def check_onnx(path: Path, spec: GraphSpec) -> None:
     check_declared(spec, inputs, outputs, str(path))
     for name, (dims, _) in {**inputs, **outputs}.items():
         # check_declared lets a fixed batch pass (-1 matches anything): the export must keep it dynamic.
-        if dims[0] != _axis(spec.name, name):
-            raise EngineError(f"{path}: '{name}' has batch axis {dims[0]!r}, expected the dynamic axis '{_axis(spec.name, name)}'; please report this as a bug")
+        want = axis_name(spec.name, name, spec)
+        if dims[0] != want:
+            raise EngineError(f"{path}: '{name}' has batch axis {dims[0]!r}, expected the dynamic axis '{want}'; please report this as a bug")
     log.info("checked %s: onnx.checker full check and shape inference ok in %.1f s", path.name, time.perf_counter() - t0)
 
 
@@ -213,125 +222,74 @@ def export_graph(model: Speech2Vid, graph_name: str, path: str | Path, opset: in
     file system), so an interrupted export never leaves a file under the final name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    writable_folder(path.parent)
     t0 = time.perf_counter()
-    try:
+    with atomic_path(path, ".onnx") as tmp:
         program = export_onnx_program(model, graph_name, opset, batch)
         save_onnx(program, tmp)
         check_onnx(tmp, graph_specs(model.cfg)[graph_name])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("%s graph ready: %s (%.1f MB, %.1f s in all)", graph_name, path, path.stat().st_size / 1e6, time.perf_counter() - t0)
     return path
 
 
-# ----------------------------------------------------------------------------- cache
+# ----------------------------------------------------------------------------- into the cache
 
 
-def _versions() -> dict[str, str]:
+def _builder() -> dict[str, str]:
     import onnx
 
-    return {"torch": torch.__version__, "onnx": onnx.__version__}
+    return {"name": "torch.onnx.export (dynamo)", "version": f"torch {torch.__version__}, onnx {onnx.__version__}"}
 
 
-def _spec_json(spec: GraphSpec) -> dict[str, list[dict[str, Any]]]:
-    def one(t: Any) -> dict[str, Any]:
-        shape = [_axis(spec.name, t.name) if d == -1 else d for d in t.shape]
-        return {"name": t.name, "shape": shape, "dtype": np.dtype(t.dtype).name}
-
-    return {"inputs": [one(t) for t in spec.inputs], "outputs": [one(t) for t in spec.outputs]}
-
-
-@dataclass(frozen=True)
-class CachedGraph:
-    """Where one exported graph lives and the manifest it must carry to be reused."""
-
-    graph: str
-    onnx_path: Path
-    manifest_path: Path
-    expected: dict[str, Any]  # the manifest fields that must match (everything but sha256/size/created)
-
-
-def cache_folder(loaded: LoadedModel, cache_dir: str | Path) -> Path:
-    return Path(cache_dir).expanduser() / f"{loaded.model.cfg.name}-{loaded.fingerprint[:12]}"
-
-
-def cached_graph(loaded: LoadedModel, graph_name: str, opset: int, cache_dir: str | Path) -> CachedGraph:
-    stem = f"{graph_name}-{EXPORT_PRECISION}-opset{opset}"
-    folder = cache_folder(loaded, cache_dir)
-    expected = {
-        "format": MANIFEST_FORMAT,
-        "graph": graph_name,
-        "model": loaded.model.cfg.name,
-        "fingerprint": loaded.fingerprint,  # config + weights content: the weights' path does not matter
-        "precision": EXPORT_PRECISION,
-        "opset": opset,
-        **_versions(),
-        **_spec_json(graph_specs(loaded.model.cfg)[graph_name]),
-    }
-    return CachedGraph(graph_name, folder / f"{stem}.onnx", folder / f"{stem}.json", expected)
-
-
-def stale_reason(entry: CachedGraph) -> str | None:
-    """Why the cached export cannot be reused, or None when its manifest and sha256 both match."""
-    if not entry.manifest_path.is_file():
-        return "no manifest (never exported, or an export was interrupted)"
-    if not entry.onnx_path.is_file():
-        return "the ONNX file is missing"
-    try:
-        manifest = json.loads(entry.manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return "the manifest is unreadable"
-    if not isinstance(manifest, dict):
-        return "the manifest is not a JSON object"
-    for key, want in entry.expected.items():
-        if manifest.get(key) != want:
-            return f"manifest '{key}' is {manifest.get(key)!r}, expected {want!r}"
-    sha = sha256_file(entry.onnx_path)
-    if manifest.get("sha256") != sha:
-        return "the ONNX file's sha256 differs from its manifest (the file changed after export)"
-    return None
-
-
-def write_manifest(entry: CachedGraph, loaded: LoadedModel, export_seconds: float | None = None) -> Path:
-    """The sidecar JSON, written after the ONNX file is in place (atomically, like the ONNX)."""
-    manifest = {
-        "export_seconds": None if export_seconds is None else round(export_seconds, 3),
-        **entry.expected,
-        "weights": loaded.source,
-        "random_weights": loaded.is_random,
-        "file": entry.onnx_path.name,
-        "sha256": sha256_file(entry.onnx_path),
-        "size_bytes": entry.onnx_path.stat().st_size,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json_atomic(entry.manifest_path, manifest)
-    log.info("wrote manifest %s (sha256 %s)", entry.manifest_path, manifest["sha256"][:12])
-    return entry.manifest_path
-
-
-def export_engines(loaded: LoadedModel, settings: EngineConfig, cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """Both graphs of ``loaded`` as FP32 ONNX files, from the cache when valid: {graph name: path}.
-
-    ``cache_dir`` defaults to ``settings.cache_dir``. A cached export is reused only when its manifest
-    matches (model fingerprint, opset, torch/onnx versions, tensor specs) and the file's sha256 matches
-    the manifest; otherwise it is exported again and the reason logged.
-    """
-    root = Path(cache_dir if cache_dir is not None else settings.cache_dir).expanduser()
-    paths: dict[str, Path] = {}
+def _export_into(loaded: LoadedModel, ref: ModelIdentity, folder: Path, settings: EngineConfig, *, force: bool,
+                 weights_sha256: str | None) -> dict[str, EngineFile]:
+    out: dict[str, EngineFile] = {}
     for graph_name in GRAPHS:
-        entry = cached_graph(loaded, graph_name, settings.opset, root)
-        reason = stale_reason(entry)
-        if reason is None:
-            log.info("reusing cached %s graph %s", graph_name, entry.onnx_path)
-        else:
-            log.info("exporting %s graph of '%s': %s", graph_name, loaded.model.cfg.name, reason)
+        entry = engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, folder)
+        try:
+            if force:
+                raise EngineRefused("forced", "export forced")
+            check_engine(ref, entry, opset=settings.opset)
+            log.info("reusing the %s graph's FP32 export %s", graph_name, entry.path)
+        except EngineRefused as exc:
+            log.info("exporting the %s graph of '%s': %s", graph_name, ref.name, exc.kind)
+            writable_folder(folder)
             # Drop the old manifest first: from here until the new one is written the entry is incomplete.
             entry.manifest_path.unlink(missing_ok=True)
             t0 = time.perf_counter()
-            export_graph(loaded.model, graph_name, entry.onnx_path, settings.opset, settings.batch)
-            write_manifest(entry, loaded, time.perf_counter() - t0)
-        paths[graph_name] = entry.onnx_path
-    return paths
+            export_graph(loaded.model, graph_name, entry.path, settings.opset, settings.batch)
+            write_manifest(ref, entry, opset=settings.opset, source_sha256=None, builder=_builder(),
+                           build_seconds=time.perf_counter() - t0, config={"batch": dataclasses.asdict(settings.batch)},
+                           weights_sha256=weights_sha256)  # fmt: skip
+        out[graph_name] = entry
+    return out
+
+
+def export_fp32(loaded: LoadedModel, settings: EngineConfig, root: str | Path, *, force: bool = False) -> dict[str, EngineFile]:
+    """Both FP32 graphs of ``loaded`` in the engine cache under ``root``: {graph name: engine file}.
+
+    A cached export is reused when its manifest matches (model fingerprint, opset, tensor specs) and
+    the file's sha256 matches the manifest; otherwise it is exported again and the reason logged.
+    """
+    from speech2vid.model.ref import model_ref
+
+    ref = model_ref(loaded.cfg, loaded.source)
+    return _export_into(loaded, ref, cache_folder(ref, root), settings, force=force, weights_sha256=ref.weights_sha256)
+
+
+def export_bundled_graphs(model_name: str, settings: EngineConfig) -> dict[str, EngineFile]:
+    """Re-export the FP32 graphs the package ships for ``model_name`` from its bundled weights
+    (``speech2vid export --default``): run it whenever the default weights or the model change."""
+    from speech2vid.config import load_model_config
+    from speech2vid.model.ref import bundled_weights, model_ref
+    from speech2vid.model.weights import load_model
+
+    cfg = load_model_config(model_name)
+    weights = bundled_weights(cfg.name)
+    if weights is None:
+        raise EngineError(f"model '{cfg.name}' has no bundled weights, so no graphs to ship")
+    ref = model_ref(cfg, weights)
+    # The manifest names the weights by file name: the package is installed anywhere.
+    shipped_ref = dataclasses.replace(ref, source=weights.name)
+    folder = shipped_folder(cfg.name)
+    return _export_into(load_model(cfg, weights), shipped_ref, folder, settings, force=True, weights_sha256=ref.weights_sha256)

@@ -15,7 +15,6 @@ module); ``onnxruntime.quantization`` ships inside the ONNX Runtime we already r
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -23,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from speech2vid.errors import EngineError
+from speech2vid.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,6 @@ def quantize_int8(
         raise EngineError(f"unknown calibration method '{method}': choose one of {', '.join(METHODS)}")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     extra: dict[str, Any] = {
         "ActivationSymmetric": True,  # zero point 0: TensorRT's INT8 is symmetric
         "WeightSymmetric": True,
@@ -98,19 +97,18 @@ def quantize_int8(
     for handler in root_logger.handlers:
         handler.addFilter(hint)
     try:
-        quantize_static(
-            str(fp32_onnx), str(tmp), _reader(feeds),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            calibrate_method=methods[method], extra_options=extra, nodes_to_exclude=excluded,
-        )  # fmt: skip
-        check_qdq(tmp)
-        os.replace(tmp, out)
+        with atomic_path(out, ".onnx") as tmp:
+            quantize_static(
+                str(fp32_onnx), str(tmp), _reader(feeds),
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                calibrate_method=methods[method], extra_options=extra, nodes_to_exclude=excluded,
+            )  # fmt: skip
+            check_qdq(tmp)
     finally:
         root_logger.removeFilter(hint)
         for handler in root_logger.handlers:
             handler.removeFilter(hint)
-        tmp.unlink(missing_ok=True)
         # The quantiser leaves its augmented calibration model next to the working directory's temp files.
         for leftover in Path.cwd().glob("augmented_model*.onnx"):
             leftover.unlink(missing_ok=True)

@@ -17,7 +17,6 @@ on the same GPU is fast. ``tensorrt`` is imported only inside these functions.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from speech2vid.config import BatchRange, TensorRTConfig
 from speech2vid.errors import EngineError
+from speech2vid.files import atomic_path
+from speech2vid.engine.tensorrt_backend import (  # noqa: F401  (the engine owns these; builds share them)
+    gpu_environment,
+    installed_tensorrt_version,
+    make_logger,
+    require_tensorrt,
+)
 from speech2vid.model.io_spec import GraphSpec
 
 if TYPE_CHECKING:
@@ -33,32 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STRONGLY_TYPED_FROM = 11  # the first TensorRT major without BuilderFlag.FP16/INT8
-
-
-def installed_tensorrt_version() -> str | None:
-    """The version of a real TensorRT install, or None.
-
-    ``tensorrt-stubs`` (installed for mypy) leaves a ``tensorrt/`` folder of ``.pyi`` files that Python
-    imports as an empty namespace package, so a successful ``import tensorrt`` proves nothing: the real
-    module has ``__version__`` and ``Builder``.
-    """
-    try:
-        import tensorrt as trt
-    except ImportError:
-        return None
-    version = getattr(trt, "__version__", None)
-    return str(version) if version is not None and hasattr(trt, "Builder") else None
-
-
-def require_tensorrt() -> str:
-    """The installed TensorRT version; EngineError (one line, what to do) when it is not installed."""
-    version = installed_tensorrt_version()
-    if version is None:
-        raise EngineError(
-            "TensorRT is not installed: install it on a machine with an NVIDIA GPU (pip install tensorrt, or"
-            " JetPack on Jetson), or use --backend onnxruntime"
-        )
-    return version
 
 
 def trt_major(version: str) -> int:
@@ -93,35 +73,6 @@ def build_path(version: str, precision: str) -> BuildPath:
         "fp16": BuildPath(False, "fp32", ("FP16",)),
         "int8": BuildPath(False, "int8", ("INT8",)),  # the Q/DQ graph: explicit quantisation
     }[precision]
-
-
-def make_logger() -> "trt.ILogger":
-    """TensorRT's messages into our log: errors and warnings as such, INFO and VERBOSE at debug level."""
-    import tensorrt as trt
-
-    levels = {
-        trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
-        trt.ILogger.Severity.ERROR: logging.ERROR,
-        trt.ILogger.Severity.WARNING: logging.WARNING,
-    }
-
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            log.log(levels.get(severity, logging.DEBUG), "TensorRT: %s", msg)
-
-    return Logger()
-
-
-def gpu_environment() -> dict[str, Any]:
-    """TensorRT version, GPU name and compute capability: what a TensorRT engine is tied to."""
-    from speech2vid.engine import cuda
-
-    version = require_tensorrt()
-    props = cuda.device_properties(0)
-    return {"tensorrt": version, "gpu": props.name, "compute_capability": props.compute_capability}
 
 
 def parse_onnx(
@@ -201,17 +152,12 @@ def build_engine(
         raise EngineError(f"TensorRT {version} failed to build the {spec.name} {precision} engine from {onnx_path} (see the TensorRT messages above)")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
+    with atomic_path(out) as tmp:
         tmp.write_bytes(memoryview(serialized))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     if cache_file is not None:
         timing = config.get_timing_cache()
         data = timing.serialize()
-        tmp_cache = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.partial")
-        tmp_cache.write_bytes(memoryview(data))
-        os.replace(tmp_cache, cache_file)
+        with atomic_path(cache_file) as tmp_cache:
+            tmp_cache.write_bytes(memoryview(data))
     log.info("built %s (%.1f MB) in %.1f s", out, out.stat().st_size / 1e6, time.perf_counter() - t0)
     return out

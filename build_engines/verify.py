@@ -1,4 +1,11 @@
-"""``speech2vid verify``: every built engine against the PyTorch FP32 model, on the calibration inputs.
+"""``speech2vid verify``: every built engine against the FP32 reference, on the calibration inputs.
+
+The reference is the PyTorch FP32 model when PyTorch is installed (the ``[train]`` extra), else the
+FP32 ONNX export run by ONNX Runtime (the graph every engine is derived from; then the FP32 ONNX Runtime
+engine is the reference itself and is not listed). Before any number is compared, each ONNX engine's
+graph is checked for the precision it claims (:func:`graph_precision`): Q/DQ nodes for INT8, FP16
+initialisers for FP16. The manifest's sha256 proves a file is the one that was recorded, not what it
+is: an FP32 graph recorded as "int8" would otherwise pass the INT8 tolerances.
 
 For each engine (backend x precision) both graphs are compared with PyTorch on the same inputs: the
 identity graph on the calibration faces, the frame graph on the calibration MFCC windows with the
@@ -38,11 +45,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from speech2vid.build_engines.manifest import MISSING, EngineRefused
-from speech2vid.config import Settings
+from speech2vid.config import ENGINE_PRECISIONS, Settings
+from speech2vid.engine.cache import MISSING, EngineFile, EngineRefused, ModelIdentity, cache_root, cached_engine
+from speech2vid.engine.factory import torch_installed
 from speech2vid.errors import EngineError
-from speech2vid.model.io_spec import FRAME, FRAME_GRAPH, IDENTITY_GRAPH, graph_specs
-from speech2vid.model.weights import LoadedModel
+from speech2vid.model.io_spec import FRAME, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, graph_specs
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +136,54 @@ def _batched(runner: Any, feeds: Sequence[Mapping[str, np.ndarray]], batch: int)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _references(loaded: LoadedModel, feeds: Mapping[str, list[dict[str, np.ndarray]]], batch: int) -> dict[str, dict[str, np.ndarray]]:
-    from speech2vid.engine.torch_backend import torch_runners
+def graph_precision(path: Path) -> str:
+    """The precision an ONNX graph really computes in: ``int8`` when it holds Q/DQ node pairs, ``fp16``
+    when most of its floating-point weights are FP16, else ``fp32``. Reads the file, trusts no manifest."""
+    import onnx
 
-    identity, frame = torch_runners(loaded.model, graph_specs(loaded.model.cfg))
+    graph = onnx.load(str(path)).graph
+    ops = {n.op_type for n in graph.node}
+    if {"QuantizeLinear", "DequantizeLinear"} <= ops:
+        return "int8"
+    sizes = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
+    for t in graph.initializer:
+        if t.data_type in sizes:
+            sizes[t.data_type] += int(np.prod(t.dims)) if len(t.dims) else 1
+    return "fp16" if sizes[onnx.TensorProto.FLOAT16] > sizes[onnx.TensorProto.FLOAT] else "fp32"
+
+
+def precision_failure(entry: EngineFile) -> str | None:
+    """Why ``entry``'s graph is not the precision its manifest says (None: it is, or it is not ONNX)."""
+    if entry.backend != "onnxruntime" or not entry.path.is_file():
+        return None  # a TensorRT plan is opaque; its source graph is checked as its own engine
+    actual = graph_precision(entry.path)
+    if actual != entry.precision:
+        return f"{entry.path.name} is recorded as {entry.precision} but its graph computes in {actual}"
+    return None
+
+
+def _reference_runners(model: ModelIdentity, settings: Settings, fp32: Mapping[str, EngineFile]) -> tuple[Any, Any, str]:
+    """(identity runner, frame runner, what they are): PyTorch FP32 when installed, else the FP32 ONNX export."""
+    if torch_installed():
+        from speech2vid.build_engines.build import _loaded
+        from speech2vid.engine.torch_backend import torch_runners
+
+        identity, frame = torch_runners(_loaded(model).model, graph_specs(model.cfg))
+        return identity, frame, "PyTorch FP32"
+    from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner
+
+    specs = graph_specs(model.cfg)
+    runners = [OnnxRuntimeRunner(fp32[g].path, specs[g], device="cpu", options=settings.engine.onnxruntime) for g in GRAPHS]
+    return runners[0], runners[1], "the FP32 ONNX graph (ONNX Runtime; PyTorch is not installed)"
+
+
+def _references(identity: Any, frame: Any, feeds: Mapping[str, list[dict[str, np.ndarray]]], batch: int) -> dict[str, dict[str, np.ndarray]]:
     with identity, frame:
         return {IDENTITY_GRAPH: _batched(identity, feeds[IDENTITY_GRAPH], batch), FRAME_GRAPH: _batched(frame, feeds[FRAME_GRAPH], batch)}
 
 
 def verify_engine(
-    loaded: LoadedModel, engine: Any, precision: str, backend: str,
+    model: ModelIdentity, engine: Any, precision: str, backend: str,
     feeds: Mapping[str, list[dict[str, np.ndarray]]], refs: Mapping[str, Mapping[str, np.ndarray]], batch: int,
 ) -> EngineCheck:
     """Compare one opened TalkingFaceEngine's two runners with the references."""
@@ -149,48 +194,60 @@ def verify_engine(
             peak = 1.0 if name == FRAME else float(np.abs(ref).max())
             metrics.append(Metric(graph, name, *compare(ref, got[name], peak)))
     n = len(feeds[FRAME_GRAPH])
-    return EngineCheck(loaded.model.cfg.name, backend, precision, tuple(metrics), judge(precision, metrics), n)
+    return EngineCheck(model.name, backend, precision, tuple(metrics), judge(precision, metrics), n)
 
 
 def verify(
-    loaded: LoadedModel,
+    model: ModelIdentity,
     settings: Settings,
     *,
     backends: Sequence[str],
-    precisions: Sequence[str] = ("fp32", "fp16", "int8"),
+    precisions: Sequence[str] = ENGINE_PRECISIONS,
     cache_dir: str | Path | None = None,
-) -> tuple[list[EngineCheck], list[str]]:
-    """Verify every built engine of ``loaded``; returns (checks, notes on engines not built).
+) -> tuple[list[EngineCheck], list[str], str]:
+    """Verify every built engine of ``model``; returns (checks, notes on engines not built, the reference).
 
-    A missing engine is a note (build it to verify it); a refused one (corrupt, foreign, stale) is a
-    failed check, because an engine in the cache that cannot be used is a problem to fix.
+    A missing engine is a note (build it to verify it); a refused one (corrupt, foreign, stale) or one
+    whose graph is not the precision it claims is a failed check, because an engine in the cache that
+    cannot be used as recorded is a problem to fix.
     """
-    from speech2vid.build_engines.build import calibration_feeds
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.build_engines.build import calibration_feeds, ensure_fp32_export
+    from speech2vid.engine.factory import make_engine
 
     batch = settings.engine.batch.opt
-    feeds = calibration_feeds(loaded, settings)
-    refs = _references(loaded, feeds, batch)
+    root = cache_root(settings.engine, cache_dir)
+    fp32 = ensure_fp32_export(model, settings.engine, root)
+    feeds = calibration_feeds(model, settings, fp32)
+    identity, frame, reference = _reference_runners(model, settings, fp32)
+    refs = _references(identity, frame, feeds, batch)
     checks: list[EngineCheck] = []
     notes: list[str] = []
     for backend in backends:
         device = "cuda" if backend == "tensorrt" else settings.engine.device
         for precision in precisions:
+            if backend == "onnxruntime" and precision == "fp32" and not torch_installed():
+                notes.append("onnxruntime fp32: it is the reference itself (install PyTorch to check it against the model)")
+                continue
             try:
-                engine = open_engine(loaded, settings.engine, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
-                with engine:
-                    check = verify_engine(loaded, engine, precision, backend, feeds, refs, batch)
+                engine = make_engine(model, settings.engine, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
+                wrong = [f for f in (precision_failure(cached_engine(model, g, backend, precision, root)) for g in GRAPHS)
+                         if f is not None and precision != "fp32"]  # fmt: skip
+                if wrong:
+                    check = EngineCheck(model.name, backend, precision, (), tuple(wrong), 0)
+                else:
+                    with engine:
+                        check = verify_engine(model, engine, precision, backend, feeds, refs, batch)
             except EngineRefused as exc:
                 if exc.kind == MISSING:
                     notes.append(f"{backend} {precision}: not built ({str(exc).split('; ')[-1]})")
                     continue
-                check = EngineCheck(loaded.model.cfg.name, backend, precision, (), (str(exc),), 0)
+                check = EngineCheck(model.name, backend, precision, (), (str(exc),), 0)
             except EngineError as exc:
                 notes.append(f"{backend} {precision}: cannot run here ({exc})")
                 continue
             log.info("%s %s %s: %s", check.model, backend, precision, "pass" if check.passed else "FAIL: " + "; ".join(check.failures))
             checks.append(check)
-    return checks, notes
+    return checks, notes, reference
 
 
 def format_checks(checks: Sequence[EngineCheck], random_weights: bool) -> str:

@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
 from speech2vid.config import CalibConfig
 from speech2vid.errors import UserError
-from speech2vid.model.io_spec import FACES, FACE_SIZE, FRAME_GRAPH, IDENTITY_FEATURES, IDENTITY_GRAPH, MFCC
+from speech2vid.model.io_spec import FACES, FRAME_GRAPH, IDENTITY_GRAPH, MFCC
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ def graph_feeds(data: CalibrationData, graph: str, identity: IdentityFn | None =
     """The calibration samples of ``graph`` as a list of ``{input_name: array}``, batch 1 each.
 
     For the frame graph, ``identity`` maps ``{faces: ...}`` to the identity tensors (the FP32 reference
-    identity graph); windows and identities are paired round-robin.
+    identity graph), every one of which feeds the frame graph (``io_spec.graph_specs`` decides which);
+    windows and identities are paired round-robin.
     """
     if graph == IDENTITY_GRAPH:
         return [{FACES: data.faces[i : i + 1]} for i in range(len(data.faces))]
@@ -150,13 +151,7 @@ def graph_feeds(data: CalibrationData, graph: str, identity: IdentityFn | None =
         idents = []
         for i in range(len(data.faces)):
             out = identity({FACES: data.faces[i : i + 1]})
-            idents.append({k: np.ascontiguousarray(out[k], np.float32) for k in IDENTITY_FEATURES})
+            idents.append({k: np.ascontiguousarray(v, np.float32) for k, v in out.items()})
         return [{MFCC: data.windows[i : i + 1], **idents[i % len(idents)]} for i in range(len(data.windows))]
     raise ValueError(f"unknown graph '{graph}'")
-
-
-def iterate(feeds: list[Feeds]) -> Iterator[Feeds]:
-    """The backend-neutral form: an iterator of ``{input_name: array}`` (copies: consumers may keep them)."""
-    for f in feeds:
-        yield {k: v.copy() for k, v in f.items()}
 

@@ -1,14 +1,17 @@
-"""Build a :class:`TalkingFaceEngine` for a loaded model on the backend the settings ask for.
+"""Make a :class:`TalkingFaceEngine` for a model on the backend the settings ask for.
 
-``open_engine`` prepares everything that can fail on configuration (backend, device, precision) and
-everything that takes long (the ONNX export, cached), then returns the engine **not yet opened**:
-sessions, GPU memory and pinned buffers are acquired by ``engine.open()`` / ``with engine:`` and
-released by ``close()``, so the caller owns the engine's lifetime::
+``make_engine`` prepares everything that can fail on configuration (backend, device, precision) and
+checks the engine files' manifests, then returns the engine **not yet opened**: sessions, GPU memory
+and pinned buffers are acquired by ``engine.open()`` / ``with engine:`` and released by ``close()``,
+so the caller owns the engine's lifetime::
 
-    engine = open_engine(loaded, settings.engine, backend="onnxruntime")
+    engine = make_engine(model_ref(cfg, None), settings.engine, backend="onnxruntime")
     with engine:
         engine.set_identity(faces)
         frames = engine.render(windows)
+
+Nothing is exported or built here (that is ``build_engines``): the FP32 graphs come from the package
+(the bundled default model) or the engine cache, and PyTorch is imported only for ``--backend torch``.
 """
 
 from __future__ import annotations
@@ -18,22 +21,38 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from speech2vid.config import EngineConfig
+from speech2vid.config import BACKENDS, EngineConfig
 from speech2vid.engine.base import Runner
+from speech2vid.engine.cache import (
+    EXPORT_PRECISION,
+    TRAIN_EXTRA,
+    ModelIdentity,
+    cache_folder,
+    cache_root,
+    cached_engine,
+    check_engine,
+    fp32_export,
+    fp32_export_sha256,
+    mark_used,
+)
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import ConfigError, EngineError
-from speech2vid.model.io_spec import FRAME_GRAPH, IDENTITY_GRAPH, graph_specs
-from speech2vid.model.weights import LoadedModel
+from speech2vid.model.io_spec import GRAPHS, graph_specs
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported here (the ``[train]`` extra), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def tensorrt_available() -> tuple[bool, str]:
     """(whether the TensorRT backend can run here, why not): TensorRT importable and a CUDA GPU present."""
-    from speech2vid.build_engines.tensorrt_build import installed_tensorrt_version
     from speech2vid.engine.cuda import gpu_available
+    from speech2vid.engine.tensorrt_backend import installed_tensorrt_version
 
     if installed_tensorrt_version() is None:
         return False, "TensorRT is not installed"
@@ -43,7 +62,7 @@ def tensorrt_available() -> tuple[bool, str]:
 
 def available_backends() -> list[str]:
     """Backends that can run on this install, in order of preference for a CPU machine."""
-    out = ["torch"]
+    out = ["torch"] if torch_installed() else []
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -68,8 +87,8 @@ def resolve(engine_cfg: EngineConfig, *, backend: str | None = None, device: str
     return cfg
 
 
-def open_engine(
-    loaded: LoadedModel,
+def make_engine(
+    model: ModelIdentity,
     engine_cfg: EngineConfig,
     *,
     backend: str | None = None,
@@ -77,12 +96,13 @@ def open_engine(
     precision: str | None = None,
     cache_dir: str | Path | None = None,
 ) -> TalkingFaceEngine:
-    """A TalkingFaceEngine for ``loaded`` on ``engine_cfg``'s backend (overridable); not opened yet.
+    """A TalkingFaceEngine for ``model`` on ``engine_cfg``'s backend (overridable); not opened yet.
 
-    onnxruntime FP32 exports the graphs first (or reuses them from ``cache_dir``, default
-    ``engine_cfg.cache_dir``); ONNX Runtime FP16/INT8 and TensorRT engines must have been built by
-    ``speech2vid build`` and are refused (with that command) when missing, corrupt, foreign or stale.
-    Raises EngineError for a backend, device or precision this build or machine cannot run; nothing
+    ``model`` is a ``model.ref.ModelRef`` (torch-free) or a ``LoadedModel``. ONNX Runtime FP32 runs the
+    FP32 export (shipped with the package for the default model, else in the cache from ``speech2vid
+    export``/``build``); FP16/INT8 and TensorRT engines must have been built by ``speech2vid build``.
+    A missing, corrupt, foreign or stale engine is refused (EngineRefused) with the command that makes
+    it; a backend, device or precision this build or machine cannot run is an EngineError. Nothing
     falls back silently.
     """
     if (backend or engine_cfg.backend) == "tensorrt":  # before resolve(): its device check would say less
@@ -90,56 +110,66 @@ def open_engine(
         if not ok:
             raise EngineError(f"the TensorRT backend cannot run here ({why}): use --backend onnxruntime or --backend torch")
     cfg = resolve(engine_cfg, backend=backend, device=device, precision=precision)
-    specs = graph_specs(loaded.model.cfg)
-    label = f"{cfg.backend} {cfg.device} {cfg.precision} ({loaded.model.cfg.name}, {loaded.label})"
-    identity: Runner
-    frame: Runner
+    root = cache_root(cfg, cache_dir)
+    specs = graph_specs(model.cfg)
+    label = f"{cfg.backend} {cfg.device} {cfg.precision} ({model.name}, {model.label})"
+    runners: list[Runner]
     if cfg.backend == "torch":
+        if not torch_installed():
+            raise EngineError(f"the torch backend needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}, or use --backend onnxruntime")
         from speech2vid.engine.torch_backend import require_device, require_precision, torch_runners
 
         require_device(cfg.device)  # refuse now rather than at open()
         require_precision(cfg.precision, cfg.device)
         identity, frame = torch_runners(
-            loaded.model, specs, device=cfg.device, precision=cfg.precision, cuda_graphs=cfg.device == "cuda"
+            _torch_model(model), specs, device=cfg.device, precision=cfg.precision, cuda_graphs=cfg.device == "cuda"
         )
-    elif cfg.backend == "onnxruntime" and cfg.precision == "fp32":
-        from speech2vid.build_engines.onnx_export import export_engines
+        runners = [identity, frame]
+    elif cfg.backend == "onnxruntime" and cfg.precision == EXPORT_PRECISION:
         from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner, providers_for
 
-        providers_for(cfg.device)  # refuse a missing CUDA provider before spending time on an export
-        paths = export_engines(loaded, cfg, cache_dir)
-        identity = OnnxRuntimeRunner(paths[IDENTITY_GRAPH], specs[IDENTITY_GRAPH], device=cfg.device, options=cfg.onnxruntime)
-        frame = OnnxRuntimeRunner(paths[FRAME_GRAPH], specs[FRAME_GRAPH], device=cfg.device, options=cfg.onnxruntime)
+        providers_for(cfg.device)
+        runners = []
+        for graph in GRAPHS:
+            export, _ = fp32_export(model, graph, cfg.opset, root)
+            runners.append(OnnxRuntimeRunner(export.path, specs[graph], device=cfg.device, options=cfg.onnxruntime))
     else:
-        identity, frame = _built_runners(loaded, cfg, Path(cache_dir if cache_dir is not None else cfg.cache_dir).expanduser())
+        runners = _built_runners(model, cfg, root)
+        mark_used(cache_folder(model, root))
     log.info("engine ready to open: %s", label)
-    return TalkingFaceEngine(identity, frame, loaded.model.cfg.identity_faces, label=label)
+    return TalkingFaceEngine(runners[0], runners[1], model.cfg.identity_faces, label=label)
 
 
-def _built_runners(loaded: LoadedModel, cfg: EngineConfig, root: Path) -> tuple[Runner, Runner]:
+def _torch_model(model: ModelIdentity) -> Any:
+    """The PyTorch network of ``model``: a LoadedModel carries it; a ModelRef is loaded here."""
+    loaded = getattr(model, "model", None)
+    if loaded is not None:
+        return loaded
+    from speech2vid.model.weights import load_model
+
+    return load_model(model.cfg, model.source).model
+
+
+def _built_runners(model: ModelIdentity, cfg: EngineConfig, root: Path) -> list[Runner]:
     """Runners over engines made by ``speech2vid build`` (ONNX Runtime FP16/INT8 graphs, TensorRT plans).
 
     Nothing is built here: each runner checks its engine's manifest when it opens (missing, corrupt,
     foreign, stale are refused with the ``speech2vid build`` command that fixes it). The check runs
     once now too, so that a missing engine fails before the caller reads inputs and opens devices.
     """
-    from speech2vid.build_engines.manifest import check_engine, engine_entry, source_onnx_sha256
-
-    if cfg.precision not in ("fp16", "int8", "fp32"):
-        raise EngineError(f"precision '{cfg.precision}' has no {cfg.backend} engines: use fp32, fp16 or int8 (bf16 runs on --backend torch)")
-    specs = graph_specs(loaded.model.cfg)
+    specs = graph_specs(model.cfg)
     environment: dict[str, Any] | None = None
     if cfg.backend == "tensorrt":
-        from speech2vid.build_engines.tensorrt_build import gpu_environment
+        from speech2vid.engine.tensorrt_backend import gpu_environment
 
         environment = gpu_environment()
     runners: list[Runner] = []
-    for graph in (IDENTITY_GRAPH, FRAME_GRAPH):
-        entry = engine_entry(loaded, graph, cfg.backend, cfg.precision, root)
+    for graph in GRAPHS:
+        entry = cached_engine(model, graph, cfg.backend, cfg.precision, root)
 
         def precheck(entry: Any = entry, graph: str = graph) -> object:
-            sha = source_onnx_sha256(loaded, graph, cfg.opset, root)
-            return check_engine(loaded, entry, source_sha256=sha, environment=environment)
+            sha = fp32_export_sha256(model, graph, cfg.opset, root)
+            return check_engine(model, entry, opset=cfg.opset, source_sha256=sha, environment=environment)
 
         precheck()
         if cfg.backend == "tensorrt":
@@ -152,4 +182,4 @@ def _built_runners(loaded: LoadedModel, cfg: EngineConfig, root: Path) -> tuple[
             providers_for(cfg.device)
             runners.append(OnnxRuntimeRunner(entry.path, specs[graph], device=cfg.device, options=cfg.onnxruntime,
                                              precision=cfg.precision, precheck=precheck))
-    return runners[0], runners[1]
+    return runners

@@ -27,10 +27,63 @@ from speech2vid.model.io_spec import GraphSpec
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from speech2vid.build_engines.manifest import EngineEntry
+    from speech2vid.engine.cache import EngineFile
     from speech2vid.engine.cuda import SlotBuffers
 
 log = logging.getLogger(__name__)
+
+
+def installed_tensorrt_version() -> str | None:
+    """The version of a real TensorRT install, or None.
+
+    ``tensorrt-stubs`` (installed for mypy) leaves a ``tensorrt/`` folder of ``.pyi`` files that Python
+    imports as an empty namespace package, so a successful ``import tensorrt`` proves nothing: the real
+    module has ``__version__`` and ``Builder``.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return None
+    version = getattr(trt, "__version__", None)
+    return str(version) if version is not None and hasattr(trt, "Builder") else None
+
+def require_tensorrt() -> str:
+    """The installed TensorRT version; EngineError (one line, what to do) when it is not installed."""
+    version = installed_tensorrt_version()
+    if version is None:
+        raise EngineError(
+            "TensorRT is not installed: install it on a machine with an NVIDIA GPU (pip install tensorrt, or"
+            " JetPack on Jetson), or use --backend onnxruntime"
+        )
+    return version
+
+def make_logger() -> "trt.ILogger":
+    """TensorRT's messages into our log: errors and warnings as such, INFO and VERBOSE at debug level."""
+    import tensorrt as trt
+
+    levels = {
+        trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
+        trt.ILogger.Severity.ERROR: logging.ERROR,
+        trt.ILogger.Severity.WARNING: logging.WARNING,
+    }
+
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            log.log(levels.get(severity, logging.DEBUG), "TensorRT: %s", msg)
+
+    return Logger()
+
+def gpu_environment() -> dict[str, Any]:
+    """TensorRT version, GPU name and compute capability: what a TensorRT engine is tied to."""
+    from speech2vid.engine import cuda
+
+    version = require_tensorrt()
+    props = cuda.device_properties(0)
+    return {"tensorrt": version, "gpu": props.name, "compute_capability": props.compute_capability}
+
 
 
 Declared = dict[str, tuple[tuple[int, ...], np.dtype]]
@@ -71,7 +124,7 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, entry: "EngineEntry", spec: GraphSpec, *, precheck: Callable[[], object], max_batch: int, device: int = 0):
+    def __init__(self, entry: "EngineFile", spec: GraphSpec, *, precheck: Callable[[], object], max_batch: int, device: int = 0):
         super().__init__(spec)
         self.entry = entry
         self.precision = entry.precision
@@ -92,7 +145,6 @@ class TensorRTRunner(Runner):
         return f"tensorrt {self.spec.name} graph ({self.precision}, {self.entry.path.name})"
 
     def _open(self) -> None:
-        from speech2vid.build_engines.tensorrt_build import make_logger, require_tensorrt
         from speech2vid.engine.cuda import SlotBuffers
 
         t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from speech2vid.config import ModelConfig, to_dict
 from speech2vid.errors import WeightsError
 from speech2vid.files import sha256_file
+from speech2vid.model.ref import RANDOM, bundled_weights, model_ref  # noqa: F401  (RANDOM, bundled_weights: re-exported)
 from speech2vid.model.speech2vid import Speech2Vid
 
 FORMAT = "speech2vid-weights-1"
@@ -108,9 +109,6 @@ def random_weights(model: Speech2Vid, seed: int = 0) -> Speech2Vid:
     return model
 
 
-RANDOM = "random"
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A model ready for inference (eval mode, CPU, FP32) and where its weights came from."""
@@ -121,44 +119,30 @@ class LoadedModel:
     fingerprint: str  # identifies config + weights: the key of every engine built from them
 
     @property
+    def cfg(self) -> ModelConfig:
+        return self.model.cfg
+
+    @property
+    def name(self) -> str:
+        return self.model.cfg.name
+
+    @property
     def label(self) -> str:
         return "RANDOM WEIGHTS (untrained: shows no face)" if self.is_random else Path(self.source).name
-
-
-def bundled_weights(model_name: str) -> Path | None:
-    """The default weights shipped for a model (assets/weights/<name>.safetensors), if any ship."""
-    from speech2vid.assets import bundled_weights_dir
-
-    path = bundled_weights_dir() / f"{model_name}.safetensors"
-    return path if path.is_file() else None
 
 
 def load_model(cfg: ModelConfig, weights: str | Path | None) -> LoadedModel:
     """Build ``cfg`` and fill it from ``weights``: a safetensors file, ``"random"``, or None.
 
     None means the bundled default weights of the model; a model without them is an error that tells
-    the user how to get weights.
+    the user how to get weights (``model.ref.model_ref`` resolves and fingerprints them, torch-free).
     """
     from speech2vid.model.speech2vid import build_model
 
+    ref = model_ref(cfg, weights)
     model = build_model(cfg)
-    config_hash = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
-    if weights is None:
-        weights = bundled_weights(cfg.name)
-        if weights is None:
-            from speech2vid.assets import bundled_weights_dir
-
-            shipped = sorted(p.stem for p in bundled_weights_dir().glob("*.safetensors"))
-            raise WeightsError(
-                f"no trained weights for model '{cfg.name}' are bundled (bundled: {', '.join(shipped) or 'none'}):"
-                " pass --weights FILE.safetensors (from `speech2vid import-matconvnet` or `speech2vid train`),"
-                " or --weights random to test the plumbing"
-            )
-    if str(weights) == RANDOM:
+    if ref.is_random:
         random_weights(model, seed=0)
-        fingerprint = hashlib.sha256(f"{config_hash}:random:0".encode()).hexdigest()
-        return LoadedModel(model.eval(), RANDOM, True, fingerprint)
-    path = Path(weights).expanduser()
-    load_weights(model, path)
-    fingerprint = hashlib.sha256(f"{config_hash}:{sha256_file(path)}".encode()).hexdigest()
-    return LoadedModel(model.eval(), str(path), False, fingerprint)
+    else:
+        load_weights(model, ref.source)
+    return LoadedModel(model.eval(), ref.source, ref.is_random, ref.fingerprint)

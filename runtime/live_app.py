@@ -70,7 +70,9 @@ def _install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Callable[[Any], tuple[Any, Any, Any]]) -> int:
+def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model: Any) -> int:
+    """Run ``speech2vid live`` with ``engine`` (made by the CLI, not opened yet) for ``model`` (its ``name``
+    and ``is_random`` label the outputs)."""
     from speech2vid.assets import sample_face
     from speech2vid.faces import align_photo
     from speech2vid.runtime.live import run_live
@@ -92,8 +94,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
         stats_path = Path(args.stats).expanduser()
         if not stats_path.parent.is_dir():
             raise UserError(f"--stats folder {stats_path.parent} does not exist")
-    model_cfg, loaded, engine = open_engine(settings)
-    label = RANDOM_LABEL if loaded.is_random else None
+    label = RANDOM_LABEL if model.is_random else None
     g = settings.generate
     codec = {"video_codec": g.video_codec, "crf": g.crf, "preset": "veryfast", "audio_codec": g.audio_codec,
              "audio_bitrate": g.audio_bitrate}  # fmt: skip
@@ -126,7 +127,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, open_engine: Calla
     finally:
         restore()
     report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label,
-                   "model": model_cfg.name, "drop_policy": cfg.drop_policy}  # fmt: skip
+                   "model": model.name, "drop_policy": cfg.drop_policy}  # fmt: skip
     lat = report.latency.summary()
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     print(f"{report.frames} frames ({report.rendered} rendered, {report.idle} idle, {report.repeated} repeated, "

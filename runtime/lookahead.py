@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     from speech2vid.assets import sample_face, sample_speech
     from speech2vid.audio.io import read_audio, to_model_rate
     from speech2vid.config import load_model_config, load_settings
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.engine.factory import make_engine
     from speech2vid.faces import align_photo
-    from speech2vid.model.weights import load_model
+    from speech2vid.model.ref import model_ref
 
     p = argparse.ArgumentParser(prog="python -m speech2vid.runtime.lookahead", description=__doc__.split("\n\n")[0])
     p.add_argument("--audio", default=str(sample_speech()), help="speech file (default: the bundled sample)")
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="random", help="safetensors weights or 'random' (default)")
     args = p.parse_args(argv)
     signal = to_model_rate(read_audio(args.audio)).astype(np.float32)
-    loaded = load_model(load_model_config(args.model), args.weights)
-    engine = open_engine(loaded, load_settings().engine)
+    loaded = model_ref(load_model_config(args.model), args.weights)
+    # Random weights have no exported graphs: PyTorch runs them (the [train] extra).
+    engine = make_engine(loaded, load_settings().engine, backend="torch" if loaded.is_random else None)
     with engine:
         engine.set_identity([align_photo(str(sample_face())).image])
 

@@ -21,6 +21,9 @@ from speech2vid.errors import UserError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell or systemd reports for a process ended by it
+# Commands that need PyTorch, which the runtime install leaves out (the [train] extra adds it).
+TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconvnet", "pack-weights")
+TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 
 log = logging.getLogger("speech2vid.cli")
 
@@ -33,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     overrides: dict[str, Any] = {}
     engine: dict[str, Any] = {}
-    for key in ("backend", "device", "precision"):
+    for key in ("backend", "device", "precision", "cache_dir"):
         value = getattr(args, key, None)
         if value is not None:
             engine[key] = value
@@ -52,30 +55,53 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(*args.config, overrides=overrides)
 
 
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir, ~/.cache/speech2vid/engines)")
+
+
 def _add_engine_options(p: argparse.ArgumentParser, *, weights: bool = True) -> None:
+    from speech2vid.config import BACKENDS, DEVICES, PRECISIONS
+
     g = p.add_argument_group("model and engine (defaults from configs/default.yaml)")
     g.add_argument("--model", help="model geometry: paper, lite, or a model YAML file")
     if weights:
         g.add_argument("--weights", help="safetensors weights file, or 'random' (untrained, for plumbing tests)")
-    g.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt"], help="inference backend")
-    g.add_argument("--device", choices=["cpu", "cuda"], help="device (torch: cpu or cuda)")
-    g.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"], help="engine precision")
+    g.add_argument("--backend", choices=BACKENDS, help="inference backend (torch needs the [train] extra)")
+    g.add_argument("--device", choices=DEVICES, help="device (torch: cpu or cuda)")
+    g.add_argument("--precision", choices=PRECISIONS, help="engine precision")
+    _add_cache_dir(g)  # type: ignore[arg-type]
 
 
-# ----------------------------------------------------------------------------- commands
+def _torch_installed() -> bool:
+    from speech2vid.engine.factory import torch_installed
+
+    return torch_installed()
 
 
-def _open_engine(settings: Any) -> tuple[Any, Any, Any]:
+def _model_ref(settings: Any) -> Any:
+    """The model and weights of ``settings`` (no PyTorch); ``--weights random`` needs PyTorch to make them."""
     from speech2vid.config import load_model_config
-    from speech2vid.engine.factory import open_engine
-    from speech2vid.model.weights import load_model
+    from speech2vid.model.ref import model_ref
 
-    model_cfg = load_model_config(settings.model)
-    loaded = load_model(model_cfg, settings.weights)
-    if loaded.is_random:
+    ref = model_ref(load_model_config(settings.model), settings.weights)
+    if ref.is_random:
+        if not _torch_installed():
+            raise UserError(f"--weights random makes untrained weights with PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
         log.warning("using RANDOM, untrained weights: the video shows no face and is labelled as such")
-    engine = open_engine(loaded, settings.engine)
-    return model_cfg, loaded, engine
+    return ref
+
+
+def _engine(settings: Any) -> tuple[Any, Any]:
+    """(model reference, engine not yet opened) for ``settings``: the FP32 graphs are exported first when
+    the run needs them and neither the package nor the cache has them (with PyTorch; else one line)."""
+    from speech2vid.build_engines.build import ensure_fp32_export
+    from speech2vid.engine.cache import cache_root
+    from speech2vid.engine.factory import make_engine
+
+    ref = _model_ref(settings)
+    if settings.engine.backend in ("onnxruntime", "tensorrt"):
+        ensure_fp32_export(ref, settings.engine, cache_root(settings.engine))
+    return ref, make_engine(ref, settings.engine)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -91,11 +117,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         allow_silence=args.allow_silence,
         silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
     )
-    model_cfg, loaded, engine = _open_engine(settings)
-    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if loaded.is_random else None
+    ref, engine = _engine(settings)
+    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if ref.is_random else None
     log.info(
         "model %s (%s), backend %s on %s, %s; %d frames for %.2f s of audio",
-        model_cfg.name, loaded.source, settings.engine.backend, settings.engine.device,
+        ref.name, ref.source, settings.engine.backend, settings.engine.device,
         settings.engine.precision, inputs.n_frames, inputs.audio.duration,
     )  # fmt: skip
     with engine:
@@ -117,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.size = None
     if args.weights is None:
         from speech2vid.config import load_model_config
-        from speech2vid.model.weights import RANDOM, bundled_weights
+        from speech2vid.model.ref import RANDOM, bundled_weights
 
         if bundled_weights(load_model_config(_settings(args).model).name) is None:
             args.weights = RANDOM  # a model without bundled weights still shows the plumbing, labelled
@@ -129,26 +155,53 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from speech2vid.config import load_model_config, model_names
-    from speech2vid.model import build_model
-    from speech2vid.model.cost import PER_FRAME, model_cost
 
     console = Console()
     for name in [args.model] if args.model else model_names():
         cfg = load_model_config(name)
-        costs = model_cost(build_model(cfg))
         table = Table(title=f"model '{cfg.name}': {cfg.description}", title_justify="left")
-        table.add_column("module")
-        table.add_column("parameters", justify="right")
-        table.add_column("MACs / frame", justify="right")
-        table.add_column("runs")
-        for c in costs:
-            runs = "every frame" if c.name in PER_FRAME else "once per identity (cached)"
-            table.add_row(c.name, f"{c.params / 1e6:.2f} M", f"{c.macs / 1e9:.3f} G", runs)
-        per_frame = sum(c.macs for c in costs if c.name in PER_FRAME)
-        table.add_row("[b]total / per frame[/b]", f"{sum(c.params for c in costs) / 1e6:.2f} M",
-                      f"[b]{per_frame / 1e9:.3f} G[/b]", f"{per_frame * 25 * 2 / 1e9:.0f} GFLOP/s at 25 fps")
+        for column, justify in (("module", "left"), ("parameters", "right"), ("MACs / frame", "right"), ("runs", "left")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        if _torch_installed():
+            from speech2vid.model import build_model
+            from speech2vid.model.cost import PER_FRAME, model_cost
+
+            costs = [(c.name, c.params, c.macs, c.name in PER_FRAME) for c in model_cost(build_model(cfg))]
+        else:
+            costs = _graph_costs(cfg)
+            if costs is None:
+                console.print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
+                              f"need PyTorch ({TRAIN_EXTRA})", markup=False)  # fmt: skip
+                continue
+        for module, params, macs, per_frame in costs:
+            runs = "every frame" if per_frame else "once per identity (cached)"
+            table.add_row(module, f"{params / 1e6:.2f} M", f"{macs / 1e9:.3f} G", runs)
+        frame_macs = sum(c[2] for c in costs if c[3])
+        table.add_row("[b]total / per frame[/b]", f"{sum(c[1] for c in costs) / 1e6:.2f} M",
+                      f"[b]{frame_macs / 1e9:.3f} G[/b]", f"{frame_macs * 25 * 2 / 1e9:.0f} GFLOP/s at 25 fps")
         console.print(table)
     return 0
+
+
+def _graph_costs(cfg: Any) -> list[tuple[str, int, int, bool]] | None:
+    """Per-graph costs from the shipped FP32 graphs (no PyTorch): None when the model ships none."""
+    from speech2vid.build_engines.graph_cost import graph_cost
+    from speech2vid.engine.cache import EXPORT_BACKEND, EXPORT_PRECISION, engine_file, shipped_folder
+    from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS
+    from speech2vid.model.ref import model_ref
+
+    try:
+        ref = model_ref(cfg, None)
+    except UserError:
+        return None
+    out = []
+    for graph in GRAPHS:
+        path = engine_file(ref, graph, EXPORT_BACKEND, EXPORT_PRECISION, shipped_folder(cfg.name)).path
+        if not path.is_file():
+            return None
+        cost = graph_cost(path)
+        out.append((f"{graph} graph (ONNX)", cost.params, cost.macs, graph == FRAME_GRAPH))
+    return out
 
 
 def cmd_redub(args: argparse.Namespace) -> int:
@@ -163,8 +216,8 @@ def cmd_redub(args: argparse.Namespace) -> int:
         allow_silence=args.allow_silence, silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
         strip=args.strip,
     )  # fmt: skip
-    model_cfg, loaded, engine = _open_engine(settings)
-    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if loaded.is_random else None
+    ref, engine = _engine(settings)
+    label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if ref.is_random else None
     log.info("re-dubbing %s (%dx%d, %.3g fps, %d frames) with %.2f s of audio: %d frames, fit %s, region %s",
              inputs.video.path, inputs.video.width, inputs.video.height, float(inputs.video.rate),
              inputs.video.frames, inputs.audio.duration, inputs.n_output, cfg.fit, cfg.region)
@@ -180,25 +233,49 @@ def cmd_redub(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_bench_command
 
-    return run_bench_command(args, _settings(args))
+    if args.live:
+        from speech2vid.runtime.live_app import run_live_bench_command
+
+        return run_live_bench_command(_settings(args), lambda s: _engine(s)[1], audio=args.audio,
+                                      precisions=args.precisions, seconds=args.live_seconds, json_path=args.json)  # fmt: skip
+    return run_bench_command(_settings(args), models=args.models, targets=args.targets, batches=args.batch,
+                             seconds=args.seconds, weights=args.weights, json_path=args.json, plot_path=args.plot,
+                             cache_dir=args.cache_dir)  # fmt: skip
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_build_command
 
-    return run_build_command(args, _settings(args))
+    return run_build_command(_settings(args), backends=args.backends, precisions=args.precisions, calib=args.calib,
+                             force=args.force, cache_dir=args.cache_dir)  # fmt: skip
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_verify_command
 
-    return run_verify_command(args, _settings(args))
+    return run_verify_command(_settings(args), backends=args.backends, precisions=args.precisions, calib=args.calib,
+                              json_path=args.json, cache_dir=args.cache_dir)  # fmt: skip
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from speech2vid.build_engines.commands import run_export_command
+
+    return run_export_command(_settings(args), bundled=args.default, force=args.force, cache_dir=args.cache_dir)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from speech2vid.build_engines.commands import run_cache_command
+
+    return run_cache_command(_settings(args), args.action, keep=args.keep, older_than_days=args.older_than,
+                             cache_dir=args.cache_dir)  # fmt: skip
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     from speech2vid.runtime.live_app import run_live_command
 
-    return run_live_command(args, _settings(args), _open_engine)
+    settings = _settings(args)
+    ref, engine = _engine(settings)
+    return run_live_command(args, settings, engine, ref)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -257,6 +334,74 @@ def cmd_devices(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
+def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """build, verify, bench, export and cache: the engine cache's commands."""
+    from speech2vid.config import ENGINE_PRECISIONS
+    from speech2vid.engine.cache import ENGINE_BACKENDS
+
+    p = add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans")
+    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
+    p.add_argument("--weights", help="safetensors weights, or 'random' (untrained, for plumbing and timing)")
+    # dest names differ from the global engine options so that _settings ignores them
+    p.add_argument("--precision", dest="precisions", action="append", choices=ENGINE_PRECISIONS,
+                   help="engine precision (repeatable; default fp32)")  # fmt: skip
+    p.add_argument("--backend", dest="backends", action="append", choices=ENGINE_BACKENDS,
+                   help="onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)")
+    p.add_argument("--calib", metavar="DIR|sample", help="calibration data for int8 (overrides calib.source)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a valid engine is cached")
+    _add_cache_dir(p)
+
+    p = add("verify", cmd_verify, "compare every built engine with the FP32 reference (PyTorch, or the FP32 ONNX graph "
+            "without it) and check each graph's real precision; non-zero exit on a fail")  # fmt: skip
+    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
+    p.add_argument("--weights", help="safetensors weights, or 'random'")
+    p.add_argument("--precision", dest="precisions", action="append", choices=ENGINE_PRECISIONS,
+                   help="only this precision (repeatable; default all built)")  # fmt: skip
+    p.add_argument("--backend", dest="backends", action="append", choices=ENGINE_BACKENDS,
+                   help="only this backend (repeatable; default all available)")
+    p.add_argument("--calib", metavar="DIR|sample", help="inputs to compare on (overrides calib.source)")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    _add_cache_dir(p)
+
+    p = add("bench", cmd_bench, "per-frame latency of every backend x precision x model, side by side")
+    p.add_argument("--model", dest="models", action="append",
+                   help="model to time (repeatable; default every model that can run here)")
+    p.add_argument("--backend", dest="targets", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
+                   help="target to time, e.g. onnxruntime:cpu:int8 or torch:cuda:fp16 "
+                        "(repeatable; default every backend x precision this machine can run)")  # fmt: skip
+    p.add_argument("--batch", action="append", type=int,
+                   help="frames per engine call (repeatable; default 1 and the streaming batch engine.batch.opt)")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination and batch (default 3)")
+    p.add_argument("--weights", help="safetensors weights, or 'random' (default: random with PyTorch, else the bundled "
+                                     "weights; timing does not depend on them)")  # fmt: skip
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the latencies as a PNG")
+    g = p.add_argument_group("live loop (--live): per-stage latency of `speech2vid live` from a file in real time")
+    g.add_argument("--live", action="store_true", help="time the live loop once per precision instead of the engines")
+    g.add_argument("--precision", dest="precisions", action="append", choices=["fp32", "fp16", "int8"],
+                   help="precision to run (repeatable; default fp32, fp16 and int8, each where built)")
+    g.add_argument("--audio", metavar="FILE", help="speech played in real time, looped (default the sample speech)")
+    g.add_argument("--live-seconds", type=float, default=20.0, help="seconds of audio per precision (default 20)")
+    _add_cache_dir(p)
+
+    p = add("export", cmd_export, f"export a model's FP32 ONNX graphs into the engine cache [needs {TRAIN_EXTRA}]")
+    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
+    p.add_argument("--weights", help="safetensors weights, or 'random' (default: the bundled weights)")
+    p.add_argument("--default", action="store_true",
+                   help="re-export the graphs the package ships (assets/graphs/) from the bundled weights of every "
+                        "model that has them: run it after changing the default weights or a bundled model")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="export even when a valid export is cached")
+    _add_cache_dir(p)
+
+    p = add("cache", cmd_cache, "list the engine cache, or prune it (keep the N most recently used, or drop the unused)")
+    p.add_argument("action", choices=["list", "prune"])
+    p.add_argument("--keep", type=int, metavar="N", help="prune: keep the N most recently used model folders")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: delete folders unused for DAYS days")
+    _add_cache_dir(p)
+
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speech2vid",
@@ -312,11 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strip", metavar="PNG", help="also save a before/after strip of six frames")
     _add_engine_options(p)
 
-    from speech2vid.build_engines.commands import add_bench_arguments, add_build_arguments, add_verify_arguments
-
-    add_bench_arguments(add("bench", cmd_bench, "per-frame latency of every backend x precision x model, side by side"))
-    add_build_arguments(add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans"))
-    add_verify_arguments(add("verify", cmd_verify, "compare every built engine with the PyTorch model; non-zero exit on a fail"))
+    _add_engine_commands(add)
     p = add("live", cmd_live, "a face speaking live: microphone (or file) -> window, MP4 or null, with measured latency")
     from speech2vid.runtime.live_app import add_live_arguments
 
@@ -325,17 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("devices", cmd_devices, "list the capture devices a mic:// source can name")
 
-    from speech2vid.prepare.command import add_prepare_arguments
-    from speech2vid.synth.command import add_synth_arguments
+    training = {
+        "prepare": (cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples", "speech2vid.prepare.command", "add_prepare_arguments"),
+        "synth": (cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)", "speech2vid.synth.command", "add_synth_arguments"),
+        "train": (cmd_train, "train the generator or the deblurring CNN on a dataset (DDP under torchrun)", "speech2vid.training.command", "add_train_arguments"),
+        "eval": (cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines", "speech2vid.evaluation.command", "add_eval_arguments"),
+    }  # fmt: skip
+    for name, (func, help_, module, adder) in training.items():
+        p = add(name, func, help_ + ("" if _torch_installed() else f" [needs {TRAIN_EXTRA}]"))
+        if _torch_installed():  # their option tables live beside the training code, which imports PyTorch
+            import importlib
 
-    add_prepare_arguments(add("prepare", cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples"))
-    add_synth_arguments(add("synth", cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)"))
-
-    from speech2vid.evaluation.command import add_eval_arguments
-    from speech2vid.training.command import add_train_arguments
-
-    add_train_arguments(add("train", cmd_train, "train the generator or the deblurring CNN on a dataset (DDP under torchrun)"))
-    add_eval_arguments(add("eval", cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines"))
+            getattr(importlib.import_module(module), adder)(p)
+        else:
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     p = add("import-matconvnet", cmd_import_matconvnet,
             "convert the authors' MatConvNet weights (v201.mat generator, v114.mat deblurrer) to safetensors")
@@ -379,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
+        if args.command in TRAIN_COMMANDS and not _torch_installed():
+            raise UserError(f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
         return args.func(args)
     except UserError as exc:
         print(f"speech2vid: error: {exc}", file=sys.stderr)

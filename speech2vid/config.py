@@ -24,6 +24,11 @@ Backend = Literal["torch", "onnxruntime", "tensorrt"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
+# The name lists every option and check derives from (the Literal types above are the one source).
+BACKENDS: tuple[str, ...] = get_args(Backend)
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+ENGINE_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "bf16")  # bf16 runs on torch only
 
 
 # ----------------------------------------------------------------------------- model geometry

@@ -1,12 +1,13 @@
-"""File helpers shared by the stages that write artefacts others trust: content hashes and atomic JSON."""
+"""File helpers shared by the stages that write artefacts others trust: content hashes and atomic writes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def sha256_file(path: Path) -> str:
@@ -18,8 +19,29 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def partial_path(path: Path, suffix: str = "") -> Path:
+    """The temporary name a writer uses beside ``path``: hidden, and tagged with this process's id so that
+    two writers never share one and a dead writer's leftovers can be told apart (``.<name>.partial-<pid>``)."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends normally it is renamed to ``path``
+    (atomic on one file system), otherwise deleted. A reader never sees half a file under ``path``.
+
+    ``suffix`` is appended to the temporary name for writers that pick a format by extension.
+    """
+    path = Path(path)
+    tmp = partial_path(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half a manifest."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")

@@ -31,10 +31,10 @@ def engine_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 @pytest.fixture(scope="session")
 def lite_onnx(lite_loaded, engine_cache):  # type: ignore[no-untyped-def]
     """{graph name: ONNX path} of the lite model, exported once into ``engine_cache``."""
-    from speech2vid.build_engines.onnx_export import export_engines
+    from speech2vid.build_engines.onnx_export import export_fp32
     from speech2vid.config import EngineConfig
 
-    return export_engines(lite_loaded, EngineConfig(), engine_cache)
+    return {graph: entry.path for graph, entry in export_fp32(lite_loaded, EngineConfig(), engine_cache).items()}
 
 
 @pytest.fixture(scope="session")

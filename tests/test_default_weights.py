@@ -14,10 +14,10 @@ import pytest
 from speech2vid.assets import sample_face, sample_speech, sample_synth_face
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import EngineConfig, load_model_config
-from speech2vid.engine.factory import open_engine
+from speech2vid.engine.factory import make_engine
 from speech2vid.faces import align_photo
 from speech2vid.features.windows import n_frames_for, speech_windows
-from speech2vid.model.weights import load_model
+from speech2vid.model.ref import model_ref
 from speech2vid.training.loss import mouth_band_top
 
 FPS, RATE = 25, 16000
@@ -38,7 +38,7 @@ def spoken(engine_cache) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     windows = speech_windows(signal, n)
     loud = loudness_dbfs(signal, n)
     out = {}
-    with open_engine(load_model(load_model_config("lite"), None), EngineConfig(cache_dir=str(engine_cache))) as engine:
+    with make_engine(model_ref(load_model_config("lite"), None), EngineConfig(cache_dir=str(engine_cache))) as engine:
         for name, photo in (("synthetic", sample_synth_face()), ("photo", sample_face())):
             engine.set_identity([align_photo(photo).image])
             out[name] = (engine.render(windows), engine.render(np.zeros_like(windows[:1]))[0], loud)

@@ -17,7 +17,7 @@ import torch
 from speech2vid.build_engines.onnx_export import export_graph
 from speech2vid.config import BatchRange, EngineConfig, load_model_config
 from speech2vid.engine.base import Runner
-from speech2vid.engine.factory import available_backends, open_engine
+from speech2vid.engine.factory import available_backends, make_engine
 from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner
 from speech2vid.engine.talking_face import stack_faces
 from speech2vid.engine.torch_backend import TorchRunner, torch_runners
@@ -72,7 +72,7 @@ def lite_torch(lite_loaded):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("backend", available_backends())
 def test_backend_contract(backend, lite_loaded, engine_cache, lite_onnx) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(lite_loaded, EngineConfig(), backend=backend, cache_dir=engine_cache)
+    engine = make_engine(lite_loaded, EngineConfig(), backend=backend, cache_dir=engine_cache)
     assert backend in engine.label
     with engine:
         engine.set_identity(faces())
@@ -169,28 +169,28 @@ def test_unavailable_combinations_refused(lite_loaded, tmp_path) -> None:  # typ
     cfg = EngineConfig(cache_dir=str(tmp_path))  # empty: nothing built
     if not tensorrt_available()[0]:
         with pytest.raises(EngineError, match="TensorRT backend cannot run here") as info:
-            open_engine(lite_loaded, cfg, backend="tensorrt", device="cuda")
+            make_engine(lite_loaded, cfg, backend="tensorrt", device="cuda")
         one_line(info)
         assert "tensorrt" not in available_backends()
     for precision in ("fp16", "int8"):  # engines of `speech2vid build`: refused until built
         with pytest.raises(EngineError, match="speech2vid build --model lite --precision") as info:
-            open_engine(lite_loaded, cfg, backend="onnxruntime", precision=precision)
+            make_engine(lite_loaded, cfg, backend="onnxruntime", precision=precision)
         one_line(info)
     with pytest.raises(EngineError, match="bf16") as info:
-        open_engine(lite_loaded, cfg, backend="onnxruntime", precision="bf16")
+        make_engine(lite_loaded, cfg, backend="onnxruntime", precision="bf16")
     one_line(info)
     with pytest.raises(EngineError, match="fp16") as info:
-        open_engine(lite_loaded, cfg, backend="torch", precision="fp16")  # fp16 on CPU
+        make_engine(lite_loaded, cfg, backend="torch", precision="fp16")  # fp16 on CPU
     one_line(info)
     if not torch.cuda.is_available():
         with pytest.raises(EngineError, match="cuda") as info:
-            open_engine(lite_loaded, cfg, backend="torch", device="cuda")
+            make_engine(lite_loaded, cfg, backend="torch", device="cuda")
         one_line(info)
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(EngineError, match="CUDA provider") as info:
-            open_engine(lite_loaded, cfg, backend="onnxruntime", device="cuda")
+            make_engine(lite_loaded, cfg, backend="onnxruntime", device="cuda")
         one_line(info)
 
 

@@ -12,17 +12,12 @@ import onnx
 import pytest
 
 from speech2vid.build_engines import onnx_export
-from speech2vid.build_engines.onnx_export import (
-    BATCH_AXIS,
-    IDENTITY_BATCH_AXIS,
-    cached_graph,
-    export_engines,
-    stale_reason,
-)
+from speech2vid.build_engines.onnx_export import BATCH_AXIS, IDENTITY_BATCH_AXIS, export_fp32
 from speech2vid.config import EngineConfig
-from speech2vid.files import sha256_file
+from speech2vid.engine.cache import CORRUPT, MISSING, STALE, EngineRefused, cached_engine, check_engine
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
-from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_FEATURES, IDENTITY_GRAPH, OUTPUT_SIZE
+from speech2vid.files import sha256_file
+from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, OUTPUT_SIZE, MFCC
 
 ort = pytest.importorskip("onnxruntime")
 LOGGER = "speech2vid.build_engines.onnx_export"
@@ -39,7 +34,8 @@ def test_graphs_pass_checker_with_dynamic_batch_axes(lite_onnx) -> None:  # type
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)  # weights inside
         for value in [*model.graph.input, *model.graph.output]:
             first = value.type.tensor_type.shape.dim[0]
-            want = IDENTITY_BATCH_AXIS if graph == FRAME_GRAPH and value.name in IDENTITY_FEATURES else BATCH_AXIS
+            identity_input = graph == FRAME_GRAPH and value.name != MFCC and value in model.graph.input
+            want = IDENTITY_BATCH_AXIS if identity_input else BATCH_AXIS
             assert first.dim_param == want, (graph, value.name)
 
 
@@ -65,50 +61,62 @@ def test_dynamic_batch(n, lite_onnx) -> None:  # type: ignore[no-untyped-def]
     assert per_sample.shape == (n, 3, OUTPUT_SIZE, OUTPUT_SIZE)
 
 
+def export_of(loaded, graph: str, cache: Path):  # type: ignore[no-untyped-def]
+    return cached_engine(loaded, graph, "onnxruntime", "fp32", cache)
+
+
+def refusal(loaded, graph: str, cache: Path, opset: int = 18) -> str | None:  # type: ignore[no-untyped-def]
+    """The kind of refusal of the cached export (None: valid)."""
+    try:
+        check_engine(loaded, export_of(loaded, graph, cache), opset=opset)
+    except EngineRefused as exc:
+        return exc.kind
+    return None
+
+
 def test_cache_is_reused(lite_loaded, engine_cache, lite_onnx, caplog) -> None:  # type: ignore[no-untyped-def]
     mtimes = {g: p.stat().st_mtime_ns for g, p in lite_onnx.items()}
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        again = export_engines(lite_loaded, EngineConfig(), engine_cache)
+        again = {g: e.path for g, e in export_fp32(lite_loaded, EngineConfig(), engine_cache).items()}
     assert again == lite_onnx
     assert {g: p.stat().st_mtime_ns for g, p in again.items()} == mtimes
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert sum("reusing cached" in m for m in messages) == 2 and not any(m.startswith("exporting") for m in messages)
-    manifest = json.loads(cached_graph(lite_loaded, IDENTITY_GRAPH, 18, engine_cache).manifest_path.read_text())
-    for key in ("sha256", "model", "fingerprint", "precision", "opset", "torch", "onnx", "inputs", "outputs", "created"):
+    assert sum(m.startswith("reusing") for m in messages) == 2 and not any(m.startswith("exporting") for m in messages)
+    manifest = json.loads(export_of(lite_loaded, IDENTITY_GRAPH, engine_cache).manifest_path.read_text())
+    for key in ("format", "sha256", "model", "fingerprint", "precision", "backend", "opset", "builder", "inputs",
+                "outputs", "model_config", "weights", "created"):  # fmt: skip
         assert key in manifest, key
-    assert manifest["precision"] == "fp32" and manifest["model"] == "lite"
+    assert manifest["format"] == "speech2vid-engine-2"  # the one manifest format of the cache
+    assert manifest["precision"] == "fp32" and manifest["model"] == "lite" and manifest["opset"] == 18
     assert manifest["sha256"] == sha256_file(lite_onnx[IDENTITY_GRAPH])
 
 
 def test_tampered_onnx_is_exported_again(lite_loaded, engine_cache, lite_onnx, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     cache = tmp_path / "cache"
     shutil.copytree(engine_cache, cache)  # never touch the session's shared cache
-    entry = cached_graph(lite_loaded, IDENTITY_GRAPH, 18, cache)
-    data = bytearray(entry.onnx_path.read_bytes())
+    entry = export_of(lite_loaded, IDENTITY_GRAPH, cache)
+    data = bytearray(entry.path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the weights: still a loadable file
-    entry.onnx_path.write_bytes(bytes(data))
-    assert "sha256" in (stale_reason(entry) or "")
+    entry.path.write_bytes(bytes(data))
+    assert refusal(lite_loaded, IDENTITY_GRAPH, cache) == CORRUPT
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        export_engines(lite_loaded, EngineConfig(), cache)
+        export_fp32(lite_loaded, EngineConfig(), cache)
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert any(m.startswith("exporting identity") and "sha256" in m for m in messages)
-    assert any("reusing cached frame" in m for m in messages)  # only the tampered graph is redone
-    assert stale_reason(entry) is None
-    assert entry.onnx_path.read_bytes() != bytes(data)
+    assert any(m.startswith("exporting the identity graph") and "corrupt" in m for m in messages)
+    assert any(m.startswith("reusing the frame graph") for m in messages)  # only the tampered graph is redone
+    assert refusal(lite_loaded, IDENTITY_GRAPH, cache) is None
+    assert entry.path.read_bytes() != bytes(data)
 
 
-def test_manifest_mismatch_or_missing_is_stale(lite_loaded, engine_cache, lite_onnx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_mismatch_or_missing_is_refused(lite_loaded, engine_cache, lite_onnx, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cache = tmp_path / "cache"
     shutil.copytree(engine_cache, cache)
-    entry = cached_graph(lite_loaded, FRAME_GRAPH, 18, cache)
-    manifest = json.loads(entry.manifest_path.read_text())
-    entry.manifest_path.write_text(json.dumps({**manifest, "torch": "1.0.0"}))
-    assert "'torch'" in (stale_reason(entry) or "")
+    entry = export_of(lite_loaded, FRAME_GRAPH, cache)
+    assert refusal(lite_loaded, FRAME_GRAPH, cache, opset=19) == STALE  # another opset than the run's
     entry.manifest_path.write_text("{not json")
-    assert "unreadable" in (stale_reason(entry) or "")
+    assert refusal(lite_loaded, FRAME_GRAPH, cache) == CORRUPT
     entry.manifest_path.unlink()  # e.g. killed between the ONNX rename and the manifest write
-    assert "no manifest" in (stale_reason(entry) or "")
-    assert cached_graph(lite_loaded, FRAME_GRAPH, 17, cache).onnx_path != entry.onnx_path  # opset is in the key
+    assert refusal(lite_loaded, FRAME_GRAPH, cache) == MISSING
 
 
 class _Interrupted(BaseException):
@@ -125,14 +133,14 @@ def test_interrupted_export_leaves_nothing_that_looks_complete(lite_loaded, tmp_
     monkeypatch.setattr(onnx_export, "export_onnx_program", lambda *a, **k: _HalfWrittenProgram())
     cache = tmp_path / "cache"
     with pytest.raises(_Interrupted):
-        export_engines(lite_loaded, EngineConfig(), cache)
+        export_fp32(lite_loaded, EngineConfig(), cache)
     for graph in GRAPHS:
-        entry = cached_graph(lite_loaded, graph, 18, cache)
-        assert not entry.onnx_path.exists() and not entry.manifest_path.exists()
-        assert stale_reason(entry) is not None
+        entry = export_of(lite_loaded, graph, cache)
+        assert not entry.path.exists() and not entry.manifest_path.exists()
+        assert refusal(lite_loaded, graph, cache) == MISSING
     assert not [p for p in cache.rglob("*") if p.is_file()]  # the temporary file was removed too
 
     # A hard kill skips the clean-up: the temporary name still never looks like a finished export.
-    entry = cached_graph(lite_loaded, IDENTITY_GRAPH, 18, cache)
-    (entry.onnx_path.parent / f".{entry.onnx_path.name}.12345.partial").write_bytes(b"\x08\x07")
-    assert "no manifest" in (stale_reason(entry) or "")
+    entry = export_of(lite_loaded, IDENTITY_GRAPH, cache)
+    (entry.path.parent / f".{entry.path.name}.partial-12345.onnx").write_bytes(b"\x08\x07")
+    assert refusal(lite_loaded, IDENTITY_GRAPH, cache) == MISSING

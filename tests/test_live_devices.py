@@ -296,7 +296,7 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
 
     from speech2vid.assets import sample_face
     from speech2vid.config import EngineConfig, LiveConfig
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.engine.factory import make_engine
     from speech2vid.faces import align_photo
     from speech2vid.frames.compose import avatar_side, background, compose
     from speech2vid.frames.render import to_uint8, upscale, watermark
@@ -328,7 +328,7 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
         assert isinstance(found, tuple)
         shown, left, top = found
         # what the window must show: the still face (silence) of the same engine, composed on the background
-        engine = open_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
+        engine = make_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
         with engine:
             engine.set_identity([align_photo(str(sample_face())).image])
             still = engine.render(silence_window()[None])[0]

@@ -76,10 +76,10 @@ class FailingEngine(SlowEngine):
 
 
 @pytest.fixture(scope="module")
-def engine(lite_loaded, engine_cache):  # type: ignore[no-untyped-def]
-    from speech2vid.engine.factory import open_engine
+def engine(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped-def]
+    from speech2vid.engine.factory import make_engine
 
-    eng = open_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
+    eng = make_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
     with eng:
         yield eng
 

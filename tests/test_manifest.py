@@ -2,7 +2,7 @@
 one line, the kind of refusal, and the `speech2vid build` command that fixes it.
 
 Each test works on a private copy of the session's built lite engines (INT8 Q/DQ graphs), opened the
-way the runtime opens them (``open_engine`` + ``engine.open()``), so the check under test is the one
+way the runtime opens them (``make_engine`` + ``engine.open()``), so the check under test is the one
 every user of an engine goes through.
 """
 
@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from speech2vid.build_engines.manifest import (
+from speech2vid.engine.cache import (
     CORRUPT,
     FOREIGN,
     MISSING,
     STALE,
     EngineRefused,
+    cache_folder,
+    cached_engine,
     check_engine,
-    engine_entry,
-    source_onnx_sha256,
+    fp32_export_sha256,
 )
-from speech2vid.build_engines.onnx_export import cache_folder
-from speech2vid.engine.factory import open_engine
+from speech2vid.engine.factory import make_engine
 from speech2vid.model.io_spec import FRAME_GRAPH
 
 FIX = "speech2vid build --model lite --precision int8 --backend onnxruntime --weights random"
@@ -42,7 +42,7 @@ def cache(lite_built, lite_loaded, tmp_path) -> Path:  # type: ignore[no-untyped
 
 def refusal(loaded, settings, cache: Path) -> EngineRefused:  # type: ignore[no-untyped-def]
     with pytest.raises(EngineRefused) as info:
-        engine = open_engine(loaded, settings.engine, backend="onnxruntime", precision="int8", cache_dir=cache)
+        engine = make_engine(loaded, settings.engine, backend="onnxruntime", precision="int8", cache_dir=cache)
         engine.open()
     text = str(info.value)
     assert "\n" not in text and text.endswith(f"rebuild it with `{FIX}`"), text
@@ -50,12 +50,12 @@ def refusal(loaded, settings, cache: Path) -> EngineRefused:  # type: ignore[no-
 
 
 def frame_entry(loaded, cache: Path):  # type: ignore[no-untyped-def]
-    return engine_entry(loaded, FRAME_GRAPH, "onnxruntime", "int8", cache)
+    return cached_engine(loaded, FRAME_GRAPH, "onnxruntime", "int8", cache)
 
 
 def test_intact_copy_opens(lite_built, lite_loaded, cache) -> None:  # type: ignore[no-untyped-def]
     settings, _ = lite_built
-    with open_engine(lite_loaded, settings.engine, backend="onnxruntime", precision="int8", cache_dir=cache) as engine:
+    with make_engine(lite_loaded, settings.engine, backend="onnxruntime", precision="int8", cache_dir=cache) as engine:
         assert engine.frame_runner.precision == "int8"
 
 
@@ -72,14 +72,18 @@ def test_missing_engine_refused(lite_built, lite_loaded, cache) -> None:  # type
 
 
 def test_stale_engine_refused(lite_built, lite_loaded, cache) -> None:  # type: ignore[no-untyped-def]
-    """The FP32 export changed (re-exported by another torch/onnx, or edited): engines built from it are stale."""
+    """The FP32 export changed (re-exported from other weights or by another exporter) or is gone:
+    engines built from it are stale."""
     settings, _ = lite_built
-    export_manifest = cache_folder(lite_loaded, cache) / "frame-fp32-opset18.json"
-    data = json.loads(export_manifest.read_text())
-    data["sha256"] = "0" * 64
-    export_manifest.write_text(json.dumps(data))
+    entry = frame_entry(lite_loaded, cache)
+    data = json.loads(entry.manifest_path.read_text())
+    entry.manifest_path.write_text(json.dumps({**data, "source_onnx_sha256": "0" * 64}))
     exc = refusal(lite_loaded, settings, cache)
     assert exc.kind == STALE and "FP32 ONNX export changed" in str(exc)
+    entry.manifest_path.write_text(json.dumps(data))
+    (cache_folder(lite_loaded, cache) / "frame-fp32-onnxruntime.onnx").unlink()
+    exc = refusal(lite_loaded, settings, cache)
+    assert exc.kind == STALE and "gone" in str(exc)
 
 
 def test_foreign_engine_refused(lite_built, lite_loaded, cache) -> None:  # type: ignore[no-untyped-def]
@@ -100,12 +104,12 @@ def test_foreign_gpu_or_tensorrt_refused(lite_built, lite_loaded, cache) -> None
     data = json.loads(entry.manifest_path.read_text())
     data["environment"] = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}
     entry.manifest_path.write_text(json.dumps(data))
-    sha = source_onnx_sha256(lite_loaded, FRAME_GRAPH, 18, cache)
+    sha = fp32_export_sha256(lite_loaded, FRAME_GRAPH, 18, cache)
     same = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}
-    assert check_engine(lite_loaded, entry, source_sha256=sha, environment=same)["precision"] == "int8"
+    assert check_engine(lite_loaded, entry, opset=18, source_sha256=sha, environment=same)["precision"] == "int8"
     for key, other in (("tensorrt", "10.13.0.35"), ("gpu", "NVIDIA H100 80GB HBM3"), ("compute_capability", "9.0")):
         with pytest.raises(EngineRefused) as info:
-            check_engine(lite_loaded, entry, source_sha256=sha, environment={**same, key: other})
+            check_engine(lite_loaded, entry, opset=18, source_sha256=sha, environment={**same, key: other})
         assert info.value.kind == FOREIGN and key in str(info.value) and other in str(info.value)
 
 

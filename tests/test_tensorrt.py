@@ -34,14 +34,14 @@ def test_tensorrt_engine_matches_torch(precision, trt_built, lite_loaded) -> Non
     from speech2vid.build_engines.verify import judge, verify_engine
     from speech2vid.build_engines.build import calibration_feeds
     from speech2vid.build_engines.verify import _references
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.engine.factory import make_engine
 
     settings, built = trt_built
     manifest = json.loads(next(b for b in built[precision] if b.backend == "tensorrt").path.with_suffix(".json").read_text())
     assert manifest["environment"]["gpu"] and manifest["environment"]["tensorrt"] == manifest["builder"]["version"]
     feeds = calibration_feeds(lite_loaded, settings)
     refs = _references(lite_loaded, feeds, 4)
-    engine = open_engine(lite_loaded, settings.engine, backend="tensorrt", device="cuda", precision=precision)
+    engine = make_engine(lite_loaded, settings.engine, backend="tensorrt", device="cuda", precision=precision)
     with engine:
         check = verify_engine(lite_loaded, engine, precision, "tensorrt", feeds, refs, 4)
         assert judge(precision, check.metrics) == ()
@@ -59,8 +59,8 @@ def test_tensorrt_engine_matches_torch(precision, trt_built, lite_loaded) -> Non
 
 
 def test_foreign_gpu_engine_refused_before_deserialising(trt_built, lite_loaded) -> None:  # type: ignore[no-untyped-def]
-    from speech2vid.build_engines.manifest import FOREIGN, EngineRefused
-    from speech2vid.engine.factory import open_engine
+    from speech2vid.engine.cache import FOREIGN, EngineRefused
+    from speech2vid.engine.factory import make_engine
 
     settings, built = trt_built
     path = next(b for b in built["fp16"] if b.backend == "tensorrt" and b.graph == "frame").path
@@ -71,7 +71,7 @@ def test_foreign_gpu_engine_refused_before_deserialising(trt_built, lite_loaded)
     manifest_path.write_text(json.dumps(data))
     try:
         with pytest.raises(EngineRefused) as info:
-            open_engine(lite_loaded, settings.engine, backend="tensorrt", device="cuda", precision="fp16")
+            make_engine(lite_loaded, settings.engine, backend="tensorrt", device="cuda", precision="fp16")
         assert info.value.kind == FOREIGN and "Some Other GPU" in str(info.value)
     finally:
         manifest_path.write_text(original)

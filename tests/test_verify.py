@@ -11,9 +11,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from speech2vid.build_engines.manifest import engine_entry, source_onnx_sha256, write_engine_manifest
+from speech2vid.engine.cache import cache_folder, cached_engine, fp32_export_sha256, write_manifest
 from speech2vid.build_engines.verify import TOLERANCES, Metric, compare, judge, verify
-from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS
+from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, graph_specs
 
 
 def test_metrics_match_their_definitions() -> None:
@@ -47,15 +47,16 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     import dataclasses
     import shutil
 
-    from speech2vid.build_engines.onnx_export import cache_folder
     from speech2vid.cli import main
 
     settings, _ = lite_built
-    checks, notes = verify(lite_loaded, settings, backends=["onnxruntime"])
+    checks, notes, reference = verify(lite_loaded, settings, backends=["onnxruntime"])
+    assert reference == "PyTorch FP32"
+    n_outputs = sum(len(spec.outputs) for spec in graph_specs(lite_loaded.cfg).values())
     assert [c.precision for c in checks] == ["fp32", "fp16", "int8"] and notes == []
     for c in checks:
         assert c.passed, (c.precision, c.failures)
-        assert {m.graph for m in c.metrics} == set(GRAPHS) and len(c.metrics) == 5 and c.samples == 8
+        assert {m.graph for m in c.metrics} == set(GRAPHS) and len(c.metrics) == n_outputs and c.samples == 8
     int8 = {m.output: m for m in checks[2].metrics}
     fp32 = {m.output: m for m in checks[0].metrics}
     assert int8["frame"].snr_db < fp32["frame"].snr_db - 30  # the metrics see INT8's noise
@@ -64,7 +65,7 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     # (The last one: with random weights the audio path barely reaches the frame, see docs/engines.md.)
     src = cache_folder(lite_loaded, settings.engine.cache_dir)
     shutil.copytree(src, tmp_path / src.name)
-    entry = engine_entry(lite_loaded, FRAME_GRAPH, "onnxruntime", "fp16", tmp_path)
+    entry = cached_engine(lite_loaded, FRAME_GRAPH, "onnxruntime", "fp16", tmp_path)
     model = onnx.load(str(entry.path))
     conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -75,10 +76,10 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float16(1.05), init.name))
     onnx.save(model, str(entry.path))
     old = json.loads(entry.manifest_path.read_text())
-    write_engine_manifest(lite_loaded, entry, source_sha256=source_onnx_sha256(lite_loaded, FRAME_GRAPH, 18, tmp_path),
-                          builder=old["builder"], config=old["config"], build_seconds=old["build_seconds"])  # fmt: skip
+    write_manifest(lite_loaded, entry, opset=18, source_sha256=fp32_export_sha256(lite_loaded, FRAME_GRAPH, 18, tmp_path),
+                   builder=old["builder"], config=old["config"], build_seconds=old["build_seconds"])  # fmt: skip
     wrong_settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, cache_dir=str(tmp_path)))
-    checks, _ = verify(lite_loaded, wrong_settings, backends=["onnxruntime"], precisions=["fp16"])
+    checks, _, _ = verify(lite_loaded, wrong_settings, backends=["onnxruntime"], precisions=["fp16"])
     assert not checks[0].passed and any("frame/frame SNR" in f for f in checks[0].failures), checks[0].failures
 
     cfg = tmp_path / "cfg.yaml"
