@@ -69,6 +69,7 @@ class DatasetIndex:
     splits: dict[str, SplitInfo]
     provenance: dict[str, Any]
     skipped: tuple[dict[str, str], ...] = field(default=())
+    lookahead_columns: int = 17  # MFCC columns after each frame its window reads (17: centred; features/windows.py)
 
     def split(self, name: str) -> SplitInfo:
         if name not in self.splits:
@@ -149,6 +150,7 @@ def open_dataset(root: str | os.PathLike[str]) -> DatasetIndex:
     }  # fmt: skip
     return DatasetIndex(
         root=root, fps=int(data["fps"]), sample_stride=int(data["sample_stride"]),
-        identity_min_gap=int(data["identity_min_gap"]), splits=splits, provenance=dict(data.get("provenance", {})),
+        identity_min_gap=int(data["identity_min_gap"]), splits=splits,
+        lookahead_columns=int(data.get("lookahead_columns", 17)), provenance=dict(data.get("provenance", {})),
         skipped=tuple(data.get("skipped", ())),
     )  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 
 from speech2vid.engine.base import N_SLOTS, Runner
 from speech2vid.errors import EngineError
-from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, IDENTITY_FEATURES, MFCC
+from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, MFCC
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 
 
@@ -30,13 +30,18 @@ def stack_faces(faces: list[np.ndarray] | np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(stacked[None].astype(np.float32))
 
 
+MIN_OUTPUT_RANGE = 1e-6  # of frame values in [0, 1]: less is a constant picture (zeroed or dead weights)
+
+
 class TalkingFaceEngine:
     """``set_identity`` once, then ``render`` (or ``submit``/``collect``) MFCC windows into frames."""
 
-    def __init__(self, identity: Runner, frame: Runner, identity_faces: int, label: str = ""):
+    def __init__(self, identity: Runner, frame: Runner, identity_faces: int, label: str = "", lookahead_columns: int = 17):
         self.identity_runner = identity
         self.frame_runner = frame
         self.identity_faces = identity_faces
+        # The model's right context (features/windows.py): every caller cuts windows with it.
+        self.lookahead_columns = lookahead_columns
         self.label = label or f"{frame.backend}"
         self._identity: dict[str, np.ndarray] | None = None
 
@@ -44,10 +49,35 @@ class TalkingFaceEngine:
         self.identity_runner.open()
         try:
             self.frame_runner.open()
+            self._probe()
         except BaseException:
+            self.frame_runner.close()
             self.identity_runner.close()
             raise
         return self
+
+    def _probe(self) -> None:
+        """Refuse, at open, weights or an engine file whose output is NaN, infinite or one flat colour on
+        a patterned probe face and two MFCC windows: every backend passes here, and without this a
+        broken model renders a black video and exits 0."""
+        ramp = np.linspace(0, 255, FACE_SIZE, dtype=np.float32)
+        face = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.outer(ramp, ramp) / 255], -1)
+        windows = np.stack([np.zeros((N_CEPS, WINDOW_COLS), np.float32),
+                            np.linspace(-20, 20, N_CEPS * WINDOW_COLS, dtype=np.float32).reshape(N_CEPS, WINDOW_COLS)])
+        try:
+            self.set_identity([face.astype(np.uint8)])
+            identity = list((self._identity or {}).values())
+            frames = self.render(windows)
+        finally:
+            self._identity = None
+        if not all(np.isfinite(t).all() for t in identity) or not np.isfinite(frames).all():
+            what = "non-finite values (NaN or infinity)"
+        elif float(np.ptp(frames)) < MIN_OUTPUT_RANGE:
+            what = f"one flat colour ({float(frames.flat[0]):.3g} everywhere)"
+        else:
+            return
+        raise EngineError(f"the {self.label} engine outputs {what} on a probe input: the weights or the engine"
+                          " file are broken; use other weights (an earlier checkpoint), or rebuild the engine")
 
     def close(self) -> None:
         self.frame_runner.close()
@@ -62,11 +92,12 @@ class TalkingFaceEngine:
     def set_identity(self, faces: list[np.ndarray] | np.ndarray) -> None:
         """Encode the identity once; its features feed every later frame."""
         out = self.identity_runner.infer({FACES: stack_faces(faces, self.identity_faces)})
-        self._identity = {k: np.ascontiguousarray(out[k]) for k in IDENTITY_FEATURES}
+        # Every output of the identity graph feeds the frame graph (io_spec.identity_feature_specs).
+        self._identity = {k: np.ascontiguousarray(v) for k, v in out.items()}
 
     @property
     def identity_features(self) -> dict[str, np.ndarray] | None:
-        """The cached identity tensors (``io_spec.IDENTITY_FEATURES``), or None before ``set_identity``."""
+        """The cached identity tensors (``io_spec.identity_feature_specs``), or None before ``set_identity``."""
         return self._identity
 
     def _feeds(self, windows: np.ndarray) -> dict[str, np.ndarray]:

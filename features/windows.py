@@ -16,13 +16,20 @@ window; the number of frames is ``round(25 * seconds)`` rounding halves up (:fun
 Frame ``k``'s window reads original samples up to ``640 k + 2920`` (exclusive): a streaming consumer
 must wait ``LEFT_PAD / 16000 = 0.1825`` s of audio past the frame's time (:attr:`StreamingWindows.lookahead_seconds`).
 
-Shorter look-ahead (live use)
------------------------------
-``StreamingWindows(lookahead_columns=R)`` with ``0 <= R < 17`` emits frame ``k`` as soon as column
-``4 k + 17 + R`` (R columns right of the centre) exists, i.e. ``(200 + 160 R) / 16000`` s after the frame
-time, and fills the ``17 - R`` not-yet-heard right-hand columns with the MFCC of digital silence. That is
-an approximation the network never saw in training: the mouth then anticipates less of the coming
-sound (measured effect in docs/live.md). ``R = 17`` (the default) is the exact batch mapping.
+Look-ahead as a property of the model
+-------------------------------------
+A model may be trained on windows that end ``R`` columns (``lookahead_columns``, 0..17) after the frame
+time instead of 17: the 35 columns are shifted ``17 - R`` columns into the past by padding ``17 - R``
+more hops of zeros on the left (:func:`left_pad`). Frame ``k`` then needs audio up to
+``(200 + 160 R) / 16000`` s after its time (:func:`lookahead_seconds`): 182.5 ms centred, 62.5 ms
+for ``R = 5``. Batch and streaming windows stay identical for every ``R``; training, ``generate``,
+``redub`` and ``live`` all take ``R`` from the model config.
+
+Early emission (live use)
+-------------------------
+``StreamingWindows(E, lookahead_columns=R)`` with ``E < R`` emits frame ``k`` once ``E`` columns past
+its time exist and fills the ``R - E`` unheard columns with the MFCC of digital silence: an
+approximation the network never saw in training (measured effect in docs/live.md).
 """
 
 from __future__ import annotations
@@ -44,6 +51,22 @@ MAX_LOOKAHEAD_COLUMNS = HALF  # the full right half of the window: the exact bat
 LEFT_PAD = FRAME_LEN // 2 + HALF * HOP  # 2920 samples
 
 
+def check_lookahead(lookahead_columns: int) -> int:
+    if not 0 <= lookahead_columns <= MAX_LOOKAHEAD_COLUMNS:
+        raise ValueError(f"lookahead_columns must be within 0..{MAX_LOOKAHEAD_COLUMNS}, got {lookahead_columns}")
+    return lookahead_columns
+
+
+def left_pad(lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> int:
+    """Zero samples before the signal so that window ``k`` ends ``lookahead_columns`` columns after frame ``k``."""
+    return LEFT_PAD + (MAX_LOOKAHEAD_COLUMNS - check_lookahead(lookahead_columns)) * HOP
+
+
+def lookahead_seconds(lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> float:
+    """Audio a window reads past its frame's time: ``(R * HOP + FRAME_LEN / 2) / SR`` (0.1825 s centred)."""
+    return (check_lookahead(lookahead_columns) * HOP + FRAME_LEN // 2) / SAMPLE_RATE
+
+
 def n_frames_for(n_samples_16k: int) -> int:
     """Video frames for a 16 kHz signal: ``round(25 * seconds)`` with halves rounded up, >= 1 if non-empty.
 
@@ -61,15 +84,16 @@ def n_columns_for(n_frames: int) -> int:
     return 0 if n_frames <= 0 else COLS_PER_FRAME * (n_frames - 1) + WINDOW_COLS
 
 
-def pad_for_windows(signal_16k: np.ndarray, n_frames: int) -> np.ndarray:
+def pad_for_windows(signal_16k: np.ndarray, n_frames: int, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> np.ndarray:
     """Zero-pad (or trim) a 16 kHz signal so that its MFCC has exactly ``n_columns_for(n_frames)`` columns.
 
     Args:
         signal_16k: ``(n,)`` float samples at 16 kHz.
         n_frames: number of video frames wanted (>= 1).
+        lookahead_columns: the model's right context (see the module doc).
 
     Returns:
-        float64 ``(LEFT_PAD + ...,)``: ``LEFT_PAD`` zeros, the signal (cut where no window reads it),
+        float64: ``left_pad(lookahead_columns)`` zeros, the signal (cut where no window reads it),
         then zeros up to the length whose MFCC has the exact column count.
     """
     x = np.asarray(signal_16k, dtype=np.float64)
@@ -77,10 +101,11 @@ def pad_for_windows(signal_16k: np.ndarray, n_frames: int) -> np.ndarray:
         raise ValueError(f"expected a 1-D 16 kHz mono signal, got shape {x.shape}")
     if n_frames < 1:
         raise ValueError(f"need at least one frame, got n_frames={n_frames}")
+    pad = left_pad(lookahead_columns)
     total = FRAME_LEN + HOP * (n_columns_for(n_frames) - 1)
-    kept = x[: total - LEFT_PAD]
+    kept = x[: max(total - pad, 0)]
     padded = np.zeros(total, dtype=np.float64)
-    padded[LEFT_PAD : LEFT_PAD + kept.size] = kept
+    padded[pad : pad + kept.size] = kept
     return padded
 
 
@@ -104,16 +129,19 @@ def frame_windows(columns: np.ndarray, n_frames: int) -> np.ndarray:
     return np.ascontiguousarray(views.transpose(1, 0, 2), dtype=np.float32)
 
 
-def speech_windows(signal_16k: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+def speech_windows(
+    signal_16k: np.ndarray, n_frames: int | None = None, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS
+) -> np.ndarray:
     """All frame windows of a 16 kHz signal: float32 ``(n_frames, 12, 35)``.
 
-    ``n_frames`` defaults to :func:`n_frames_for` of the signal length (0 frames for an empty signal).
+    ``n_frames`` defaults to :func:`n_frames_for` of the signal length (0 frames for an empty signal);
+    ``lookahead_columns`` is the model's right context (module doc).
     """
     if n_frames is None:
         n_frames = n_frames_for(np.shape(signal_16k)[0])
     if n_frames == 0:
         return np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
-    return frame_windows(mfcc(pad_for_windows(signal_16k, n_frames)), n_frames)
+    return frame_windows(mfcc(pad_for_windows(signal_16k, n_frames, lookahead_columns)), n_frames)
 
 
 class StreamingWindows:
@@ -124,11 +152,13 @@ class StreamingWindows:
     concatenated signal. Only the columns still needed (fewer than 35) are kept between pushes.
     """
 
-    def __init__(self, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> None:
-        """``lookahead_columns``: MFCC columns right of the centre to wait for (0..17, see the module doc)."""
-        if not 0 <= lookahead_columns <= MAX_LOOKAHEAD_COLUMNS:
-            raise ValueError(f"lookahead_columns must be within 0..{MAX_LOOKAHEAD_COLUMNS}, got {lookahead_columns}")
-        self.lookahead_columns = lookahead_columns
+    def __init__(self, emit_after_columns: int | None = None, *, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> None:
+        """``lookahead_columns``: the model's right context; ``emit_after_columns`` (<= it, default it): emit
+        early, filling the unheard columns with silence (module doc). Both 0..17."""
+        self.lookahead_columns = check_lookahead(lookahead_columns)
+        self.emit_after_columns = lookahead_columns if emit_after_columns is None else check_lookahead(emit_after_columns)
+        if self.emit_after_columns > self.lookahead_columns:
+            raise ValueError(f"emit_after_columns ({emit_after_columns}) exceeds the model's look-ahead ({lookahead_columns})")
         self._mfcc = StreamingMFCC()
         self.reset()
 
@@ -137,7 +167,7 @@ class StreamingWindows:
         self._mfcc.reset()
         # Columns still needed, starting at column 4 * frames_emitted; the left pad alone already
         # completes the first 16 (all silence), which belong to frame 0's window.
-        self._columns = self._mfcc.push(np.zeros(LEFT_PAD))
+        self._columns = self._mfcc.push(np.zeros(left_pad(self.lookahead_columns)))
         # Column 0 covers only left-pad zeros: the MFCC of digital silence, used for unheard columns.
         self._silence_column = self._columns[:, :1].copy()
         self.frames_emitted = 0
@@ -151,13 +181,12 @@ class StreamingWindows:
 
     @property
     def lookahead_seconds(self) -> float:
-        """Audio needed after frame ``k``'s time before its window is emitted: 0.1825 s by default.
+        """Audio needed after frame ``k``'s time before its window is emitted: 0.1825 s centred.
 
-        The last column ``4k + 34`` of the window is centred ``HALF`` hops (170 ms) after the frame
-        time and reaches half a frame (12.5 ms) beyond its centre: ``(HALF * HOP + FRAME_LEN / 2) / SR``.
-        With ``lookahead_columns = R`` it is ``(R * HOP + FRAME_LEN / 2) / SR``.
+        The window's last column is centred ``R`` hops after the frame time and reaches half a frame
+        (12.5 ms) beyond its centre: ``(R * HOP + FRAME_LEN / 2) / SR``, R = ``emit_after_columns``.
         """
-        return (self.lookahead_columns * HOP + FRAME_LEN // 2) / SAMPLE_RATE
+        return lookahead_seconds(self.emit_after_columns)
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Feed ``(m,)`` float samples at 16 kHz; returns float32 ``(k, 12, 35)`` newly complete windows."""
@@ -182,7 +211,7 @@ class StreamingWindows:
 
     def _emit(self, new_columns: np.ndarray) -> np.ndarray:
         columns = np.concatenate((self._columns, new_columns), axis=1) if new_columns.size else self._columns
-        if self.lookahead_columns < MAX_LOOKAHEAD_COLUMNS:
+        if self.emit_after_columns < self.lookahead_columns:
             return self._emit_early(columns)
         n_ready = 0 if columns.shape[1] < WINDOW_COLS else 1 + (columns.shape[1] - WINDOW_COLS) // COLS_PER_FRAME
         windows = frame_windows(columns, n_ready)
@@ -195,7 +224,7 @@ class StreamingWindows:
 
         After :meth:`flush` no more than ``n_frames_for(samples_pushed)`` frames are emitted in total.
         """
-        need = HALF + 1 + self.lookahead_columns  # columns of frame j's window that must exist
+        need = WINDOW_COLS - (self.lookahead_columns - self.emit_after_columns)  # columns of frame j's window that must exist
         n_ready = 0 if columns.shape[1] < need else 1 + (columns.shape[1] - need) // COLS_PER_FRAME
         if self._finished:
             n_ready = max(0, min(n_ready, n_frames_for(self.samples_pushed) - self.frames_emitted))

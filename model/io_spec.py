@@ -29,8 +29,9 @@ SKIP_A_SIZE, SKIP_B_SIZE, SKIP_C_SIZE = 53, 26, 12
 
 FACES, MFCC = "faces", "mfcc"
 ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C = "id_embedding", "skip_a", "skip_b", "skip_c"
+REFERENCE = "reference"  # warp head only: the face whose pixels the motion field moves, (N, 3, 109, 109) in [0, 1]
 FRAME = "frame"
-IDENTITY_FEATURES = (ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C)
+IDENTITY_FEATURES = (ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C)  # every head; identity_feature_specs adds REFERENCE for "warp"
 
 IDENTITY_GRAPH = "identity"
 FRAME_GRAPH = "frame"
@@ -64,12 +65,15 @@ class GraphSpec:
 def identity_feature_specs(cfg: ModelConfig) -> tuple[TensorSpec, ...]:
     f32 = np.dtype(np.float32)
     a, b, c = cfg.identity.channels[0], cfg.identity.channels[0], cfg.identity.channels[1]
-    return (
+    specs = (
         TensorSpec(ID_EMBEDDING, (-1, cfg.identity.embedding), f32),
         TensorSpec(SKIP_A, (-1, a, SKIP_A_SIZE, SKIP_A_SIZE), f32),
         TensorSpec(SKIP_B, (-1, b, SKIP_B_SIZE, SKIP_B_SIZE), f32),
         TensorSpec(SKIP_C, (-1, c, SKIP_C_SIZE, SKIP_C_SIZE), f32),
     )
+    if cfg.decoder.head == "warp":
+        specs += (TensorSpec(REFERENCE, (-1, 3, OUTPUT_SIZE, OUTPUT_SIZE), f32),)
+    return specs
 
 
 def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:

@@ -8,12 +8,14 @@ its engines; :func:`speech2vid.model.weights.load_model` builds the network from
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from speech2vid.config import ModelConfig, to_dict
+from speech2vid.config import ModelConfig
 from speech2vid.errors import WeightsError
 from speech2vid.files import sha256_file
 
@@ -40,7 +42,26 @@ class ModelRef:
 
 
 def config_sha256(cfg: ModelConfig) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
+    """Hash of the geometry. Fields left at their default are left out, so that a new config field whose
+    default keeps the old behaviour does not change the fingerprint of every engine (nor of the shipped graphs)."""
+    return hashlib.sha256(json.dumps(_explicit(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def _explicit(obj: Any) -> Any:
+    """A config dataclass as plain data without the fields that equal their declared default."""
+    if isinstance(obj, (tuple, list)):
+        return [_explicit(v) for v in obj]
+    if not dataclasses.is_dataclass(obj):
+        return obj
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if f.name == "description":  # words about the model, not the model
+            continue
+        out[f.name] = _explicit(value)
+    return out
 
 
 def bundled_weights(model_name: str) -> Path | None:

@@ -14,8 +14,16 @@ from speech2vid.config import ModelConfig
 from speech2vid.model.deblur import Deblur
 from speech2vid.model.decoder import Decoder
 from speech2vid.model.encoders import AudioEncoder, IdentityEncoder
+from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
-IdentityFeatures = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+# (embedding, skip A, skip B, skip C), and for the warp head the reference face (io_spec.REFERENCE).
+IdentityFeatures = tuple[torch.Tensor, ...]
+
+
+def reference_face(faces: torch.Tensor) -> torch.Tensor:
+    """The first identity face's central 109x109 crop in [0, 1]: what the warp head moves."""
+    o = CROP_OFFSET
+    return faces[:, 0:3, o : o + OUTPUT_SIZE, o : o + OUTPUT_SIZE] / 255.0
 
 
 class Speech2Vid(nn.Module):
@@ -29,8 +37,8 @@ class Speech2Vid(nn.Module):
         self.deblur = Deblur(cfg.deblur)
 
     def encode_identity(self, faces: torch.Tensor) -> IdentityFeatures:
-        """(N, 3K, 112, 112) raw 0-255 -> (embedding, skip A, skip B, skip C)."""
-        return self.identity(faces)
+        """(N, 3K, 112, 112) raw 0-255 -> (embedding, skip A, skip B, skip C[, reference])."""
+        return encode_identity(self.identity, self.cfg.decoder.head == "warp", faces)
 
     def generate(self, mfcc: torch.Tensor, identity: IdentityFeatures) -> torch.Tensor:
         """The generator alone (trained with L1 before the deblur): (N, 3, 109, 109) in [0, 1]."""
@@ -52,9 +60,10 @@ class IdentityGraph(nn.Module):
     def __init__(self, model: Speech2Vid):
         super().__init__()
         self.identity = model.identity
+        self.warp = model.cfg.decoder.head == "warp"
 
     def forward(self, faces: torch.Tensor) -> IdentityFeatures:
-        return self.identity(faces)
+        return encode_identity(self.identity, self.warp, faces)
 
 
 class FrameGraph(nn.Module):
@@ -71,9 +80,15 @@ class FrameGraph(nn.Module):
         skip_a: torch.Tensor,
         skip_b: torch.Tensor,
         skip_c: torch.Tensor,
+        reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        coarse = self.decoder(self.audio(mfcc), id_embedding, skip_a, skip_b, skip_c)
+        coarse = self.decoder(self.audio(mfcc), id_embedding, skip_a, skip_b, skip_c, reference)
         return self.deblur(coarse)
+
+
+def encode_identity(identity: IdentityEncoder, warp: bool, faces: torch.Tensor) -> IdentityFeatures:
+    features = identity(faces)
+    return (*features, reference_face(faces)) if warp else features
 
 
 def build_model(cfg: ModelConfig) -> Speech2Vid:

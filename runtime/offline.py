@@ -18,11 +18,13 @@ from typing import Sequence
 import numpy as np
 
 from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
-from speech2vid.config import GenerateConfig
+from speech2vid.config import GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
 from speech2vid.faces import align_photo
-from speech2vid.features.windows import FPS, n_frames_for
+from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
+from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
+from speech2vid.frames.idle import EyeBox, IdleAnimator, animate, photo_eyes
 from speech2vid.frames.render import video_frame
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
@@ -39,6 +41,7 @@ class Inputs:
     audio: SpeechInfo  # scanned, not held: streamed into the windows and the output's audio track
     faces: list[np.ndarray]  # aligned (112, 112, 3) uint8 RGB
     output: Path
+    eyes: tuple[EyeBox, ...] | None = None  # the first photo's eyes in output-frame coordinates (idle blinks)
 
     @property
     def n_frames(self) -> int:
@@ -74,8 +77,8 @@ def prepare_inputs(
     info = scan_speech(audio)
     if not allow_silence:
         check_not_silent(info, audio, silence_threshold_dbfs)
-    aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned).image for p in faces]
-    return Inputs(info, aligned_faces, out)
+    aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned) for p in faces]
+    return Inputs(info, [a.image for a in aligned_faces], out, photo_eyes(aligned_faces[0]))
 
 
 def render_video(
@@ -85,12 +88,25 @@ def render_video(
     *,
     label: str | None = None,
     progress: bool = True,
+    vad: VadConfig | None = None,
 ) -> GenerateResult:
-    """Run an opened engine over the prepared inputs and write the MP4 (atomically)."""
+    """Run an opened engine over the prepared inputs and write the MP4 (atomically).
+
+    With ``cfg.idle`` still or alive and ``vad.detector`` silero (the defaults), non-speech audio reaches
+    the engine as silence, frames without speech show one still face, and ``alive`` adds blinks and sway
+    (frames/idle.py), as ``speech2vid live`` does.
+    """
     from tqdm import tqdm
 
     start = time.perf_counter()
     engine.set_identity(inputs.faces)
+    vad = vad or VadConfig()
+    gating = cfg.idle != "off" and vad.detector == "silero"  # the level detector is live-only
+    gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), engine.lookahead_columns) if gating else None
+    silence = silence_column()
+    still = engine.render(np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy())[0] if gating else None
+    animator = IdleAnimator() if gating and cfg.idle == "alive" else None
+    eyes = inputs.eyes or ()
     n_frames = inputs.n_frames
     starts = range(0, n_frames, cfg.batch)
     sink = VideoFileSink(
@@ -108,16 +124,24 @@ def render_video(
     bar = tqdm(total=n_frames, unit="frame", desc="generating", disable=not progress, leave=False)
     try:
         with sink:
-            feed = SpeechFeed(inputs.audio, sink.write_audio)
+            feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns, gate)
+            idle: dict[int, np.ndarray] = {}  # slot -> which frames of its batch have no speech
 
             def batch(i: int) -> np.ndarray:
-                return feed.windows(range(starts[i], min(starts[i] + cfg.batch, n_frames)))
+                w = feed.windows(range(starts[i], min(starts[i] + cfg.batch, n_frames)))
+                idle[i % engine.n_slots] = is_silent(w, silence) if gating else np.zeros(len(w), dtype=bool)
+                return w
 
             engine.submit(0, batch(0))
             for i in range(len(starts)):
                 if i + 1 < len(starts):  # stage the next batch while this one is encoded
                     engine.submit((i + 1) % engine.n_slots, batch(i + 1))
-                for frame in engine.collect(i % engine.n_slots):
+                quiet = idle[i % engine.n_slots]
+                for frame, silent in zip(engine.collect(i % engine.n_slots), quiet):
+                    if silent and still is not None:
+                        frame = still  # one still face (batch kernels differ in the last bits)
+                    if animator is not None:
+                        frame = animate(frame, animator.step(bool(silent)), eyes)
                     sink.write(video_frame(frame, cfg.output_size, label))
                     bar.update(1)
             feed.finish()  # the audio past the last frame's window, for the muxed track

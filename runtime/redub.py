@@ -200,7 +200,7 @@ def run_redub(
     bar = tqdm(total=inputs.n_output, unit="frame", desc="re-dubbing", disable=not progress, leave=False)
     try:
         with sink, SourceFrames(info) as source:
-            feed = SpeechFeed(inputs.audio, sink.write_audio)
+            feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
             batch: list[_Pending] = []
             for j, rgb in enumerate(source.frames(plan)):
                 batch.append(_Pending(j, rgb, tracker.track(rgb)))

@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from speech2vid.audio.io import Audio, SpeechInfo, speech_blocks
+from speech2vid.features.vad import WindowGate
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS, StreamingWindows, n_frames_for
 
 
@@ -25,14 +26,18 @@ class SpeechFeed:
     Args:
         info: the file's :func:`~speech2vid.audio.io.scan_speech` result (its length fixes the frame count).
         audio_out: receives every decoded block of the original audio, float32 ``(n, channels)``, in order.
+        lookahead_columns: the model's right context (``TalkingFaceEngine.lookahead_columns``).
+        gate: voice activity (:class:`~speech2vid.features.vad.WindowGate`): non-speech columns become silence.
     """
 
-    def __init__(self, info: SpeechInfo, audio_out: Callable[[np.ndarray], None]) -> None:
+    def __init__(self, info: SpeechInfo, audio_out: Callable[[np.ndarray], None], lookahead_columns: int = 17,
+                 gate: WindowGate | None = None) -> None:  # fmt: skip
+        self._gate = gate
         self.info = info
         self.n_windows = n_frames_for(info.n_samples_16k)
         self._audio_out = audio_out
         self._blocks: Iterator[tuple[Audio, np.ndarray]] = speech_blocks(info.path)
-        self._stream = StreamingWindows()
+        self._stream = StreamingWindows(lookahead_columns=lookahead_columns)
         self._held = np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
         self._base = 0  # frame index of self._held[0]
         self._done = False
@@ -67,11 +72,17 @@ class SpeechFeed:
         if block is None:
             new = self._stream.flush()
             self._done = True
+            if self._gate is not None:
+                self._gate.flush_audio()
+                new = self._gate.gate(new, final=True)
         else:
             original, mono16 = block
             if original.n_samples:
                 self._audio_out(original.samples)
             new = self._stream.push(mono16)
+            if self._gate is not None:
+                self._gate.push_audio(mono16)
+                new = self._gate.gate(new)
         if len(new):
             # Windows past the scanned count can only come from a file that grew meanwhile: ignore them.
             room = self.n_windows - (self._base + len(self._held))

@@ -9,6 +9,7 @@ file and the dotted key: an unknown key, a wrong type, or a conflicting pair of 
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,12 +24,12 @@ from speech2vid.errors import ConfigError
 Backend = Literal["torch", "onnxruntime", "tensorrt"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
-GraphOptimization = Literal["disable", "basic", "extended", "all"]
 # The name lists every option and check derives from (the Literal types above are the one source).
 BACKENDS: tuple[str, ...] = get_args(Backend)
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 ENGINE_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "bf16")  # bf16 runs on torch only
+GraphOptimization = Literal["disable", "basic", "extended", "all"]
 
 
 # ----------------------------------------------------------------------------- model geometry
@@ -53,6 +54,9 @@ class DecoderConfig:
     conv3: tuple[int, int]
     conv4: int
     conv5: tuple[int, int]
+    # "pixels": the paper's head, conv5_* draw the 109x109 face. "warp" (lite): a motion field that moves
+    # the reference face's pixels, plus a masked colour layer for the mouth interior (docs/warp_head.md).
+    head: Literal["pixels", "warp"] = "pixels"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class ModelConfig:
     decoder: DecoderConfig
     deblur: DeblurConfig
     description: str = ""
+    # MFCC columns (10 ms each) of audio after a frame's centre that its window reads: 17 is the paper's
+    # centred window; fewer shift the window into the past and lower the live latency
+    # (features/windows.py maps frames to windows; the look-ahead is (200 + 160 R) / 16000 s).
+    lookahead_columns: int = 17
 
     def _check(self, where: str) -> None:
         widths = (
@@ -82,8 +90,10 @@ class ModelConfig:
         )  # fmt: skip
         if min(widths) < 1:
             raise ConfigError(f"{where}: every channel width must be a positive integer")
-        if self.deblur.layers < 2:
-            raise ConfigError(f"{where}: 'deblur.layers' must be at least 2 (first and last conv)")
+        if self.deblur.layers < 2 and not (self.deblur.layers == 0 and self.decoder.head == "warp"):
+            raise ConfigError(f"{where}: 'deblur.layers' must be at least 2 (first and last conv), or 0 with the warp head")
+        if not 0 <= self.lookahead_columns <= 17:
+            raise ConfigError(f"{where}: 'lookahead_columns' must be 0..17 (17 = the centred window)")
 
 
 # ----------------------------------------------------------------------------- engine + generation
@@ -103,6 +113,13 @@ class OnnxRuntimeConfig:
     graph_optimization: GraphOptimization = "all"
     intra_op_threads: int = 0  # 0: ONNX Runtime picks (one per physical core)
     inter_op_threads: int = 1
+
+    def _check(self, where: str) -> None:
+        # ONNX Runtime takes a negative count without complaint and then behaves as if it were 0.
+        for key in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(self, key)
+            if not 0 <= value <= MAX_THREADS:
+                raise ConfigError(f"{where}: 'engine.onnxruntime.{key}' must be 0 (ONNX Runtime picks) to {MAX_THREADS}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,7 @@ class GenerateConfig:
     audio_codec: str = "aac"
     audio_bitrate: int = 128_000
     silence_threshold_dbfs: float = -60.0
+    idle: IdleBehaviour = "still"  # frames without speech (vad): still | alive (blinks, sway) | off (the network's output)
 
     def _check(self, where: str) -> None:
         if self.output_size < 16 or self.output_size % 2:
@@ -210,7 +228,24 @@ class RedubConfig:
 
 
 DropPolicy = Literal["drop", "repeat"]
-IdleBehaviour = Literal["still", "off"]
+IdleBehaviour = Literal["alive", "still", "off"]
+VadDetector = Literal["silero", "level"]
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Voice activity (live and generate): only speech moves the lips (features/vad.py)."""
+
+    detector: VadDetector = "silero"  # silero (Silero VAD on ONNX Runtime) | level (live.idle_threshold_dbfs gate)
+    threshold: float = 0.5  # speech probability that starts speech (ends below threshold - 0.15)
+    hangover_ms: float = 96.0  # non-speech this long ends a speech run (words keep their soft ends)
+    preroll_ms: float = 64.0  # audio before a detected onset that also counts as speech
+
+    def _check(self, where: str) -> None:
+        if not 0.15 < self.threshold < 1.0:
+            raise ConfigError(f"{where}: 'vad.threshold' must be within (0.15, 1), got {self.threshold}")
+        if not 0 <= self.hangover_ms <= 2000 or not 0 <= self.preroll_ms <= 500:
+            raise ConfigError(f"{where}: 'vad.hangover_ms' must be within 0..2000 and 'vad.preroll_ms' within 0..500")
 SuggestedLatency = Literal["low", "high"]
 
 
@@ -221,7 +256,9 @@ class LiveConfig:
     blocksize: int = 320  # capture block at 16 kHz (20 ms): the callback's period
     latency: SuggestedLatency | float = "low"  # PortAudio suggested input latency (low, high or seconds)
     ring_seconds: float = 4.0  # capture ring: how far the loop may fall behind before audio is dropped
-    lookahead_ms: float = 182.5  # audio waited for past a frame's time: 12.5 + 10 R ms, R = 0..17 (182.5 exact)
+    # audio waited for past a frame's time: 12.5 + 10 R ms, R = 0..17; None = the model's own look-ahead
+    # (a larger value than the model's is capped to it; a smaller one fills the unheard columns with silence)
+    lookahead_ms: float | None = None
     drop_policy: DropPolicy = "repeat"  # engine behind: repeat (hold the last image) | drop (skip the slot)
     late_ms: float = 80.0  # a frame later than look-ahead + this is counted late
     output_size: int = 256  # px of the avatar in file:// outputs
@@ -231,14 +268,16 @@ class LiveConfig:
     background_colour: tuple[int, int, int] = (24, 24, 28)  # RGB behind the avatar
     background_image: str | None = None  # an image file instead of the colour (scaled to cover)
     fullscreen: bool = False  # borderless, cursor hidden (kiosk)
-    idle: IdleBehaviour = "still"  # nobody speaks: still (a closed, still mouth) | off (always the network)
-    idle_threshold_dbfs: float = -50.0  # a frame whose heard window is quieter than this is silence
-    idle_hold_frames: int = 8  # silent frames in a row before the face goes still (no flicker between words)
+    # nobody speaks (vad): alive (still mouth, blinks, slight sway) | still (one still face) | off (always the network)
+    idle: IdleBehaviour = "alive"
+    idle_threshold_dbfs: float = -50.0  # vad.detector level: a frame whose heard window is quieter is silence
+    idle_hold_frames: int = 8  # vad.detector level: silent frames in a row before the face goes still
     stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
     reopen_attempts: int = 3  # then the run ends with a clear message; output files stay valid
 
     def _check(self, where: str) -> None:
-        if not 12.5 <= self.lookahead_ms <= 182.5 or abs((self.lookahead_ms - 12.5) / 10 - round((self.lookahead_ms - 12.5) / 10)) > 1e-6:
+        ms = self.lookahead_ms
+        if ms is not None and (not 12.5 <= ms <= 182.5 or abs((ms - 12.5) / 10 - round((ms - 12.5) / 10)) > 1e-6):
             raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
         if self.blocksize < 16:
             raise ConfigError(f"{where}: 'live.blocksize' must be >= 16 samples, got {self.blocksize}")
@@ -254,9 +293,9 @@ class LiveConfig:
             raise ConfigError(f"{where}: 'live.background_colour' must be three integers 0..255")
 
     @property
-    def lookahead_columns(self) -> int:
-        """MFCC columns right of the window centre waited for (17 = the exact batch mapping)."""
-        return round((self.lookahead_ms - 12.5) / 10)
+    def lookahead_columns(self) -> int | None:
+        """MFCC columns past a frame's time waited for (None: as many as the model reads)."""
+        return None if self.lookahead_ms is None else round((self.lookahead_ms - 12.5) / 10)
 
 
 CalibMethod = Literal["entropy", "percentile", "minmax"]
@@ -307,6 +346,8 @@ class TrainConfig:
     # generator only: L1 weight of the target's rows below the template's nose tip (mouth and jaw) relative
     # to the rest (1: plain paper eq. 1); without it copying the identity face is a strong local minimum
     mouth_weight: float = 5.0
+    bf16: bool = False  # CPU only: bfloat16 autocast (AVX-512 BF16 / AMX CPUs run about 1.5-2x faster)
+    pyramid_levels: int = 0  # extra L1 terms on 2x, 4x, ... pooled images (helps the warp head's motion field)
     audio_lr_mult: float = 1.0  # generator only: the audio encoder's learning rate = lr * this
 
     def _check(self, where: str) -> None:
@@ -405,6 +446,7 @@ class Settings:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     redub: RedubConfig = field(default_factory=RedubConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     calib: CalibConfig = field(default_factory=CalibConfig)
@@ -415,6 +457,31 @@ class Settings:
 # ----------------------------------------------------------------------------- parsing
 
 T = TypeVar("T")
+
+MAX_THREADS = 1024
+# A config is a few KB; the cap keeps a huge or endless file (millions of keys, /dev/zero) from eating memory.
+MAX_CONFIG_BYTES = 256 * 1024
+# Error messages show a value, never all of it: a nested or repeated value could be gigabytes as text.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxdict = 2, 4, 4, 4
+_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 60
+
+
+def _brief(value: Any) -> str:
+    """A bounded, one-line repr of a config value for error messages (at most a few hundred characters)."""
+    return _BRIEF.repr(value).replace("\n", " ")[:200]
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` without aliases (``*name``): no config needs them, and a few lines of nested
+    aliases expand to billions of values (the "billion laughs") in whatever walks the result."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in config files; "
+                                              "write the value out", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _type_name(tp: Any) -> str:
@@ -433,10 +500,10 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; nested dataclasses are built recursively."""
     origin = get_origin(tp)
-    bad = ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
+    bad = ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {_brief(value)}")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: '{key}' must be a mapping of keys, got {value!r}")
+            raise ConfigError(f"{where}: '{key}' must be a mapping of keys, got {_brief(value)}")
         return _build(tp, value, where, key + ".")
     if origin is Literal:
         if value not in get_args(tp) or isinstance(value, bool) != any(isinstance(a, bool) for a in get_args(tp)):
@@ -486,7 +553,7 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") 
     for key in data:
         if key not in fields:
             known = ", ".join(fields)
-            raise ConfigError(f"{where}: unknown key '{prefix}{key}' (known keys here: {known})")
+            raise ConfigError(f"{where}: unknown key '{prefix}{str(key)[:80]}' (known keys here: {known})")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
@@ -502,17 +569,25 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # never more, whatever the file (a pipe, /dev/zero) holds
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config files are limited to {MAX_CONFIG_BYTES // 1024} KB (a config is a few KB): "
+                          "is this the right file?")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader: no Python objects)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        problem = str(getattr(exc, "problem", None) or exc).replace("\n", " ")[:200]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    except RecursionError:  # thousands of nested brackets
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -72,22 +72,18 @@ def warp_triangles(src: np.ndarray, out: np.ndarray, src_pts: np.ndarray, dst_pt
         roi[:] = (a * patch + (1 - a) * roi).astype(out.dtype)
 
 
-class PhotoAnimator:
-    """Frames of one photo speaking; same ``render`` interface as :class:`FaceRenderer`."""
+class MouthAnimator:
+    """An image with known 68 landmarks, its lips and jaw moved to given visemes (no head motion).
 
-    def __init__(self, photo: np.ndarray, frame_size: int, rng: np.random.Generator, name: str = "the photo"):
-        boxes = detect_faces(photo)
-        if not boxes:
-            raise FaceError(f"no face found in {name}: use a frontal, well-lit photo of one face")
-        box = boxes[0]
-        # Crop a square around the face so that it fills about half the frame, then work at frame size.
-        cx, cy = box.center
-        side = max(box.width, box.height) * 2.2
-        scale = frame_size / side
-        crop_m = np.array([[scale, 0, frame_size / 2 - scale * cx], [0, scale, frame_size / 2 - scale * (cy + 0.05 * side)]])
-        self.image = cv2.warpAffine(photo, crop_m, (frame_size, frame_size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
-        self.size = frame_size
-        self.landmarks = transform_points(crop_m, landmarks_68(photo, box))
+    ``render(visemes)`` returns the warped image and its moved landmarks; the photo-mode videos
+    (:class:`PhotoAnimator`) and the registered talking-photo corpus (:mod:`speech2vid.synth.registered`)
+    share it, so both animate a photo the same way.
+    """
+
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray):
+        self.image = image
+        self.landmarks = np.asarray(landmarks, dtype=np.float64)
+        h, w = image.shape[:2]
         idx = list(REGISTRATION_INDICES)
         self.to_canvas = similarity_fit(self.landmarks[idx], BASE_SHAPE[idx])
         self.from_canvas = invert_transform(self.to_canvas)
@@ -95,30 +91,10 @@ class PhotoAnimator:
         w0 = float(np.linalg.norm(self.canvas_shape[54] - self.canvas_shape[48]))
         lips = (self.canvas_shape[57, 1] - self.canvas_shape[66, 1]) + (self.canvas_shape[62, 1] - self.canvas_shape[51, 1])
         self.lip_thickness = float(np.clip(lips / (0.36 * w0), 0.6, 1.5))
-        ring = _ring(self.landmarks, (frame_size, frame_size))
-        self.anchors = ring
-        self.tris = _delaunay(np.concatenate([self.landmarks, ring]), (frame_size, frame_size))
-        self.lip_colour = np.median(self._pixels(self.landmarks[48:60]), axis=0)
-        self.motion = np.stack([rng.uniform(0.01, 0.04, 3) * np.array([1.0, 40.0, 40.0]), rng.uniform(0.1, 0.5, 3),
-                                rng.uniform(0, 2 * math.pi, 3)])  # fmt: skip
-        self.placement = (rng.uniform(0.85, 1.0), rng.uniform(-0.15, 0.15))
+        self.anchors = _ring(self.landmarks, (w, h))
+        self.tris = _delaunay(np.concatenate([self.landmarks, self.anchors]), (w, h))
 
-    def _pixels(self, poly: np.ndarray) -> np.ndarray:
-        mask = np.zeros(self.image.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 255)
-        px = self.image[mask > 0]
-        return px if len(px) else np.array([[150, 80, 80]])
-
-    def head_pose(self, t: float) -> np.ndarray:
-        amp, freq, phase = self.motion
-        wob = amp * np.sin(2 * math.pi * freq * t + phase)
-        scale, rot = self.placement
-        angle = rot + wob[0]
-        c = self.size / 2
-        a, b = scale * math.cos(angle), scale * math.sin(angle)
-        return np.array([[a, -b, c + wob[1] - (a * c - b * c)], [b, a, c + wob[2] - (b * c + a * c)]])
-
-    def render(self, visemes: np.ndarray, blink: float, t: float) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, visemes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = blink_shape(mouth_shape(self.canvas_shape, visemes, self.lip_thickness), 0.0)
         dst = transform_points(self.from_canvas, target)
         src_all = np.concatenate([self.landmarks, self.anchors])
@@ -140,6 +116,41 @@ class PhotoAnimator:
             cv2.fillPoly(mask, [np.round(inner * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
             a = (cv2.GaussianBlur(mask, (0, 0), 0.7).astype(np.float32) / 255.0)[..., None]
             out = (a * teeth + (1 - a) * out).astype(np.uint8)
+        return out, dst
+
+
+class PhotoAnimator:
+    """Frames of one photo speaking; same ``render`` interface as :class:`FaceRenderer`."""
+
+    def __init__(self, photo: np.ndarray, frame_size: int, rng: np.random.Generator, name: str = "the photo"):
+        boxes = detect_faces(photo)
+        if not boxes:
+            raise FaceError(f"no face found in {name}: use a frontal, well-lit photo of one face")
+        box = boxes[0]
+        # Crop a square around the face so that it fills about half the frame, then work at frame size.
+        cx, cy = box.center
+        side = max(box.width, box.height) * 2.2
+        scale = frame_size / side
+        crop_m = np.array([[scale, 0, frame_size / 2 - scale * cx], [0, scale, frame_size / 2 - scale * (cy + 0.05 * side)]])
+        self.image = cv2.warpAffine(photo, crop_m, (frame_size, frame_size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        self.size = frame_size
+        self.landmarks = transform_points(crop_m, landmarks_68(photo, box))
+        self.mouth = MouthAnimator(self.image, self.landmarks)
+        self.motion = np.stack([rng.uniform(0.01, 0.04, 3) * np.array([1.0, 40.0, 40.0]), rng.uniform(0.1, 0.5, 3),
+                                rng.uniform(0, 2 * math.pi, 3)])  # fmt: skip
+        self.placement = (rng.uniform(0.85, 1.0), rng.uniform(-0.15, 0.15))
+
+    def head_pose(self, t: float) -> np.ndarray:
+        amp, freq, phase = self.motion
+        wob = amp * np.sin(2 * math.pi * freq * t + phase)
+        scale, rot = self.placement
+        angle = rot + wob[0]
+        c = self.size / 2
+        a, b = scale * math.cos(angle), scale * math.sin(angle)
+        return np.array([[a, -b, c + wob[1] - (a * c - b * c)], [b, a, c + wob[2] - (b * c + a * c)]])
+
+    def render(self, visemes: np.ndarray, blink: float, t: float) -> tuple[np.ndarray, np.ndarray]:
+        out, dst = self.mouth.render(visemes)
         m = self.head_pose(t)
         frame = cv2.warpAffine(out, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return frame, transform_points(m, dst)
@@ -149,4 +160,4 @@ def load_photo_animator(path: Path, frame_size: int, rng: np.random.Generator) -
     return PhotoAnimator(read_photo(path), frame_size, rng, name=str(path))
 
 
-__all__ = ["Identity", "PhotoAnimator", "load_photo_animator", "warp_triangles"]
+__all__ = ["Identity", "MouthAnimator", "PhotoAnimator", "load_photo_animator", "warp_triangles"]

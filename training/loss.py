@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from speech2vid.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.faces.template import TEMPLATE_ALIGNED
@@ -25,13 +26,21 @@ def mouth_band_top() -> int:
     return math.ceil(float(TEMPLATE_ALIGNED[NOSE_TIP, 1]) - TARGET_OFFSET)
 
 
-def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float) -> torch.Tensor:
-    """mean(w * |out - target|) over (N, C, 109, 109), w = mouth_weight in the mouth band, 1 elsewhere."""
-    err = (out - target).abs()
-    if mouth_weight == 1.0:
-        return err.mean()
-    if err.shape[-2] != TARGET_SIZE:
-        raise ValueError(f"weighted_l1 expects {TARGET_SIZE}-row targets, got {tuple(err.shape)}")
-    w = torch.ones(TARGET_SIZE, 1, dtype=err.dtype, device=err.device)
-    w[mouth_band_top():] = mouth_weight
-    return (err * w).mean()
+def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float, pyramid_levels: int = 0) -> torch.Tensor:
+    """mean(w * |out - target|) over (N, C, 109, 109), w = mouth_weight in the mouth band, 1 elsewhere.
+
+    ``pyramid_levels`` adds the same loss on 2x, 4x, ... average-pooled images. Why: a motion field
+    learns from how a moved pixel's value changes, which a sharp image tells only within a pixel or
+    two; the blurred levels tell it from further away (coarse to fine, as in optical flow).
+    """
+    if out.shape[-2] != TARGET_SIZE:
+        raise ValueError(f"weighted_l1 expects {TARGET_SIZE}-row targets, got {tuple(out.shape)}")
+    w = torch.ones(1, 1, TARGET_SIZE, 1, dtype=out.dtype, device=out.device)
+    w[..., mouth_band_top():, :] = mouth_weight
+    loss = ((out - target).abs() * w).mean()
+    for level in range(1, pyramid_levels + 1):
+        k = 2**level
+        o, t = F.avg_pool2d(out, k, ceil_mode=True), F.avg_pool2d(target, k, ceil_mode=True)
+        wl = F.avg_pool2d(w.expand(1, 1, TARGET_SIZE, TARGET_SIZE), k, ceil_mode=True)
+        loss = loss + ((o - t).abs() * wl).mean()
+    return loss

@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from speech2vid.config import ModelConfig, TrainConfig, to_dict
 from speech2vid.errors import UserError
-from speech2vid.model.speech2vid import Speech2Vid, build_model
+from speech2vid.model.speech2vid import Speech2Vid, build_model, encode_identity
 from speech2vid.model.weights import load_weights
 from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speech2vid.training.data import batches, blur_like_generator, loader, split_dataset
+from speech2vid.datasets.index import open_dataset
 from speech2vid.training.loss import weighted_l1
 
 log = logging.getLogger("speech2vid.train")
@@ -48,9 +49,10 @@ class GeneratorNet(nn.Module):
     def __init__(self, model: Speech2Vid):
         super().__init__()
         self.audio, self.identity, self.decoder = model.audio, model.identity, model.decoder
+        self.warp = model.cfg.decoder.head == "warp"
 
     def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.audio(mfcc), *self.identity(faces))
+        return self.decoder(self.audio(mfcc), *encode_identity(self.identity, self.warp, faces))
 
 
 def zero_deblur(model: Speech2Vid) -> None:
@@ -219,6 +221,13 @@ def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_di
 def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, d: D.Dist,
            weights: str | None, fresh: bool, stop_after_steps: int | None, progress: bool) -> TrainResult:
     config = run_config(kind, data, model_cfg, cfg)
+    index = open_dataset(data)
+    if index.lookahead_columns != model_cfg.lookahead_columns:
+        raise UserError(f"{data} has MFCC windows with {index.lookahead_columns} look-ahead columns, the {model_cfg.name} "
+                        f"model reads {model_cfg.lookahead_columns}: make the corpus for this model "
+                        f"(speech2vid synth --registered --model {model_cfg.name}) or set lookahead_columns in its YAML")
+    if kind == "deblur" and model_cfg.deblur.layers == 0:
+        raise UserError(f"the {model_cfg.name} model has no deblur CNN (deblur.layers: 0, the warp head): train the generator only")
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
     if weights is not None:
@@ -295,9 +304,10 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_mult", 1.0)
                 if kind == "generator":
-                    out = ddp(b.mfcc, b.identity)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and d.device.type == "cpu"):
+                        out = ddp(b.mfcc, b.identity).float()
                     target = b.target
-                    loss = weighted_l1(out, target, cfg.mouth_weight)  # L1 (paper eq. 1), mouth band weighted
+                    loss = weighted_l1(out, target, cfg.mouth_weight, cfg.pyramid_levels)  # L1 (paper eq. 1), mouth band weighted
                 else:
                     blur_gen.manual_seed(cfg.seed * 1_000_003 + state["global_step"] * 1009 + d.rank)
                     blurred = blur_like_generator(b.target, *cfg.blur_sigma, blur_gen)
