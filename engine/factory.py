@@ -137,7 +137,8 @@ def make_engine(
         runners = _built_runners(model, cfg, root)
         mark_used(cache_folder(model, root))
     log.info("engine ready to open: %s", label)
-    return TalkingFaceEngine(runners[0], runners[1], model.cfg.identity_faces, label=label)
+    return TalkingFaceEngine(runners[0], runners[1], model.cfg.identity_faces, label=label,
+                             lookahead_columns=model.cfg.lookahead_columns)
 
 
 def _torch_model(model: ModelIdentity) -> Any:
