@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .constants import HOP, SAMPLE_RATE
+from .windows import LEFT_PAD, N_CEPS, SAMPLES_PER_FRAME, WINDOW_COLS, StreamingWindows
 
 log = logging.getLogger("speech2vid.features.vad")
 
@@ -184,16 +185,12 @@ def column_samples(frame_indices: np.ndarray, lookahead_columns: int = 17) -> np
     column ``i`` is centred on sample ``640 k + 160 (i - 34 + R)``; ``R = 17`` is the centred window
     (features/windows.py).
     """
-    from .windows import SAMPLES_PER_FRAME, WINDOW_COLS
-
     k = np.asarray(frame_indices, dtype=np.int64)[:, None]
     return k * SAMPLES_PER_FRAME + HOP * (np.arange(WINDOW_COLS, dtype=np.int64)[None] - (WINDOW_COLS - 1) + lookahead_columns)
 
 
 def silence_column() -> np.ndarray:
     """float32 ``(12,)``: cepstra 1..12 of the MFCC of digital silence (what an unheard column holds)."""
-    from .windows import LEFT_PAD, StreamingWindows
-
     return StreamingWindows().push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0][:, 0].copy()
 
 
@@ -212,6 +209,56 @@ def gate_windows(windows: np.ndarray, speech_columns: np.ndarray, silence: np.nd
         raise ValueError(f"windows {windows.shape} and speech columns {speech_columns.shape} do not match")
     sil = silence_column() if silence is None else silence
     return np.where(speech_columns[:, None, :], windows, sil[None, :, None]).astype(np.float32)
+
+
+class WindowGate:
+    """Offline streaming gate: audio and its windows in, gated windows out once their decision is final.
+
+    A window's columns are decided once the VAD has classified the chunk of its last column plus the
+    pre-roll after it (a later onset can still claim earlier chunks); windows wait here until then, so
+    the result equals :func:`gate_signal_windows` on the whole signal. Memory: the windows of about
+    ``(32 ms x (1 + preroll)) + 40 ms`` of audio, and VAD decisions trimmed behind them.
+    """
+
+    def __init__(self, params: GateParams = GateParams(), lookahead_columns: int = 17, vad: SileroVAD | None = None):
+        self._vad = vad or SileroVAD()
+        self._vad.reset()
+        self._gate = SpeechGate(params)
+        self._r = lookahead_columns
+        self._silence = silence_column()
+        self._pending = np.empty((0, N_CEPS, WINDOW_COLS), dtype=np.float32)
+        self._first = 0  # frame index of _pending[0]
+
+    def push_audio(self, samples_16k: np.ndarray) -> None:
+        self._gate.push(self._vad.push(samples_16k))
+
+    def gate(self, windows: np.ndarray, *, final: bool = False) -> np.ndarray:
+        """Queue the next windows (in frame order); returns the gated windows now decided (possibly none).
+
+        ``final``: the audio has ended (call :meth:`flush_audio` first): everything queued is returned.
+        """
+        self._pending = np.concatenate((self._pending, windows)) if len(windows) else self._pending
+        n = len(self._pending)
+        if n == 0:
+            return self._pending[:0]
+        frames = np.arange(self._first, self._first + n)
+        last_col = column_samples(frames, self._r)[:, -1]
+        decided = n if final else int(np.sum(last_col // VAD_CHUNK + self._gate.params.preroll < self._gate.chunks))
+        cols = self._gate.at_samples(column_samples(frames[:decided], self._r))
+        out = gate_windows(self._pending[:decided], cols, self._silence)
+        self._pending, self._first = self._pending[decided:], self._first + decided
+        self._gate.trim(self._first * SAMPLES_PER_FRAME // VAD_CHUNK - 64)
+        return out
+
+    def flush_audio(self) -> None:
+        """End of audio: the VAD's last partial chunk, zero-padded."""
+        self._gate.push(self._vad.flush())
+
+
+def is_silent(windows: np.ndarray, silence: np.ndarray | None = None) -> np.ndarray:
+    """bool ``(n,)``: windows every column of which is the MFCC of silence (gated, or digital silence)."""
+    sil = silence_column() if silence is None else silence
+    return np.all(windows == sil[None, :, None], axis=(1, 2))
 
 
 def gate_signal_windows(

@@ -22,7 +22,9 @@ Eyelids
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -70,6 +72,17 @@ def eye_boxes(landmarks: np.ndarray) -> tuple[EyeBox, EyeBox]:
         p = np.asarray(landmarks, dtype=np.float64)[eye]  # corner, upper, upper, corner, lower, lower
         boxes.append(EyeBox(float(p[0, 0]), float(p[3, 0]), float(p[1:3, 1].mean()), float(p[4:6, 1].mean())))
     return boxes[0], boxes[1]
+
+
+def photo_eyes(face: Any) -> tuple[EyeBox, EyeBox] | None:
+    """The eyes of an aligned photo (``faces.AlignedFace``) in the generated frame's coordinates, or None for
+    a photo given as an aligned crop (no landmarks: the idle face then sways without blinking)."""
+    from speech2vid.faces import transform_points
+    from speech2vid.model.io_spec import CROP_OFFSET
+
+    if face.landmarks is None or face.transform is None:
+        return None
+    return eye_boxes(transform_points(face.transform, face.landmarks) - CROP_OFFSET)
 
 
 def close_eyes(frame: np.ndarray, eyes: tuple[EyeBox, ...], closure: float) -> np.ndarray:
@@ -124,7 +137,8 @@ class IdleAnimator:
         self.envelope = 0.0
         self._blink_at = self._next_blink(0)  # frame index of the next blink's start (counted in idle only)
         self._blink_pos = -1  # index into BLINK_PROFILE while blinking
-        self.blinks: list[int] = []  # frames where blinks started (for tests and stats)
+        self.blinks: deque[int] = deque(maxlen=256)  # the first frames of the last blinks (tests, stats)
+        self.blink_count = 0
 
     def _next_blink(self, now: int) -> int:
         return now + round(self._rng.uniform(*BLINK_INTERVAL_S) * FPS)
@@ -137,6 +151,7 @@ class IdleAnimator:
         if self._blink_pos < 0 and self.envelope >= 1.0 and k >= self._blink_at:
             self._blink_pos = 0
             self.blinks.append(k)
+            self.blink_count += 1
         if self.envelope < 1.0 and self._blink_pos < 0:
             self._blink_at = max(self._blink_at, self._next_blink(k))  # silence restarts the interval
         if self._blink_pos >= 0:

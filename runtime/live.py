@@ -19,10 +19,20 @@ Latency
     capture blocking, feature extraction, inference and the sinks' own work. Frames completed by the
     end-of-stream flush (their right context padded with silence) are not measured.
 
-Idle
-    With ``idle: still``, after ``idle_hold_frames`` frames whose window (the part heard so far) is quieter
-    than ``idle_threshold_dbfs``, the face rendered once from digital silence at start-up is shown without
-    running the engine: a closed, still mouth, no twitching on background noise, and an idle CPU.
+Voice activity and idle
+    With ``idle: still`` or ``alive`` and ``vad.detector: silero``, the audio goes through Silero VAD as it
+    arrives (features/vad.py) and every window column that is not speech is replaced by the MFCC of
+    silence before the engine sees it: noise never drives the mouth. A window without any speech column
+    is the silence window, so its frame is the face rendered once from silence at start-up, shown
+    without running the engine: a closed, still mouth and an idle CPU. ``alive`` adds blinks and a slow
+    sway to the frames (frames/idle.py), fading out when speech comes. ``vad.detector: level`` is the
+    older gate: ``idle_hold_frames`` frames quieter than ``idle_threshold_dbfs`` show the still face.
+
+Stages
+    Every fresh frame carries monotonic stamps (:class:`FrameStamps`): its last needed sample captured
+    (the callback's clock), read from the ring, window complete (MFCC and VAD), staged for the engine,
+    engine started, engine done, shown by every sink. The per-stage durations go into histograms
+    (``stages_ms`` in the stats) and the last ``STAMP_HISTORY`` frames' stamps into ``frame_stamps``.
 
 Threads
     The engine runs on one worker thread (``render``); PortAudio's callback thread only fills the ring;
@@ -35,16 +45,27 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
-from speech2vid.config import LiveConfig
+from speech2vid.config import LiveConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.features.constants import HOP
-from speech2vid.features.windows import FPS, HALF, LEFT_PAD, SAMPLES_PER_FRAME, StreamingWindows, n_frames_for
+from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
+from speech2vid.features.windows import (
+    FPS,
+    HALF,
+    LEFT_PAD,
+    MAX_LOOKAHEAD_COLUMNS,
+    SAMPLES_PER_FRAME,
+    StreamingWindows,
+    n_frames_for,
+)
+from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
@@ -53,13 +74,44 @@ log = logging.getLogger("speech2vid.runtime.live")
 
 HISTORY_SAMPLES = 2 * SAMPLE_RATE  # recent audio kept for frame levels (a window spans 0.35 s)
 WARMUP_RENDERS = 5  # engine calls timed at start-up for the expected latency
+STAMP_HISTORY = 1500  # per-frame stamps kept for the stats (the last 60 s): memory stays flat
+VAD_KEEP_CHUNKS = 64  # VAD decisions kept behind the newest window (2 s; a window reads 0.35 s)
+# Stages of a fresh frame's latency, each from the previous stamp (the first from the window centre's capture).
+STAGES = ("lookahead", "capture", "features", "queue", "inference", "handoff", "sinks")
+
+
+@dataclass
+class FrameStamps:
+    """Monotonic times (s) of one fresh frame on its way through the loop; None where not reached."""
+
+    k: int
+    centre: float  # the window centre's sample captured (the latency's origin)
+    heard: float  # the last sample the window needs captured (the audio callback's clock)
+    read: float  # its block read from the ring by the loop
+    window: float  # MFCC window complete, VAD gate applied
+    staged: float | None = None  # handed to the inference worker
+    started: float | None = None  # the engine began rendering it
+    rendered: float | None = None  # the engine returned it
+    emitted: float | None = None  # the loop began writing it to the sinks
+    shown: float | None = None  # every sink has it (display: drawn)
+
+    def stage_ms(self) -> dict[str, float] | None:
+        """Durations of :data:`STAGES` in ms (None unless every stamp is there)."""
+        t = (self.centre, self.heard, self.read, self.window, self.started, self.rendered, self.emitted, self.shown)
+        if any(v is None for v in t):
+            return None
+        ts = [float(v) for v in t]  # type: ignore[arg-type]
+        # "queue" runs from the window to the engine's start (staging is instantaneous)
+        out = {name: (b - a) * 1e3 for name, a, b in zip(STAGES, ts, ts[1:])}
+        out["total"] = (ts[-1] - ts[0]) * 1e3
+        return out
 
 
 class InferenceWorker:
     """One thread runs ``render``; one staging slot holds the next frame's window (the double buffer).
 
     ``render`` maps float32 ``(1, 12, 35)`` to ``(1, 109, 109, 3)``. Results arrive on :attr:`results` as
-    ``(k, frame or None, exception or None)`` in submission order.
+    ``(k, frame or None, exception or None, started, done)`` in submission order (monotonic seconds).
     """
 
     def __init__(self, render: Callable[[np.ndarray], np.ndarray]):
@@ -68,7 +120,7 @@ class InferenceWorker:
         self._staged: tuple[int, np.ndarray] | None = None
         self._busy = False
         self._stopping = False
-        self.results: queue.Queue[tuple[int, np.ndarray | None, BaseException | None]] = queue.Queue()
+        self.results: queue.Queue[tuple[int, np.ndarray | None, BaseException | None, float, float]] = queue.Queue()
         self.max_in_flight = 0  # observed, for tests: never above 2
         self._thread = threading.Thread(target=self._run, name="speech2vid-inference", daemon=True)
         self._thread.start()
@@ -100,10 +152,12 @@ class InferenceWorker:
                 (k, window), self._staged = self._staged, None
                 self._busy = True
                 self._cv.notify_all()
+            started = time.monotonic()
             try:
-                self.results.put((k, self._render(window[None])[0], None))
+                frame = self._render(window[None])[0]
+                self.results.put((k, frame, None, started, time.monotonic()))
             except BaseException as exc:  # handed to the loop, which raises it there
-                self.results.put((k, None, exc))
+                self.results.put((k, None, exc, started, time.monotonic()))
             with self._cv:
                 self._busy = False
                 self._cv.notify_all()
@@ -160,19 +214,46 @@ class LiveReport:
     reopens: int = 0
     max_in_flight: int = 0
     lookahead_ms: float = 0.0
+    model_lookahead_ms: float = 0.0  # the model's own right context (live.lookahead_ms may emit earlier)
+    vad: str = ""  # silero | level | off
+    speech_frames: int = 0  # frames whose window held speech (VAD) or was loud enough (level)
+    blinks: int = 0
+    blink_frames: list[int] = field(default_factory=list)  # the first frame of each of the last 256 blinks
     expected_latency_ms: float = 0.0
     inference_ms: float = 0.0
     wall_seconds: float = 0.0
     ended: str = ""
     error: str | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # per stage of the frames the engine rendered, and their total (``latency`` also counts still frames)
+    stages: dict[str, LatencyHistogram] = field(default_factory=lambda: {s: LatencyHistogram() for s in (*STAGES, "total")})
+    stamps: deque[FrameStamps] = field(default_factory=lambda: deque(maxlen=STAMP_HISTORY))
     soak: list[dict[str, float | int | None]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def add_stamps(self, st: FrameStamps) -> None:
+        self.stamps.append(st)
+        ms = st.stage_ms()
+        if ms is not None:
+            for name, v in ms.items():
+                self.stages[name].add(max(0.0, v))
+
+    def stage_table(self) -> list[tuple[str, float | None, float | None]]:
+        """(stage, p50 ms, p99 ms) for each stage and the total, over the frames the engine rendered."""
+        return [(n, h.quantile(0.5), h.quantile(0.99)) for n, h in self.stages.items()]
+
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("latency", "soak", "meta")}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("latency", "soak", "meta", "stages", "stamps")}
         out["audio_seconds"] = self.audio_samples / SAMPLE_RATE
         out["latency_ms"] = self.latency.summary()
+        out["stages_ms"] = {n: h.summary() for n, h in self.stages.items()}
+        t0 = self.stamps[0].centre if self.stamps else 0.0
+        out["frame_stamps"] = {  # seconds since the first kept frame's centre sample was captured
+            "fields": ["k", "centre", "heard", "read", "window", "staged", "started", "rendered", "emitted", "shown"],
+            "frames": [[st.k] + [None if v is None else round(v - t0, 6) for v in
+                                 (st.centre, st.heard, st.read, st.window, st.staged, st.started, st.rendered, st.emitted, st.shown)]
+                       for st in self.stamps],
+        }  # fmt: skip
         if self.soak:
             out["soak"] = self.soak
             out["soak_drift"] = soak_drift(self.soak)
@@ -210,6 +291,8 @@ def run_live(
     sinks: Sequence[LiveSink],
     cfg: LiveConfig,
     *,
+    vad: VadConfig | None = None,
+    eyes: tuple[EyeBox, ...] | None = None,
     duration: float | None = None,
     stop: threading.Event | None = None,
     soak_interval: float | None = None,
@@ -217,11 +300,15 @@ def run_live(
 ) -> LiveReport:
     """Run until ``duration`` s of audio, the source ends, a sink asks to quit, or ``stop`` is set.
 
-    ``engine`` is open. The source is opened and closed here, and so are the sinks, whatever happens:
-    after a stop request or a failed microphone (``report.error``) files are finalised; after an engine
-    error or an interrupt they are discarded and the exception propagates.
+    ``engine`` is open. ``vad`` (default :class:`VadConfig`) decides what is speech; ``eyes`` (the identity
+    photo's eyes in frame coordinates, :func:`speech2vid.frames.idle.eye_boxes`) are needed for blinks
+    with ``idle: alive`` (without them the face only sways). The source is opened and closed here, and
+    so are the sinks, whatever happens: after a stop request or a failed microphone (``report.error``)
+    files are finalised; after an engine error or an interrupt they are discarded and the exception
+    propagates.
     """
     report = LiveReport()
+    vad = vad or VadConfig()
     stop = stop or threading.Event()
     engine.set_identity(list(faces))  # once: its features feed every frame
     quiet = silence_window()
@@ -229,14 +316,29 @@ def run_live(
     for _ in range(WARMUP_RENDERS):
         still = engine.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
     report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
-    windows = StreamingWindows(cfg.lookahead_columns)
+    model_cols = int(getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS))  # the model's right context
+    emit_cols = model_cols if cfg.lookahead_columns is None else min(cfg.lookahead_columns, model_cols)
+    if cfg.lookahead_columns is not None and cfg.lookahead_columns > model_cols:
+        log.info("live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
+                 cfg.lookahead_ms, 12.5 + 10 * model_cols)  # fmt: skip
+    windows = StreamingWindows(emit_after_columns=emit_cols, lookahead_columns=model_cols)
     report.lookahead_ms = windows.lookahead_seconds * 1e3
+    report.model_lookahead_ms = 12.5 + 10 * model_cols
     late_ms = report.lookahead_ms + cfg.late_ms
     max_samples = None if duration is None else round(duration * SAMPLE_RATE)
     wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
 
+    gating = cfg.idle != "off"
+    detector = SileroVAD() if gating and vad.detector == "silero" else None
+    report.vad = "off" if not gating else vad.detector
+    gate = SpeechGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms))
+    silence_col = silence_column()
+    animator = IdleAnimator() if cfg.idle == "alive" else None
+    eye_list = tuple(eyes or ())
+
     clock, history = CaptureClock(), AudioHistory()
-    done: dict[int, np.ndarray | None] = {}  # finished slots waiting for their turn; None = skipped
+    done: dict[int, tuple[np.ndarray | None, bool]] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
+    pending: dict[int, FrameStamps] = {}  # stamps of frames in the engine
     idle_run = 0
     next_window = next_emit = 0
     last_image = still
@@ -246,18 +348,19 @@ def run_live(
     t_start = time.monotonic()
 
     heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
+    heard_left = HALF * HOP  # the level gate reads the centred window's left half
 
     def window_level(k: int) -> float:
         # the part of frame k's window that has been heard: 0.35 s centred on its sample, minus the unheard right
         centre = k * SAMPLES_PER_FRAME
-        return frame_level_dbfs(history.span(centre - HALF * HOP, centre + heard_right))
+        return frame_level_dbfs(history.span(centre - heard_left, centre + heard_right))
 
     def frame_level(k: int) -> float:
         # the 40 ms of audio centred on frame k: what a level meter shows while the frame is on screen
         centre = k * SAMPLES_PER_FRAME
         return frame_level_dbfs(history.span(centre - SAMPLES_PER_FRAME // 2, centre + SAMPLES_PER_FRAME // 2))
 
-    def emit(k: int, frame: np.ndarray | None) -> None:
+    def emit(k: int, frame: np.ndarray | None, idle: bool) -> None:
         nonlocal last_image
         fresh = frame is not None
         image = frame if frame is not None else last_image
@@ -266,6 +369,9 @@ def run_live(
                 report.repeated += 1
             else:
                 report.dropped += 1
+        last_image = image
+        if animator is not None:
+            image = animate(image, animator.step(idle), eye_list)
         targets = [s for s in sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
         now = time.monotonic()
         if fresh:
@@ -274,45 +380,67 @@ def run_live(
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         captured = clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < measured_until else None
         latency = None if captured is None else (now - captured) * 1e3
-        info = FrameInfo(k, fresh, latency, frame_level(k), fps, report.dropped + report.repeated, idle_run >= cfg.idle_hold_frames)
+        info = FrameInfo(k, fresh, latency, frame_level(k), fps, report.dropped + report.repeated, idle)
         for s in targets:
             s.write(image, info)
+        st = pending.pop(k, None)
         if captured is not None:
-            latency = (time.monotonic() - captured) * 1e3  # after the sinks: the frame has been shown
+            shown = time.monotonic()
+            latency = (shown - captured) * 1e3  # after the sinks: the frame has been shown
             report.latency.add(latency)
             soak_hist.add(latency)
             if latency > late_ms:
                 report.late += 1
+            if st is not None:
+                st.emitted, st.shown = now, shown
+                report.add_stamps(st)
         report.frames += 1
-        last_image = image
 
-    def handle(k: int, window: np.ndarray, *, wait: bool) -> None:
+    def handle(k: int, window: np.ndarray, stamps: FrameStamps | None, *, wait: bool) -> None:
         nonlocal idle_run
-        silent = window_level(k) < cfg.idle_threshold_dbfs
-        idle_run = idle_run + 1 if silent else 0
-        if cfg.idle == "still" and idle_run >= cfg.idle_hold_frames:
-            done[k] = still  # no inference: the same still face every time
+        if not gating:
+            silent = False
+        elif detector is not None:
+            cols = gate.at_samples(column_samples(np.array([k]), model_cols))[0]
+            silent = not cols.any()
+            if not silent and not cols.all():
+                window = gate_windows(window[None], cols[None], silence_col)[0]
+        else:
+            idle_run = idle_run + 1 if window_level(k) < cfg.idle_threshold_dbfs else 0
+            silent = idle_run >= cfg.idle_hold_frames
+        if silent:
+            done[k] = (still, True)  # no inference: the still face (= the engine's output for an all-silent window)
             report.idle += 1
             return
+        report.speech_frames += 1
+        if stamps is not None:
+            stamps.window = time.monotonic()
+            stamps.staged = stamps.window
+            pending[k] = stamps
         replaced = worker.stage(k, window, wait=wait)
         if replaced is not None:
-            done[replaced] = None
+            done[replaced] = (None, False)
+            pending.pop(replaced, None)
             report.skipped += 1
 
     def collect(block: bool) -> None:
         nonlocal next_emit
         while True:
             try:
-                k, frame, exc = worker.results.get(timeout=POLL_SECONDS) if block else worker.results.get_nowait()
+                k, frame, exc, started, finished = worker.results.get(timeout=POLL_SECONDS) if block else worker.results.get_nowait()
             except queue.Empty:
                 break
             if exc is not None:
                 raise exc
-            done[k] = frame
+            done[k] = (frame, False)
+            st = pending.get(k)
+            if st is not None:
+                st.started, st.rendered = started, finished
             report.rendered += 1
             block = False
         while next_emit in done:
-            emit(next_emit, done.pop(next_emit))
+            frame, idle = done.pop(next_emit)
+            emit(next_emit, frame, idle)
             next_emit += 1
 
     def sample_soak(final: bool = False) -> None:
@@ -325,6 +453,13 @@ def run_live(
         log.info("soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms", now - t_start, report.soak[-1]["rss_mb"],
                  report.soak[-1]["latency_median_ms"], report.soak[-1]["latency_p99_ms"])  # fmt: skip
         soak_hist, soak_t = LatencyHistogram(), now
+
+    def frame_stamps(k: int, read_at: float) -> FrameStamps | None:
+        centre = clock.time_of(k * SAMPLES_PER_FRAME)
+        heard = clock.time_of(k * SAMPLES_PER_FRAME + heard_right - 1)
+        if centre is None or heard is None:
+            return None
+        return FrameStamps(k, centre, heard, read_at, read_at)
 
     worker = InferenceWorker(engine.render)
     completed = False
@@ -354,6 +489,7 @@ def run_live(
                 except SourceError as exc:
                     report.ended, report.error = "source failed", str(exc)
                     break
+                read_at = time.monotonic()
                 samples = chunk.samples
                 if max_samples is not None:
                     samples = samples[: max_samples - report.audio_samples]
@@ -365,19 +501,24 @@ def run_live(
                     for s in sinks:
                         s.write_audio(samples)
                     report.audio_samples += samples.shape[0]
+                    if detector is not None:
+                        gate.push(detector.push(samples))
                     for w in windows.push(samples):
-                        handle(next_window, w, wait=wait_for_slot)
+                        handle(next_window, w, frame_stamps(next_window, read_at), wait=wait_for_slot)
                         next_window += 1
                     measured_until = next_window
+                    gate.trim((next_window * SAMPLES_PER_FRAME) // VAD_CHUNK - VAD_KEEP_CHUNKS)
                 collect(block=worker.in_flight > 0 and samples.size == 0)
                 sample_soak()
         finally:
             source.close()
         # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
+        if detector is not None:
+            gate.push(detector.flush())
         n_total = n_frames_for(report.audio_samples)
         for w in windows.flush():
             if next_window < n_total:
-                handle(next_window, w, wait=True)
+                handle(next_window, w, None, wait=True)
                 next_window += 1
         while next_emit < next_window:
             collect(block=True)
@@ -389,6 +530,8 @@ def run_live(
         report.overflows = source.overflows
         report.reopens = getattr(source, "reopens", 0)
         report.wall_seconds = time.monotonic() - t_start
+        report.blinks = animator.blink_count if animator is not None else 0
+        report.blink_frames = list(animator.blinks) if animator is not None else []
         errors = []
         for s in sinks:
             try:

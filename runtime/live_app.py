@@ -35,7 +35,10 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                         "--duration) and report their drift at exit and in --stats")
     p.add_argument("--stats", metavar="FILE.json", help="write frame counts and latency statistics as JSON")
     p.add_argument("--lookahead-ms", type=float, metavar="MS",
-                   help="audio waited for past each frame: 12.5 + 10 R ms, R = 0..17 (default 182.5, the exact window)")
+                   help="audio waited for past each frame: 12.5 + 10 R ms, R = 0..17 (default: the model's look-ahead; "
+                        "less fills the unheard columns with silence)")
+    p.add_argument("--idle", choices=["alive", "still", "off"],
+                   help="nobody speaks: alive (still mouth, blinks, sway; default), still, off (the network throughout)")
     p.add_argument("--drop-policy", choices=["drop", "repeat"], help="when the engine falls behind (default repeat)")
     p.add_argument("--fullscreen", action="store_true", help="kiosk: borderless fullscreen window, cursor hidden")
     p.add_argument("--no-overlay", action="store_true", help="no fps/latency/level text on the window")
@@ -48,6 +51,8 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["lookahead_ms"] = args.lookahead_ms
     if args.drop_policy is not None:
         out["drop_policy"] = args.drop_policy
+    if getattr(args, "idle", None) is not None:
+        out["idle"] = args.idle
     if args.fullscreen:
         out["fullscreen"] = True
     if args.no_overlay:
@@ -75,6 +80,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     and ``is_random`` label the outputs)."""
     from speech2vid.assets import sample_face
     from speech2vid.faces import align_photo
+    from speech2vid.frames.idle import photo_eyes
     from speech2vid.runtime.live import run_live
     from speech2vid.runtime.sources import CaptureOptions, parse_source
     from speech2vid.sinks.live import parse_sink
@@ -86,7 +92,9 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     photos = args.face or [str(sample_face())]
     if len(photos) > 5:
         raise UserError(f"give 1 to 5 face photos (--face), got {len(photos)}")
-    faces = [align_photo(p, aligned=args.aligned).image for p in photos]
+    aligned = [align_photo(p, aligned=args.aligned) for p in photos]
+    faces = [a.image for a in aligned]
+    eyes = photo_eyes(aligned[0])
     options = CaptureOptions(blocksize=cfg.blocksize, latency=cfg.latency, ring_seconds=cfg.ring_seconds,
                              stall_seconds=cfg.stall_seconds, reopen_attempts=cfg.reopen_attempts)  # fmt: skip
     source = parse_source(args.source, options)
@@ -106,8 +114,9 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
         print(f"speech2vid live: source {source.description}{rate}\n"
               f"  engine {engine.label}\n"
               f"  sinks {', '.join(s.description for s in sinks)}\n"
-              f"  look-ahead {report.lookahead_ms:.1f} ms, inference {report.inference_ms:.1f} ms/frame, "
-              f"expected latency ~{report.expected_latency_ms:.0f} ms; drop policy {cfg.drop_policy}, idle {cfg.idle}\n"
+              f"  look-ahead {report.lookahead_ms:.1f} ms (model {report.model_lookahead_ms:.1f} ms), inference "
+              f"{report.inference_ms:.1f} ms/frame, expected latency ~{report.expected_latency_ms:.0f} ms; drop policy "
+              f"{cfg.drop_policy}, idle {cfg.idle}, voice activity {report.vad}\n"
               f"  {'running for %.0f s' % duration if duration else 'running'}; Ctrl-C (or q / Esc in the window) stops",
               flush=True)  # fmt: skip
 
@@ -118,21 +127,24 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
             sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
         with engine:
             soak_interval = (max(10.0, duration / 10) if duration else 60.0) if args.soak else None
-            report = run_live(engine, faces, source, sinks, cfg, duration=duration, stop=stop,
-                              soak_interval=soak_interval, on_start=summary)  # fmt: skip
+            report = run_live(engine, faces, source, sinks, cfg, vad=settings.vad, eyes=eyes, duration=duration,
+                              stop=stop, soak_interval=soak_interval, on_start=summary)  # fmt: skip
     except BaseException:
         for s in sinks:  # run_live closes them itself once it has started; closing twice is harmless
             s.close(abort=True)
         raise
     finally:
         restore()
-    report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label,
-                   "model": model.name, "drop_policy": cfg.drop_policy}  # fmt: skip
+    e = settings.engine
+    report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label, "backend": e.backend,
+                   "device": e.device, "precision": e.precision, "model": model.name,
+                   "drop_policy": cfg.drop_policy, "idle": cfg.idle, "blocksize": cfg.blocksize}  # fmt: skip
     lat = report.latency.summary()
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     print(f"{report.frames} frames ({report.rendered} rendered, {report.idle} idle, {report.repeated} repeated, "
           f"{report.dropped} dropped, {report.late} late) for {report.audio_samples / 16000:.2f} s of audio; "
           f"latency median {fmt(lat['median'])} ms, p99 {fmt(lat['p99'])} ms ({report.ended})")  # fmt: skip
+    print(stage_table(report))
     if report.soak:
         d = report.as_dict()["soak_drift"]
         print(f"soak drift after warm-up ({len(report.soak)} samples): RSS {fmt(d['rss_mb'])} MiB "
@@ -147,6 +159,37 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     if report.error:
         raise UserError(f"{report.error}; outputs were finalised")
     return 130 if getattr(stop, "signum", None) == signal.SIGINT else 0
+
+
+def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, audio: str | None,
+                           precisions: list[str] | None, seconds: float, json_path: str | None) -> int:
+    """``speech2vid bench --live``: the live loop from a file in real time, a stage table per precision."""
+    from speech2vid.assets import sample_face, sample_speech
+    from speech2vid.bench.live import DEFAULT_PRECISIONS, format_live_table, run_live_bench, write_live_json
+    from speech2vid.faces import align_photo
+    from speech2vid.frames.idle import photo_eyes
+
+    if seconds <= 0:
+        raise UserError(f"--live-seconds must be positive, got {seconds}")
+    face = align_photo(sample_face())
+    rows = run_live_bench(settings, make_engine, audio=audio or sample_speech(), faces=[face.image],
+                          eyes=photo_eyes(face), precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
+    if all(r.skipped is not None for r in rows):
+        raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))
+    print(format_live_table(rows))
+    if json_path:
+        write_live_json(rows, json_path)
+        print(f"wrote {json_path}")
+    return 0
+
+
+def stage_table(report: Any) -> str:
+    """The per-stage latency breakdown of fresh frames: p50 / p99 in ms, then the total."""
+    rows = report.stage_table()
+    fmt = lambda v: "-" if v is None else f"{v:7.1f}"  # noqa: E731
+    lines = [f"latency by stage ({report.stages['total'].count} rendered frames measured)   p50 ms   p99 ms"]
+    lines += [f"  {name:<52}{fmt(p50)}  {fmt(p99)}" for name, p50, p99 in rows]
+    return "\n".join(lines)
 
 
 def print_devices() -> int:

@@ -125,7 +125,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         settings.engine.precision, inputs.n_frames, inputs.audio.duration,
     )  # fmt: skip
     with engine:
-        result = render_video(engine, inputs, settings.generate, label=label, progress=not args.quiet)
+        result = render_video(engine, inputs, settings.generate, label=label, progress=not args.quiet, vad=settings.vad)
     print(f"wrote {result.output} ({result.frames} frames, {result.audio_seconds:.2f} s, "
           f"{result.fps:.1f} frames/s on {settings.engine.backend})")
     return 0

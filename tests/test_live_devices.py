@@ -305,7 +305,7 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
 
     colour = (10, 200, 30)
     size = (400, 300)
-    cfg = _config(tmp_path, engine_cache, f"live:\n  window_size: [{size[0]}, {size[1]}]\n  avatar_scale: 0.5\n"
+    cfg = _config(tmp_path, engine_cache, f"live:\n  idle: still\n  window_size: [{size[0]}, {size[1]}]\n  avatar_scale: 0.5\n"
                                           f"  background_colour: [{colour[0]}, {colour[1]}, {colour[2]}]\n")  # fmt: skip
     stats = tmp_path / "stats.json"
     env = {**os.environ, "DISPLAY": xdisplay}

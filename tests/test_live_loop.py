@@ -17,12 +17,13 @@ import soundfile as sf
 from speech2vid.assets import sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.audio.io import read_audio, to_model_rate
-from speech2vid.config import EngineConfig, LiveConfig
+from speech2vid.config import EngineConfig, LiveConfig, VadConfig
 from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.runtime.live import run_live, silence_window
 from speech2vid.runtime.sources import FileSource, SilenceSource
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
 
+LEVEL_GATE = VadConfig(detector="level")  # the -50 dBFS level gate with its hold (live.idle_threshold_dbfs)
 RENDER_ATOL = 1e-5  # the same graph on batch 1 (live) vs batch N (offline): ONNX Runtime kernels differ slightly
 
 
@@ -172,7 +173,7 @@ def test_silence_shows_one_still_face(engine, tmp_path) -> None:  # type: ignore
     wav = _write_wav(tmp_path / "speech_then_silence.wav", signal)
     cfg = LiveConfig(idle="still", idle_hold_frames=8)
     rec = RecordingSink()
-    report = run_live(engine, FACES, FileSource(str(wav), 320, realtime=False), [rec], cfg)
+    report = run_live(engine, FACES, FileSource(str(wav), 320, realtime=False), [rec], cfg, vad=LEVEL_GATE)
     still = engine.render(silence_window()[None])[0]
     speech_frames = n_frames_for(_speech().size)
     # frames whose window (0.35 s centred) is all silence, after the hold: exactly the still face
@@ -189,10 +190,19 @@ def test_silence_shows_one_still_face(engine, tmp_path) -> None:  # type: ignore
 def test_idle_silence_source_never_runs_the_engine_after_the_hold(engine) -> None:  # type: ignore[no-untyped-def]
     cfg = LiveConfig(idle="still", idle_hold_frames=8)
     sink = NullSink()
-    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], cfg, duration=2.0)
+    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], cfg, duration=2.0, vad=LEVEL_GATE)
     assert report.frames == 50 == sink.frames
     assert report.rendered <= cfg.idle_hold_frames and report.idle >= 50 - cfg.idle_hold_frames
     assert sink.changes == 0
+
+
+def test_silence_with_the_vad_never_runs_the_engine(engine) -> None:  # type: ignore[no-untyped-def]
+    """Silero VAD (the default): no speech column in any window, so no hold is needed; every frame is the
+    still face from the first."""
+    sink = NullSink()
+    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], LiveConfig(idle="still"), duration=2.0)
+    assert report.vad == "silero" and report.frames == 50 == sink.frames == report.idle
+    assert report.rendered == 0 and sink.changes == 0
 
 
 def test_stop_finalises_the_file(engine, speech_wav, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -29,46 +29,9 @@ from speech2vid.features.vad import (
 )
 from speech2vid.features.windows import speech_windows
 
+from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise
+
 REFERENCE_ATOL = 1e-4  # ONNX Runtime vs TorchScript on the same network: 1.6e-5 measured
-LEVEL_DBFS = -30.0
-BABBLE_VOICES = 24
-
-
-def at_level(x: np.ndarray, dbfs: float) -> np.ndarray:
-    """``x`` scaled to an RMS of ``dbfs``, float32."""
-    x = np.asarray(x, dtype=np.float64)
-    return (x / np.sqrt(np.mean(x**2)) * 10 ** (dbfs / 20)).astype(np.float32)
-
-
-def coloured_noise(n: int, exponent: float, seed: int) -> np.ndarray:
-    """Noise whose power falls as 1/f^exponent (1: pink, 2: brown), by shaping white noise's spectrum."""
-    rng = np.random.default_rng(seed)
-    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    spec = rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)
-    f[0] = f[1]
-    return np.fft.irfft(spec * f ** (-exponent / 2), n)
-
-
-def babble(n: int, voices: int, seed: int) -> np.ndarray:
-    """``voices`` eSpeak NG voices, each saying sentences, summed at equal level with random offsets."""
-    import soxr
-
-    from speech2vid.synth.tts import synthesize
-
-    rng = np.random.default_rng(seed)
-    texts = ["the quick brown fox jumps over the lazy dog again and again",
-             "we will meet at the station tomorrow morning before nine",
-             "please remember to bring the documents and the keys with you",
-             "this is a long sentence spoken in the background of a busy room"]  # fmt: skip
-    variants = ["", "+f1", "+f2", "+f3", "+f4", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7"]
-    out = np.zeros(n)
-    for i in range(voices):
-        voice = ("en-us", "en-gb-x-rp", "en-029")[i % 3] + variants[i % len(variants)]
-        sp = synthesize(" ".join(texts[(i + j) % 4] for j in range(3)), voice, rate_wpm=130 + 5 * i, pitch=30 + 2 * i)
-        y = soxr.resample(sp.samples.astype(np.float64), sp.rate, SAMPLE_RATE)
-        y = np.resize(y / np.sqrt(np.mean(y**2)), n)  # repeated to length
-        out += np.roll(y, int(rng.integers(0, n)))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +130,24 @@ def test_noise_at_speech_level_is_not_speech(kind: str, speech: np.ndarray, vad:
     loud = at_level(speech, LEVEL_DBFS)
     _, speaking = gate_signal_windows(speech_windows(loud), loud, vad=vad)
     assert speaking.mean() > 0.8
+
+
+def test_streaming_window_gate_equals_the_whole_signal_gate(speech: np.ndarray, vad: SileroVAD) -> None:
+    """generate's streaming gate (audio in blocks, windows released once decided) = gating the whole signal."""
+    from speech2vid.features.vad import WindowGate, is_silent
+    from speech2vid.features.windows import StreamingWindows
+
+    noise = at_level(coloured_noise(SAMPLE_RATE, 1.0, 5), LEVEL_DBFS)
+    x = np.concatenate([noise, at_level(speech, LEVEL_DBFS), noise])
+    expected, speaking = gate_signal_windows(speech_windows(x), x, vad=vad)
+    gate, sw, out = WindowGate(), StreamingWindows(), []
+    for block in np.array_split(x, 23):
+        gate.push_audio(block)
+        out.append(gate.gate(sw.push(block)))
+    gate.flush_audio()
+    out.append(gate.gate(sw.flush(), final=True))
+    got = np.concatenate(out)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert is_silent(got)[~speaking].all()  # (a speech run's hangover over digital zeros is silent too)
+    assert speaking[:20].sum() == 0 and speaking.sum() > 100
