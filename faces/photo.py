@@ -7,6 +7,7 @@ the result is the upright picture a person sees in an image viewer.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,19 @@ def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
     if file.is_dir():
         raise FaceError(f"{file} is a directory, not a photo: pass an image file (PNG or JPEG)")
     try:
-        with Image.open(file) as img:
-            img.load()  # Image.open is lazy: decode now so truncated data fails here
-            upright = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(upright)
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that, on stderr; no face photo is that
+            # large, so it is refused like the bigger ones, in one line.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as img:
+                img.load()  # Image.open is lazy: decode now so truncated data fails here
+                upright = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(upright)
     except UnidentifiedImageError as exc:
         raise FaceError(f"{file} is not an image Pillow can read: pass a PNG or JPEG photo") from exc
-    except Image.DecompressionBombError as exc:
-        raise FaceError(f"{file} is too large to decode safely ({exc}): downscale it first") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FaceError(f"{file} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels): "
+                        "downscale it first (a face needs far fewer)") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated/corrupt data, bad EXIF
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FaceError(f"{file} is corrupt or truncated ({reason}): re-export or re-download it") from exc

@@ -1,3 +1,12 @@
 """speech2vid: a still face photo + speech in, a lip-synced talking face out."""
 
+import os
+
+# ONNX Runtime (1.29 and later) records telemetry events under ~/.cache/Microsoft and uploads them. A
+# kiosk must not collect telemetry by default, and only this variable, set before ONNX Runtime is first
+# imported, stops it completely (disable_telemetry_events() comes after the first event). Every module
+# of the package is imported after this one, so it covers the engines, the VAD and the builders; a
+# user who wants telemetry sets ORT_DISABLE_TELEMETRY=0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 __version__ = "0.1.0"

@@ -191,3 +191,160 @@ def test_redub_refuses_to_overwrite_its_new_audio(tmp_path: Path) -> None:
                    "--audio", str(base), "-o", str(base), "--model", "lite", "--weights", "random")  # fmt: skip
     one_line_error(proc, "is also an input")
     assert base.read_bytes() == before
+
+
+# -- 3. YAML that eats memory --------------------------------------------------------------------------
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    return path
+
+
+def alias_bomb(levels: int = 6, width: int = 9) -> str:
+    """Nested aliases: a few hundred bytes that expand to width**levels values, inside a known key."""
+    lines = ["engine:", '  backend: &l0 ["lol"' + ', "lol"' * (width - 1) + "]"]
+    for i in range(1, levels):
+        lines.append(f"  precision: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
+    lines.append(f"  device: [*l{levels - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [("alias bomb", "aliases"), ("huge file", "limited to"), ("long value", "engine.backend"),
+     ("python tag", "not valid YAML"), ("negative threads", "intra_op_threads")],
+)  # fmt: skip
+def test_hostile_config_is_one_short_line(tmp_path: Path, case: str, needle: str) -> None:
+    text = {
+        "alias bomb": alias_bomb(),
+        "huge file": "".join(f"k{i}: {i}\n" for i in range(40_000)),  # ~400 KB of keys
+        "long value": "engine:\n  backend: [" + ", ".join(["torch"] * 30_000) + "]\n",
+        "python tag": "engine: !!python/object/apply:os.system ['echo owned']\n",
+        "negative threads": "engine:\n  onnxruntime:\n    intra_op_threads: -5\n",
+    }[case]
+    out = tmp_path / "out.mp4"
+    proc = run_cli("--config", str(_config(tmp_path, text)), *GEN, "--face", str(sample_face()), "--audio",
+                   str(speech(tmp_path, 0.5)), "-o", str(out), timeout=60)  # fmt: skip
+    line = one_line_error(proc, needle)
+    assert len(line) < 600, f"{len(line)} characters"
+    assert not out.exists()
+
+
+# -- 6 and 9. weights that are broken, or not weights at all ---------------------------------------------
+
+
+def _weights(tmp_path: Path, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    """The bundled lite weights with ``change(tensors)`` applied, saved as another safetensors file."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from speech2vid.model.weights import bundled_weights
+
+    src = bundled_weights("lite")
+    assert src is not None
+    tensors = load_file(str(src))
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+    change(tensors)
+    path = tmp_path / name
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def _first_float(tensors):  # type: ignore[no-untyped-def]
+    return next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 10)
+
+
+def _nan(tensors) -> None:  # type: ignore[no-untyped-def]
+    k = _first_float(tensors)
+    tensors[k] = tensors[k].clone()
+    tensors[k].view(-1)[:3] = float("nan")
+
+
+def _int8(tensors) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    k = _first_float(tensors)
+    tensors[k] = (tensors[k] * 100).to(torch.int8)
+
+
+def _overflow(tensors) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    # Finite in the file, but every activation overflows: the engine's output is inf/NaN (or flat).
+    for k, v in tensors.items():
+        if v.is_floating_point():
+            tensors[k] = torch.full_like(v, 6e4)
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [("nan", "non-finite values"), ("int8", "is int8, expected floating point"), ("overflow", "on a probe input")],
+)
+def test_broken_weights_are_refused_not_rendered_black(tmp_path: Path, case: str, needle: str) -> None:
+    weights = _weights(tmp_path, f"{case}.safetensors", {"nan": _nan, "int8": _int8, "overflow": _overflow}[case])
+    out = tmp_path / "out.mp4"
+    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights",
+                   str(weights), "--backend", "torch", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
+                   "-o", str(out))  # fmt: skip
+    one_line_error(proc, needle)
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+def test_pack_weights_on_nan_weights_names_the_tensor(tmp_path: Path) -> None:
+    weights = _weights(tmp_path, "nan.safetensors", _nan)
+    proc = run_cli("pack-weights", str(weights), "-o", str(tmp_path / "packed.safetensors"), "--model", "lite")
+    line = one_line_error(proc, "non-finite values")
+    assert "by up to" not in line
+    assert not (tmp_path / "packed.safetensors").exists()
+
+
+@pytest.mark.parametrize(("case", "needle"), [("torch.save", "pickle"), ("pickle", "a Python pickle"),
+                                              ("directory", "safetensors file")])  # fmt: skip
+def test_weights_that_are_not_safetensors_say_what_they_are(tmp_path: Path, case: str, needle: str) -> None:
+    import pickle
+
+    import torch
+
+    path = tmp_path / "weights.pt"
+    if case == "torch.save":
+        torch.save({"w": torch.zeros(3)}, path)
+    elif case == "pickle":
+        path.write_bytes(pickle.dumps({"w": [0.0] * 10}, protocol=4))
+    else:
+        path = tmp_path / "weights_dir"
+        path.mkdir()
+    proc = run_cli("--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights", str(path),
+                   "--backend", "torch", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
+                   "-o", str(tmp_path / "out.mp4"))  # fmt: skip
+    line = one_line_error(proc, needle)
+    assert "header too large" not in line and "not found" not in line
+
+
+def test_decompression_bomb_photo_is_one_line(tmp_path: Path) -> None:
+    from PIL import Image
+
+    side = 9500  # 90 M pixels: past Pillow's warning limit (89 M), below its error limit
+    photo = tmp_path / "huge.png"
+    Image.new("1", (side, side)).save(photo)  # 1 bit per pixel: a small file and a small test
+    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(photo), "--audio",
+                   str(speech(tmp_path, 0.5)), "-o", str(tmp_path / "out.mp4"))  # fmt: skip
+    one_line_error(proc, "too large to decode safely")
+
+
+# -- 10. nothing written outside the given paths: ONNX Runtime's telemetry store ---------------------------
+
+
+def test_no_telemetry_is_recorded(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")}
+    env["HOME"] = str(home)
+    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights", "random",
+                   "--backend", "onnxruntime", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
+                   "-o", str(tmp_path / "out.mp4"), env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+    assert not list(tmp_path.glob(":memory:*")) and not list(Path.cwd().glob(":memory:*"))
