@@ -212,6 +212,7 @@ class LiveReport:
     audio_samples: int = 0
     overflows: int = 0
     reopens: int = 0
+    mic_lost_seconds: float = 0.0  # silence stood in for a lost microphone while it was reopened (the face idled)
     max_in_flight: int = 0
     lookahead_ms: float = 0.0
     model_lookahead_ms: float = 0.0  # the model's own right context (live.lookahead_ms may emit earlier)
@@ -529,6 +530,7 @@ def run_live(
         report.max_in_flight = worker.max_in_flight
         report.overflows = source.overflows
         report.reopens = getattr(source, "reopens", 0)
+        report.mic_lost_seconds = getattr(source, "lost_seconds", 0.0)
         report.wall_seconds = time.monotonic() - t_start
         report.blinks = animator.blink_count if animator is not None else 0
         report.blink_frames = list(animator.blinks) if animator is not None else []

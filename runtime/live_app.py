@@ -96,7 +96,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     faces = [a.image for a in aligned]
     eyes = photo_eyes(aligned[0])
     options = CaptureOptions(blocksize=cfg.blocksize, latency=cfg.latency, ring_seconds=cfg.ring_seconds,
-                             stall_seconds=cfg.stall_seconds, reopen_attempts=cfg.reopen_attempts)  # fmt: skip
+                             stall_seconds=cfg.stall_seconds, reopen_seconds=cfg.reopen_seconds)  # fmt: skip
     source = parse_source(args.source, options)
     if args.stats:
         stats_path = Path(args.stats).expanduser()
@@ -204,4 +204,3 @@ def print_devices() -> int:
         print(f"{'*' if d['default'] else ' '} {d['index']:3d}  {d['name']}  ({d['channels']} ch, "
               f"{d['default_samplerate']:.0f} Hz)")
     return 0
-

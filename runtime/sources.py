@@ -35,6 +35,11 @@ POLL_SECONDS = 0.002
 # A stream's first block can take long: PulseAudio through ALSA's pulse plugin took up to 1.7 s on a busy
 # machine (measured). Until it arrives, a stall is only declared after this long.
 START_GRACE_SECONDS = 4.0
+# A lost microphone is reopened after 0.25 s, then 0.5, 1, 2, 4 and every 5 s, for ``reopen_seconds``:
+# a sound server restarting or a USB microphone re-plugged takes a second or more to come back, and
+# back-to-back attempts would all fall into that gap.
+REOPEN_FIRST_DELAY = 0.25
+REOPEN_MAX_DELAY = 5.0
 SCHEMES = ("mic", "file", "silence")
 
 
@@ -64,7 +69,7 @@ class CaptureOptions:
     latency: str | float = "low"  # PortAudio suggested latency
     ring_seconds: float = 4.0
     stall_seconds: float = 1.0  # no audio for this long = the device is gone
-    reopen_attempts: int = 3
+    reopen_seconds: float = 300.0  # keep trying to reopen a lost device this long (0: end the run at once)
 
 
 class Source(ABC):
@@ -208,8 +213,9 @@ class MicSource(Source):
         self._last_data = 0.0
         self._device_overflows = 0
         self._started = False
-        self.reopens = 0  # in all, for the stats
-        self._attempts = 0  # in a row without audio in between: a kiosk survives any number of unplugs
+        self.reopens = 0  # reopen attempts in all, for the stats
+        self.lost_samples = 0  # 16 kHz samples of silence stood in for a lost device, for the stats
+        self._lost: _Outage | None = None  # the device is gone: silence flows, reopens are tried
 
     # -- the callback: PortAudio's thread; copies only, never blocks, allocates a buffer or logs ----
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -280,39 +286,76 @@ class MicSource(Source):
                 log.debug("closing %s: %s", self.description, exc)
             self._stream = None
 
-    def _reopen(self, why: str) -> None:
-        """The device stalled or errored: reopen it, or raise SourceError after the configured attempts."""
-        sd = _sounddevice()
+    @property
+    def lost_seconds(self) -> float:
+        """Seconds of silence that stood in for a lost device (the face idled meanwhile)."""
+        return self.lost_samples / SAMPLE_RATE
+
+    def _lose(self, why: str) -> None:
+        """The device stalled or errored: close it; from now on silence flows until a reopen succeeds."""
         self.close()
-        while self._attempts < self.options.reopen_attempts:
-            self._attempts += 1
-            self.reopens += 1
-            log.warning("%s %s: reopening (attempt %d of %d)", self.description, why, self._attempts,
-                        self.options.reopen_attempts)  # fmt: skip
-            try:
-                self._start_stream(sd)
-                return
-            except SourceError as exc:
-                log.warning("%s", exc)
-        raise SourceError(f"{self.description} {why} and could not be reopened ({self.options.reopen_attempts} attempts)")
+        now = time.monotonic()
+        # Silence starts where the device's audio stopped, so the outage takes its real length in the output.
+        self._lost = _Outage(why, since=min(now, self._last_data), next_try=now, delay=REOPEN_FIRST_DELAY)
+        log.warning("%s %s: showing the idle face and reopening it for up to %g s", self.description, why,
+                    self.options.reopen_seconds)  # fmt: skip
+
+    def _while_lost(self) -> None:
+        """Fill the ring with the silence due by now (real-time pace) and try a reopen when one is due.
+
+        Raises:
+            SourceError: the device did not come back within ``reopen_seconds``.
+        """
+        lost, ring = self._lost, self._ring
+        if lost is None or ring is None:  # not lost, or not open
+            return
+        now = time.monotonic()
+        due = int((now - lost.since) * self.device_rate) - lost.filled
+        while due > 0:  # the callback is stopped: this thread is the ring's only writer now
+            block = np.zeros(min(due, ring.capacity // 2), dtype=np.float32)
+            index = ring.written
+            if not ring.write(block):
+                break  # the loop is a whole ring behind: it will read, and the rest follows next time
+            self._stamps.write(index, lost.since + lost.filled / self.device_rate)
+            lost.filled += block.shape[0]
+            self.lost_samples += round(block.shape[0] * SAMPLE_RATE / self.device_rate)
+            due -= block.shape[0]
+        if now < lost.next_try:
+            return
+        if now - lost.since > self.options.reopen_seconds:
+            raise SourceError(f"{self.description} {lost.why} and could not be reopened within "
+                              f"{self.options.reopen_seconds:g} s ({lost.attempts} attempts)")
+        lost.attempts += 1
+        self.reopens += 1
+        try:
+            self._start_stream(_sounddevice())
+        except SourceError as exc:
+            lost.next_try, lost.delay = now + lost.delay, min(2 * lost.delay, REOPEN_MAX_DELAY)
+            log.info("%s (attempt %d; next in %.2g s)", exc, lost.attempts, lost.next_try - now)
+            return
+        log.warning("%s reopened after %.1f s (attempt %d)", self.description, now - lost.since, lost.attempts)
+        self._lost = None
 
     def read(self, timeout: float) -> Chunk:
         ring = self._ring
-        if ring is None or self._stream is None:
+        if ring is None or (self._stream is None and self._lost is None):
             raise RuntimeError("MicSource.read() before open()")
         deadline = time.monotonic() + timeout
         while ring.available == 0:
             now = time.monotonic()
-            limit = self.options.stall_seconds if self._started else max(self.options.stall_seconds, START_GRACE_SECONDS)
-            if now - self._last_data > limit or not self._stream.active:
-                why = "stopped delivering audio" if self._stream.active else "stream ended with an error"
-                self._reopen(why)
-            if now >= deadline:
-                return Chunk(_EMPTY, ())
+            if self._lost is not None:
+                self._while_lost()
+            else:
+                limit = self.options.stall_seconds if self._started else max(self.options.stall_seconds, START_GRACE_SECONDS)
+                if now - self._last_data > limit or not self._stream.active:
+                    self._lose("stopped delivering audio" if self._stream.active else "stream ended with an error")
+                    continue
+            if ring.available or now >= deadline:
+                break
             time.sleep(POLL_SECONDS)  # see POLL_SECONDS: the callback never signals a lock
-        self._last_data = time.monotonic()
-        self._attempts = 0
-        self._started = True
+        if self._lost is None and ring.available:
+            self._last_data = time.monotonic()
+            self._started = True
         return self._take()
 
     def _take(self) -> Chunk:
@@ -328,6 +371,18 @@ class MicSource(Source):
         # soxr's output sample j is input sample j / ratio (it withholds its filter delay, it does not shift)
         ratio = SAMPLE_RATE / self.device_rate
         return Chunk(self._resampler.resample_chunk(raw), tuple((round(i * ratio), t) for i, t in stamps))
+
+
+@dataclass
+class _Outage:
+    """A lost device: why, since when (monotonic s), silence filled in (device-rate samples), reopen schedule."""
+
+    why: str
+    since: float
+    next_try: float
+    delay: float
+    filled: int = 0
+    attempts: int = 0
 
 
 def _sounddevice() -> Any:

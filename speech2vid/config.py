@@ -273,7 +273,9 @@ class LiveConfig:
     idle_threshold_dbfs: float = -50.0  # vad.detector level: a frame whose heard window is quieter is silence
     idle_hold_frames: int = 8  # vad.detector level: silent frames in a row before the face goes still
     stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
-    reopen_attempts: int = 3  # then the run ends with a clear message; output files stay valid
+    # ... tried again and again (0.25 s, doubling to every 5 s) for this long while the face idles; then the
+    # run ends with a clear message and valid files (systemd restarts it). 0: end at once.
+    reopen_seconds: float = 300.0
 
     def _check(self, where: str) -> None:
         ms = self.lookahead_ms
@@ -283,6 +285,8 @@ class LiveConfig:
             raise ConfigError(f"{where}: 'live.blocksize' must be >= 16 samples, got {self.blocksize}")
         if self.ring_seconds < 0.5:
             raise ConfigError(f"{where}: 'live.ring_seconds' must be >= 0.5, got {self.ring_seconds}")
+        if self.reopen_seconds < 0 or self.stall_seconds <= 0:
+            raise ConfigError(f"{where}: 'live.reopen_seconds' must be >= 0 and 'live.stall_seconds' > 0")
         if self.output_size < 16 or self.output_size % 2:
             raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
         if min(self.window_size) < 64:

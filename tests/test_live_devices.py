@@ -241,7 +241,8 @@ def test_microphone_lost_mid_stream(lite_onnx, engine_cache, tmp_path) -> None: 
     env = _start_pulse(tmp_path / "pulse")
     out, stats = tmp_path / "lost.mp4", tmp_path / "stats.json"
     try:
-        live = LiveProcess(_config(tmp_path, engine_cache),
+        # A short reopen window: the server stays dead (tests/test_mic_reopen.py has it come back).
+        live = LiveProcess(_config(tmp_path, engine_cache, "live:\n  reopen_seconds: 2\n"),
                            ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)], env)  # fmt: skip
         live.wait_for("capturing: first audio")
     finally:
