@@ -74,10 +74,13 @@ class TorchRunner(Runner):
         self._module: nn.Module | None = None
         self._device = torch.device("cpu")
         self._dtype = torch.float32
-        self._input_names: tuple[str, ...] = tuple(
-            p.name for p in inspect.signature(module.forward).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        )  # fmt: skip
+        # forward's positional parameters, in order: the required ones, then the optional ones the spec
+        # feeds (the warp head's reference is optional in forward, and an input of the graph only when
+        # io_spec says so).
+        params = [p for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+        fed = {t.name for t in spec.inputs}
+        self._input_names: tuple[str, ...] = tuple(p.name for p in params if p.default is p.empty or p.name in fed)
         self._output_names: tuple[str, ...] = tuple(t.name for t in spec.outputs)
         self._cuda = False
         # Pinned (page-locked) staging buffers, grown to the largest batch seen: the host side of the

@@ -1,0 +1,78 @@
+"""The layer contracts hold (.importlinter, checked by import-linter on the package as it installs), a
+forbidden import breaks them, and importing the runtime's modules does not import PyTorch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.package_tree import REPO, stage_package
+
+LINT = shutil.which("lint-imports")
+pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")
+
+
+def lint(tree: Path) -> subprocess.CompletedProcess[str]:
+    shutil.copy(REPO / ".importlinter", tree / ".importlinter")
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    assert LINT is not None
+    return subprocess.run([LINT, "--no-cache", ".importlinter"], cwd=tree, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return stage_package(tmp_path_factory.mktemp("package"))
+
+
+def test_contracts_hold(tree: Path) -> None:
+    run = lint(tree)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "0 broken" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "added", "contract"),
+    [
+        ("engine/base.py", "from speech2vid.build_engines import build", "engine opens engines"),
+        ("engine/cache.py", "import torch", "engine imports neither PyTorch"),
+        ("build_engines/fp16.py", "from speech2vid.runtime import offline", "build_engines makes engines"),
+        ("frames/render.py", "from speech2vid.build_engines import onnx_export", "the runtime stages never import PyTorch"),
+        ("engine/factory.py", "import argparse", "only the CLI parses arguments"),
+    ],
+)
+def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, added: str, contract: str) -> None:
+    tree = stage_package(tmp_path / "package")
+    path = tree / "speech2vid" / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{added}  # added by the test\n", encoding="utf-8")
+    run = lint(tree)
+    assert run.returncode != 0, run.stdout[-2000:]
+    broken = run.stdout[run.stdout.index("Broken contracts"):]
+    assert contract in broken and module.replace("/", ".").removesuffix(".py") in broken
+
+
+def test_runtime_modules_import_without_pytorch() -> None:
+    """What `pip install speech2vid` imports for generate, redub, live, build, verify, bench and the CLI: none
+    of it imports PyTorch at module level (it is installed here, so an import would show in sys.modules).
+    (The CLI's parser does, here: with PyTorch installed it adds the training commands' options.)"""
+    modules = [
+        "speech2vid.cli", "speech2vid.engine.factory", "speech2vid.engine.cache", "speech2vid.engine.base",
+        "speech2vid.engine.onnxruntime_backend", "speech2vid.engine.tensorrt_backend", "speech2vid.engine.talking_face",
+        "speech2vid.build_engines.build", "speech2vid.build_engines.verify", "speech2vid.build_engines.commands",
+        "speech2vid.build_engines.quantize", "speech2vid.build_engines.fp16", "speech2vid.build_engines.graph_cost",
+        "speech2vid.bench.latency", "speech2vid.runtime.offline", "speech2vid.runtime.redub", "speech2vid.runtime.live",
+        "speech2vid.runtime.live_app", "speech2vid.calib.data", "speech2vid.model", "speech2vid.model.io_spec",
+        "speech2vid.model.ref",
+    ]  # fmt: skip
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip() == "[]", run.stdout[:500]
