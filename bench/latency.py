@@ -33,6 +33,7 @@ import numpy as np
 from speech2vid.bench.machine import PeakMemory, gemm_peak_gflops, machine_info
 from speech2vid.config import EngineConfig, Settings, load_model_config, load_settings
 from speech2vid.errors import EngineError
+from speech2vid.files import write_json_atomic
 
 __all__ = ["BenchResult", "bench", "default_targets", "format_table", "machine_info", "parse_target", "run_bench", "to_json"]
 
@@ -341,7 +342,7 @@ def run_bench(
     if json_path is not None:
         path = Path(json_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(to_json(results, machine), indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(path, to_json(results, machine))
         log.info("wrote %s", path)
     if plot_path is not None:
         from speech2vid.bench.plot import plot_results

@@ -160,7 +160,7 @@ def _builder_info(backend: str, precision: str) -> dict[str, str]:
 def _environment(backend: str) -> dict[str, Any] | None:
     if backend != "tensorrt":
         return None
-    from speech2vid.build_engines.tensorrt_build import gpu_environment
+    from speech2vid.engine.tensorrt_backend import gpu_environment
 
     return gpu_environment()
 
@@ -221,9 +221,9 @@ def build(
     built: list[Built] = []
     if backend == "onnxruntime" and precision == EXPORT_PRECISION:
         for graph, export in fp32.items():  # the export is the engine
-            manifest = check_engine(model, export, opset=opset)
+            exported = check_engine(model, export, opset=opset)
             built.append(Built(name, graph, backend, precision, export.path, export.path.stat().st_size,
-                               float(manifest.get("build_seconds") or 0.0), True))  # fmt: skip
+                               float(exported.get("build_seconds") or 0.0), True))  # fmt: skip
             log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.path)
         return built
 
