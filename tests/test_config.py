@@ -84,3 +84,12 @@ def test_model_yaml_errors(tmp_path: Path) -> None:
 def test_command_line_overrides_are_checked() -> None:
     with pytest.raises(ConfigError, match="command-line options"):
         load_settings(overrides={"engine": {"backend": "torch", "precision": "int8"}})
+
+
+def test_pipeline_batch_must_fit_the_engines(tmp_path: Path) -> None:
+    """A check across sections: generate/redub may not send more frames per call than the engines take."""
+    with pytest.raises(ConfigError, match=r"'generate.batch: 64' is more than 'engine.batch.max: 32'"):
+        load_settings(write(tmp_path, "generate:\n  batch: 64\n"))
+    with pytest.raises(ConfigError, match=r"'redub.batch: 16' is more than 'engine.batch.max: 8'"):
+        load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 4, max: 8}\nredub:\n  batch: 16\n"))
+    assert load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 8, max: 64}\ngenerate:\n  batch: 64\n")).generate.batch == 64
