@@ -457,6 +457,17 @@ class Settings:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def _check(self, where: str) -> None:
+        # Across sections: the engines are built for batches up to engine.batch.max (the TensorRT profile),
+        # so a pipeline must not send more frames per call.
+        for section in ("generate", "redub"):
+            batch = getattr(self, section).batch
+            if batch > self.engine.batch.max:
+                raise ConfigError(
+                    f"{where}: '{section}.batch: {batch}' is more than 'engine.batch.max: {self.engine.batch.max}'"
+                    " (the largest batch the engines take): lower it or raise engine.batch.max"
+                )
+
 
 # ----------------------------------------------------------------------------- parsing
 
@@ -470,17 +481,6 @@ _BRIEF = reprlib.Repr()
 _BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxdict = 2, 4, 4, 4
 _BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 60
 
-
-    def _check(self, where: str) -> None:
-        # Across sections: the engines are built for batches up to engine.batch.max (the TensorRT profile),
-        # so a pipeline must not send more frames per call.
-        for section in ("generate", "redub"):
-            batch = getattr(self, section).batch
-            if batch > self.engine.batch.max:
-                raise ConfigError(
-                    f"{where}: '{section}.batch: {batch}' is more than 'engine.batch.max: {self.engine.batch.max}'"
-                    " (the largest batch the engines take): lower it or raise engine.batch.max"
-                )
 
 def _brief(value: Any) -> str:
     """A bounded, one-line repr of a config value for error messages (at most a few hundred characters)."""
