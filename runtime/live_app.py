@@ -161,6 +161,41 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     return 130 if getattr(stop, "signum", None) == signal.SIGINT else 0
 
 
+def live_threads(settings: Any) -> Any:
+    """``settings`` with ONNX Runtime's intra-op threads set to ``live.inference_threads`` (when not 0)."""
+    import dataclasses
+
+    n = settings.live.inference_threads
+    e = settings.engine
+    if n == 0 or e.backend != "onnxruntime":
+        return settings
+    ort = dataclasses.replace(e.onnxruntime, intra_op_threads=n)
+    return dataclasses.replace(settings, engine=dataclasses.replace(e, onnxruntime=ort))
+
+
+def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any]) -> Any:
+    """The settings ``live`` runs with: :func:`live_threads`, and on CPU with ONNX Runtime and
+    ``live.prefer_int8``, the INT8 engine when it is built (``make(settings)`` refuses it otherwise); the
+    choice and its reason are logged, never silent. ``explicit``: ``--precision`` was given (always obeyed)."""
+    import dataclasses
+
+    from speech2vid.engine.cache import EngineRefused
+
+    settings = live_threads(settings)
+    e = settings.engine
+    if explicit or not settings.live.prefer_int8 or e.backend != "onnxruntime" or e.device != "cpu" or e.precision == "int8":
+        return settings
+    int8 = dataclasses.replace(settings, engine=dataclasses.replace(e, precision="int8"))
+    try:
+        make(int8)
+    except EngineRefused as exc:
+        log.warning("live: no usable INT8 engine (%s); running %s. Build it for lower latency: "
+                    "speech2vid build --precision int8", str(exc).split(": ", 1)[-1], e.precision)  # fmt: skip
+        return settings
+    log.info("live: running the INT8 engine on CPU (live.prefer_int8; --precision %s to run %s)", e.precision, e.precision)
+    return int8
+
+
 def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, audio: str | None,
                            precisions: list[str] | None, seconds: float, json_path: str | None) -> int:
     """``speech2vid bench --live``: the live loop from a file in real time, a stage table per precision."""
@@ -172,7 +207,7 @@ def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, 
     if seconds <= 0:
         raise UserError(f"--live-seconds must be positive, got {seconds}")
     face = align_photo(sample_face())
-    rows = run_live_bench(settings, make_engine, audio=audio or sample_speech(), faces=[face.image],
+    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), faces=[face.image],
                           eyes=photo_eyes(face), precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
     if all(r.skipped is not None for r in rows):
         raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))

@@ -271,9 +271,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from speech2vid.runtime.live_app import run_live_command
+    from speech2vid.runtime.live_app import live_precision, run_live_command
 
-    settings = _settings(args)
+    settings = live_precision(_settings(args), explicit=args.precision is not None, make=_engine)
     ref, engine = _engine(settings)
     return run_live_command(args, settings, engine, ref)
 

@@ -253,7 +253,7 @@ SuggestedLatency = Literal["low", "high"]
 class LiveConfig:
     """``speech2vid live``: capture, look-ahead, frame policy, window and kiosk. Video is always 25 fps."""
 
-    blocksize: int = 320  # capture block at 16 kHz (20 ms): the callback's period
+    blocksize: int = 160  # capture block at 16 kHz (10 ms): the callback's period
     latency: SuggestedLatency | float = "low"  # PortAudio suggested input latency (low, high or seconds)
     ring_seconds: float = 4.0  # capture ring: how far the loop may fall behind before audio is dropped
     # audio waited for past a frame's time: 12.5 + 10 R ms, R = 0..17; None = the model's own look-ahead
@@ -278,6 +278,12 @@ class LiveConfig:
     reopen_seconds: float = 300.0
 
     def _check(self, where: str) -> None:
+    # CPU + ONNX Runtime without --precision: run the INT8 engine when it is built (logged either way)
+    prefer_int8: bool = True
+    # ONNX Runtime intra-op threads for live (0: engine.onnxruntime.intra_op_threads). One leaves a core to
+    # capture, features, VAD and the window: on the 2-core CPU, INT8 inference took 24-28 ms with 1 thread
+    # and 47-49 ms with 2 (bench --live, measured on the loaded machine)
+    inference_threads: int = 1
         ms = self.lookahead_ms
         if ms is not None and (not 12.5 <= ms <= 182.5 or abs((ms - 12.5) / 10 - round((ms - 12.5) / 10)) > 1e-6):
             raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
@@ -291,6 +297,8 @@ class LiveConfig:
             raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
         if min(self.window_size) < 64:
             raise ConfigError(f"{where}: 'live.window_size' must be at least 64x64, got {self.window_size}")
+        if self.inference_threads < 0:
+            raise ConfigError(f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)")
         if not 0.1 <= self.avatar_scale <= 1.0:
             raise ConfigError(f"{where}: 'live.avatar_scale' must be within 0.1..1.0, got {self.avatar_scale}")
         if any(not 0 <= c <= 255 for c in self.background_colour):
