@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from speech2vid.errors import EngineError
-from speech2vid.model.io_spec import GraphSpec, TensorSpec
+from speech2vid.model.io_spec import GraphSpec
 
 Feeds = Mapping[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -118,14 +118,6 @@ class Runner(ABC):
             raise RuntimeError(f"collect({slot}) without a submit({slot})")
         self._pending[slot] = None
         return future.result()
-
-    @property
-    def input_specs(self) -> tuple[TensorSpec, ...]:
-        return self.spec.inputs
-
-    @property
-    def output_specs(self) -> tuple[TensorSpec, ...]:
-        return self.spec.outputs
 
     def describe(self) -> str:
         return f"{self.backend} {self.spec.name} graph"

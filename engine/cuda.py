@@ -56,8 +56,6 @@ class Binding(Protocol):
     def event_create(self) -> Any: ...
     def event_record(self, event: Any, stream: Any) -> None: ...
     def event_synchronize(self, event: Any) -> None: ...
-    def event_query(self, event: Any) -> bool: ...
-    def event_elapsed_ms(self, start: Any, end: Any) -> float: ...
     def event_destroy(self, event: Any) -> None: ...
     def host_alloc(self, nbytes: int) -> tuple[Any, np.ndarray]: ...
     def host_free(self, handle: Any) -> None: ...
@@ -124,16 +122,6 @@ class CudaPython:
 
     def event_synchronize(self, event: Any) -> None:
         self._check("cudaEventSynchronize", self.rt.cudaEventSynchronize(event))
-
-    def event_query(self, event: Any) -> bool:
-        (status,) = self.rt.cudaEventQuery(event)
-        if status == self.rt.cudaError_t.cudaErrorNotReady:
-            return False
-        self._check("cudaEventQuery", (status,))
-        return True
-
-    def event_elapsed_ms(self, start: Any, end: Any) -> float:
-        return float(self._check("cudaEventElapsedTime", self.rt.cudaEventElapsedTime(start, end)))
 
     def event_destroy(self, event: Any) -> None:
         self._check("cudaEventDestroy", self.rt.cudaEventDestroy(event))
@@ -213,12 +201,6 @@ class PyCuda:
 
     def event_synchronize(self, event: Any) -> None:
         self._call("cuEventSynchronize", event.synchronize)
-
-    def event_query(self, event: Any) -> bool:
-        return bool(self._call("cuEventQuery", event.query))
-
-    def event_elapsed_ms(self, start: Any, end: Any) -> float:
-        return float(self._call("cuEventElapsedTime", end.time_since, start))
 
     def event_destroy(self, event: Any) -> None:
         pass
@@ -313,12 +295,6 @@ class Event:
     def synchronize(self) -> None:
         self.cuda.event_synchronize(self.raw)
 
-    def done(self) -> bool:
-        return self.cuda.event_query(self.raw)
-
-    def elapsed_ms(self, start: "Event") -> float:
-        return self.cuda.event_elapsed_ms(start.raw, self.raw)
-
     def close(self) -> None:
         if self.raw is not None:
             self.cuda.event_destroy(self.raw)
@@ -365,7 +341,6 @@ class Slot:
     device: dict[str, DeviceBuffer]
     done: Event
     out_shapes: dict[str, tuple[int, ...]]
-    busy: bool = False
 
 
 class SlotBuffers:

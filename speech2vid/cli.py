@@ -517,13 +517,16 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    needs_train_extra = args.command in TRAIN_COMMANDS and not _torch_installed()
+    if unknown and not needs_train_extra:  # without PyTorch their options are not known: the error below says why
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     _configure_logging(args.verbose, args.quiet)
     # Only the main thread may set handlers (tests call main() from threads); `live` sets its own for its loop.
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
-        if args.command in TRAIN_COMMANDS and not _torch_installed():
+        if needs_train_extra:
             raise UserError(f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
         return args.func(args)
     except UserError as exc:

@@ -78,7 +78,7 @@ def test_backend_contract(backend, lite_loaded, engine_cache, lite_onnx) -> None
         engine.set_identity(faces())
         identity_out = engine.identity_features
         assert identity_out is not None
-        for spec in engine.identity_runner.output_specs:
+        for spec in engine.identity_runner.spec.outputs:
             assert identity_out[spec.name].shape[1:] == spec.shape[1:] and identity_out[spec.name].dtype == np.float32
 
         w0, w1 = windows(3, seed=1), windows(2, seed=2)

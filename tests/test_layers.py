@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.package_tree import REPO, stage_package
+from package_tree import REPO, stage_package
 
 LINT = shutil.which("lint-imports")
 pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")

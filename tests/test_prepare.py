@@ -98,7 +98,7 @@ def _no_face_video(path: Path) -> None:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     from speech2vid.assets.synthetic_video import write_source_video
-    from speech2vid.synth.scenes import write_cut_two_faces
+    from _scenes import write_cut_two_faces
 
     root = tmp_path_factory.mktemp("videos")
     (root / "studio").mkdir()

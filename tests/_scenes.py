@@ -1,4 +1,4 @@
-"""Edited test videos for ``prepare``: a cut between two shots, and two faces in one shot.
+"""Test-only: edited test videos for ``prepare``: a cut between two shots, and two faces in one shot.
 
 Shot 1 shows one rendered face speaking; a hard cut leads to shot 2 with two faces side by side:
 the *speaker* moves its mouth with the soundtrack, the *distractor* with a different sentence that
@@ -15,9 +15,9 @@ import numpy as np
 from speech2vid.audio.io import Audio
 from speech2vid.datasets.format import FPS
 
-from .face_render import FaceRenderer, blink_track, random_identity
-from .tts import synthesize
-from .visemes import viseme_track
+from speech2vid.synth.face_render import FaceRenderer, blink_track, random_identity
+from speech2vid.synth.tts import synthesize
+from speech2vid.synth.visemes import viseme_track
 
 HALF = 256  # px: each face's half of the 512x256 frame
 
