@@ -19,6 +19,8 @@ from speech2vid.config import CalibConfig
 from speech2vid.errors import EngineError
 from speech2vid.model.io_spec import FACES, FRAME_GRAPH, IDENTITY_GRAPH, MFCC, graph_specs
 
+pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
+
 ort = pytest.importorskip("onnxruntime")
 
 

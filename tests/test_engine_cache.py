@@ -48,6 +48,7 @@ def test_shipped_graphs_are_the_bundled_weights(name: str) -> None:
 # ----------------------------------------------------------------------------- unwritable cache (issue 13.2)
 
 
+@pytest.mark.slow  # the INT8/FP16 builds (session fixture) or an export attempt
 def test_cache_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     not_a_folder = tmp_path / "engines"
     not_a_folder.write_text("a regular file where the cache folder should be")
@@ -100,6 +101,7 @@ def test_cache_list_and_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "0 folders" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the INT8/FP16 builds (session fixture) or an export attempt
 def test_opening_a_built_engine_marks_its_folder_used(lite_built, lite_loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from speech2vid.engine.factory import make_engine
 
@@ -115,6 +117,7 @@ def test_opening_a_built_engine_marks_its_folder_used(lite_built, lite_loaded, t
 # ----------------------------------------------------------------------------- real precision (issue 13.11)
 
 
+@pytest.mark.slow  # the INT8/FP16 builds (session fixture) or an export attempt
 def test_graph_precision_reads_the_graph(lite_built, lite_onnx) -> None:  # type: ignore[no-untyped-def]
     from speech2vid.build_engines.verify import graph_precision
 
@@ -124,6 +127,7 @@ def test_graph_precision_reads_the_graph(lite_built, lite_onnx) -> None:  # type
     assert {graph_precision(p) for p in lite_onnx.values()} == {"fp32"}
 
 
+@pytest.mark.slow  # the INT8/FP16 builds (session fixture) or an export attempt
 def test_verify_catches_an_fp32_graph_recorded_as_int8(lite_built, lite_loaded, lite_onnx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The cache's manifests are checksums, not signatures: an FP32 graph copied over the INT8 one with its
     manifest's sha256 and size rewritten opens, and runs as "int8". verify reads the graph and fails it."""

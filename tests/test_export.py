@@ -19,6 +19,8 @@ from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 from speech2vid.files import sha256_file
 from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, OUTPUT_SIZE, MFCC
 
+pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
+
 ort = pytest.importorskip("onnxruntime")
 LOGGER = "speech2vid.build_engines.onnx_export"
 

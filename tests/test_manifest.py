@@ -28,6 +28,8 @@ from speech2vid.engine.cache import (
 from speech2vid.engine.factory import make_engine
 from speech2vid.model.io_spec import FRAME_GRAPH
 
+pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
+
 FIX = "speech2vid build --model lite --precision int8 --backend onnxruntime --weights random"
 
 

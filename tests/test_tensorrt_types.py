@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
+
 REPO = Path(__file__).resolve().parents[1]
 CHECKED = (
     "engine/cuda.py", "engine/tensorrt_backend.py", "build_engines/tensorrt_build.py", "engine/cache.py", "model/ref.py", "build_engines/graph_cost.py",

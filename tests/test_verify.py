@@ -15,6 +15,8 @@ from speech2vid.engine.cache import cache_folder, cached_engine, fp32_export_sha
 from speech2vid.build_engines.verify import TOLERANCES, Metric, compare, judge, verify
 from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, graph_specs
 
+pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
+
 
 def test_metrics_match_their_definitions() -> None:
     rng = np.random.default_rng(0)
