@@ -6,12 +6,12 @@ frame may take at 25 fps. Rendered with matplotlib's Agg backend (no display nee
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 from speech2vid.bench.latency import VIDEO_FPS, BenchResult
 from speech2vid.errors import OutputError
+from speech2vid.files import atomic_path
 
 
 def plot_results(results: Sequence[BenchResult], path: str | Path) -> Path:
@@ -58,11 +58,9 @@ def plot_results(results: Sequence[BenchResult], path: str | Path) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
+        with atomic_path(out, ".png") as tmp:  # matplotlib picks the format by the extension
+            fig.savefig(tmp, dpi=110)
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     return out

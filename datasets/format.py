@@ -34,6 +34,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from speech2vid.files import atomic_path
+
 FORMAT_NAME = "speech2vid-dataset"
 FORMAT_VERSION = 1
 FPS = 25
@@ -112,19 +114,13 @@ def write_shard(path: str | os.PathLike[str], tracks: list[Track]) -> Path:
     """Write ``tracks`` into a tar shard atomically (a hidden temporary file renamed when complete)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for track in tracks:
-                meta = dict(track.meta, key=track.key, n=len(track.frames), targets=track.n_targets)
-                _add_member(tar, f"{track.key}.json", json.dumps(meta, sort_keys=True).encode())
-                buf = io.BytesIO()
-                np.savez(buf, **track.arrays())  # type: ignore[arg-type]
-                _add_member(tar, f"{track.key}.npz", buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for track in tracks:
+            meta = dict(track.meta, key=track.key, n=len(track.frames), targets=track.n_targets)
+            _add_member(tar, f"{track.key}.json", json.dumps(meta, sort_keys=True).encode())
+            buf = io.BytesIO()
+            np.savez(buf, **track.arrays())  # type: ignore[arg-type]
+            _add_member(tar, f"{track.key}.npz", buf.getvalue())
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from speech2vid.errors import UserError
+from speech2vid.files import atomic_path
 
 from .format import FORMAT_NAME, FORMAT_VERSION, FPS, SPLITS
 
@@ -30,13 +31,8 @@ class DatasetError(UserError):
 
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

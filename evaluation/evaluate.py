@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from speech2vid.config import EvalConfig
+from speech2vid.files import atomic_path
 from speech2vid.datasets import ShardedSamples, open_dataset
 from speech2vid.evaluation.helpers import MouthReader, SyncNet, helpers
 from speech2vid.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
@@ -185,9 +186,8 @@ def format_table(result: dict[str, Any]) -> str:
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps({**result, "beats_baselines": beats_baselines(result)}, indent=1, allow_nan=True) + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**result, "beats_baselines": beats_baselines(result)}, indent=1, allow_nan=True) + "\n")
 
 
 __all__ = ["evaluate", "format_table", "write_json", "beats_baselines", "MouthReader", "SyncNet", "METHODS"]

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from speech2vid.config import EvalConfig, to_dict
+from speech2vid.files import atomic_path
 from speech2vid.datasets import ShardedSamples, open_dataset
 
 log = logging.getLogger("speech2vid.eval")
@@ -154,8 +155,7 @@ def helpers(root: str | Path, cfg: EvalConfig, *, cache_dir: str | Path | None =
                 log.warning("no mouth agreement: %s", exc)
                 net = None
             if net is not None:
-                tmp = path.with_name(path.name + ".partial")
-                save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-                tmp.replace(path)
+                with atomic_path(path, ".safetensors") as tmp:
+                    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
         out.append(net)
     return out[0], out[1]  # type: ignore[return-value]

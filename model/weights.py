@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from speech2vid.config import ModelConfig, to_dict
 from speech2vid.errors import WeightsError
-from speech2vid.files import sha256_file
+from speech2vid.files import atomic_path, sha256_file
 from speech2vid.model.ref import RANDOM, bundled_weights, model_ref  # noqa: F401  (RANDOM, bundled_weights: re-exported)
 from speech2vid.model.speech2vid import Speech2Vid
 
@@ -35,9 +34,8 @@ def save_weights(model: Speech2Vid, path: str | Path, *, half: bool = False, ext
     }
     meta = {"format": FORMAT, "model": model.cfg.name, "model_config": json.dumps(to_dict(model.cfg))}
     meta.update(extra or {})
-    tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path, ".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 

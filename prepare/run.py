@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from speech2vid.config import PrepareConfig
+from speech2vid.files import atomic_path
 from speech2vid.datasets.format import SPLITS
 from speech2vid.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
 from speech2vid.errors import UserError
@@ -240,9 +241,8 @@ def _write_report(path: Path, records: list[dict[str, Any]], unreadable: list[st
             lines.append(f"skipped  {r['video']}: {r['reason']}")
     for u in unreadable:
         lines.append(f"skipped  {u}")
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def stats_table(index: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.files import atomic_path
 from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import GenerateConfig, RedubConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
@@ -238,12 +239,8 @@ def write_strip(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Path:
     """Save a before/after strip (PNG, or what the extension says), written to a temporary name then renamed."""
     import cv2
 
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path, path.suffix) as tmp:  # cv2 picks the format by the extension
         params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []
         if not cv2.imwrite(str(tmp), cv2.cvtColor(before_after_strip(pairs), cv2.COLOR_RGB2BGR), params):
             raise OutputError(f"cannot write the strip image {path}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
