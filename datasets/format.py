@@ -34,14 +34,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from speech2vid.features.windows import FPS  # noqa: F401  (part of the format's vocabulary)
 from speech2vid.files import atomic_path
+from speech2vid.model.io_spec import CROP_OFFSET, FACE_SIZE, OUTPUT_SIZE
 
 FORMAT_NAME = "speech2vid-dataset"
 FORMAT_VERSION = 1
-FPS = 25
-ALIGNED_SIZE = 112
-TARGET_SIZE = 109  # the generator's output (MODEL.md): the central crop of the aligned face
-TARGET_OFFSET = (ALIGNED_SIZE - TARGET_SIZE) // 2  # 1: rows/columns 1..109 of the 112x112 face
+# Named once elsewhere: the video rate (features.windows) and the face sizes (model.io_spec).
+ALIGNED_SIZE, TARGET_SIZE, TARGET_OFFSET = FACE_SIZE, OUTPUT_SIZE, CROP_OFFSET  # 112, 109 (central crop), 1
 VISEME_NAMES = ("jaw_open", "lip_width", "lip_round", "teeth")
 N_VISEMES = len(VISEME_NAMES)
 SPLITS = ("train", "val")

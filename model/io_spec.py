@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from speech2vid.config import ModelConfig
+from speech2vid.faces.template import ALIGNED_SIZE
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 
-FACE_SIZE = 112  # aligned identity face, px
+FACE_SIZE = ALIGNED_SIZE  # aligned identity face, 112 px (faces.template names it)
 OUTPUT_SIZE = 109  # generated face, px: the central crop of the aligned 112x112 face
 CROP_OFFSET = (FACE_SIZE - OUTPUT_SIZE) // 2  # 1: the target is face[1:110, 1:110]
 
