@@ -235,3 +235,25 @@ def test_soak_samples_memory_and_latency(engine) -> None:  # type: ignore[no-unt
     d = report.as_dict()
     assert {"rss_mb", "rss_mb_per_hour", "latency_median_ms", "latency_p99_ms"} <= set(d["soak_drift"])
     assert d["latency_ms"]["count"] == report.latency.count > 0
+
+
+def test_stage_stamps_follow_each_frame_and_add_up(engine, speech_wav) -> None:  # type: ignore[no-untyped-def]
+    """Real time from a file, an engine with 30 ms of extra compute: every rendered frame's stamps are in
+    order, the stages add up to its latency, the look-ahead stage is the window's (from the audio clock),
+    and inference includes the engine's 30 ms."""
+    from speech2vid.features.windows import LEFT_PAD
+    from speech2vid.runtime.live import STAGES
+
+    report = run_live(SlowEngine(engine, 0.03), FACES, FileSource(speech_wav, 160, realtime=True), [NullSink()],
+                      LiveConfig(idle="off"))  # fmt: skip
+    d = report.as_dict()
+    fields, rows = d["frame_stamps"]["fields"], d["frame_stamps"]["frames"]
+    assert fields[0] == "k" and len(rows) == d["stages_ms"]["total"]["count"] > 0  # how many: the machine's speed
+    t = np.array([r[1:] for r in rows], dtype=np.float64)  # centre, heard, read, window, staged, started, rendered, emitted, shown
+    assert (np.diff(t, axis=1) >= -1e-9).all()  # each stamp at or after the one before
+    np.testing.assert_allclose(t[:, 1] - t[:, 0], (LEFT_PAD - 1) / SAMPLE_RATE, atol=1e-6)  # the last sample the window needs
+    assert (t[:, 6] - t[:, 5] >= 0.03).all()  # inference includes the wrapper's 30 ms
+    assert set(d["stages_ms"]) == {*STAGES, "total"}
+    total = d["stages_ms"]["total"]
+    assert total["median"] == pytest.approx(report.latency.quantile(0.5), abs=1.0)  # the same frames, by another path
+    assert sum(d["stages_ms"][s]["mean"] for s in STAGES) == pytest.approx(total["mean"], abs=0.01)
