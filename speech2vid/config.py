@@ -276,14 +276,14 @@ class LiveConfig:
     # ... tried again and again (0.25 s, doubling to every 5 s) for this long while the face idles; then the
     # run ends with a clear message and valid files (systemd restarts it). 0: end at once.
     reopen_seconds: float = 300.0
-
-    def _check(self, where: str) -> None:
     # CPU + ONNX Runtime without --precision: run the INT8 engine when it is built (logged either way)
     prefer_int8: bool = True
     # ONNX Runtime intra-op threads for live (0: engine.onnxruntime.intra_op_threads). One leaves a core to
     # capture, features, VAD and the window: on the 2-core CPU, INT8 inference took 24-28 ms with 1 thread
     # and 47-49 ms with 2 (bench --live, measured on the loaded machine)
     inference_threads: int = 1
+
+    def _check(self, where: str) -> None:
         ms = self.lookahead_ms
         if ms is not None and (not 12.5 <= ms <= 182.5 or abs((ms - 12.5) / 10 - round((ms - 12.5) / 10)) > 1e-6):
             raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
