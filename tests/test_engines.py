@@ -23,7 +23,7 @@ from speech2vid.engine.talking_face import stack_faces
 from speech2vid.engine.torch_backend import TorchRunner, torch_runners
 from speech2vid.errors import EngineError
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
-from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, FRAME_GRAPH, IDENTITY_FEATURES, IDENTITY_GRAPH, OUTPUT_SIZE, graph_specs
+from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, FRAME_GRAPH, IDENTITY_GRAPH, OUTPUT_SIZE, graph_specs
 from speech2vid.model.weights import load_model
 
 ORT_ATOL = 1e-4
@@ -47,7 +47,7 @@ def frame_feeds(identity: dict[str, np.ndarray], n: int, seed: int = 1) -> dict[
 
 def identity_of(runner: Runner) -> dict[str, np.ndarray]:
     out = runner.infer({FACES: stack_faces(faces(), 5)})
-    return {k: out[k] for k in IDENTITY_FEATURES}
+    return {t.name: out[t.name] for t in runner.spec.outputs}  # every identity output feeds the frame graph
 
 
 def max_err(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
@@ -228,7 +228,7 @@ def test_torch_cuda_close_to_cpu(precision, atol, lite_torch, lite_loaded) -> No
         assert frame.collect(1)[FRAME].shape == (2, 3, OUTPUT_SIZE, OUTPUT_SIZE)
     assert max_err(got, frame_cpu.infer(feeds))[FRAME] < atol
     assert next(lite_loaded.model.parameters()).device.type == "cpu"
-    assert set(ident) == set(IDENTITY_FEATURES)
+    assert set(ident) == {t.name for t in graph_specs(lite_loaded.cfg)[IDENTITY_GRAPH].outputs}
 
 
 @pytest.mark.gpu
