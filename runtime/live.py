@@ -58,10 +58,10 @@ from speech2vid.features.constants import HOP
 from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
 from speech2vid.features.windows import (
     FPS,
-    HALF,
     LEFT_PAD,
     MAX_LOOKAHEAD_COLUMNS,
     SAMPLES_PER_FRAME,
+    WINDOW_COLS,
     StreamingWindows,
     n_frames_for,
 )
@@ -349,10 +349,10 @@ def run_live(
     t_start = time.monotonic()
 
     heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
-    heard_left = HALF * HOP  # the level gate reads the centred window's left half
+    heard_left = (WINDOW_COLS - 1 - model_cols) * HOP  # the window's columns before the frame's time
 
     def window_level(k: int) -> float:
-        # the part of frame k's window that has been heard: 0.35 s centred on its sample, minus the unheard right
+        # the part of frame k's window that has been heard (0.35 s ending R columns after its sample)
         centre = k * SAMPLES_PER_FRAME
         return frame_level_dbfs(history.span(centre - heard_left, centre + heard_right))
 
