@@ -105,11 +105,10 @@ def _frame_to_array(frame: av.AudioFrame, name: str, position: int = 0) -> np.nd
     data = raw.T if fmt.is_planar else raw.reshape(-1, channels)
     data = data.astype(np.float64)
     if scale == 1.0 and not np.isfinite(data).all():  # only float formats can hold NaN or inf
-        bad = int(np.count_nonzero(~np.isfinite(data).all(axis=1)))
         at = (position + int(np.argmin(np.isfinite(data).all(axis=1)))) / frame.sample_rate
         raise AudioError(
-            f"{name} contains non-finite samples (NaN or infinity; {bad} near {at:.2f} s): the file is corrupt; "
-            "re-export it from its source, or repair it (e.g. sox in.wav out.wav) before use"
+            f"{name} contains non-finite samples (NaN or infinity, the first at {at:.3f} s): the file is corrupt;"
+            " re-export it from its source, or repair it (e.g. sox in.wav out.wav) before use"
         )
     if offset:
         data -= offset
