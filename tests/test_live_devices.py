@@ -201,6 +201,11 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     lat = s["latency_ms"]
     assert lat["count"] > 0 and lat["median"] is not None and lat["p99"] >= lat["median"] >= s["lookahead_ms"]
     assert s["max_in_flight"] <= 2
+    # which engine ran, the voice activity and the per-stage breakdown of the rendered frames
+    assert s["backend"] == "onnxruntime" and s["precision"] in ("fp32", "int8") and s["vad"] == "silero"
+    stages = s["stages_ms"]
+    assert stages["total"]["count"] == len(s["frame_stamps"]["frames"]) > 0 and stages["total"]["count"] <= s["rendered"]
+    assert sum(stages[k]["mean"] for k in stages if k != "total") == pytest.approx(stages["total"]["mean"], abs=0.01)
 
     # the file: complete, one frame per 40 ms of captured audio
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live-test.yaml", "live.mp4", "stats.json"]
