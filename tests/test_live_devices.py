@@ -305,9 +305,10 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
     from speech2vid.engine.factory import make_engine
     from speech2vid.faces import align_photo
     from speech2vid.frames.compose import avatar_side, background, compose
-    from speech2vid.frames.render import to_uint8, upscale, watermark
+    from speech2vid.frames.render import watermark
     from speech2vid.runtime.live import silence_window
     from speech2vid.runtime.live_app import RANDOM_LABEL
+    from speech2vid.sinks.live import display_avatar
 
     colour = (10, 200, 30)
     size = (400, 300)
@@ -340,7 +341,7 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
             still = engine.render(silence_window()[None])[0]
         live_cfg = LiveConfig(window_size=size, avatar_scale=0.5, background_colour=colour)
         side = avatar_side(size, live_cfg.avatar_scale)
-        expected = compose(background(size, colour), watermark(upscale(to_uint8(still), side), RANDOM_LABEL))
+        expected = compose(background(size, colour), watermark(display_avatar(still, side), RANDOM_LABEL))
         y, x = (size[1] - side) // 2, (size[0] - side) // 2
         avatar = shown[y : y + side, x : x + side].astype(np.float64)
         assert avatar.std() > 5.0  # not a blank frame
