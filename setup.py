@@ -93,6 +93,8 @@ setup(
             "mypy>=1.8",
             "import-linter>=2.0",  # the layer contracts in .importlinter (tests/test_layers.py)
             "hypothesis>=6.100",  # tests/test_fuzz.py: generated configs, WAV headers and image bytes
+            # tests/test_vad.py: Silero's own TorchScript model, the reference for the vendored ONNX graph
+            "silero-vad==6.2.3",
             # The CUDA layer's error path is tested for real without a GPU (the driver call fails and
             # must be reported by name). tensorrt-stubs (mypy on the TensorRT code) depends on the real
             # tensorrt wheels, which cannot install here: .ci/run installs it with --no-deps.
