@@ -84,7 +84,7 @@ def ensure_fp32_export(model: ModelIdentity, engine_cfg: EngineConfig, root: Pat
             ) from None
         from speech2vid.build_engines.onnx_export import export_fp32
 
-        log.info("exporting the FP32 graphs (%s)", exc.kind)
+        log.debug("exporting the FP32 graphs (%s)", exc.kind)  # the weights are read first: a bad file is one line
         found = export_fp32(_loaded(model), engine_cfg, root, force=force)
     for graph, entry in found.items():
         log.info("FP32 ONNX %s graph: %s (%.1f MB)", graph, entry.path, _mb(entry.path))
