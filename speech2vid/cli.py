@@ -236,9 +236,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_bench_command
 
     if args.live:
+        import dataclasses
+
         from speech2vid.runtime.live_app import run_live_bench_command
 
-        return run_live_bench_command(_settings(args), lambda s: _engine(s)[1], audio=args.audio,
+        settings = _settings(args)
+        if args.models:
+            if len(args.models) > 1:
+                raise UserError(f"bench --live times one model, got --model {' and '.join(args.models)}")
+            settings = dataclasses.replace(settings, model=args.models[0])
+        return run_live_bench_command(settings, lambda s: _engine(s)[1], audio=args.audio,
                                       precisions=args.precisions, seconds=args.live_seconds, json_path=args.json)  # fmt: skip
     return run_bench_command(_settings(args), models=args.models, targets=args.targets, batches=args.batch,
                              seconds=args.seconds, weights=args.weights, json_path=args.json, plot_path=args.plot,
