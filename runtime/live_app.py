@@ -138,7 +138,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     e = settings.engine
     report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label, "backend": e.backend,
                    "device": e.device, "precision": e.precision, "model": model.name,
-                   "drop_policy": cfg.drop_policy, "idle": cfg.idle, "blocksize": cfg.blocksize}  # fmt: skip
+                   "drop_policy": cfg.drop_policy, "idle_mode": cfg.idle, "blocksize": cfg.blocksize}  # fmt: skip
     lat = report.latency.summary()
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     print(f"{report.frames} frames ({report.rendered} rendered, {report.idle} idle, {report.repeated} repeated, "
