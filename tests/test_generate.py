@@ -108,7 +108,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "unknown config key": (["--config", str(badcfg), *gen, "--face", face, "--audio", speech], "engine.bakend"),
         "no bundled weights": (["generate", "--model", "paper", "--face", face, "--audio", speech], "--weights"),
         "corrupt weights": (["generate", "--model", "lite", "--weights", str(text), "--face", face, "--audio", speech],
-                            "not a readable safetensors"),
+                            "not a safetensors file"),
     }
 
 
