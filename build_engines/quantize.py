@@ -14,6 +14,8 @@ module); ``onnxruntime.quantization`` ships inside the ONNX Runtime we already r
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
 from pathlib import Path
@@ -97,7 +99,8 @@ def quantize_int8(
     for handler in root_logger.handlers:
         handler.addFilter(hint)
     try:
-        with atomic_path(out, ".onnx") as tmp:
+        # The calibrator prints its histogram progress with print(): kept out of the user's terminal.
+        with atomic_path(out, ".onnx") as tmp, contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(fp32_onnx), str(tmp), _reader(feeds),
                 quant_format=QuantFormat.QDQ, per_channel=True,
