@@ -269,6 +269,8 @@ def check_engine(
     if manifest.get("format") != ENGINE_FORMAT:
         raise refuse(CORRUPT, f"its manifest {entry.manifest_path.name} is not a {ENGINE_FORMAT} manifest")
     for key in ("model", "fingerprint", "graph", "backend", "precision"):
+        if key not in manifest:  # not "built for model 'None'": nothing says what it was built for
+            raise refuse(CORRUPT, f"its manifest {entry.manifest_path.name} has no '{key}' (written by hand or another tool?)")
         if manifest.get(key) != getattr(entry, key):
             built_for = str(manifest.get(key))[:16]
             raise refuse(FOREIGN, f"it was built for {key} '{built_for}', this run needs '{str(getattr(entry, key))[:16]}'")

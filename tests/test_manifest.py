@@ -130,6 +130,15 @@ def test_corrupt_engine_refused(lite_built, lite_loaded, cache) -> None:  # type
     assert exc.kind == CORRUPT and "not readable JSON" in str(exc)
 
 
+def test_minimal_manifest_is_corrupt_not_built_for_none(lite_built, lite_loaded, cache) -> None:  # type: ignore[no-untyped-def]
+    """A manifest that names no model says so, instead of "built for model 'None'" (issue 13)."""
+    settings, _ = lite_built
+    entry = frame_entry(lite_loaded, cache)
+    entry.manifest_path.write_text(json.dumps({"format": json.loads(entry.manifest_path.read_text())["format"]}))
+    exc = refusal(lite_loaded, settings, cache)
+    assert exc.kind == CORRUPT and "has no 'model'" in str(exc) and "None" not in str(exc)
+
+
 def test_cli_prints_refusal_as_one_line(lite_built, lite_loaded, cache, capsys) -> None:  # type: ignore[no-untyped-def]
     from speech2vid.cli import main
 
