@@ -5,7 +5,7 @@ The detector is Silero VAD (MIT licence), its 16 kHz ONNX graph run with ONNX Ru
 ``assets/README.md``). The graph takes 512-sample chunks (32 ms) with the previous chunk's last 64
 samples prepended and carries a recurrent state; it returns one speech probability per chunk.
 
-Decisions, in order (all pure functions of the probabilities, identical offline and streaming):
+Decisions, in order (pure functions of the probabilities; streaming gives the same as the whole signal):
 
 1. *Hysteresis* (Silero's own ``VADIterator`` rule): speech starts at a chunk with ``p >= threshold`` and
    ends once ``hangover`` chunks in a row have ``p < threshold - 0.15``, so words are not clipped at
@@ -18,8 +18,10 @@ Decisions, in order (all pure functions of the probabilities, identical offline 
    speech column *is* the silence window, whose rendering is the still, closed-mouth face.
    Transitions are as smooth as the network's response to speech after silence.
 
-In streaming use, a column whose chunk has not been classified yet (the newest ~32 ms) counts as
+In the live loop a column whose chunk has not been classified yet (the newest ~32 ms) counts as
 non-speech; later frames, whose windows hold that column further left, see the final decision.
+:class:`WindowGate` (``generate``, streamed) waits for each window's decision instead, so that it equals
+gating the whole signal at once (:func:`gate_signal_windows`).
 """
 
 from __future__ import annotations
