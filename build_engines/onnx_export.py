@@ -96,7 +96,8 @@ class _ExportFrameGraph(nn.Module):
 
     def forward(self, mfcc: torch.Tensor, *identity: torch.Tensor) -> torch.Tensor:
         # The identity tensors in io_spec's order, however many the model has (graph_specs decides).
-        return self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
+        frame: torch.Tensor = self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
+        return frame
 
 
 # ----------------------------------------------------------------------------- steps

@@ -168,13 +168,15 @@ def cmd_info(args: argparse.Namespace) -> int:
             from speech2vid.model import build_model
             from speech2vid.model.cost import PER_FRAME, model_cost
 
-            costs = [(c.name, c.params, c.macs, c.name in PER_FRAME) for c in model_cost(build_model(cfg))]
+            costs: list[tuple[str, int, int, bool]] | None = [
+                (c.name, c.params, c.macs, c.name in PER_FRAME) for c in model_cost(build_model(cfg))
+            ]
         else:
             costs = _graph_costs(cfg)
-            if costs is None:
-                console.print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
-                              f"need PyTorch ({TRAIN_EXTRA})", markup=False)  # fmt: skip
-                continue
+        if costs is None:
+            console.print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
+                          f"need PyTorch ({TRAIN_EXTRA})", markup=False)  # fmt: skip
+            continue
         for module, params, macs, per_frame in costs:
             runs = "every frame" if per_frame else "once per identity (cached)"
             table.add_row(module, f"{params / 1e6:.2f} M", f"{macs / 1e9:.3f} G", runs)
@@ -540,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if needs_train_extra:
             raise UserError(f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
-        return args.func(args)
+        return int(args.func(args))
     except UserError as exc:
         print(f"speech2vid: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -36,6 +36,7 @@ CHECKED = (
     # the rest of the engines work, checked the same way
     "build_engines/build.py", "build_engines/verify.py", "build_engines/quantize.py", "build_engines/fp16.py",
     "build_engines/commands.py", "calib/data.py", "bench/latency.py", "bench/machine.py", "bench/plot.py",
+    "build_engines/onnx_export.py", "files.py",  # (the speech2vid/ folder is the package root)
 )
 STAGES = ("speech2vid", "audio", "features", "faces", "model", "engine", "build_engines", "calib", "frames", "sinks", "runtime", "bench", "configs", "assets")
 
