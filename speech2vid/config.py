@@ -176,7 +176,11 @@ class EngineConfig:
 class GenerateConfig:
     """Offline generation (``speech2vid generate``)."""
 
-    output_size: int = 256  # px; the 109x109 network output is upscaled to this square
+    # photo: the photo at its own resolution (shrunk to photo_max_side at most) with only
+    # the lower face generated; face: the 109x109 network face alone, upscaled to output_size (frames/photo_canvas.py)
+    compose: Literal["photo", "face"] = "photo"
+    photo_max_side: int = 1280  # px: a larger photo is shrunk to this (H.264 needs even sides; so do kiosks' GPUs)
+    output_size: int = 256  # px; compose face: the 109x109 network output is upscaled to this square
     batch: int = 8  # frames per engine call
     video_codec: str = "libx264"
     crf: int = 18
@@ -189,6 +193,8 @@ class GenerateConfig:
     def _check(self, where: str) -> None:
         if self.output_size < 16 or self.output_size % 2:
             raise ConfigError(f"{where}: 'generate.output_size' must be an even number >= 16 (H.264 4:2:0)")
+        if self.photo_max_side < 64:
+            raise ConfigError(f"{where}: 'generate.photo_max_side' must be at least 64 px")
         if self.batch < 1:
             raise ConfigError(f"{where}: 'generate.batch' must be >= 1")
         if not 0 <= self.crf <= 51:
@@ -272,16 +278,16 @@ class LiveConfig:
     idle: IdleBehaviour = "alive"
     idle_threshold_dbfs: float = -50.0  # vad.detector level: a frame whose heard window is quieter is silence
     idle_hold_frames: int = 8  # vad.detector level: silent frames in a row before the face goes still
-    stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
-    # ... tried again and again (0.25 s, doubling to every 5 s) for this long while the face idles; then the
-    # run ends with a clear message and valid files (systemd restarts it). 0: end at once.
-    reopen_seconds: float = 300.0
     # CPU + ONNX Runtime without --precision: run the INT8 engine when it is built (logged either way)
     prefer_int8: bool = True
     # ONNX Runtime intra-op threads for live (0: engine.onnxruntime.intra_op_threads). One leaves a core to
     # capture, features, VAD and the window: on the 2-core CPU, INT8 inference took 24-28 ms with 1 thread
     # and 47-49 ms with 2 (bench --live, measured on the loaded machine)
     inference_threads: int = 1
+    stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
+    # ... tried again and again (0.25 s, doubling to every 5 s) for this long while the face idles; then the
+    # run ends with a clear message and valid files (systemd restarts it). 0: end at once.
+    reopen_seconds: float = 300.0
 
     def _check(self, where: str) -> None:
         ms = self.lookahead_ms
@@ -291,14 +297,14 @@ class LiveConfig:
             raise ConfigError(f"{where}: 'live.blocksize' must be >= 16 samples, got {self.blocksize}")
         if self.ring_seconds < 0.5:
             raise ConfigError(f"{where}: 'live.ring_seconds' must be >= 0.5, got {self.ring_seconds}")
+        if self.inference_threads < 0:
+            raise ConfigError(f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)")
         if self.reopen_seconds < 0 or self.stall_seconds <= 0:
             raise ConfigError(f"{where}: 'live.reopen_seconds' must be >= 0 and 'live.stall_seconds' > 0")
         if self.output_size < 16 or self.output_size % 2:
             raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
         if min(self.window_size) < 64:
             raise ConfigError(f"{where}: 'live.window_size' must be at least 64x64, got {self.window_size}")
-        if self.inference_threads < 0:
-            raise ConfigError(f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)")
         if not 0.1 <= self.avatar_scale <= 1.0:
             raise ConfigError(f"{where}: 'live.avatar_scale' must be within 0.1..1.0, got {self.avatar_scale}")
         if any(not 0 <= c <= 255 for c in self.background_colour):

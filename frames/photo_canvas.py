@@ -1,0 +1,97 @@
+"""The user's photo at its own resolution, with only the lower face taken from the network.
+
+The network draws a 109x109 face; scaled up to a kiosk window it turns a real photo into a blurred,
+painterly one. Here the photo itself is the output frame: each generated face is mapped back through
+the inverse of the photo's registration and blended in below the eyes (:mod:`speech2vid.frames.blend`,
+the still-photo case of what ``redub`` does per video frame). Outside that region every pixel is the
+photo's own, so the eyes, hair and background keep their sharpness.
+
+Pure functions over arrays: :func:`photo_canvas` once per photo, :func:`compose_on_photo` per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from speech2vid.faces.align import compose
+from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
+from speech2vid.frames.render import to_uint8
+
+FEATHER_CROP_PX = 5.0  # alpha ramp inside the region's edge, in generated-face px (x the photo's scale)
+
+
+@dataclass(frozen=True)
+class PhotoCanvas:
+    """A photo ready to receive generated faces: the frame, and where and how the face goes in."""
+
+    photo: np.ndarray  # (H, W, 3) uint8 RGB at the output size (even sides, for H.264 4:2:0)
+    landmarks: np.ndarray  # (68, 2) the face's landmarks in output pixels
+    x0: int  # the region of interest: output pixels [y0:y1, x0:x1] hold every changed pixel
+    y0: int
+    x1: int
+    y1: int
+    crop_to_roi: np.ndarray  # (2, 3) generated-face px -> region-of-interest px
+    alpha: np.ndarray  # (y1 - y0, x1 - x0, 1) float32 blend weight of the generated face
+
+    face_scale: float  # output px per generated-face px
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the output frames."""
+        return self.photo.shape[1], self.photo.shape[0]
+
+
+def output_scale(width: int, height: int, max_side: int) -> float:
+    """The scale that fits a photo into ``max_side`` (never enlarging)."""
+    return min(1.0, max_side / max(width, height))
+
+
+def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, max_side: int) -> PhotoCanvas:
+    """Prepare ``photo`` (RGB uint8) whose face has ``landmarks`` and registration ``transform``.
+
+    Args:
+        photo: (H, W, 3) uint8 RGB, the whole photo as read.
+        landmarks: (68, 2) the face's landmarks in ``photo`` pixels.
+        transform: (2, 3) photo -> aligned 112x112 registration (``faces.AlignedFace.transform``).
+        max_side: the output's longer side at most (the photo is shrunk to fit, never enlarged).
+    """
+    h, w = photo.shape[:2]
+    s = output_scale(w, h, max_side)
+    ow, oh = max(2, int(round(w * s)) // 2 * 2), max(2, int(round(h * s)) // 2 * 2)
+    sx, sy = ow / w, oh / h
+    frame = cv2.resize(photo, (ow, oh), interpolation=cv2.INTER_AREA) if (ow, oh) != (w, h) else photo.copy()
+    to_photo = np.array([[1.0 / sx, 0.0, 0.0], [0.0, 1.0 / sy, 0.0]])  # output px -> photo px
+    out_transform = compose(transform, to_photo)  # output px -> aligned
+    out_landmarks = np.asarray(landmarks, dtype=np.float64) * [sx, sy]
+    mask = region_mask(out_landmarks, out_transform, "lower")
+    to_frame = crop_to_frame(out_transform)
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    corners = np.concatenate([pts.min(axis=0) - 1, pts.max(axis=0) + 1]).reshape(2, 2)
+    box = np.array([[corners[0, 0], corners[0, 1]], [corners[1, 0], corners[0, 1]], [corners[0, 0], corners[1, 1]],
+                    [corners[1, 0], corners[1, 1]]]) @ to_frame[:, :2].T + to_frame[:, 2]  # fmt: skip
+    x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(box.max(axis=0)).astype(int) + 3, [ow, oh])
+    m = to_frame.copy()
+    m[:, 2] -= (x0, y0)
+    roi = (int(x1 - x0), int(y1 - y0))
+    scale = float(np.sqrt(abs(np.linalg.det(to_frame[:, :2]))))
+    alpha = cv2.warpAffine(feather_alpha(mask, FEATHER_CROP_PX), m, roi, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    if scale > 1.5:  # soften the ramp's own staircase once it is enlarged
+        alpha = cv2.GaussianBlur(alpha, (0, 0), scale / 3)
+    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha[..., None].astype(np.float32), scale)
+
+
+def compose_on_photo(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
+    """One output frame: the photo with the generated ``face`` ((109, 109, 3) float in [0, 1]) blended in."""
+    roi = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
+    warped = cv2.warpAffine(to_uint8(face), canvas.crop_to_roi, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    out = canvas.photo.copy()
+    base = out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1].astype(np.float32)
+    a = canvas.alpha
+    out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = np.clip(a * warped + (1.0 - a) * base + 0.5, 0, 255).astype(np.uint8)
+    return out
