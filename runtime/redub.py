@@ -170,12 +170,18 @@ def run_redub(
         audio_codec=encode.audio_codec, audio_bitrate=encode.audio_bitrate,
     )  # fmt: skip
 
-    def flush(batch: list[_Pending]) -> None:
-        with_face = [p for p in batch if p.face is not None]
+    def submit(batch: list[_Pending], slot: int) -> bool:
+        """Start the engine on the faces of ``batch`` in ``slot``; False when it has no face to render."""
         # Every frame's window is read (in order), so the feed advances, and muxes the audio, with the video.
         windows = feed.windows([windows_of[p.index] for p in batch])
-        generated = engine.render(windows[[i for i, p in enumerate(batch) if p.face is not None]]) if with_face else []
-        faces = iter(generated)
+        with_face = [i for i, p in enumerate(batch) if p.face is not None]
+        if with_face:
+            engine.submit(slot, windows[with_face])
+        return bool(with_face)
+
+    def finish(batch: list[_Pending], slot: int, rendering: bool) -> None:
+        """Collect ``slot``'s faces and blend them into ``batch``'s frames, in order, into the sink."""
+        faces = iter(engine.collect(slot) if rendering else [])
         for p in batch:
             out = p.source
             if p.face is not None:
@@ -202,13 +208,25 @@ def run_redub(
     try:
         with sink, SourceFrames(info) as source:
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
+            # Two batches in flight: the engine renders batch k (a worker thread; ONNX Runtime and TensorRT
+            # release the GIL) while this thread blends and writes batch k-1 and decodes and tracks batch k+1.
             batch: list[_Pending] = []
+            in_flight: tuple[list[_Pending], int, bool] | None = None
+            slot = 0
             for j, rgb in enumerate(source.frames(plan)):
                 batch.append(_Pending(j, rgb, tracker.track(rgb)))
                 if len(batch) == cfg.batch:
-                    flush(batch)
-                    batch = []
-            flush(batch)
+                    rendering = submit(batch, slot)
+                    if in_flight is not None:
+                        finish(*in_flight)
+                    in_flight, batch, slot = (batch, slot, rendering), [], (slot + 1) % engine.n_slots
+            if batch:
+                rendering = submit(batch, slot)
+                if in_flight is not None:
+                    finish(*in_flight)
+                in_flight = (batch, slot, rendering)
+            if in_flight is not None:
+                finish(*in_flight)
             feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
             strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None

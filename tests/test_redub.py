@@ -142,8 +142,17 @@ class MouthStub:
 
         self.silence = speech_windows(np.zeros(16000, np.float32))[10, :, 17]
 
+    lookahead_columns = 17  # the centred window
+    n_slots = 2
+
     def set_identity(self, faces: list[np.ndarray]) -> None:
-        pass
+        self._slots: dict[int, np.ndarray] = {}
+
+    def submit(self, slot: int, windows: np.ndarray) -> None:
+        self._slots[slot] = self.render(windows)
+
+    def collect(self, slot: int) -> np.ndarray:
+        return self._slots.pop(slot)
 
     def render(self, windows: np.ndarray) -> np.ndarray:
         from speech2vid.faces import TEMPLATE_ALIGNED
