@@ -92,6 +92,16 @@ def ensure_fp32_export(model: ModelIdentity, engine_cfg: EngineConfig, root: Pat
     return found
 
 
+def ready_engine(model: ModelIdentity, engine_cfg: EngineConfig, cache_dir: str | Path | None = None) -> Any:
+    """``engine.factory.make_engine`` after exporting the FP32 graphs when the backend runs ONNX graphs and
+    neither the package nor the cache has them (PyTorch; without it, one line naming the extra)."""
+    from speech2vid.engine.factory import make_engine
+
+    if engine_cfg.backend in ENGINE_BACKENDS:
+        ensure_fp32_export(model, engine_cfg, cache_root(engine_cfg, cache_dir))
+    return make_engine(model, engine_cfg, cache_dir=cache_dir)
+
+
 def _loaded(model: ModelIdentity) -> Any:
     """``model`` as a LoadedModel (PyTorch): itself when it is one."""
     if getattr(model, "model", None) is not None:

@@ -15,7 +15,7 @@ import numpy as np
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import load_model_config, load_settings
-from speech2vid.engine.factory import open_engine
+from speech2vid.build_engines.build import ready_engine
 from speech2vid.faces import TEMPLATE_ALIGNED, align_photo, read_photo
 from speech2vid.faces.ibug68 import REGISTRATION_INDICES
 from speech2vid.features.mfcc import mfcc
@@ -77,7 +77,7 @@ def main() -> None:
     loaded = load_model(load_model_config(settings.model), args.weights)
     label = "RANDOM WEIGHTS" if loaded.is_random else None
     windows = speech_windows(signal)
-    with open_engine(loaded, settings.engine) as engine:
+    with ready_engine(loaded, settings.engine) as engine:
         engine.set_identity([face.image])
         frames = engine.render(windows[[k - 6, k, k + 6]])
     outs = [video_frame(f, H, label) for f in frames]

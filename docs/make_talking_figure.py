@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from speech2vid.assets import sample_face, sample_speech, sample_synth_face  # noqa: E402
 from speech2vid.audio.io import read_audio, to_model_rate  # noqa: E402
 from speech2vid.config import load_model_config, load_settings  # noqa: E402
-from speech2vid.engine.factory import open_engine  # noqa: E402
+from speech2vid.build_engines.build import ready_engine  # noqa: E402
 from speech2vid.faces import align_photo  # noqa: E402
 from speech2vid.features.windows import n_frames_for, speech_windows  # noqa: E402
 from speech2vid.model.weights import load_model  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
     windows = speech_windows(signal, n)
     band = mouth_band_top()
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with open_engine(loaded, settings.engine) as engine:
+    with ready_engine(loaded, settings.engine) as engine:
         for name, photo in (("held-out synthetic face", sample_synth_face()), ("real photo", sample_face())):
             engine.set_identity([align_photo(photo).image])
             frames = engine.render(windows)  # (n, 109, 109, 3) in [0, 1]

@@ -104,7 +104,7 @@ class OnnxRuntimeRunner(Runner):
         precheck: Callable[[], object] | None = None,
     ):
         """``precision`` labels the graph (fp32, fp16 or the int8 Q/DQ graph); ``precheck`` (the engine
-        manifest check of ``build_engines.manifest``) runs before the file is loaded."""
+        manifest check of ``engine.cache``) runs before the file is loaded."""
         super().__init__(spec)
         self.path = Path(path)
         self.device_name = device

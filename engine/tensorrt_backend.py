@@ -1,6 +1,6 @@
 """TensorRT backend: a serialised engine from the cache, behind the Runner life cycle.
 
-``open()`` first checks the engine's sidecar manifest (``build_engines.manifest.check_engine``: missing,
+``open()`` first checks the engine's sidecar manifest (``engine.cache.check_engine``: missing,
 corrupt, foreign GPU/TensorRT, stale ONNX are refused with the ``speech2vid build`` command that fixes
 it), and only then hands the bytes to ``Runtime.deserialize_cuda_engine``. It then allocates, once, for
 the largest batch of the engine's profile: two slots, each with its own CUDA stream, execution context,

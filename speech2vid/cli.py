@@ -99,14 +99,10 @@ def _model_ref(settings: Any) -> Any:
 def _engine(settings: Any) -> tuple[Any, Any]:
     """(model reference, engine not yet opened) for ``settings``: the FP32 graphs are exported first when
     the run needs them and neither the package nor the cache has them (with PyTorch; else one line)."""
-    from speech2vid.build_engines.build import ensure_fp32_export
-    from speech2vid.engine.cache import cache_root
-    from speech2vid.engine.factory import make_engine
+    from speech2vid.build_engines.build import ready_engine
 
     ref = _model_ref(settings)
-    if settings.engine.backend in ("onnxruntime", "tensorrt"):
-        ensure_fp32_export(ref, settings.engine, cache_root(settings.engine))
-    return ref, make_engine(ref, settings.engine)
+    return ref, ready_engine(ref, settings.engine)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
