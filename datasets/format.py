@@ -19,6 +19,9 @@ array            dtype, shape                    meaning
 ``mouth_open``   float32 ``(n,)``                ground-truth jaw opening 0..1 (NaN for real video)
 ``visemes``      float32 ``(n, V)``              ground truth, :data:`VISEME_NAMES` (NaN for real video)
 ``lip_gap``      float32 ``(n,)``                inner-lip gap of the smoothed landmarks, aligned px
+``landmarks``    float32 ``(n, 68, 2)``          optional: the 68 landmarks in aligned px (``synth
+                                                 --registered`` writes them: they give the warp head
+                                                 its ground-truth motion field)
 ===============  ==============================  ===================================================
 """
 
@@ -83,6 +86,7 @@ class Track:
     visemes: np.ndarray
     lip_gap: np.ndarray
     meta: dict[str, Any]
+    landmarks: np.ndarray | None = None  # (n, 68, 2) aligned px, when known
 
     def __post_init__(self) -> None:
         n = len(self.frames)
@@ -91,6 +95,10 @@ class Track:
             if value.shape != (n, *shape):
                 raise ValueError(f"track {self.key}: {name} has shape {value.shape}, expected {(n, *shape)}")
             setattr(self, name, value)
+        if self.landmarks is not None:
+            self.landmarks = np.ascontiguousarray(self.landmarks, dtype=np.float32)
+            if self.landmarks.shape != (n, 68, 2):
+                raise ValueError(f"track {self.key}: landmarks have shape {self.landmarks.shape}, expected {(n, 68, 2)}")
         if "/" in self.key or "." in self.key:
             raise ValueError(f"track key {self.key!r} must not contain '/' or '.' (WebDataset keys)")
 
@@ -99,7 +107,10 @@ class Track:
         return int(self.is_target.sum())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in _ARRAYS}
+        out = {name: getattr(self, name) for name in _ARRAYS}
+        if self.landmarks is not None:
+            out["landmarks"] = self.landmarks
+        return out
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -140,5 +151,6 @@ def read_shard(path: str | os.PathLike[str]) -> Iterator[Track]:
                     raise ValueError(f"{path}: {member.name} is not preceded by {key}.json")
                 with np.load(io.BytesIO(f.read()), allow_pickle=False) as z:
                     arrays = {name: z[name] for name in _ARRAYS}
-                yield Track(key=key, meta=meta, **arrays)
+                    landmarks = z["landmarks"] if "landmarks" in z.files else None
+                yield Track(key=key, meta=meta, landmarks=landmarks, **arrays)
                 meta = None

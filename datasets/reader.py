@@ -37,7 +37,7 @@ def make_sample(track: Track, i: int, identity_faces: int, min_gap: int, rng: np
     pick = rng.choice(candidates, identity_faces, replace=candidates.size < identity_faces)
     identity = track.faces[pick].transpose(0, 3, 1, 2).reshape(3 * identity_faces, *track.faces.shape[1:3])
     o, s = TARGET_OFFSET, TARGET_SIZE
-    return {
+    sample = {
         "mfcc": track.mfcc[i][None].copy(),
         "identity": np.ascontiguousarray(identity),
         "target": np.ascontiguousarray(track.faces[i, o : o + s, o : o + s].transpose(2, 0, 1)),
@@ -48,6 +48,11 @@ def make_sample(track: Track, i: int, identity_faces: int, min_gap: int, rng: np
         "visemes": track.visemes[i].copy(),
         "identity_frames": track.frames[pick].astype(np.int64),
     }
+    if track.landmarks is not None:  # the warp head's ground truth: reference = the first identity face
+        from speech2vid.synth.motion_truth import motion_truth
+
+        sample["flow"], sample["cavity"] = motion_truth(track.landmarks[pick[0]], track.landmarks[i])
+    return sample
 
 
 class ShardedSamples(IterableDataset):  # type: ignore[type-arg]

@@ -1,16 +1,20 @@
-"""Draw docs/talking.png: the bundled weights speaking the bundled sample speech, frame by frame.
+"""Draw docs/talking.png: real photos speaking a real recording with the bundled weights.
 
     python docs/make_talking_figure.py [--weights FILE] [-o docs/talking.png]
 
-Rows: the held-out synthetic face (an identity the weights never saw in training) and the real photo,
-each rendered through the ONNX Runtime engine as `speech2vid generate` does; below, the speech's
-loudness and each row's mouth motion over time (mean |frame - the same face with the audio zeroed|
-in the mouth band), with the shown frames marked.
+Each row is `speech2vid generate` run on one photo (default settings: the bundled weights, ONNX Runtime,
+the photo at full resolution) with a real recording (LJ Speech LJ050-0131, public domain). Frames are
+taken from the decoded MP4 at the widest and narrowest mouth openings while speech is heard; below,
+the speech's loudness and each row's lip gap over time, measured by dlib's pretrained 68-point landmarks
+(inner-lip gap / inter-ocular distance, evaluation/visible.py), with the shown frames marked.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,98 +23,92 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from speech2vid.assets import sample_face, sample_speech, sample_synth_face  # noqa: E402
-from speech2vid.audio.io import read_audio, to_model_rate  # noqa: E402
-from speech2vid.config import load_model_config, load_settings  # noqa: E402
-from speech2vid.build_engines.build import ready_engine  # noqa: E402
-from speech2vid.faces import align_photo  # noqa: E402
-from speech2vid.features.windows import n_frames_for, speech_windows  # noqa: E402
-from speech2vid.model.weights import load_model  # noqa: E402
-from speech2vid.training.loss import mouth_band_top  # noqa: E402
+from speech2vid.assets import sample_face  # noqa: E402
+from speech2vid.audio.io import load_speech  # noqa: E402
+from speech2vid.evaluation.visible import Instruments, decode_video, frame_loudness, pearson, write_wav  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
-
-
-def frame_loudness(signal: np.ndarray, rate: int, n: int) -> np.ndarray:
-    """RMS of the 0.35 s of speech each frame's MFCC window covers, in dBFS."""
-    half = int(0.175 * rate)
-    centres = (np.arange(n) * rate / FPS).astype(int)
-    rms = np.array([np.sqrt(np.mean(signal[max(0, c - half):c + half] ** 2) + 1e-12) for c in centres])
-    return np.maximum(20 * np.log10(rms), -60.0)  # digital silence would squash the plot
-
-
-def peaks_and_troughs(motion: np.ndarray, speaking: np.ndarray, count: int) -> np.ndarray:
-    """Frames to show: the strongest local maxima and the deepest local minima of the mouth motion
-    while speech is heard (a pause would trivially give a closed mouth), at least 5 frames apart."""
-    inner = [i for i in range(2, len(motion) - 2) if speaking[i - 2:i + 3].all()]
-    peaks = sorted((i for i in inner if (motion[i] >= motion[i - 2:i + 3]).all()), key=lambda i: -motion[i])
-    troughs = sorted((i for i in inner if (motion[i] <= motion[i - 2:i + 3]).all()), key=lambda i: motion[i])
-    chosen: list[int] = []
-    for group, want in ((peaks, count // 2), (troughs, count - count // 2)):
-        taken = 0
-        for i in group:
-            if taken < want and all(abs(i - j) >= 5 for j in chosen):
-                chosen.append(i)
-                taken += 1
-    return np.sort(np.array(chosen, dtype=int))
+PHOTOS = (sample_face(), ROOT / "data/eval/photos/01_obama.jpg", ROOT / "data/eval/photos/07_london-038-neutral.jpg")
+SPEECH = ROOT / "data/eval/speech/ljspeech_LJ050-0131_f.flac"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--weights", default=None, help="default: the bundled weights")
-    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=7)
     ap.add_argument("-o", "--output", default="docs/talking.png")
     args = ap.parse_args()
 
-    settings = load_settings()
-    loaded = load_model(load_model_config(settings.model), args.weights)
-    signal = to_model_rate(read_audio(sample_speech()))
-    n = n_frames_for(len(signal))
-    windows = speech_windows(signal, n)
-    band = mouth_band_top()
-    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with ready_engine(loaded, settings.engine) as engine:
-        for name, photo in (("held-out synthetic face", sample_synth_face()), ("real photo", sample_face())):
-            engine.set_identity([align_photo(photo).image])
-            frames = engine.render(windows)  # (n, 109, 109, 3) in [0, 1]
-            still = engine.render(np.zeros_like(windows[:1]))[0]
-            motion = 255 * np.abs(frames[:, band:] - still[band:]).mean(axis=(1, 2, 3))
-            rows[name] = (frames, motion)
-    loud = frame_loudness(signal, 16000, n)
-    shown = peaks_and_troughs(rows["held-out synthetic face"][1], loud > loud.max() - 15, args.frames)
+    signal = np.concatenate([np.zeros(8000, np.float32), load_speech(SPEECH)[1], np.zeros(8000, np.float32)])
+    inst = Instruments()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = write_wav(Path(tmp) / "speech.wav", signal)
+        for photo in PHOTOS:
+            out = Path(tmp) / "talk.mp4"
+            cmd = [sys.executable, "-m", "speech2vid", "-q", "generate", "--face", str(photo), "--audio", str(wav), "-o", str(out)]
+            subprocess.run(cmd + (["--weights", args.weights] if args.weights else []), check=True)
+            frames = list(decode_video(out))
+            gaps = []
+            boxes = []
+            for f in frames:
+                shape = inst.face(f)
+                pts = inst.points(shape)
+                from speech2vid.evaluation.visible import lip_gap_ratio
 
-    fig = plt.figure(figsize=(12, 7.2))
-    w = 0.88 / args.frames
-    for r, (name, (frames, _)) in enumerate(rows.items()):
+                gaps.append(lip_gap_ratio(pts))
+                boxes.append(pts)
+            rows.append((photo, frames, np.array(gaps), boxes))
+    n = len(rows[0][1])
+    loud = frame_loudness(signal, n)
+    speaking = loud > np.percentile(loud, 95) - 25
+    g = rows[0][2]
+    inner = [i for i in range(2, n - 2) if speaking[i]]
+    order = sorted(inner, key=lambda i: -g[i])
+    chosen: list[int] = []
+    for i in order[: len(order) // 3] + order[::-1][: len(order) // 3]:
+        if len(chosen) < args.frames and all(abs(i - j) >= 6 for j in chosen):
+            chosen.append(i)
+    shown = np.sort(np.array(chosen))
+
+    fig = plt.figure(figsize=(12, 9))
+    w = 0.88 / len(shown)
+    for r, (photo, frames, gaps, marks) in enumerate(rows):
         for c, k in enumerate(shown):
-            a = fig.add_axes((0.07 + c * w, 0.70 - r * 0.25, w * 0.96, 0.24))
-            a.imshow(frames[k][45:105, 12:97])  # the lower face, where the audio acts
+            pts = marks[k]
+            cx, cy = pts[48:68, 0].mean(), pts[48:68, 1].mean()
+            iod = np.linalg.norm(pts[36:42].mean(axis=0) - pts[42:48].mean(axis=0))
+            h = int(0.9 * iod)
+            crop = frames[k][max(0, int(cy - h)) : int(cy + h), max(0, int(cx - 1.2 * h)) : int(cx + 1.2 * h)]
+            a = fig.add_axes((0.07 + c * w, 0.74 - r * 0.2, w * 0.96, 0.19))
+            a.imshow(crop)
             a.set_xticks([])
             a.set_yticks([])
-            a.set_xlabel(f"{rows[name][1][k]:.1f}", fontsize=7)  # this frame's mouth motion
+            a.set_xlabel(f"gap {gaps[k]:.2f}", fontsize=7)
             if r == 0:
                 a.set_title(f"{k / FPS:.2f} s", fontsize=8)
             if c == 0:
-                a.set_ylabel(name, fontsize=8)
-    ax = fig.add_axes((0.07, 0.07, 0.86, 0.33))
+                a.set_ylabel(Path(photo).stem[:18], fontsize=8)
+    ax = fig.add_axes((0.07, 0.06, 0.86, 0.26))
     t = np.arange(n) / FPS
-    ax.plot(t, loud, color="0.5", lw=1, label="speech loudness, dBFS (left)")
-    ax.set_ylabel("loudness, dBFS")
+    ax.plot(t, np.maximum(loud, np.percentile(loud, 95) - 50), color="0.6", lw=1, label="speech loudness, dB (left)")
+    ax.set_ylabel("loudness, dB")
     ax.set_xlabel("time, s")
     ax2 = ax.twinx()
-    for name, (_, motion) in rows.items():
-        ax2.plot(t, motion, lw=1.5, label=f"mouth motion: {name} (right)")
-    ax2.set_ylabel("mouth motion, grey levels")
+    for photo, _, gaps, _ in rows:
+        ax2.plot(t, gaps, lw=1.4, label=f"lip gap: {Path(photo).stem} (right)")
+    ax2.set_ylabel("inner-lip gap / eye distance (dlib)")
     for k in shown:
         ax.axvline(k / FPS, color="0.85", lw=0.8, zorder=0)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(lines, [x.get_label() for x in lines], loc="upper right", fontsize=8)
-    fig.suptitle(f"bundled weights ({loaded.label}) speaking assets/sample_speech.wav", fontsize=10)
+    ax.legend(lines, [x.get_label() for x in lines], loc="upper left", fontsize=7, ncol=2)
+    fig.suptitle("speech2vid generate, bundled weights: real photos speaking a real recording (LJ Speech LJ050-0131)", fontsize=10)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=90)
-    for name, (_, motion) in rows.items():
-        r = np.corrcoef(motion, loud)[0, 1]
-        print(f"{name}: mouth motion {motion.mean():.2f} grey levels on average, r with loudness {r:.2f}")
+    fig.savefig(args.output, dpi=80)
+    floor = np.percentile(loud, 95) - 40
+    for photo, _, gaps, _ in rows:
+        print(f"{Path(photo).name}: lip gap std {gaps.std():.3f}, r with loudness {pearson(gaps, np.maximum(loud, floor)):.2f}")
     print(f"wrote {args.output}")
 
 

@@ -6,6 +6,13 @@ the inverse of the photo's registration and blended in below the eyes (:mod:`spe
 the still-photo case of what ``redub`` does per video frame). Outside that region every pixel is the
 photo's own, so the eyes, hair and background keep their sharpness.
 
+The network's face is 109 px wide; a photo's face is often two or three times that. Pasting the face
+scaled up would blur the photo's own skin, beard and lips, so only what the network *changed* is
+scaled up: the frame is ``photo + upscaled(generated - reference)``, where ``reference`` is the
+registered photo crop the engine itself was given. Where the network moved pixels by more than a few
+grey levels (an opening mouth, teeth) its own face is shown (``CHANGE_FULL``), since there the photo
+has nothing to keep.
+
 Pure functions over arrays: :func:`photo_canvas` once per photo, :func:`compose_on_photo` per frame.
 """
 
@@ -16,11 +23,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from speech2vid.faces.align import compose
+from speech2vid.faces.align import compose, warp_aligned
 from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
-from speech2vid.frames.render import to_uint8
+from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
 FEATHER_CROP_PX = 5.0  # alpha ramp inside the region's edge, in generated-face px (x the photo's scale)
+CHANGE_FULL = 0.12  # a change this large (0..1 RGB) shows the generated face itself, not photo + change
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class PhotoCanvas:
     y1: int
     crop_to_roi: np.ndarray  # (2, 3) generated-face px -> region-of-interest px
     alpha: np.ndarray  # (y1 - y0, x1 - x0, 1) float32 blend weight of the generated face
+    reference: np.ndarray  # (109, 109, 3) float32 in [0, 1]: the registered photo crop the engine moves
 
     face_scale: float  # output px per generated-face px
 
@@ -83,15 +92,46 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
     if scale > 1.5:  # soften the ramp's own staircase once it is enlarged
         alpha = cv2.GaussianBlur(alpha, (0, 0), scale / 3)
-    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha[..., None].astype(np.float32), scale)
+    reference = warp_aligned(photo, transform)[CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE, CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE]
+    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha[..., None].astype(np.float32),
+                       reference.astype(np.float32) / 255.0, scale)  # fmt: skip
 
 
 def compose_on_photo(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     """One output frame: the photo with the generated ``face`` ((109, 109, 3) float in [0, 1]) blended in."""
     roi = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
-    warped = cv2.warpAffine(to_uint8(face), canvas.crop_to_roi, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    face = np.asarray(face, dtype=np.float32)
+    change = face - canvas.reference
+    big = cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) / CHANGE_FULL
+    def scaled(img: np.ndarray) -> np.ndarray:  # OpenCV's cubic warp takes at most 4 channels
+        return cv2.warpAffine(img * 255.0, canvas.crop_to_roi, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+    up = np.concatenate([scaled(face), scaled(change), scaled(np.clip(big, 0.0, 1.0))[..., None]], axis=2)
     out = canvas.photo.copy()
     base = out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1].astype(np.float32)
+    full = np.clip(up[..., 6:7] / 255.0, 0.0, 1.0)
+    face_here = full * up[..., 0:3] + (1.0 - full) * (base + up[..., 3:6])
     a = canvas.alpha
-    out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = np.clip(a * warped + (1.0 - a) * base + 0.5, 0, 255).astype(np.uint8)
+    out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = np.clip(a * face_here + (1.0 - a) * base + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """The registered 112x112 identity face with its lips set to the mouth model's rest (closed) shape.
+
+    Why: the warp head learned to move mouths from the states the mouth model makes (its training
+    corpus animates photos with it); a photo's own grin or open mouth is not one of them, and the head
+    would keep it through silence. Setting the lips to the model's rest shape first (the same piecewise
+    warp the corpus used, ``synth.photo_anim.MouthAnimator``, at twice the size and shrunk) gives it a
+    reference it knows, while the output frame still starts from the untouched photo.
+    """
+    from speech2vid.synth.photo_anim import MouthAnimator
+    from speech2vid.synth.visemes import REST
+
+    scale = 2
+    m = np.asarray(transform, dtype=np.float64) * scale
+    size = 112 * scale
+    big = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    pts = np.asarray(landmarks, dtype=np.float64) @ m[:, :2].T + m[:, 2]
+    closed, _ = MouthAnimator(big, pts).render(np.array(REST[0], dtype=np.float32))
+    return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)

@@ -115,6 +115,8 @@ class Decoder(nn.Module):
         flow = (o[:, 0:2] * FLOW_SCALE).permute(0, 2, 3, 1)
         mask = torch.sigmoid(o[:, 2:3])
         colour = torch.sigmoid(o[:, 3:6])
+        if self.training:  # what the motion-field and mask losses compare with their ground truth
+            self.last_motion = (o[:, 0:2] * FLOW_SCALE, o[:, 2:3])
         grid: torch.Tensor = self.grid  # type: ignore[assignment]
         moved = F.grid_sample(reference, grid + flow, mode="bilinear", padding_mode="border", align_corners=True)
         return moved * (1.0 - mask) + colour * mask

@@ -26,7 +26,7 @@ from speech2vid.faces import align_image, align_photo, read_photo
 from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
 from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate, eye_boxes, photo_eyes
-from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas
+from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas, rest_mouth_identity
 from speech2vid.frames.render import to_uint8, video_frame, watermark
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
@@ -75,6 +75,7 @@ def prepare_inputs(
     silence_threshold_dbfs: float = -60.0,
     compose: str = "photo",
     photo_max_side: int = 1280,
+    rest_mouth: bool = False,
 ) -> Inputs:
     """Read and check every input. ``compose="photo"`` (not for ``aligned`` crops) keeps the first photo,
     at most ``photo_max_side`` px, as the output frame that receives the generated lower faces."""
@@ -92,6 +93,9 @@ def prepare_inputs(
         canvas = photo_canvas(rgb, first.landmarks, first.transform, photo_max_side)
         aligned_faces = [first] + [align_photo(p, face_index=face_index) for p in faces[1:]]
         eyes: tuple[EyeBox, ...] | None = eye_boxes(canvas.landmarks)
+        if rest_mouth:
+            identity = [rest_mouth_identity(rgb, first.landmarks, first.transform)] + [a.image for a in aligned_faces[1:]]
+            return Inputs(info, identity, out, eyes, canvas)
     else:
         aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned) for p in faces]
         eyes = photo_eyes(aligned_faces[0])

@@ -119,6 +119,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
         compose=settings.generate.compose,
         photo_max_side=settings.generate.photo_max_side,
+        rest_mouth=settings.generate.rest_mouth,
     )
     ref, engine = _engine(settings)
     label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if ref.is_random else None
@@ -137,8 +138,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from speech2vid.assets import sample_face, sample_speech, sample_synth_face
 
-    # The bundled weights were trained on synthetic faces: the held-out one shows what they learned.
-    args.face = [str(sample_face() if args.photo else sample_synth_face())]
+    # A real photo (NASA's portrait of Eileen Collins, public domain); --synthetic: a procedural face.
+    args.face = [str(sample_synth_face() if args.synthetic else sample_face())]
     args.audio = str(sample_speech())
     args.aligned = False
     args.face_index = None
@@ -450,8 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "render the bundled sample face speaking the bundled sample speech")
     p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4", help="output video (default demo.mp4)")
-    p.add_argument("--photo", action="store_true",
-                   help="use the bundled real photo instead of the held-out synthetic face the weights were made for")
+    p.add_argument("--synthetic", action="store_true",
+                   help="use the bundled procedural (cartoon) face instead of the real photo")
     _add_engine_options(p)
 
     p = add("info", cmd_info, "parameters and multiply-accumulates per module of a model")

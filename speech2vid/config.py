@@ -179,6 +179,7 @@ class GenerateConfig:
     # photo: the photo at its own resolution (shrunk to photo_max_side at most) with only
     # the lower face generated; face: the 109x109 network face alone, upscaled to output_size (frames/photo_canvas.py)
     compose: Literal["photo", "face"] = "photo"
+    rest_mouth: bool = True  # the identity photo's lips set to the mouth model's rest shape first (frames/photo_canvas.py)
     photo_max_side: int = 1280  # px: a larger photo is shrunk to this (H.264 needs even sides; so do kiosks' GPUs)
     output_size: int = 256  # px; compose face: the 109x109 network output is upscaled to this square
     batch: int = 8  # frames per engine call
@@ -365,6 +366,7 @@ class TrainConfig:
     # to the rest (1: plain paper eq. 1); without it copying the identity face is a strong local minimum
     mouth_weight: float = 5.0
     bf16: bool = False  # CPU only: bfloat16 autocast (AVX-512 BF16 / AMX CPUs run about 1.5-2x faster)
+    motion_weight: float = 0.0  # warp head: weight of the ground-truth motion-field + mask loss (corpora with landmarks)
     pyramid_levels: int = 0  # extra L1 terms on 2x, 4x, ... pooled images (helps the warp head's motion field)
     audio_lr_mult: float = 1.0  # generator only: the audio encoder's learning rate = lr * this
 

@@ -39,9 +39,9 @@ def _ring(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.concatenate([ring[inside], border])
 
 
-def _delaunay(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Triangles as ``(k, 3)`` indices into ``points``."""
-    sub = cv2.Subdiv2D((-1, -1, size[0] + 2, size[1] + 2))
+def _delaunay(points: np.ndarray, size: tuple[int, int], margin: int = 1) -> np.ndarray:
+    """Triangles as ``(k, 3)`` indices into ``points`` (which may lie up to ``margin`` px outside the image)."""
+    sub = cv2.Subdiv2D((-margin, -margin, size[0] + 2 * margin, size[1] + 2 * margin))
     for p in points:
         sub.insert((float(p[0]), float(p[1])))
     tris = []

@@ -163,9 +163,12 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
     rows = np.arange(0, n_frames, plan.stride, dtype=np.int32)
     faces = np.empty((rows.size, ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
     gaps = np.empty(rows.size, np.float32)
+    marks = np.empty((rows.size, 68, 2), np.float32)
     for j, k in enumerate(rows):
         img, dst = animator.render(visemes[k])
         faces[j] = shrink(img, rng, quality)
+        # pixel centres: p_112 = (p_224 + 0.5) / 2 - 0.5
+        marks[j] = (dst + 0.5) / WORK_SCALE - 0.5
         gaps[j] = np.mean([np.linalg.norm(dst[a] - dst[b]) for a, b in INNER_LIP_PAIRS]) / WORK_SCALE
     from speech2vid.datasets.format import identity_candidates
 
@@ -173,7 +176,7 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
     cands = identity_candidates(rows, min_gap)
     track = Track(key=plan.key, faces=faces, mfcc=windows[rows], frames=rows,
                   is_target=np.array([c.size > 0 for c in cands]), mouth_open=visemes[rows, 0], visemes=visemes[rows],
-                  lip_gap=gaps, meta={"video": plan.key, "group": plan.group, "split": plan.split, "fps": FPS,
+                  lip_gap=gaps, landmarks=marks, meta={"video": plan.key, "group": plan.group, "split": plan.split, "fps": FPS,
                                       "photo": Path(plan.photo).name, "voice": sp.voice})  # fmt: skip
     shard = f"shards/{plan.key}.tar"
     write_shard(out_root / shard, [track])

@@ -21,6 +21,8 @@ class Batch:
     identity: torch.Tensor  # (N, 3F, 112, 112) float32 raw 0-255 (the model's input convention)
     target: torch.Tensor  # (N, 3, 109, 109) float32 in [0, 1]
     raw: dict[str, Any]  # everything else the reader yields (key, video, frame, mouth_open, visemes)
+    flow: torch.Tensor | None = None  # (N, 2, 109, 109) ground-truth motion field (synth/motion_truth.py)
+    cavity: torch.Tensor | None = None  # (N, 1, 109, 109) the target's open mouth
 
 
 def to_batch(sample: dict[str, Any], device: torch.device) -> Batch:
@@ -29,6 +31,8 @@ def to_batch(sample: dict[str, Any], device: torch.device) -> Batch:
         identity=sample["identity"].to(device, non_blocking=True).float(),
         target=sample["target"].to(device, non_blocking=True).float() / 255.0,
         raw=sample,
+        flow=sample["flow"].to(device, torch.float32) if "flow" in sample else None,
+        cavity=sample["cavity"].to(device, torch.float32) if "cavity" in sample else None,
     )
 
 

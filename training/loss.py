@@ -44,3 +44,16 @@ def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float, py
         wl = F.avg_pool2d(w.expand(1, 1, TARGET_SIZE, TARGET_SIZE), k, ceil_mode=True)
         loss = loss + ((o - t).abs() * wl).mean()
     return loss
+
+
+def motion_loss(flow: torch.Tensor, mask_logit: torch.Tensor, flow_truth: torch.Tensor, cavity: torch.Tensor,
+                mouth_weight: float) -> torch.Tensor:  # fmt: skip
+    """The warp head's direct targets: L1 of the motion field in pixels (outside the open mouth, whose
+    interior is drawn, not moved; the mouth band weighted as in :func:`weighted_l1`) plus the mask's
+    binary cross-entropy against the open mouth."""
+    w = torch.ones(1, 1, TARGET_SIZE, 1, dtype=flow.dtype, device=flow.device)
+    w[..., mouth_band_top():, :] = mouth_weight
+    px = (TARGET_SIZE - 1) / 2.0  # normalised units -> pixels
+    moved = ((flow - flow_truth).abs() * px * w * (1.0 - cavity)).mean()
+    drawn = F.binary_cross_entropy_with_logits(mask_logit, cavity, pos_weight=torch.tensor(4.0, device=flow.device))
+    return moved + drawn

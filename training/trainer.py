@@ -36,7 +36,7 @@ from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speech2vid.training.data import batches, blur_like_generator, loader, split_dataset
 from speech2vid.datasets.index import open_dataset
-from speech2vid.training.loss import weighted_l1
+from speech2vid.training.loss import motion_loss, weighted_l1
 
 log = logging.getLogger("speech2vid.train")
 Kind = Literal["generator", "deblur"]
@@ -308,6 +308,10 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                         out = ddp(b.mfcc, b.identity).float()
                     target = b.target
                     loss = weighted_l1(out, target, cfg.mouth_weight, cfg.pyramid_levels)  # L1 (paper eq. 1), mouth band weighted
+                    if cfg.motion_weight > 0 and b.flow is not None and b.cavity is not None:
+                        flow, mask_logit = model.decoder.last_motion
+                        loss = loss + cfg.motion_weight * motion_loss(flow.float(), mask_logit.float(), b.flow, b.cavity,
+                                                                      cfg.mouth_weight)  # fmt: skip
                 else:
                     blur_gen.manual_seed(cfg.seed * 1_000_003 + state["global_step"] * 1009 + d.rank)
                     blurred = blur_like_generator(b.target, *cfg.blur_sigma, blur_gen)

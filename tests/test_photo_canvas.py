@@ -1,0 +1,76 @@
+"""``generate`` shows the photo at its own resolution and changes only the lower face.
+
+Checked on the MP4 that ``speech2vid generate`` writes (decoded again), against the photo itself:
+outside the blended region the frame is the photo (within H.264's few grey levels), and the eyes keep
+their sharpness (variance of the Laplacian at the output size, >= 80% of the photo's).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from speech2vid.assets import sample_face, sample_speech
+from speech2vid.faces import align_image, read_photo
+from speech2vid.frames.photo_canvas import compose_on_photo, photo_canvas
+
+
+def _canvas():  # type: ignore[no-untyped-def]
+    rgb = read_photo(sample_face())
+    face = align_image(rgb, None, name="sample")
+    return rgb, face, photo_canvas(rgb, face.landmarks, face.transform, 1280)
+
+
+def test_only_the_lower_face_is_written() -> None:
+    rgb, face, canvas = _canvas()
+    generated = np.zeros((109, 109, 3), np.float32)  # black: every pixel it reaches shows
+    out = compose_on_photo(canvas, generated)
+    assert out.shape == rgb.shape and canvas.size == (rgb.shape[1], rgb.shape[0])
+    changed = np.any(out != rgb, axis=2)
+    ys, xs = np.nonzero(changed)
+    lm = canvas.landmarks
+    assert changed.sum() > 1000  # the region really is replaced
+    assert ys.min() > lm[36:48, 1].max()  # nothing at or above the eyes changes
+    assert ys.max() <= lm[:17, 1].max() + 0.05 * rgb.shape[0]  # nor much below the jaw
+    assert xs.min() >= lm[:17, 0].min() - 0.05 * rgb.shape[1] and xs.max() <= lm[:17, 0].max() + 0.05 * rgb.shape[1]
+
+
+def test_a_large_photo_is_shrunk_to_even_sides() -> None:
+    rgb = read_photo(sample_face())
+    big = cv2.resize(rgb, (1001, 1001), interpolation=cv2.INTER_CUBIC)
+    face = align_image(big, None, name="big")
+    canvas = photo_canvas(big, face.landmarks, face.transform, 640)
+    assert canvas.size == (640, 640) and canvas.photo.shape == (640, 640, 3)
+    face_small = align_image(canvas.photo, None, name="small")  # the canvas' landmarks are where dlib finds them
+    assert np.abs(face_small.landmarks[36:48] - canvas.landmarks[36:48]).mean() < 3.0
+
+
+def _sharpness(img: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def test_generate_keeps_the_photo_and_its_sharp_eyes(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "generate", "--face", str(sample_face()),
+                          "--audio", str(sample_speech()), "-o", str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    import av
+
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    rgb, face, canvas = _canvas()
+    assert frames[0].shape == rgb.shape  # the photo's own resolution, not a 256 px square
+    lm = canvas.landmarks
+    top = int(lm[36:48, 1].max()) + 2
+    for f in frames[::10]:
+        above = np.abs(f[:top].astype(int) - rgb[:top].astype(int))
+        assert above.mean() < 3.0, above.mean()  # above the region: the photo (H.264 differences only)
+    x0, x1 = int(lm[36:48, 0].min()) - 6, int(lm[36:48, 0].max()) + 6
+    y0, y1 = int(lm[36:48, 1].min()) - 6, int(lm[36:48, 1].max()) + 6
+    eyes = lambda img: img[y0:y1, x0:x1]  # noqa: E731
+    ratio = np.median([_sharpness(eyes(f)) for f in frames[::10]]) / _sharpness(eyes(rgb))
+    assert ratio >= 0.8, f"eye sharpness {ratio:.2f} of the photo's"
