@@ -16,12 +16,19 @@ from speech2vid.model.pack import MAX_FRAME_DIFF, check_inputs
 from speech2vid.model.weights import bundled_weights, load_model, save_weights
 
 
+@pytest.fixture(scope="module")
+def pixels_model():  # type: ignore[no-untyped-def]
+    """A drawing-head model (paper): FP16 packing is for them; the warp head ships FP32 (its motion
+    field moves by more than half a grey level when rounded, measured 0.15)."""
+    return load_model(load_model_config("paper"), "random").model
+
+
 @pytest.fixture()
-def run_weights(tmp_path: Path, lite_loaded) -> Path:  # type: ignore[no-untyped-def]
+def run_weights(tmp_path: Path, pixels_model) -> Path:  # type: ignore[no-untyped-def]
     """FP32 weights inside a training-run-like folder with its state.json."""
     run = tmp_path / "run" / "last"
     run.mkdir(parents=True)
-    path = save_weights(lite_loaded.model, run / "weights.safetensors")
+    path = save_weights(pixels_model, run / "weights.safetensors")
     state = {"kind": "generator", "global_step": 123, "epoch": 4,
              "config": {"data": "/somewhere/corpus", "train": {"lr": 3e-4, "mouth_weight": 5.0}}}
     (run / "state.json").write_text(json.dumps(state))
@@ -31,7 +38,7 @@ def run_weights(tmp_path: Path, lite_loaded) -> Path:  # type: ignore[no-untyped
 def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Path, run_weights: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "lite.safetensors"
-    assert main(["pack-weights", str(run_weights), "-o", str(out), "--model", "lite", "--meta", "recipe=x.yaml"]) == 0
+    assert main(["pack-weights", str(run_weights), "-o", str(out), "--model", "paper", "--meta", "recipe=x.yaml"]) == 0
     assert "max abs diff" in capsys.readouterr().out
     assert 0.45 < out.stat().st_size / run_weights.stat().st_size < 0.55
     with safe_open(str(out), framework="pt") as f:
@@ -40,7 +47,7 @@ def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Pat
     assert torch.float16 in dtypes and torch.float32 not in dtypes
     assert (meta["trained_steps"], meta["trained_epochs"], meta["trained_data"]) == ("123", "4", "corpus")
     assert json.loads(meta["train_config"])["mouth_weight"] == 5.0 and meta["recipe"] == "x.yaml"
-    cfg = load_model_config("lite")
+    cfg = load_model_config("paper")
     full, half = load_model(cfg, run_weights).model, load_model(cfg, out).model
     mfcc, faces = check_inputs(full, n=4, seed=7)  # other inputs than the packer's own check
     with torch.no_grad():
@@ -49,9 +56,10 @@ def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Pat
 
 
 def test_pack_refuses_its_own_input_and_bad_meta(run_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pack-weights", str(run_weights), "-o", str(run_weights)]) == 2
+    assert main(["pack-weights", str(run_weights), "-o", str(run_weights), "--model", "paper"]) == 2
     assert "is the input file" in capsys.readouterr().err
-    assert main(["pack-weights", str(run_weights), "-o", str(run_weights.parent / "x.safetensors"), "--meta", "novalue"]) == 2
+    assert main(["pack-weights", str(run_weights), "-o", str(run_weights.parent / "x.safetensors"), "--model", "paper",
+                 "--meta", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert not (run_weights.parent / "x.safetensors").exists()
 
@@ -63,9 +71,9 @@ def test_a_model_without_bundled_weights_says_so_and_how_to_get_some() -> None:
         load_model(cfg, None)
 
 
-def test_lite_loads_its_bundled_fp16_weights_by_default() -> None:
+def test_lite_loads_its_bundled_weights_by_default() -> None:
     path = bundled_weights("lite")
-    assert path is not None and path.stat().st_size < 20e6
+    assert path is not None and path.stat().st_size < 30e6  # FP32: FP16 rounding moves the warp head too much
     loaded = load_model(load_model_config("lite"), None)
     assert not loaded.is_random and Path(loaded.source) == path
     with safe_open(str(path), framework="pt") as f:
