@@ -24,7 +24,9 @@ import cv2
 import numpy as np
 
 from speech2vid.faces.align import compose, warp_aligned
+from speech2vid.faces.mouth_model import REST_VISEMES
 from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
+from speech2vid.frames.mouth_warp import MouthAnimator
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
 FEATHER_CROP_PX = 5.0  # alpha ramp inside the region's edge, in generated-face px (x the photo's scale)
@@ -122,16 +124,13 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
     Why: the warp head learned to move mouths from the states the mouth model makes (its training
     corpus animates photos with it); a photo's own grin or open mouth is not one of them, and the head
     would keep it through silence. Setting the lips to the model's rest shape first (the same piecewise
-    warp the corpus used, ``synth.photo_anim.MouthAnimator``, at twice the size and shrunk) gives it a
+    warp the corpus used, ``frames.mouth_warp.MouthAnimator``, at twice the size and shrunk) gives it a
     reference it knows, while the output frame still starts from the untouched photo.
     """
-    from speech2vid.synth.photo_anim import MouthAnimator
-    from speech2vid.synth.visemes import REST
-
     scale = 2
     m = np.asarray(transform, dtype=np.float64) * scale
     size = 112 * scale
     big = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
     pts = np.asarray(landmarks, dtype=np.float64) @ m[:, :2].T + m[:, 2]
-    closed, _ = MouthAnimator(big, pts).render(np.array(REST[0], dtype=np.float32))
+    closed, _ = MouthAnimator(big, pts).render(REST_VISEMES)
     return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)

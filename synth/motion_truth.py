@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .photo_anim import _delaunay, _ring, warp_triangles
+from speech2vid.frames.mouth_warp import anchor_ring, triangulate, warp_triangles
 
 ALIGNED = 112
 CROP = 109
@@ -47,10 +47,10 @@ def motion_truth(reference: np.ndarray, target: np.ndarray) -> tuple[np.ndarray,
     """
     ref = np.asarray(reference, dtype=np.float64)
     tgt = np.asarray(target, dtype=np.float64)
-    anchors = _ring(ref, (ALIGNED, ALIGNED))
+    anchors = anchor_ring(ref, (ALIGNED, ALIGNED))
     src_all = np.concatenate([ref, anchors])
     dst_all = np.concatenate([tgt, anchors])
-    tris = _delaunay(src_all, (ALIGNED, ALIGNED), margin=ALIGNED)  # an open jaw may reach below the crop
+    tris = triangulate(src_all, (ALIGNED, ALIGNED), margin=ALIGNED)  # an open jaw may reach below the crop
     moved = np.linalg.norm(dst_all - src_all, axis=1) > 0.01
     tris = tris[moved[tris].any(axis=1)]
     source = _COORDS.copy()

@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from speech2vid.datasets.format import FPS, N_VISEMES
+from speech2vid.faces.mouth_model import REST_VISEMES
 
 TAU_S = 0.045  # decay of a phoneme's dominance outside its own interval
 RATE = 100  # Hz, the track before averaging per frame
 
 # (jaw_open, lip_width, lip_round, teeth), dominance
-REST = ((0.0, 0.0, 0.0, 0.0), 0.6)
+REST = (tuple(float(x) for x in REST_VISEMES), 0.6)
 _CONSONANTS: dict[str, tuple[tuple[float, float, float, float], float]] = {
     "p": ((0.0, 0.0, 0.1, 0.0), 3.0), "b": ((0.0, 0.0, 0.1, 0.0), 3.0), "m": ((0.0, 0.0, 0.1, 0.0), 3.0),
     "f": ((0.06, 0.1, 0.0, 1.0), 2.5), "v": ((0.06, 0.1, 0.0, 1.0), 2.5),

@@ -76,3 +76,19 @@ def test_runtime_modules_import_without_pytorch() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == "[]", run.stdout[:500]
+
+
+def test_demo_renders_with_pytorch_blocked(tmp_path: Path) -> None:
+    """Import-time checks miss imports made inside functions (generate's rest-mouth identity once reached
+    PyTorch through a training-data package only when it ran): run the demo end to end with `import torch`
+    made to fail, as on a runtime-only install."""
+    out = tmp_path / "demo.mp4"
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any `import torch` now raises ImportError\n"
+        "from speech2vid.cli import main\n"
+        f"sys.exit(main(['-q', 'demo', '-o', {str(out)!r}]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert out.stat().st_size > 10_000
