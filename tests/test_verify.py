@@ -63,7 +63,7 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     fp32 = {m.output: m for m in checks[0].metrics}
     assert int8["frame"].snr_db < fp32["frame"].snr_db - 30  # the metrics see INT8's noise
 
-    # A wrong FP16 engine: the last conv's weights scaled by 1.05, with a valid manifest (so it opens).
+    # A wrong FP16 engine: the last conv's bias negated, with a valid manifest (so it opens).
     # (The last one: with random weights the audio path barely reaches the frame, see docs/engines.md.)
     src = cache_folder(lite_loaded, settings.engine.cache_dir)
     shutil.copytree(src, tmp_path / src.name)
@@ -71,11 +71,11 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     model = onnx.load(str(entry.path))
     conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
     producers = {o: n for n in model.graph.node for o in n.output}
-    weight_name = conv.input[1]
+    weight_name = conv.input[2]  # its bias: the warp head's mask bias -4 -> +4 lays the colour layer over the face
     if weight_name in producers:  # behind a Cast: scale the FP16 initializer feeding it
         weight_name = producers[weight_name].input[0]
     init = next(t for t in model.graph.initializer if t.name == weight_name)
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float16(1.05), init.name))
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float16(-1.0), init.name))
     onnx.save(model, str(entry.path))
     old = json.loads(entry.manifest_path.read_text())
     write_manifest(lite_loaded, entry, opset=18, source_sha256=fp32_export_sha256(lite_loaded, FRAME_GRAPH, 18, tmp_path),
