@@ -1,7 +1,8 @@
-"""``speech2vid pack-weights``: a trained FP32 weights file -> the compact FP16 file that ships.
+"""``speech2vid pack-weights``: a trained FP32 weights file -> the compact file that ships.
 
-Halving every float tensor halves the file (lite: 28 -> 14 MB); the loader upcasts to FP32, so
-only the rounding of the weights remains. The packer measures that rounding's effect on rendered
+Halving every float tensor halves the file; the loader upcasts to FP32, so only the rounding of the
+weights remains. Where that rounding shows (the warp head of ``lite`` resamples the photo at
+coordinates it computes: FP16 weights move its frames by up to 0.15), ``--fp32`` keeps full precision. The packer measures that rounding's effect on rendered
 frames before it writes, and keeps where the weights came from (the training run's step, epoch,
 data and config, read from the run folder's state.json) in the file's metadata.
 """
@@ -30,12 +31,15 @@ class PackReport:
     output: Path
     bytes_in: int
     bytes_out: int
-    max_frame_diff: float  # FP16-rounded vs FP32 weights, over the check inputs (frames in 0..1)
+    max_frame_diff: float  # FP16-rounded vs FP32 weights, over the check inputs (frames in 0..1); 0 for --fp32
     provenance: dict[str, str]
+    half: bool = True
 
     def __str__(self) -> str:
-        return (f"wrote {self.output} ({self.bytes_out / 1e6:.1f} MB, from {self.bytes_in / 1e6:.1f} MB); "
-                f"FP16 vs FP32 frames: max abs diff {self.max_frame_diff:.2e} (limit {MAX_FRAME_DIFF:g})")
+        head = f"wrote {self.output} ({self.bytes_out / 1e6:.1f} MB, from {self.bytes_in / 1e6:.1f} MB)"
+        if not self.half:
+            return head + "; FP32 kept"
+        return head + f"; FP16 vs FP32 frames: max abs diff {self.max_frame_diff:.2e} (limit {MAX_FRAME_DIFF:g})"
 
 
 def run_provenance(weights: Path) -> dict[str, str]:
@@ -65,7 +69,9 @@ def frame_diff(a: Speech2Vid, b: Speech2Vid) -> float:
         return float((a.eval()(mfcc, faces) - b.eval()(mfcc, faces)).abs().max())
 
 
-def pack_weights(src: str | Path, dst: str | Path, cfg: ModelConfig, extra: dict[str, Any] | None = None) -> PackReport:
+def pack_weights(
+    src: str | Path, dst: str | Path, cfg: ModelConfig, extra: dict[str, Any] | None = None, *, half: bool = True
+) -> PackReport:
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise WeightsError(f"{dst} is the input file: write the packed weights elsewhere")
@@ -73,14 +79,16 @@ def pack_weights(src: str | Path, dst: str | Path, cfg: ModelConfig, extra: dict
         raise WeightsError(f"output folder {dst.parent} does not exist")
     full = build_model(cfg)
     load_weights(full, src)
-    half = build_model(cfg)
-    with torch.no_grad():
-        half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in full.state_dict().items()})
-    diff = frame_diff(full, half)
-    if not diff <= MAX_FRAME_DIFF:
-        raise WeightsError(f"FP16 rounding changes frames of {src} by up to {diff:.2e} (limit {MAX_FRAME_DIFF:g}): "
-                           "keep the FP32 file")
+    diff = 0.0
+    if half:
+        rounded = build_model(cfg)
+        with torch.no_grad():
+            rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in full.state_dict().items()})
+        diff = frame_diff(full, rounded)
+        if not diff <= MAX_FRAME_DIFF:
+            raise WeightsError(f"FP16 rounding changes frames of {src} by up to {diff:.2e} (limit {MAX_FRAME_DIFF:g}): "
+                               "pack with --fp32")
     provenance = {**run_provenance(src), "source_sha256": sha256_file(src),
                   **{str(k): str(v) for k, v in (extra or {}).items()}}
-    save_weights(full, dst, half=True, extra=provenance)
-    return PackReport(dst, src.stat().st_size, dst.stat().st_size, diff, provenance)
+    save_weights(full, dst, half=half, extra=provenance)
+    return PackReport(dst, src.stat().st_size, dst.stat().st_size, diff, provenance, half)

@@ -322,7 +322,7 @@ def cmd_pack_weights(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UserError(f"--meta '{item}' is not KEY=VALUE")
         extra[key] = value
-    print(pack_weights(args.weights, args.output, load_model_config(_settings(args).model), extra))
+    print(pack_weights(args.weights, args.output, load_model_config(_settings(args).model), extra, half=not args.fp32))
     return 0
 
 
@@ -506,10 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
     p.add_argument("--model", help="geometry the file must match (default paper)")
 
-    p = add("pack-weights", cmd_pack_weights, "trained weights -> the compact FP16 file that ships, checked against FP32")
+    p = add("pack-weights", cmd_pack_weights, "trained weights -> the file that ships (FP16, checked against FP32, or --fp32)")
     p.add_argument("weights", metavar="IN.safetensors", help="trained weights (e.g. runs/lite/last/weights.safetensors)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="FP16 weights file to write")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
     p.add_argument("--model", help="geometry of the weights: lite (default), paper, or a model YAML")
+    p.add_argument("--fp32", action="store_true", help="keep FP32 (the bundled lite: FP16 rounding moves its warped frames)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="extra metadata to record (repeatable)")
     return parser
 

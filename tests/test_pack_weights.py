@@ -79,3 +79,21 @@ def test_lite_loads_its_bundled_weights_by_default() -> None:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     assert meta["model"] == "lite" and meta["trained_kind"] in ("generator", "deblur")
+
+
+def test_the_warp_head_is_refused_as_fp16_and_packed_as_fp32(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundled lite weights (warp head): FP16 rounding moves their frames past the limit, so the packer
+    refuses and names --fp32; --fp32 writes every tensor unchanged, with the provenance."""
+    src = bundled_weights("lite")
+    assert src is not None
+    assert main(["pack-weights", str(src), "-o", str(tmp_path / "half.safetensors"), "--model", "lite"]) == 2
+    err = capsys.readouterr().err
+    assert "--fp32" in err and "\n" not in err.strip() and not (tmp_path / "half.safetensors").exists()
+    out = tmp_path / "full.safetensors"
+    assert main(["pack-weights", str(src), "-o", str(out), "--model", "lite", "--fp32", "--meta", "note=x"]) == 0
+    assert "FP32 kept" in capsys.readouterr().out
+    with safe_open(str(src), "pt") as a, safe_open(str(out), "pt") as b:
+        assert set(a.keys()) == set(b.keys())
+        for k in a.keys():
+            assert torch.equal(a.get_tensor(k), b.get_tensor(k)), k
+        assert b.metadata()["note"] == "x"
