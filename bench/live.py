@@ -46,6 +46,8 @@ def run_live_bench(
     audio: str | Path,
     faces: Sequence[Any],
     eyes: Any = None,
+    present: Callable[[Any], Any] | None = None,
+    sway_scale: float = 1.0,
     precisions: Sequence[str] = DEFAULT_PRECISIONS,
     seconds: float = 20.0,
     sinks: Callable[[], list[Any]] | None = None,
@@ -54,7 +56,7 @@ def run_live_bench(
 
     ``make_engine(settings)`` returns an engine, not opened, for ``settings.engine`` (the CLI's factory);
     an ``EngineRefused`` (engine not built) skips that precision. ``sinks()`` makes fresh sinks per run
-    (default one ``null://``).
+    (default one ``null://``). ``present`` and ``sway_scale``: as ``live`` shows the photo (``runtime.avatar``).
     """
     from speech2vid.engine.cache import EngineRefused
     from speech2vid.runtime.live import run_live
@@ -77,7 +79,8 @@ def run_live_bench(
         source = FileSource(str(audio), settings.live.blocksize, realtime=True, loop=True)
         with engine:
             report = run_live(engine, faces, source, sinks() if sinks else [NullSink()], settings.live,
-                              vad=settings.vad, eyes=eyes, duration=seconds)  # fmt: skip
+                              vad=settings.vad, eyes=eyes, duration=seconds, present=present,
+                              sway_scale=sway_scale)  # fmt: skip
         row.frames, row.rendered = report.frames, report.rendered
         row.repeated, row.dropped = report.repeated, report.dropped
         row.lookahead_ms = report.lookahead_ms

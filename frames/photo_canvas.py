@@ -99,6 +99,30 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
                        reference.astype(np.float32) / 255.0, scale)  # fmt: skip
 
 
+SQUARE_ZOOM = 2.2  # the live avatar's square: this many times the face's landmark extent (brows to chin)
+
+
+def square_around_face(
+    photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, zoom: float = SQUARE_ZOOM
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A square cut of ``photo`` around its face, for square avatars (the live window and file sinks).
+
+    The side is ``zoom`` times the landmarks' larger extent (at most the photo's shorter side), centred a
+    little above the landmarks' centre so the hair is in; the square is moved inside the photo where it
+    would leave it. Returns (the square, the landmarks and the registration ``transform`` in its pixels).
+    """
+    h, w = photo.shape[:2]
+    pts = np.asarray(landmarks, dtype=np.float64)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = int(min(round(zoom * float((hi - lo).max())), w, h))
+    cx, cy = (lo + hi) / 2
+    x0 = int(round(np.clip(cx - side / 2, 0, w - side)))
+    y0 = int(round(np.clip(cy - 0.58 * side, 0, h - side)))
+    m = np.asarray(transform, dtype=np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)  # square px -> photo px -> aligned
+    return photo[y0 : y0 + side, x0 : x0 + side].copy(), pts - (x0, y0), m
+
+
 def compose_on_photo(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     """One output frame: the photo with the generated ``face`` ((109, 109, 3) float in [0, 1]) blended in."""
     roi = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)

@@ -41,6 +41,8 @@ Threads
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import queue
 import threading
@@ -298,6 +300,8 @@ def run_live(
     stop: threading.Event | None = None,
     soak_interval: float | None = None,
     on_start: Callable[[LiveReport], None] | None = None,
+    present: Callable[[np.ndarray], np.ndarray] | None = None,
+    sway_scale: float = 1.0,
 ) -> LiveReport:
     """Run until ``duration`` s of audio, the source ends, a sink asks to quit, or ``stop`` is set.
 
@@ -306,7 +310,9 @@ def run_live(
     with ``idle: alive`` (without them the face only sways). The source is opened and closed here, and
     so are the sinks, whatever happens: after a stop request or a failed microphone (``report.error``)
     files are finalised; after an engine error or an interrupt they are discarded and the exception
-    propagates.
+    propagates. ``present`` turns each rendered face into the image the sinks get (the photo with the
+    lower face composed in, :func:`speech2vid.frames.photo_canvas.compose_on_photo`); ``eyes`` are then in
+    that image's pixels and ``sway_scale`` is its pixels per rendered-face pixel.
     """
     report = LiveReport()
     vad = vad or VadConfig()
@@ -336,13 +342,14 @@ def run_live(
     silence_col = silence_column()
     animator = IdleAnimator() if cfg.idle == "alive" else None
     eye_list = tuple(eyes or ())
+    still_shown = present(still) if present is not None else still  # composed once: silence shows it every frame
 
     clock, history = CaptureClock(), AudioHistory()
     done: dict[int, tuple[np.ndarray | None, bool]] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
     pending: dict[int, FrameStamps] = {}  # stamps of frames in the engine
     idle_run = 0
     next_window = next_emit = 0
-    last_image = still
+    last_image = still_shown
     measured_until = 0  # windows of frames below this index were completed by real audio
     recent: list[float] = []  # times of the last fresh images, for the overlay's fps
     soak_hist, soak_t = LatencyHistogram(), time.monotonic()
@@ -364,7 +371,12 @@ def run_live(
     def emit(k: int, frame: np.ndarray | None, idle: bool) -> None:
         nonlocal last_image
         fresh = frame is not None
-        image = frame if frame is not None else last_image
+        if frame is None:
+            image = last_image
+        elif frame is still:
+            image = still_shown
+        else:
+            image = present(frame) if present is not None else frame
         if not fresh:
             if cfg.drop_policy == "repeat":
                 report.repeated += 1
@@ -372,7 +384,10 @@ def run_live(
                 report.dropped += 1
         last_image = image
         if animator is not None:
-            image = animate(image, animator.step(idle), eye_list)
+            pose = animator.step(idle)
+            if sway_scale != 1.0:
+                pose = dataclasses.replace(pose, dx=pose.dx * sway_scale, dy=pose.dy * sway_scale)
+            image = animate(image, pose, eye_list)
         targets = [s for s in sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
         now = time.monotonic()
         if fresh:

@@ -79,8 +79,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     """Run ``speech2vid live`` with ``engine`` (made by the CLI, not opened yet) for ``model`` (its ``name``
     and ``is_random`` label the outputs)."""
     from speech2vid.assets import sample_face
-    from speech2vid.faces import align_photo
-    from speech2vid.frames.idle import photo_eyes
+    from speech2vid.runtime.avatar import live_avatar
     from speech2vid.runtime.live import run_live
     from speech2vid.runtime.sources import CaptureOptions, parse_source
     from speech2vid.sinks.live import parse_sink
@@ -92,9 +91,8 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     photos = args.face or [str(sample_face())]
     if len(photos) > 5:
         raise UserError(f"give 1 to 5 face photos (--face), got {len(photos)}")
-    aligned = [align_photo(p, aligned=args.aligned) for p in photos]
-    faces = [a.image for a in aligned]
-    eyes = photo_eyes(aligned[0])
+    avatar = live_avatar(photos, aligned=args.aligned, compose=cfg.compose, photo_side=cfg.photo_side,
+                         rest_mouth=settings.generate.rest_mouth)  # fmt: skip
     options = CaptureOptions(blocksize=cfg.blocksize, latency=cfg.latency, ring_seconds=cfg.ring_seconds,
                              stall_seconds=cfg.stall_seconds, reopen_seconds=cfg.reopen_seconds)  # fmt: skip
     source = parse_source(args.source, options)
@@ -127,8 +125,9 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
             sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
         with engine:
             soak_interval = (max(10.0, duration / 10) if duration else 60.0) if args.soak else None
-            report = run_live(engine, faces, source, sinks, cfg, vad=settings.vad, eyes=eyes, duration=duration,
-                              stop=stop, soak_interval=soak_interval, on_start=summary)  # fmt: skip
+            report = run_live(engine, avatar.faces, source, sinks, cfg, vad=settings.vad, eyes=avatar.eyes,
+                              duration=duration, stop=stop, soak_interval=soak_interval, on_start=summary,
+                              present=avatar.present, sway_scale=avatar.sway_scale)  # fmt: skip
     except BaseException:
         for s in sinks:  # run_live closes them itself once it has started; closing twice is harmless
             s.close(abort=True)
@@ -201,14 +200,16 @@ def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, 
     """``speech2vid bench --live``: the live loop from a file in real time, a stage table per precision."""
     from speech2vid.assets import sample_face, sample_speech
     from speech2vid.bench.live import DEFAULT_PRECISIONS, format_live_table, run_live_bench, write_live_json
-    from speech2vid.faces import align_photo
-    from speech2vid.frames.idle import photo_eyes
+    from speech2vid.runtime.avatar import live_avatar
 
     if seconds <= 0:
         raise UserError(f"--live-seconds must be positive, got {seconds}")
-    face = align_photo(sample_face())
-    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), faces=[face.image],
-                          eyes=photo_eyes(face), precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
+    cfg = settings.live
+    avatar = live_avatar([sample_face()], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side,
+                         rest_mouth=settings.generate.rest_mouth)  # what `live` shows: the photo composite, by default
+    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), faces=avatar.faces,
+                          eyes=avatar.eyes, present=avatar.present, sway_scale=avatar.sway_scale,
+                          precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
     if all(r.skipped is not None for r in rows):
         raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))
     print(format_live_table(rows))

@@ -268,6 +268,10 @@ class LiveConfig:
     lookahead_ms: float | None = None
     drop_policy: DropPolicy = "repeat"  # engine behind: repeat (hold the last image) | drop (skip the slot)
     late_ms: float = 80.0  # a frame later than look-ahead + this is counted late
+    # photo: a square of the photo around the face, at its own resolution (photo_side at most), with only the
+    # lower face generated (as generate's compose: photo); face: the 109x109 network face alone, upscaled
+    compose: Literal["photo", "face"] = "photo"
+    photo_side: int = 512  # px: the photo square's side at most (sinks scale it to their size)
     output_size: int = 256  # px of the avatar in file:// outputs
     overlay: bool = True  # fps, latency, audio level and dropped frames on display://
     window_size: tuple[int, int] = (640, 640)  # display:// width, height (ignored when fullscreen)
@@ -304,6 +308,8 @@ class LiveConfig:
             raise ConfigError(f"{where}: 'live.reopen_seconds' must be >= 0 and 'live.stall_seconds' > 0")
         if self.output_size < 16 or self.output_size % 2:
             raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
+        if not 64 <= self.photo_side <= 4096:
+            raise ConfigError(f"{where}: 'live.photo_side' must be 64..4096 px, got {self.photo_side}")
         if min(self.window_size) < 64:
             raise ConfigError(f"{where}: 'live.window_size' must be at least 64x64, got {self.window_size}")
         if not 0.1 <= self.avatar_scale <= 1.0:

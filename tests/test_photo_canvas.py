@@ -18,6 +18,8 @@ from speech2vid.assets import sample_face, sample_speech
 from speech2vid.faces import align_image, read_photo
 from speech2vid.frames.photo_canvas import compose_on_photo, photo_canvas
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _canvas():  # type: ignore[no-untyped-def]
     rgb = read_photo(sample_face())
@@ -74,3 +76,53 @@ def test_generate_keeps_the_photo_and_its_sharp_eyes(tmp_path: Path) -> None:
     eyes = lambda img: img[y0:y1, x0:x1]  # noqa: E731
     ratio = np.median([_sharpness(eyes(f)) for f in frames[::10]]) / _sharpness(eyes(rgb))
     assert ratio >= 0.8, f"eye sharpness {ratio:.2f} of the photo's"
+
+
+def test_the_live_square_keeps_the_face_and_its_registration() -> None:
+    """``square_around_face``: a square inside the photo holding the whole face, whose transform registers
+    the same aligned face as the photo's (checked by warping both)."""
+    from speech2vid.faces.align import warp_aligned
+    from speech2vid.frames.photo_canvas import square_around_face
+
+    rgb = read_photo(ROOT / "data" / "eval" / "photos" / "01_obama.jpg")
+    face = align_image(rgb, None, name="obama")
+    square, landmarks, transform = square_around_face(rgb, face.landmarks, face.transform)
+    side = square.shape[0]
+    assert square.shape == (side, side, 3) and side <= min(rgb.shape[:2])
+    assert landmarks.min() > 0 and landmarks.max() < side  # the whole face is in
+    a = warp_aligned(rgb, face.transform).astype(np.float32)
+    b = warp_aligned(square, transform).astype(np.float32)
+    assert np.abs(a - b)[20:100, 20:100].mean() < 1.0  # the same registered face (borders may differ)
+
+
+def test_live_shows_the_photo_square_with_only_the_lower_face_generated(tmp_path: Path) -> None:
+    """``speech2vid live`` (file source, file sink, the bundled weights): the MP4 holds the photo square, the
+    eyes region within a few grey levels of the photo's, and the mouth region changing with the speech."""
+    from speech2vid.evaluation.visible import decode_video
+    from speech2vid.frames.photo_canvas import square_around_face
+
+    photo = ROOT / "data" / "eval" / "photos" / "06_london-024-neutral.jpg"
+    out = tmp_path / "live.mp4"
+    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "--config", str(_no_idle(tmp_path)), "live", "--face",
+                          str(photo), "--source", f"file://{sample_speech()}", "--sink", f"file://{out}"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    frames = np.stack(list(decode_video(out))).astype(np.float32)
+    rgb = read_photo(photo)
+    face = align_image(rgb, None, name="london")
+    square, landmarks, _ = square_around_face(rgb, face.landmarks, face.transform)
+    size = frames.shape[1]
+    want = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    p = landmarks * size / square.shape[0]
+    eyes = (slice(int(p[17:27, 1].min()), int(p[36:48, 1].max()) + 2), slice(int(p[17:27, 0].min()), int(p[17:27, 0].max())))
+    mouth = (slice(int(p[48:68, 1].min()) - 2, int(p[48:68, 1].max()) + 3), slice(int(p[48:68, 0].min()), int(p[48:68, 0].max())))
+    assert np.abs(frames[:, eyes[0], eyes[1]] - want[eyes]).mean() < 4.0  # the photo's own eyes (H.264, resampling)
+    moving = frames[:, mouth[0], mouth[1]].std(axis=0).mean()
+    still = frames[:, eyes[0], eyes[1]].std(axis=0).mean()
+    assert moving > 4 * still, (moving, still)  # the mouth moves with the speech; the eyes stay
+
+
+def _no_idle(tmp_path: Path) -> Path:
+    cfg = tmp_path / "no_idle.yaml"
+    cfg.write_text("live:\n  idle: still\n")  # no blinks or sway: the eyes must stay the photo's
+    return cfg
