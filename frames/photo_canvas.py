@@ -156,5 +156,31 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
     size = 112 * scale
     big = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
     pts = np.asarray(landmarks, dtype=np.float64) @ m[:, :2].T + m[:, 2]
-    closed, _ = MouthAnimator(big, pts).render(REST_VISEMES)
-    return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)
+    closed, moved = MouthAnimator(big, pts).render(REST_VISEMES)
+    return cv2.resize(cover_teeth(closed, moved), (112, 112), interpolation=cv2.INTER_AREA)
+
+
+TEETH_BRIGHTER = 25  # teeth: brighter than the lips' median by this much (HSV value, 0..255) ...
+TEETH_PALER = 0.75  # ... and less saturated than this fraction of the lips' median saturation
+
+
+def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``image`` with teeth still showing inside the outer lip line painted over from the lips around them.
+
+    Why: closing a wide grin by moving its landmarks squeezes the teeth into slivers between the lips;
+    they still read as an open mouth, to a viewer and to dlib. Teeth are the pixels inside the outer lip
+    polygon (points 48-59) clearly brighter and paler than the lips' median; OpenCV's inpainting (Telea)
+    fills them from the lips around them.
+    """
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(landmarks)[48:60]).astype(np.int32)], 255)
+    inside = mask > 0
+    if inside.sum() < 10:
+        return image
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    v, s = hsv[..., 2], hsv[..., 1]
+    teeth = inside & (v > np.median(v[inside]) + TEETH_BRIGHTER) & (s < TEETH_PALER * np.median(s[inside]))
+    if not teeth.any():
+        return image
+    grown = cv2.dilate(teeth.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)) & mask
+    return cv2.inpaint(image, grown, 3, cv2.INPAINT_TELEA)

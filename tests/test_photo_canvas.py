@@ -126,3 +126,25 @@ def _no_idle(tmp_path: Path) -> Path:
     cfg = tmp_path / "no_idle.yaml"
     cfg.write_text("live:\n  idle: still\n")  # no blinks or sway: the eyes must stay the photo's
     return cfg
+
+
+def test_teeth_left_by_a_closed_grin_are_painted_over_from_the_lips() -> None:
+    """``cover_teeth``: white, pale pixels inside the outer lip line take the lips' colour; nothing outside
+    the lips changes; lips without teeth are returned as they are."""
+    from speech2vid.faces.mouth_model import BASE_SHAPE
+    from speech2vid.frames.photo_canvas import cover_teeth
+
+    img = np.full((320, 320, 3), (200, 160, 140), np.uint8)  # skin
+    lips = np.round(BASE_SHAPE[48:60]).astype(np.int32)
+    cv2.fillPoly(img, [lips], (170, 60, 70))  # red lips
+    assert cover_teeth(img, BASE_SHAPE) is img  # nothing to cover
+    y = int(BASE_SHAPE[[62, 66], 1].mean())
+    x0, x1 = int(BASE_SHAPE[60, 0]) + 6, int(BASE_SHAPE[64, 0]) - 6
+    teeth = img.copy()
+    teeth[y - 1 : y + 2, x0:x1] = (240, 238, 230)  # a sliver of teeth between closed lips
+    out = cover_teeth(teeth, BASE_SHAPE)
+    painted = out[y - 1 : y + 2, x0:x1].astype(int)
+    assert np.abs(painted - (170, 60, 70)).mean() < 10 and painted.max() < 215  # lip-coloured; no white left
+    mask = np.zeros((320, 320), np.uint8)
+    cv2.fillPoly(mask, [lips], 255)
+    np.testing.assert_array_equal(out[mask == 0], teeth[mask == 0])
