@@ -303,9 +303,9 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
     from speech2vid.assets import sample_face
     from speech2vid.config import EngineConfig, LiveConfig
     from speech2vid.engine.factory import make_engine
-    from speech2vid.faces import align_photo
     from speech2vid.frames.compose import avatar_side, background, compose
     from speech2vid.frames.render import watermark
+    from speech2vid.runtime.avatar import live_avatar
     from speech2vid.runtime.live import silence_window
     from speech2vid.runtime.live_app import RANDOM_LABEL
     from speech2vid.sinks.live import display_avatar
@@ -334,12 +334,16 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
         found = _until(window, 120, "the speech2vid window on the screen")
         assert isinstance(found, tuple)
         shown, left, top = found
-        # what the window must show: the still face (silence) of the same engine, composed on the background
+        # what the window must show: the still face (silence) of the same engine on the photo around the face
+        # (live.compose: photo, the default), composed on the background
+        live_cfg = LiveConfig(window_size=size, avatar_scale=0.5, background_colour=colour)
+        avatar = live_avatar([sample_face()], aligned=False, compose=live_cfg.compose, photo_side=live_cfg.photo_side,
+                             rest_mouth=True)  # fmt: skip
+        assert avatar.present is not None
         engine = make_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
         with engine:
-            engine.set_identity([align_photo(str(sample_face())).image])
-            still = engine.render(silence_window()[None])[0]
-        live_cfg = LiveConfig(window_size=size, avatar_scale=0.5, background_colour=colour)
+            engine.set_identity(avatar.faces)
+            still = avatar.present(engine.render(silence_window()[None])[0])
         side = avatar_side(size, live_cfg.avatar_scale)
         expected = compose(background(size, colour), watermark(display_avatar(still, side), RANDOM_LABEL))
         y, x = (size[1] - side) // 2, (size[0] - side) // 2
