@@ -199,7 +199,7 @@ class ModelRateStream:
         """The resampler's remaining output at the end of the signal."""
         if self._soxr is None:
             return np.zeros(0, dtype=np.float32)
-        return self._soxr.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        return np.asarray(self._soxr.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
 
 
 def speech_blocks(path: str | os.PathLike[str]) -> Iterator[tuple[Audio, np.ndarray]]:

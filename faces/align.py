@@ -59,7 +59,7 @@ def similarity_fit(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
 def transform_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine ``m`` to (N, 2) points; returns (N, 2) float64."""
     pts = np.asarray(points, dtype=np.float64)
-    return pts @ m[:, :2].T + m[:, 2]
+    return np.asarray(pts @ m[:, :2].T + m[:, 2], dtype=np.float64)
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

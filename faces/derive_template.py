@@ -57,7 +57,7 @@ def symmetric_shape(points: np.ndarray) -> np.ndarray:
     c, s = np.cos(-angle), np.sin(-angle)
     level = (pts - (left_eye + right_eye) / 2.0) @ np.array([[c, s], [-s, c]])
     mirrored = level[MIRROR_PERMUTATION] * np.array([-1.0, 1.0])
-    return (level + mirrored) / 2.0
+    return np.asarray((level + mirrored) / 2.0, dtype=np.float64)
 
 
 def place_in_canvas(shape: np.ndarray) -> np.ndarray:
@@ -73,7 +73,7 @@ def place_in_canvas(shape: np.ndarray) -> np.ndarray:
     to_aligned = canvas_to_aligned()
     linear, offset = to_aligned[:, :2], to_aligned[:, 2]
     canvas = (aligned - offset) @ np.linalg.inv(linear).T
-    return np.round(canvas, DECIMALS)
+    return np.asarray(np.round(canvas, DECIMALS), dtype=np.float64)
 
 
 def derive_template(points: np.ndarray, mirrored_points: np.ndarray, image_width: int) -> np.ndarray:

@@ -49,7 +49,7 @@ def mouth_shape(shape: np.ndarray, visemes: np.ndarray, lip_thickness: float = 1
     out[48:55, 1] = centre[1] - raise_up * np.abs(np.cos(x * math.pi / 2)) - up_t * bow
     # Opening profile across the mouth: rounded lips open more evenly.
     def profile(xs: np.ndarray) -> np.ndarray:
-        return np.cos(np.clip(xs, -1, 1) * math.pi / 2) ** (1.2 - 0.8 * rnd)
+        return np.asarray(np.cos(np.clip(xs, -1, 1) * math.pi / 2) ** (1.2 - 0.8 * rnd), dtype=np.float64)
 
     lx = np.array([0.62, 0.28, 0.0, -0.28, -0.62])  # outer lower 55..59 go right to left
     out[55:60, 0] = centre[0] + hw * lx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.audio.constants import SAMPLE_RATE as SAMPLE_RATE  # re-exported: part of the front end's constants
 
 
 def exact_div(x: int, y: int) -> int:

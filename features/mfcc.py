@@ -86,7 +86,7 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     n = np.arange(n_in)[None, :]
     basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
     basis[0] /= np.sqrt(2.0)
-    return basis
+    return np.asarray(basis, dtype=np.float64)
 
 
 def sine_lifter(n_ceps: int = N_MFCC, lifter: int = LIFTER) -> np.ndarray:

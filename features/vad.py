@@ -193,7 +193,7 @@ def column_samples(frame_indices: np.ndarray, lookahead_columns: int = 17) -> np
 
 def silence_column() -> np.ndarray:
     """float32 ``(12,)``: cepstra 1..12 of the MFCC of digital silence (what an unheard column holds)."""
-    return StreamingWindows().push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0][:, 0].copy()
+    return np.array(StreamingWindows().push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0][:, 0], dtype=np.float32)
 
 
 def gate_windows(windows: np.ndarray, speech_columns: np.ndarray, silence: np.ndarray | None = None) -> np.ndarray:
@@ -260,7 +260,7 @@ class WindowGate:
 def is_silent(windows: np.ndarray, silence: np.ndarray | None = None) -> np.ndarray:
     """bool ``(n,)``: windows every column of which is the MFCC of silence (gated, or digital silence)."""
     sil = silence_column() if silence is None else silence
-    return np.all(windows == sil[None, :, None], axis=(1, 2))
+    return np.asarray(np.all(windows == sil[None, :, None], axis=(1, 2)), dtype=bool)
 
 
 def gate_signal_windows(
@@ -279,4 +279,4 @@ def gate_signal_windows(
     gate = SpeechGate(params)
     gate.push(probs)
     cols = gate.at_samples(column_samples(np.arange(windows.shape[0]), lookahead_columns))
-    return gate_windows(windows, cols), cols.any(axis=1)
+    return gate_windows(windows, cols), np.asarray(cols.any(axis=1), dtype=bool)

@@ -86,7 +86,7 @@ def feather_alpha(mask: np.ndarray, feather: float) -> np.ndarray:
         return inside.astype(np.float32)
     # Pad so that the crop's own edge counts as "outside" too: no hard step where the mask is clipped.
     dist = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0), cv2.DIST_L2, 5)
-    return np.clip(dist[1:-1, 1:-1] / feather, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip(dist[1:-1, 1:-1] / feather, 0.0, 1.0), dtype=np.float32)
 
 
 def _padded(img: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:

@@ -116,7 +116,7 @@ def sway(frame: np.ndarray, dx: float, dy: float, tilt_deg: float) -> np.ndarray
         return np.array(frame, dtype=np.float32, copy=True)
     h, w = frame.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), tilt_deg, 1.0)
-    m[:, 2] += (dx, dy)
+    m[:, 2] += np.array([dx, dy])
     return cv2.warpAffine(np.asarray(frame, dtype=np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
 

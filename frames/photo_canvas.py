@@ -182,5 +182,5 @@ def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     teeth = inside & (v > np.median(v[inside]) + TEETH_BRIGHTER) & (s < TEETH_PALER * np.median(s[inside]))
     if not teeth.any():
         return image
-    grown = cv2.dilate(teeth.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)) & mask
+    grown = cv2.bitwise_and(cv2.dilate(teeth.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)), mask)
     return cv2.inpaint(image, grown, 3, cv2.INPAINT_TELEA)

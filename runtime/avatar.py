@@ -32,8 +32,8 @@ def live_avatar(
     photos: Sequence[str | Path], *, aligned: bool, compose: str, photo_side: int, rest_mouth: bool
 ) -> Avatar:
     if compose != "photo" or aligned:  # an aligned crop has no photo around it to show
-        faces = [align_photo(p, aligned=aligned) for p in photos]
-        return Avatar([a.image for a in faces], photo_eyes(faces[0]), None, 1.0)
+        crops = [align_photo(p, aligned=aligned) for p in photos]
+        return Avatar([a.image for a in crops], photo_eyes(crops[0]), None, 1.0)
     rgb = read_photo(photos[0])
     first = align_image(rgb, name=str(photos[0]))
     assert first.landmarks is not None and first.transform is not None

@@ -164,10 +164,6 @@ class InferenceWorker:
                 self._busy = False
                 self._cv.notify_all()
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: self._staged is None and not self._busy, timeout)
-
     def close(self) -> None:
         with self._cv:
             self._stopping = True
@@ -284,7 +280,7 @@ def soak_drift(samples: list[dict[str, float | int | None]]) -> dict[str, float 
 def silence_window() -> np.ndarray:
     """float32 (12, 35): the window of digital silence (every column the MFCC of zeros)."""
     sw = StreamingWindows()
-    return sw.push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0]
+    return np.asarray(sw.push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0], dtype=np.float32)
 
 
 def run_live(

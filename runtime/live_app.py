@@ -139,7 +139,9 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
                    "device": e.device, "precision": e.precision, "model": model.name,
                    "drop_policy": cfg.drop_policy, "idle_mode": cfg.idle, "blocksize": cfg.blocksize}  # fmt: skip
     lat = report.latency.summary()
-    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
     print(f"{report.frames} frames ({report.rendered} rendered, {report.idle} idle, {report.repeated} repeated, "
           f"{report.dropped} dropped, {report.late} late) for {report.audio_samples / 16000:.2f} s of audio; "
           f"latency median {fmt(lat['median'])} ms, p99 {fmt(lat['p99'])} ms ({report.ended})")  # fmt: skip
@@ -222,7 +224,9 @@ def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, 
 def stage_table(report: Any) -> str:
     """The per-stage latency breakdown of fresh frames: p50 / p99 in ms, then the total."""
     rows = report.stage_table()
-    fmt = lambda v: "-" if v is None else f"{v:7.1f}"  # noqa: E731
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:7.1f}"
+
     lines = [f"latency by stage ({report.stages['total'].count} rendered frames measured)   p50 ms   p99 ms"]
     lines += [f"  {name:<52}{fmt(p50)}  {fmt(p99)}" for name, p50, p99 in rows]
     return "\n".join(lines)

@@ -91,16 +91,22 @@ class VideoFileSink:
         self._audio_channels = min(audio_channels, AAC_MAX_CHANNELS)
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
-            self._video = self._container.add_stream(video_codec, rate=fps)
+            video = self._container.add_stream(video_codec, rate=fps)
+            if not isinstance(video, av.video.stream.VideoStream):
+                raise ValueError(f"{video_codec} is not a video codec")
+            self._video = video
             self._video.width, self._video.height = self.width, self.height
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(crf), "preset": preset}
             self._video.codec_context.time_base = 1 / self._rate
-            self._audio_stream = None
+            self._audio_stream: av.audio.stream.AudioStream | None = None
             if streamed is not None:
                 layout = "mono" if self._audio_channels == 1 else "stereo"
-                self._audio_stream = self._container.add_stream(audio_codec, rate=streamed, layout=layout)
-                self._audio_stream.bit_rate = audio_bitrate
+                sound = self._container.add_stream(audio_codec, rate=streamed, layout=layout)
+                if not isinstance(sound, av.audio.stream.AudioStream):
+                    raise ValueError(f"{audio_codec} is not an audio codec")
+                sound.bit_rate = audio_bitrate
+                self._audio_stream = sound
                 self._audio_samples = np.zeros((self._audio_channels, 0), dtype=np.float32)
         except (av.FFmpegError, ValueError) as exc:
             self._discard()
@@ -158,11 +164,6 @@ class VideoFileSink:
         if chunk.shape[0] != self._audio_channels:
             raise ValueError(f"write_audio() got {chunk.shape[0]} channels, the track has {self._audio_channels}")
         self._audio_samples = np.concatenate((self._audio_samples, chunk), axis=1)
-
-    @property
-    def audio_samples_received(self) -> int:
-        """Samples of the audio track given so far (live) or in total (up front); 0 without audio."""
-        return self._audio_base + int(self._audio_samples.shape[1]) if self._audio_stream is not None else 0
 
     def close(self) -> Path:
         """Flush both encoders, finish the container and move it onto the target name."""

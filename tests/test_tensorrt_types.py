@@ -1,4 +1,5 @@
-"""mypy --strict on the TensorRT and CUDA modules (and the rest of the engine code), against the real
+"""mypy --strict on the TensorRT and CUDA modules, the rest of the engine and build code, and the runtime's
+stages (audio, features, faces, frames, sinks, runtime), against the real
 ``tensorrt-stubs`` package.
 
 TensorRT cannot run on CI (no GPU, and the ``tensorrt`` wheels download their libraries from NVIDIA's
@@ -37,6 +38,8 @@ CHECKED = (
     "build_engines/build.py", "build_engines/verify.py", "build_engines/quantize.py", "build_engines/fp16.py",
     "build_engines/commands.py", "calib/data.py", "bench/latency.py", "bench/machine.py", "bench/plot.py",
     "build_engines/onnx_export.py", "files.py",  # (the speech2vid/ folder is the package root)
+    # the runtime's stages: what a kiosk runs
+    "audio", "features", "faces", "frames", "sinks", "runtime",
 )
 STAGES = ("speech2vid", "audio", "features", "faces", "model", "engine", "build_engines", "calib", "frames", "sinks", "runtime", "bench", "configs", "assets")
 
@@ -57,6 +60,8 @@ ignore_missing_imports = True
 [mypy-onnxruntime.*]
 ignore_missing_imports = True
 [mypy-onnxconverter_common.*]
+ignore_missing_imports = True
+[mypy-dlib.*,soxr.*,sounddevice.*,tqdm.*]
 ignore_missing_imports = True
 """
 
@@ -102,7 +107,7 @@ def _layout(root: Path) -> Path:
     return pkg
 
 
-def test_mypy_strict_on_tensorrt_and_cuda_modules(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mypy_strict_on_the_engines_and_the_runtime(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("mypy")
     stub_dir = _stub_dir(tmp_path)
     pkg = _layout(tmp_path)
