@@ -55,22 +55,6 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-SPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
-
-
-def _files(folder: str, suffixes: tuple[str, ...], what: str) -> list[Any]:
-    from pathlib import Path
-
-    from speech2vid.errors import UserError
-
-    d = Path(folder).expanduser()
-    if not d.is_dir():
-        raise UserError(f"{d} is not a folder: pass a folder of {what}")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in suffixes)
-    if not files:
-        raise UserError(f"no {what} ({', '.join(suffixes)}) in {d}")
-    return files
 
 
 def _visible(args: argparse.Namespace, settings: Any) -> int:
@@ -85,8 +69,10 @@ def _visible(args: argparse.Namespace, settings: Any) -> int:
     from speech2vid.model.ref import model_ref
     from speech2vid.runtime.offline import prepare_inputs, render_video
 
-    photos = _files(args.photos, PHOTO_SUFFIXES, "face photos")
-    speeches = _files(args.speech, SPEECH_SUFFIXES, "speech recordings")
+    from speech2vid.files import PHOTO_SUFFIXES, SPEECH_SUFFIXES, files_in
+
+    photos = files_in(args.photos, PHOTO_SUFFIXES, "face photos", "--photos")
+    speeches = files_in(args.speech, SPEECH_SUFFIXES, "speech recordings", "--speech")
     ref = model_ref(load_model_config(settings.model), settings.weights)
     if settings.engine.backend in ("onnxruntime", "tensorrt"):
         ensure_fp32_export(ref, settings.engine, cache_root(settings.engine))

@@ -45,3 +45,21 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half a manifest."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+SPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
+
+
+def files_in(folder: str | os.PathLike[str], suffixes: tuple[str, ...], what: str, option: str) -> list[Path]:
+    """The files of ``folder`` (not below it) with one of ``suffixes``, sorted; a one-line
+    :class:`~speech2vid.errors.UserError` naming ``option`` when it is not a folder or holds none."""
+    from speech2vid.errors import UserError
+
+    d = Path(folder).expanduser()
+    if not d.is_dir():
+        raise UserError(f"{option} {d} is not a folder: pass a folder of {what}")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in suffixes)
+    if not files:
+        raise UserError(f"no {what} ({', '.join(suffixes)}) in {d}")
+    return files

@@ -29,6 +29,7 @@ from speech2vid.config import PrepareConfig, SynthConfig
 from speech2vid.datasets.format import FPS
 from speech2vid.errors import UserError
 from speech2vid.faces.photo import read_photo
+from speech2vid.files import PHOTO_SUFFIXES, files_in
 
 from .face_render import FaceRenderer, blink_track, random_identity
 from .speech import SpeechRequest, speech_in_fresh_process
@@ -36,7 +37,7 @@ from .tts import VARIANTS, VOICES
 from .visemes import viseme_track
 
 SOURCE_DIR = "source"
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+PHOTO_EXTENSIONS = PHOTO_SUFFIXES
 
 
 class SynthError(UserError):
@@ -153,13 +154,10 @@ def val_identities(names: list[str], fraction: float, seed: int) -> set[str]:
 
 
 def find_photos(folder: str | os.PathLike[str]) -> list[Path]:
-    d = Path(folder).expanduser()
-    if not d.is_dir():
-        raise SynthError(f"--photos {d} is not a folder: pass a folder of face photos (JPEG/PNG)")
-    photos = sorted(p for p in d.iterdir() if p.suffix.lower() in PHOTO_EXTENSIONS)
-    if not photos:
-        raise SynthError(f"no photos (JPEG/PNG) in {d}")
-    return photos
+    try:
+        return files_in(folder, PHOTO_EXTENSIONS, "face photos", "--photos")
+    except UserError as exc:  # the synth command's own error type, same message
+        raise SynthError(str(exc)) from None
 
 
 def run_synth(
