@@ -4,7 +4,8 @@
 
 Each row is `speech2vid generate` run on one photo (default settings: the bundled weights, ONNX Runtime,
 the photo at full resolution) with a real recording (LJ Speech LJ050-0131, public domain). Frames are
-taken from the decoded MP4 at the widest and narrowest mouth openings while speech is heard; below,
+taken from the decoded MP4: one in the silence before the speech, then the widest and narrowest mouth
+openings while speech is heard; below,
 the speech's loudness and each row's lip gap over time, measured by dlib's pretrained 68-point landmarks
 (inner-lip gap / inter-ocular distance, evaluation/visible.py), with the shown frames marked.
 """
@@ -29,7 +30,7 @@ from speech2vid.evaluation.visible import Instruments, decode_video, frame_loudn
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
-PHOTOS = (sample_face(), ROOT / "data/eval/photos/01_obama.jpg", ROOT / "data/eval/photos/07_london-038-neutral.jpg")
+PHOTOS = (ROOT / "data/eval/photos/06_london-024-neutral.jpg", ROOT / "data/eval/photos/01_obama.jpg", sample_face())
 SPEECH = ROOT / "data/eval/speech/ljspeech_LJ050-0131_f.flac"
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", default="docs/talking.png")
     args = ap.parse_args()
 
-    signal = np.concatenate([np.zeros(8000, np.float32), load_speech(SPEECH)[1], np.zeros(8000, np.float32)])
+    signal = np.concatenate([np.zeros(16000, np.float32), load_speech(SPEECH)[1], np.zeros(16000, np.float32)])
     inst = Instruments()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,13 +64,17 @@ def main() -> None:
     n = len(rows[0][1])
     loud = frame_loudness(signal, n)
     speaking = loud > np.percentile(loud, 95) - 25
-    g = rows[0][2]
+    # Frames: one in the silence before the speech, then the widest and the narrowest openings while speech
+    # is heard, by the rows' gaps each scaled to its own range (so no one photo decides).
+    g = np.mean([(r[2] - r[2].min()) / max(float(np.ptp(r[2])), 1e-6) for r in rows], axis=0)
     inner = [i for i in range(2, n - 2) if speaking[i]]
     order = sorted(inner, key=lambda i: -g[i])
-    chosen: list[int] = []
-    for i in order[: len(order) // 3] + order[::-1][: len(order) // 3]:
-        if len(chosen) < args.frames and all(abs(i - j) >= 6 for j in chosen):
-            chosen.append(i)
+    chosen: list[int] = [int(np.argmax(speaking)) // 2]  # half way through the leading silence
+    for candidates in (order, order[::-1]):  # half of the rest the widest, half the narrowest
+        want = len(chosen) + (args.frames - 1) // 2 if candidates is order else args.frames
+        for i in candidates:
+            if len(chosen) < want and all(abs(i - j) >= 6 for j in chosen):
+                chosen.append(i)
     shown = np.sort(np.array(chosen))
 
     fig = plt.figure(figsize=(12, 9))

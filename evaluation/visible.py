@@ -33,8 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+from speech2vid.faces.ibug68 import lip_gap_ratio  # noqa: F401  (the measure: geometry of dlib's own 68 points)
 MAX_LAG = 5
 SILENCE_FRAMES = 5  # 200 ms at 25 fps
 SILENCE_DB_BELOW = 30.0
@@ -64,13 +63,6 @@ class PairResult:
 
 
 # ----------------------------------------------------------------------------- pure measures
-
-
-def lip_gap_ratio(landmarks: np.ndarray) -> float:
-    """Inner-lip gap / inter-ocular distance of one face's 68 landmarks."""
-    gap = float(np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in INNER_LIP_PAIRS]))
-    iod = float(np.linalg.norm(landmarks[RIGHT_EYE].mean(axis=0) - landmarks[LEFT_EYE].mean(axis=0)))
-    return gap / max(iod, 1e-6)
 
 
 def frame_loudness(signal_16k: np.ndarray, n_frames: int) -> np.ndarray:

@@ -44,3 +44,14 @@ for _a, _b in _MIRROR_PAIRS:
     MIRROR_PERMUTATION[_b] = _a
 MIRROR_PERMUTATION.setflags(write=False)
 del _a, _b
+
+
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # upper and lower inner-lip points facing each other
+
+
+def lip_gap_ratio(landmarks: np.ndarray) -> float:
+    """Inner-lip gap / inter-ocular distance (between the eye centres) of one face's 68 landmarks."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    gap = float(np.mean([np.linalg.norm(pts[a] - pts[b]) for a, b in INNER_LIP_PAIRS]))
+    iod = float(np.linalg.norm(pts[list(RIGHT_EYE)].mean(axis=0) - pts[list(LEFT_EYE)].mean(axis=0)))
+    return gap / max(iod, 1e-6)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from speech2vid.faces.align import compose, warp_aligned
+from speech2vid.faces.ibug68 import lip_gap_ratio
 from speech2vid.faces.mouth_model import REST_VISEMES
 from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
 from speech2vid.frames.mouth_warp import MouthAnimator
@@ -157,7 +158,15 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
     big = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
     pts = np.asarray(landmarks, dtype=np.float64) @ m[:, :2].T + m[:, 2]
     closed, moved = MouthAnimator(big, pts).render(REST_VISEMES)
-    return cv2.resize(cover_teeth(closed, moved), (112, 112), interpolation=cv2.INTER_AREA)
+    if lip_gap_ratio(landmarks) > OPEN_GAP:  # teeth can only be left over where the photo's lips were apart
+        closed = cover_teeth(closed, moved)
+    return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)
+
+
+# The photo's lips are apart (inner-lip gap / eye distance): neutral closed mouths measure 0.00-0.04 (dlib,
+# the evaluation photos), grins with teeth 0.10-0.25. On closed lips the teeth test would take their
+# highlights for teeth and smear them (measured: the mouth of such a photo then stopped opening).
+OPEN_GAP = 0.06
 
 
 TEETH_BRIGHTER = 25  # teeth: brighter than the lips' median by this much (HSV value, 0..255) ...
