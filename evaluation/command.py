@@ -82,7 +82,7 @@ def _visible(args: argparse.Namespace, settings: Any) -> int:
     def render(photo: Path, speech: Path, out: Path) -> None:
         inputs = prepare_inputs([photo], speech, out, allow_silence=True, compose=gen.compose,
                                 photo_max_side=gen.photo_max_side, rest_mouth=gen.rest_mouth)  # fmt: skip
-        render_video(engine, inputs, gen, progress=False, vad=settings.vad)
+        render_video(engine, inputs, gen, settings.encode, progress=False, vad=settings.vad)
 
     with engine:
         results = evaluate_visible(photos, speeches, Renderer(render), seconds=args.seconds, truth=not args.no_truth,

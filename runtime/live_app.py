@@ -101,9 +101,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
         if not stats_path.parent.is_dir():
             raise UserError(f"--stats folder {stats_path.parent} does not exist")
     label = RANDOM_LABEL if model.is_random else None
-    g = settings.generate
-    codec = {"video_codec": g.video_codec, "crf": g.crf, "preset": "veryfast", "audio_codec": g.audio_codec,
-             "audio_bitrate": g.audio_bitrate}  # fmt: skip
+    codec = settings.encode.codec_options(live=True)
     sink_uris = args.sink or ["display://"]
     sinks: list[Any] = []
 

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
-from speech2vid.config import GenerateConfig, VadConfig
+from speech2vid.config import EncodeConfig, GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
 from speech2vid.faces import align_image, align_photo, read_photo
@@ -106,6 +106,7 @@ def render_video(
     engine: TalkingFaceEngine,
     inputs: Inputs,
     cfg: GenerateConfig,
+    encode: EncodeConfig | None = None,
     *,
     label: str | None = None,
     progress: bool = True,
@@ -136,11 +137,7 @@ def render_video(
         size=inputs.canvas.size if inputs.canvas is not None else (cfg.output_size, cfg.output_size),
         audio_rate=inputs.audio.rate,
         audio_channels=inputs.audio.channels,
-        video_codec=cfg.video_codec,
-        crf=cfg.crf,
-        preset=cfg.preset,
-        audio_codec=cfg.audio_codec,
-        audio_bitrate=cfg.audio_bitrate,
+        **(encode or EncodeConfig()).codec_options(),
     )
     bar = tqdm(total=n_frames, unit="frame", desc="generating", disable=not progress, leave=False)
     try:

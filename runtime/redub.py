@@ -29,7 +29,7 @@ import numpy as np
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.files import atomic_path
 from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
-from speech2vid.config import GenerateConfig, RedubConfig
+from speech2vid.config import EncodeConfig, RedubConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import FaceError, OutputError
 from speech2vid.faces import align_photo
@@ -142,7 +142,7 @@ def run_redub(
     engine: TalkingFaceEngine,
     inputs: RedubInputs,
     cfg: RedubConfig,
-    encode: GenerateConfig,
+    encode: EncodeConfig,
     *,
     face_index: int | None = None,
     label: str | None = None,
@@ -166,8 +166,7 @@ def run_redub(
     sink = VideoFileSink(
         inputs.output, fps=info.rate, size=(info.width, info.height),
         audio_rate=inputs.audio.rate, audio_channels=inputs.audio.channels,
-        video_codec=encode.video_codec, crf=encode.crf, preset=encode.preset,
-        audio_codec=encode.audio_codec, audio_bitrate=encode.audio_bitrate,
+        **encode.codec_options(),
     )  # fmt: skip
 
     def submit(batch: list[_Pending], slot: int) -> bool:

@@ -129,7 +129,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         settings.engine.precision, inputs.n_frames, inputs.audio.duration,
     )  # fmt: skip
     with engine:
-        result = render_video(engine, inputs, settings.generate, label=label, progress=not args.quiet, vad=settings.vad)
+        result = render_video(engine, inputs, settings.generate, settings.encode, label=label, progress=not args.quiet, vad=settings.vad)
     print(f"wrote {result.output} ({result.frames} frames, {result.audio_seconds:.2f} s, "
           f"{result.fps:.1f} frames/s on {settings.engine.backend})")
     return 0
@@ -228,7 +228,7 @@ def cmd_redub(args: argparse.Namespace) -> int:
              inputs.video.path, inputs.video.width, inputs.video.height, float(inputs.video.rate),
              inputs.video.frames, inputs.audio.duration, inputs.n_output, cfg.fit, cfg.region)
     with engine:
-        result = run_redub(engine, inputs, cfg, settings.generate, face_index=args.face_index, label=label,
+        result = run_redub(engine, inputs, cfg, settings.encode, face_index=args.face_index, label=label,
                            progress=not args.quiet)
     print(result.summary())
     if result.strip is not None:

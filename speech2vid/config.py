@@ -183,11 +183,6 @@ class GenerateConfig:
     photo_max_side: int = 1280  # px: a larger photo is shrunk to this (H.264 needs even sides; so do kiosks' GPUs)
     output_size: int = 256  # px; compose face: the 109x109 network output is upscaled to this square
     batch: int = 8  # frames per engine call
-    video_codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
-    audio_codec: str = "aac"
-    audio_bitrate: int = 128_000
     silence_threshold_dbfs: float = -60.0
     idle: IdleBehaviour = "still"  # frames without speech (vad): still | alive (blinks, sway) | off (the network's output)
 
@@ -198,8 +193,29 @@ class GenerateConfig:
             raise ConfigError(f"{where}: 'generate.photo_max_side' must be at least 64 px")
         if self.batch < 1:
             raise ConfigError(f"{where}: 'generate.batch' must be >= 1")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """How every MP4 is written: ``generate``, ``redub`` and ``live``'s ``file://`` sinks."""
+
+    video_codec: str = "libx264"
+    crf: int = 18  # H.264 quality: 0 lossless .. 51 worst
+    preset: str = "medium"  # offline: time is not short
+    live_preset: str = "veryfast"  # live file://: the encoder must keep up with 25 fps beside the engine
+    audio_codec: str = "aac"
+    audio_bitrate: int = 128_000
+
+    def _check(self, where: str) -> None:
         if not 0 <= self.crf <= 51:
-            raise ConfigError(f"{where}: 'generate.crf' must be within 0..51")
+            raise ConfigError(f"{where}: 'encode.crf' must be within 0..51")
+        if self.audio_bitrate < 8000:
+            raise ConfigError(f"{where}: 'encode.audio_bitrate' must be at least 8000 (bits/s)")
+
+    def codec_options(self, *, live: bool = False) -> dict[str, Any]:
+        """The keyword arguments of :class:`speech2vid.sinks.video_file.VideoFileSink` for these settings."""
+        return {"video_codec": self.video_codec, "crf": self.crf, "preset": self.live_preset if live else self.preset,
+                "audio_codec": self.audio_codec, "audio_bitrate": self.audio_bitrate}  # fmt: skip
 
 
 Region = Literal["lower", "full"]
@@ -470,6 +486,7 @@ class Settings:
     weights: str | None = None  # None: the bundled default weights of the model
     engine: EngineConfig = field(default_factory=EngineConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
     redub: RedubConfig = field(default_factory=RedubConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -584,13 +601,20 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
     raise TypeError(f"config field type {tp!r} is not supported")  # a bug in this module, not user input
 
 
+# Keys that moved to another section: an older config file gets told where they are now.
+MOVED = {f"generate.{k}": f"encode.{k}" for k in ("video_codec", "crf", "preset", "audio_codec", "audio_bitrate")}
+
+
 def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in fields:
+            dotted = f"{prefix}{str(key)[:80]}"
+            if dotted in MOVED:
+                raise ConfigError(f"{where}: '{dotted}' is now '{MOVED[dotted]}' (the encode section serves generate, redub and live)")
             known = ", ".join(fields)
-            raise ConfigError(f"{where}: unknown key '{prefix}{str(key)[:80]}' (known keys here: {known})")
+            raise ConfigError(f"{where}: unknown key '{dotted}' (known keys here: {known})")
     kwargs = {}
     for name, f in fields.items():
         if name in data:

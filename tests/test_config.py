@@ -46,6 +46,8 @@ def test_user_file_overrides_one_key(tmp_path: Path) -> None:
         ("engine:\n  backend: torch\n  precision: int8\n", "conflicts with 'engine.backend: torch'"),
         ("engine:\n  backend: tensorrt\n", "needs 'engine.device: cuda'"),
         ("generate:\n  output_size: 255\n", "even number"),
+        ("encode:\n  crf: 60\n", "'encode.crf' must be within 0..51"),
+        ("generate:\n  crf: 18\n", "'generate.crf' is now 'encode.crf'"),  # encoding has its own section
         ("engine: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
     ],

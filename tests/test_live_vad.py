@@ -226,7 +226,7 @@ def test_generate_keeps_the_mouth_still_on_noise_too(engine, tmp_path) -> None: 
     still face, the speech frames move; with ``idle: off`` the noise frames move as well (the control)."""
     import av
 
-    from speech2vid.config import GenerateConfig
+    from speech2vid.config import EncodeConfig, GenerateConfig
     from speech2vid.runtime.offline import prepare_inputs, render_video
 
     pad = at_level(coloured_noise(2 * SAMPLE_RATE, 1.0, 15), LEVEL_DBFS)
@@ -235,7 +235,7 @@ def test_generate_keeps_the_mouth_still_on_noise_too(engine, tmp_path) -> None: 
     def frames(idle: str) -> np.ndarray:
         out = tmp_path / f"{idle}.mp4"
         inputs = prepare_inputs([str(sample_face())], wav, out)
-        render_video(engine, inputs, GenerateConfig(idle=idle, crf=0, preset="ultrafast"), progress=False)  # type: ignore[arg-type]
+        render_video(engine, inputs, GenerateConfig(idle=idle), EncodeConfig(crf=0, preset="ultrafast"), progress=False)  # type: ignore[arg-type]
         with av.open(str(out)) as c:
             return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.int16)
 

@@ -75,7 +75,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for f in decode(src):
             sink.write(f.astype(np.uint8))
     cfg = d / "cfg.yaml"
-    cfg.write_text(f"engine:\n  cache_dir: {d / 'engines'}\ngenerate:\n  crf: {CRF}\n")
+    cfg.write_text(f"engine:\n  cache_dir: {d / 'engines'}\nencode:\n  crf: {CRF}\n")
     return {"dir": d, "src": src, "ref": d / "ref.mp4", "audio": bursts(d / "new.wav", N_FRAMES / FPS), "cfg": cfg}
 
 
@@ -177,7 +177,7 @@ def test_mouth_follows_the_new_audio_at_another_frame_rate(clip: dict[str, Path]
     inputs = prepare_redub(src, clip["audio"], d / "stub.mp4", settings.redub)
     assert inputs.n_output == 60  # 2.0 s at 30 fps; the 40-frame source loops
     assert len(set(inputs.identity_frames)) == 5 and np.ptp(inputs.identity_frames) >= 20  # five, spread in time
-    result = run_redub(MouthStub(), inputs, settings.redub, settings.generate, progress=False)  # type: ignore[arg-type]
+    result = run_redub(MouthStub(), inputs, settings.redub, settings.encode, progress=False)  # type: ignore[arg-type]
     assert result.frames == 60 and result.face_frames == 60
     got, source = decode(d / "stub.mp4"), decode(src)
     change = []
