@@ -310,247 +310,305 @@ def run_live(
     lower face composed in, :func:`speech2vid.frames.photo_canvas.compose_on_photo`); ``eyes`` are then in
     that image's pixels and ``sway_scale`` is its pixels per rendered-face pixel.
     """
-    report = LiveReport()
-    vad = vad or VadConfig()
-    stop = stop or threading.Event()
-    engine.set_identity(list(faces))  # once: its features feed every frame
-    quiet = silence_window()
-    t = time.perf_counter()
-    for _ in range(WARMUP_RENDERS):
-        still = engine.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
-    report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
-    model_cols = int(getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS))  # the model's right context
-    emit_cols = model_cols if cfg.lookahead_columns is None else min(cfg.lookahead_columns, model_cols)
-    if cfg.lookahead_columns is not None and cfg.lookahead_columns > model_cols:
-        log.info("live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
-                 cfg.lookahead_ms, 12.5 + 10 * model_cols)  # fmt: skip
-    windows = StreamingWindows(emit_after_columns=emit_cols, lookahead_columns=model_cols)
-    report.lookahead_ms = windows.lookahead_seconds * 1e3
-    report.model_lookahead_ms = 12.5 + 10 * model_cols
-    late_ms = report.lookahead_ms + cfg.late_ms
-    max_samples = None if duration is None else round(duration * SAMPLE_RATE)
-    wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
+    loop = LiveLoop(engine, faces, cfg, vad=vad or VadConfig(), eyes=eyes, present=present, sway_scale=sway_scale)
+    return loop.run(source, sinks, duration=duration, stop=stop or threading.Event(), soak_interval=soak_interval,
+                    on_start=on_start)  # fmt: skip
 
-    gating = cfg.idle != "off"
-    detector = SileroVAD() if gating and vad.detector == "silero" else None
-    report.vad = "off" if not gating else vad.detector
-    gate = SpeechGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms))
-    silence_col = silence_column()
-    animator = IdleAnimator() if cfg.idle == "alive" else None
-    eye_list = tuple(eyes or ())
-    still_shown = present(still) if present is not None else still  # composed once: silence shows it every frame
 
-    clock, history = CaptureClock(), AudioHistory()
-    done: dict[int, tuple[np.ndarray | None, bool]] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
-    pending: dict[int, FrameStamps] = {}  # stamps of frames in the engine
-    idle_run = 0
-    next_window = next_emit = 0
-    last_image = still_shown
-    measured_until = 0  # windows of frames below this index were completed by real audio
-    recent: list[float] = []  # times of the last fresh images, for the overlay's fps
-    soak_hist, soak_t = LatencyHistogram(), time.monotonic()
-    t_start = time.monotonic()
+class LiveLoop:
+    """One live run, in three parts that can be read alone: the audio side (:meth:`_read`: samples ->
+    windows -> the speech gate -> the engine's worker), the frame side (:meth:`_collect`, :meth:`_emit`:
+    finished slots shown in order, held frames repeated or dropped, idle motion, latency) and the
+    run itself (:meth:`run`: open, loop, drain, close). The engine runs on :class:`InferenceWorker`."""
 
-    heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
-    heard_left = (WINDOW_COLS - 1 - model_cols) * HOP  # the window's columns before the frame's time
+    def __init__(
+        self,
+        engine: TalkingFaceEngine,
+        faces: Sequence[np.ndarray],
+        cfg: LiveConfig,
+        *,
+        vad: VadConfig,
+        eyes: tuple[EyeBox, ...] | None,
+        present: Callable[[np.ndarray], np.ndarray] | None,
+        sway_scale: float,
+    ) -> None:
+        self.cfg, self.engine, self.present, self.sway_scale = cfg, engine, present, sway_scale
+        self.report = report = LiveReport()
+        engine.set_identity(list(faces))  # once: its features feed every frame
+        quiet = silence_window()
+        t = time.perf_counter()
+        for _ in range(WARMUP_RENDERS):
+            still = engine.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
+        report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
+        self.still = still
+        self.still_shown = present(still) if present is not None else still  # composed once: silence shows it every frame
+        self.model_cols = model_cols = int(getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS))  # the model's right context
+        emit_cols = model_cols if cfg.lookahead_columns is None else min(cfg.lookahead_columns, model_cols)
+        if cfg.lookahead_columns is not None and cfg.lookahead_columns > model_cols:
+            log.info("live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
+                     cfg.lookahead_ms, 12.5 + 10 * model_cols)  # fmt: skip
+        self.windows = StreamingWindows(emit_after_columns=emit_cols, lookahead_columns=model_cols)
+        report.lookahead_ms = self.windows.lookahead_seconds * 1e3
+        report.model_lookahead_ms = 12.5 + 10 * model_cols
+        self.late_ms = report.lookahead_ms + cfg.late_ms
+        self.heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
+        self.heard_left = (WINDOW_COLS - 1 - model_cols) * HOP  # the window's columns before the frame's time
 
-    def window_level(k: int) -> float:
+        self.gating = cfg.idle != "off"
+        self.detector = SileroVAD() if self.gating and vad.detector == "silero" else None
+        report.vad = "off" if not self.gating else vad.detector
+        self.gate = SpeechGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms))
+        self.silence_col = silence_column()
+        self.animator = IdleAnimator() if cfg.idle == "alive" else None
+        self.eyes = tuple(eyes or ())
+
+        self.clock, self.history = CaptureClock(), AudioHistory()
+        self.done: dict[int, tuple[np.ndarray | None, bool]] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
+        self.pending: dict[int, FrameStamps] = {}  # stamps of frames in the engine
+        self.idle_run = 0
+        self.next_window = self.next_emit = 0
+        self.last_image = self.still_shown
+        self.measured_until = 0  # windows of frames below this index were completed by real audio
+        self.recent: list[float] = []  # times of the last fresh images, for the overlay's fps
+        self.soak_hist, self.soak_t = LatencyHistogram(), time.monotonic()
+        self.soak_interval: float | None = None
+        self.t_start = time.monotonic()
+        self.sinks: Sequence[LiveSink] = ()
+        self.worker: InferenceWorker | None = None
+
+    # ------------------------------------------------------------------ levels
+
+    def _window_level(self, k: int) -> float:
         # the part of frame k's window that has been heard (0.35 s ending R columns after its sample)
         centre = k * SAMPLES_PER_FRAME
-        return frame_level_dbfs(history.span(centre - heard_left, centre + heard_right))
+        return frame_level_dbfs(self.history.span(centre - self.heard_left, centre + self.heard_right))
 
-    def frame_level(k: int) -> float:
+    def _frame_level(self, k: int) -> float:
         # the 40 ms of audio centred on frame k: what a level meter shows while the frame is on screen
         centre = k * SAMPLES_PER_FRAME
-        return frame_level_dbfs(history.span(centre - SAMPLES_PER_FRAME // 2, centre + SAMPLES_PER_FRAME // 2))
+        return frame_level_dbfs(self.history.span(centre - SAMPLES_PER_FRAME // 2, centre + SAMPLES_PER_FRAME // 2))
 
-    def emit(k: int, frame: np.ndarray | None, idle: bool) -> None:
-        nonlocal last_image
-        fresh = frame is not None
-        if frame is None:
-            image = last_image
-        elif frame is still:
-            image = still_shown
-        else:
-            image = present(frame) if present is not None else frame
-        if not fresh:
-            if cfg.drop_policy == "repeat":
-                report.repeated += 1
-            else:
-                report.dropped += 1
-        last_image = image
-        if animator is not None:
-            pose = animator.step(idle)
-            if sway_scale != 1.0:
-                pose = dataclasses.replace(pose, dx=pose.dx * sway_scale, dy=pose.dy * sway_scale)
-            image = animate(image, pose, eye_list)
-        targets = [s for s in sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
-        now = time.monotonic()
-        if fresh:
-            recent.append(now)
-            del recent[: max(0, len(recent) - FPS)]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-        captured = clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < measured_until else None
-        latency = None if captured is None else (now - captured) * 1e3
-        info = FrameInfo(k, fresh, latency, frame_level(k), fps, report.dropped + report.repeated, idle)
-        for s in targets:
-            s.write(image, info)
-        st = pending.pop(k, None)
-        if captured is not None:
-            shown = time.monotonic()
-            latency = (shown - captured) * 1e3  # after the sinks: the frame has been shown
-            report.latency.add(latency)
-            soak_hist.add(latency)
-            if latency > late_ms:
-                report.late += 1
-            if st is not None:
-                st.emitted, st.shown = now, shown
-                report.add_stamps(st)
-        report.frames += 1
+    # ------------------------------------------------------------------ audio side
 
-    def handle(k: int, window: np.ndarray, stamps: FrameStamps | None, *, wait: bool) -> None:
-        nonlocal idle_run
-        if not gating:
+    def _frame_stamps(self, k: int, read_at: float) -> FrameStamps | None:
+        centre = self.clock.time_of(k * SAMPLES_PER_FRAME)
+        heard = self.clock.time_of(k * SAMPLES_PER_FRAME + self.heard_right - 1)
+        if centre is None or heard is None:
+            return None
+        return FrameStamps(k, centre, heard, read_at, read_at)
+
+    def _handle(self, k: int, window: np.ndarray, stamps: FrameStamps | None, *, wait: bool) -> None:
+        """Frame ``k``'s window is complete: the still face for silence, else to the engine."""
+        cfg, report = self.cfg, self.report
+        if not self.gating:
             silent = False
-        elif detector is not None:
-            cols = gate.at_samples(column_samples(np.array([k]), model_cols))[0]
+        elif self.detector is not None:
+            cols = self.gate.at_samples(column_samples(np.array([k]), self.model_cols))[0]
             silent = not cols.any()
             if not silent and not cols.all():
-                window = gate_windows(window[None], cols[None], silence_col)[0]
+                window = gate_windows(window[None], cols[None], self.silence_col)[0]
         else:
-            idle_run = idle_run + 1 if window_level(k) < cfg.idle_threshold_dbfs else 0
-            silent = idle_run >= cfg.idle_hold_frames
+            self.idle_run = self.idle_run + 1 if self._window_level(k) < cfg.idle_threshold_dbfs else 0
+            silent = self.idle_run >= cfg.idle_hold_frames
         if silent:
-            done[k] = (still, True)  # no inference: the still face (= the engine's output for an all-silent window)
+            self.done[k] = (self.still, True)  # no inference: the still face (= the engine's output for an all-silent window)
             report.idle += 1
             return
         report.speech_frames += 1
         if stamps is not None:
             stamps.window = time.monotonic()
             stamps.staged = stamps.window
-            pending[k] = stamps
-        replaced = worker.stage(k, window, wait=wait)
+            self.pending[k] = stamps
+        assert self.worker is not None
+        replaced = self.worker.stage(k, window, wait=wait)
         if replaced is not None:
-            done[replaced] = (None, False)
-            pending.pop(replaced, None)
+            self.done[replaced] = (None, False)
+            self.pending.pop(replaced, None)
             report.skipped += 1
 
-    def collect(block: bool) -> None:
-        nonlocal next_emit
+    def _read(self, samples: np.ndarray, stamps: Any, read_at: float, *, wait: bool) -> None:
+        """New captured samples: clock, history, the sinks' audio, the VAD, and every window they complete."""
+        report = self.report
+        if report.audio_samples == 0:
+            log.info("capturing: first audio %.2f s after the source opened", time.monotonic() - self.t_open)
+        self.clock.add(stamps)
+        self.history.push(samples)
+        for s in self.sinks:
+            s.write_audio(samples)
+        report.audio_samples += samples.shape[0]
+        if self.detector is not None:
+            self.gate.push(self.detector.push(samples))
+        for w in self.windows.push(samples):
+            self._handle(self.next_window, w, self._frame_stamps(self.next_window, read_at), wait=wait)
+            self.next_window += 1
+        self.measured_until = self.next_window
+        self.gate.trim((self.next_window * SAMPLES_PER_FRAME) // VAD_CHUNK - VAD_KEEP_CHUNKS)
+
+    # ------------------------------------------------------------------ frame side
+
+    def _collect(self, block: bool) -> None:
+        """Take the engine's finished frames, then show every slot that is next in order."""
+        assert self.worker is not None
         while True:
             try:
-                k, frame, exc, started, finished = worker.results.get(timeout=POLL_SECONDS) if block else worker.results.get_nowait()
+                k, frame, exc, started, finished = (
+                    self.worker.results.get(timeout=POLL_SECONDS) if block else self.worker.results.get_nowait()
+                )
             except queue.Empty:
                 break
             if exc is not None:
                 raise exc
-            done[k] = (frame, False)
-            st = pending.get(k)
+            self.done[k] = (frame, False)
+            st = self.pending.get(k)
             if st is not None:
                 st.started, st.rendered = started, finished
-            report.rendered += 1
+            self.report.rendered += 1
             block = False
-        while next_emit in done:
-            frame, idle = done.pop(next_emit)
-            emit(next_emit, frame, idle)
-            next_emit += 1
+        while self.next_emit in self.done:
+            frame, idle = self.done.pop(self.next_emit)
+            self._emit(self.next_emit, frame, idle)
+            self.next_emit += 1
 
-    def sample_soak(final: bool = False) -> None:
-        nonlocal soak_hist, soak_t
+    def _emit(self, k: int, frame: np.ndarray | None, idle: bool) -> None:
+        """Show slot ``k``: its image (or the held one), idle motion, to every sink that takes it; latency."""
+        cfg, report = self.cfg, self.report
+        fresh = frame is not None
+        if frame is None:
+            image = self.last_image
+        elif frame is self.still:
+            image = self.still_shown
+        else:
+            image = self.present(frame) if self.present is not None else frame
+        if not fresh:
+            if cfg.drop_policy == "repeat":
+                report.repeated += 1
+            else:
+                report.dropped += 1
+        self.last_image = image
+        if self.animator is not None:
+            pose = self.animator.step(idle)
+            if self.sway_scale != 1.0:
+                pose = dataclasses.replace(pose, dx=pose.dx * self.sway_scale, dy=pose.dy * self.sway_scale)
+            image = animate(image, pose, self.eyes)
+        targets = [s for s in self.sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
         now = time.monotonic()
-        if soak_interval is None or (now - soak_t < soak_interval and not (final and soak_hist.count)):
+        recent = self.recent
+        if fresh:
+            recent.append(now)
+            del recent[: max(0, len(recent) - FPS)]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        captured = self.clock.time_of(k * SAMPLES_PER_FRAME) if fresh and k < self.measured_until else None
+        latency = None if captured is None else (now - captured) * 1e3
+        info = FrameInfo(k, fresh, latency, self._frame_level(k), fps, report.dropped + report.repeated, idle)
+        for s in targets:
+            s.write(image, info)
+        st = self.pending.pop(k, None)
+        if captured is not None:
+            shown = time.monotonic()
+            latency = (shown - captured) * 1e3  # after the sinks: the frame has been shown
+            report.latency.add(latency)
+            self.soak_hist.add(latency)
+            if latency > self.late_ms:
+                report.late += 1
+            if st is not None:
+                st.emitted, st.shown = now, shown
+                report.add_stamps(st)
+        report.frames += 1
+
+    def _sample_soak(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.soak_interval is None or (now - self.soak_t < self.soak_interval and not (final and self.soak_hist.count)):
             return
-        report.soak.append({"t_s": round(now - t_start, 1), "rss_mb": round(rss_mb(), 1), "frames": report.frames,
-                            "latency_median_ms": soak_hist.quantile(0.5), "latency_p99_ms": soak_hist.quantile(0.99)})  # fmt: skip
-        log.info("soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms", now - t_start, report.soak[-1]["rss_mb"],
+        report = self.report
+        report.soak.append({"t_s": round(now - self.t_start, 1), "rss_mb": round(rss_mb(), 1), "frames": report.frames,
+                            "latency_median_ms": self.soak_hist.quantile(0.5),
+                            "latency_p99_ms": self.soak_hist.quantile(0.99)})  # fmt: skip
+        log.info("soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms", now - self.t_start, report.soak[-1]["rss_mb"],
                  report.soak[-1]["latency_median_ms"], report.soak[-1]["latency_p99_ms"])  # fmt: skip
-        soak_hist, soak_t = LatencyHistogram(), now
+        self.soak_hist, self.soak_t = LatencyHistogram(), now
 
-    def frame_stamps(k: int, read_at: float) -> FrameStamps | None:
-        centre = clock.time_of(k * SAMPLES_PER_FRAME)
-        heard = clock.time_of(k * SAMPLES_PER_FRAME + heard_right - 1)
-        if centre is None or heard is None:
-            return None
-        return FrameStamps(k, centre, heard, read_at, read_at)
+    # ------------------------------------------------------------------ the run
 
-    worker = InferenceWorker(engine.render)
-    completed = False
-    try:
-        source.open()
+    def run(
+        self,
+        source: Source,
+        sinks: Sequence[LiveSink],
+        *,
+        duration: float | None,
+        stop: threading.Event,
+        soak_interval: float | None,
+        on_start: Callable[[LiveReport], None] | None,
+    ) -> LiveReport:
+        report = self.report
+        self.sinks, self.soak_interval = sinks, soak_interval
+        max_samples = None if duration is None else round(duration * SAMPLE_RATE)
+        wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
+        self.worker = worker = InferenceWorker(self.engine.render)
+        self.t_open = time.monotonic()
+        completed = False
         try:
-            block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
-            report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
-            if on_start is not None:
-                on_start(report)  # after open(): the summary can name the device's real rate
-            t_open = time.monotonic()
-            while True:
-                if stop.is_set():
-                    report.ended = "stopped"
-                    break
-                if any(s.quit_requested for s in sinks):
-                    report.ended = "window closed"
-                    break
-                if max_samples is not None and report.audio_samples >= max_samples:
-                    report.ended = "duration reached"
-                    break
-                if source.finished:
-                    report.ended = "source ended"
-                    break
-                try:
-                    chunk = source.read(POLL_SECONDS)
-                except SourceError as exc:
-                    report.ended, report.error = "source failed", str(exc)
-                    break
-                read_at = time.monotonic()
-                samples = chunk.samples
-                if max_samples is not None:
-                    samples = samples[: max_samples - report.audio_samples]
-                if samples.size:
-                    if report.audio_samples == 0:
-                        log.info("capturing: first audio %.2f s after the source opened", time.monotonic() - t_open)
-                    clock.add(chunk.stamps)
-                    history.push(samples)
-                    for s in sinks:
-                        s.write_audio(samples)
-                    report.audio_samples += samples.shape[0]
-                    if detector is not None:
-                        gate.push(detector.push(samples))
-                    for w in windows.push(samples):
-                        handle(next_window, w, frame_stamps(next_window, read_at), wait=wait_for_slot)
-                        next_window += 1
-                    measured_until = next_window
-                    gate.trim((next_window * SAMPLES_PER_FRAME) // VAD_CHUNK - VAD_KEEP_CHUNKS)
-                collect(block=worker.in_flight > 0 and samples.size == 0)
-                sample_soak()
-        finally:
-            source.close()
-        # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
-        if detector is not None:
-            gate.push(detector.flush())
-        n_total = n_frames_for(report.audio_samples)
-        for w in windows.flush():
-            if next_window < n_total:
-                handle(next_window, w, None, wait=True)
-                next_window += 1
-        while next_emit < next_window:
-            collect(block=True)
-        sample_soak(final=True)
-        completed = True
-    finally:
-        worker.close()
-        report.max_in_flight = worker.max_in_flight
-        report.overflows = source.overflows
-        report.reopens = getattr(source, "reopens", 0)
-        report.mic_lost_seconds = getattr(source, "lost_seconds", 0.0)
-        report.wall_seconds = time.monotonic() - t_start
-        report.blinks = animator.blink_count if animator is not None else 0
-        report.blink_frames = list(animator.blinks) if animator is not None else []
-        errors = []
-        for s in sinks:
+            source.open()
             try:
-                s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
-            except Exception as exc:  # close the others; the first failure is raised below
-                errors.append(exc)
-        if errors and completed:
-            raise errors[0]
-    return report
+                block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
+                report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
+                if on_start is not None:
+                    on_start(report)  # after open(): the summary can name the device's real rate
+                self.t_open = time.monotonic()
+                while True:
+                    if stop.is_set():
+                        report.ended = "stopped"
+                        break
+                    if any(s.quit_requested for s in sinks):
+                        report.ended = "window closed"
+                        break
+                    if max_samples is not None and report.audio_samples >= max_samples:
+                        report.ended = "duration reached"
+                        break
+                    if source.finished:
+                        report.ended = "source ended"
+                        break
+                    try:
+                        chunk = source.read(POLL_SECONDS)
+                    except SourceError as exc:
+                        report.ended, report.error = "source failed", str(exc)
+                        break
+                    read_at = time.monotonic()
+                    samples = chunk.samples
+                    if max_samples is not None:
+                        samples = samples[: max_samples - report.audio_samples]
+                    if samples.size:
+                        self._read(samples, chunk.stamps, read_at, wait=wait_for_slot)
+                    self._collect(block=worker.in_flight > 0 and samples.size == 0)
+                    self._sample_soak()
+            finally:
+                source.close()
+            # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
+            if self.detector is not None:
+                self.gate.push(self.detector.flush())
+            n_total = n_frames_for(report.audio_samples)
+            for w in self.windows.flush():
+                if self.next_window < n_total:
+                    self._handle(self.next_window, w, None, wait=True)
+                    self.next_window += 1
+            while self.next_emit < self.next_window:
+                self._collect(block=True)
+            self._sample_soak(final=True)
+            completed = True
+        finally:
+            worker.close()
+            report.max_in_flight = worker.max_in_flight
+            report.overflows = source.overflows
+            report.reopens = getattr(source, "reopens", 0)
+            report.mic_lost_seconds = getattr(source, "lost_seconds", 0.0)
+            report.wall_seconds = time.monotonic() - self.t_start
+            report.blinks = self.animator.blink_count if self.animator is not None else 0
+            report.blink_frames = list(self.animator.blinks) if self.animator is not None else []
+            errors = []
+            for s in sinks:
+                try:
+                    s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
+                except Exception as exc:  # close the others; the first failure is raised below
+                    errors.append(exc)
+            if errors and completed:
+                raise errors[0]
+        return report
