@@ -55,8 +55,6 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-
-
 def _visible(args: argparse.Namespace, settings: Any) -> int:
     import sys
     from pathlib import Path

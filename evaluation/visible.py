@@ -24,7 +24,6 @@ Nothing here was trained by us, so it cannot agree with the model by constructio
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from speech2vid.faces.ibug68 import lip_gap_ratio  # noqa: F401  (the measure: geometry of dlib's own 68 points)
+from speech2vid.faces.ibug68 import lip_gap_ratio  # the measure: geometry of dlib's own 68 points
+
 MAX_LAG = 5
 SILENCE_FRAMES = 5  # 200 ms at 25 fps
 SILENCE_DB_BELOW = 30.0

@@ -22,6 +22,7 @@ Eyelids
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,10 @@ class Pose:
     dx: float = 0.0
     dy: float = 0.0
     tilt_deg: float = 0.0
+
+    def scaled(self, k: float) -> Pose:
+        """The same pose for a frame ``k`` times the rendered face's size (the sway is in face pixels)."""
+        return self if k == 1.0 else dataclasses.replace(self, dx=self.dx * k, dy=self.dy * k)
 
     @property
     def is_rest(self) -> bool:

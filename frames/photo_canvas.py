@@ -143,6 +143,16 @@ def compose_on_photo(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     return out
 
 
+# The photo's lips are apart (inner-lip gap / eye distance): neutral closed mouths measure 0.00-0.04 (dlib,
+# the evaluation photos), grins with teeth 0.10-0.25. On closed lips the teeth test would take their
+# highlights for teeth and smear them (measured: the mouth of such a photo then stopped opening).
+OPEN_GAP = 0.06
+
+
+TEETH_BRIGHTER = 25  # teeth: brighter than the lips' median by this much (HSV value, 0..255) ...
+TEETH_PALER = 0.75  # ... and less saturated than this fraction of the lips' median saturation
+
+
 def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """The registered 112x112 identity face with its lips set to the mouth model's rest (closed) shape.
 
@@ -162,15 +172,6 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
         closed = cover_teeth(closed, moved)
     return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)
 
-
-# The photo's lips are apart (inner-lip gap / eye distance): neutral closed mouths measure 0.00-0.04 (dlib,
-# the evaluation photos), grins with teeth 0.10-0.25. On closed lips the teeth test would take their
-# highlights for teeth and smear them (measured: the mouth of such a photo then stopped opening).
-OPEN_GAP = 0.06
-
-
-TEETH_BRIGHTER = 25  # teeth: brighter than the lips' median by this much (HSV value, 0..255) ...
-TEETH_PALER = 0.75  # ... and less saturated than this fraction of the lips' median saturation
 
 
 def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

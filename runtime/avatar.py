@@ -1,10 +1,11 @@
-"""The live avatar's inputs from the user's photos: identity faces for the engine, and how a rendered
-face becomes the image the window shows.
+"""The avatar from the user's photos: identity faces for the engine, the eyes for idle blinks and, with
+``compose: photo``, the photo that receives the generated lower faces. ``generate`` and ``live`` both
+start here; ``live`` shows a square of the photo around the face and turns each rendered face into the
+image its sinks get.
 
-``compose: photo`` (the default) shows a square of the first photo around the face at its own
-resolution (``photo_side`` at most), with only the lower face taken from the network, the same
-composite ``generate`` writes (:mod:`speech2vid.frames.photo_canvas`); ``face`` shows the network's
-109x109 face alone, scaled up.
+``compose: photo`` (the default) keeps the first photo at its own resolution with only the lower face
+taken from the network (:mod:`speech2vid.frames.photo_canvas`); ``face`` uses the network's 109x109
+face alone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,42 @@ import numpy as np
 
 from speech2vid.faces import align_image, align_photo, read_photo
 from speech2vid.frames.idle import EyeBox, eye_boxes, photo_eyes
-from speech2vid.frames.photo_canvas import compose_on_photo, photo_canvas, rest_mouth_identity, square_around_face
+from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas, rest_mouth_identity, square_around_face
+
+
+@dataclass(frozen=True)
+class PhotoInputs:
+    faces: list[np.ndarray]  # (112, 112, 3) uint8 identity faces for the engine
+    eyes: tuple[EyeBox, ...] | None  # in the output frame's pixels (blinks)
+    canvas: PhotoCanvas | None  # compose photo: the photo that receives the generated faces
+
+
+def photo_inputs(
+    photos: Sequence[str | Path],
+    *,
+    face_index: int | None = None,
+    aligned: bool = False,
+    compose: str = "photo",
+    max_side: int,
+    rest_mouth: bool,
+    square: bool = False,
+) -> PhotoInputs:
+    """Read and register the photos. With ``compose: photo`` (not for ``aligned`` crops, which have no photo
+    around them) the first photo, cut to a square around the face when ``square``, becomes the canvas, and
+    with ``rest_mouth`` its identity face has its lips closed first."""
+    if compose != "photo" or aligned:
+        crops = [align_photo(p, face_index=face_index, aligned=aligned) for p in photos]
+        return PhotoInputs([a.image for a in crops], photo_eyes(crops[0]), None)
+    rgb = read_photo(photos[0])
+    first = align_image(rgb, face_index, name=str(photos[0]))
+    assert first.landmarks is not None and first.transform is not None
+    shown, landmarks, transform = rgb, first.landmarks, first.transform
+    if square:
+        shown, landmarks, transform = square_around_face(rgb, landmarks, transform)
+    canvas = photo_canvas(shown, landmarks, transform, max_side)
+    identity = rest_mouth_identity(rgb, first.landmarks, first.transform) if rest_mouth else first.image
+    faces = [identity] + [align_photo(p, face_index=face_index).image for p in photos[1:]]
+    return PhotoInputs(faces, eye_boxes(canvas.landmarks), canvas)
 
 
 @dataclass(frozen=True)
@@ -31,18 +67,13 @@ class Avatar:
 def live_avatar(
     photos: Sequence[str | Path], *, aligned: bool, compose: str, photo_side: int, rest_mouth: bool
 ) -> Avatar:
-    if compose != "photo" or aligned:  # an aligned crop has no photo around it to show
-        crops = [align_photo(p, aligned=aligned) for p in photos]
-        return Avatar([a.image for a in crops], photo_eyes(crops[0]), None, 1.0)
-    rgb = read_photo(photos[0])
-    first = align_image(rgb, name=str(photos[0]))
-    assert first.landmarks is not None and first.transform is not None
-    square, landmarks, transform = square_around_face(rgb, first.landmarks, first.transform)
-    canvas = photo_canvas(square, landmarks, transform, photo_side)
-    identity = rest_mouth_identity(rgb, first.landmarks, first.transform) if rest_mouth else first.image
-    faces = [identity] + [align_photo(p).image for p in photos[1:]]
+    """``live``'s avatar: a square of the photo around the face (square avatars: the window, file sinks)."""
+    inputs = photo_inputs(photos, aligned=aligned, compose=compose, max_side=photo_side, rest_mouth=rest_mouth, square=True)
+    canvas = inputs.canvas
+    if canvas is None:
+        return Avatar(inputs.faces, inputs.eyes, None, 1.0)
 
     def present(face: np.ndarray) -> np.ndarray:
         return compose_on_photo(canvas, face).astype(np.float32) * np.float32(1.0 / 255.0)
 
-    return Avatar(faces, eye_boxes(canvas.landmarks), present, canvas.face_scale)
+    return Avatar(inputs.faces, inputs.eyes, present, canvas.face_scale)

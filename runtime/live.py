@@ -41,7 +41,6 @@ Threads
 
 from __future__ import annotations
 
-import dataclasses
 
 import logging
 import queue
@@ -486,10 +485,7 @@ class LiveLoop:
                 report.dropped += 1
         self.last_image = image
         if self.animator is not None:
-            pose = self.animator.step(idle)
-            if self.sway_scale != 1.0:
-                pose = dataclasses.replace(pose, dx=pose.dx * self.sway_scale, dy=pose.dy * self.sway_scale)
-            image = animate(image, pose, self.eyes)
+            image = animate(image, self.animator.step(idle).scaled(self.sway_scale), self.eyes)
         targets = [s for s in self.sinks if fresh or cfg.drop_policy == "repeat" or not s.realtime]
         now = time.monotonic()
         recent = self.recent

@@ -9,7 +9,6 @@ on its length.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import EncodeConfig, GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
-from speech2vid.faces import align_image, align_photo, read_photo
 from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
 from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
-from speech2vid.frames.idle import EyeBox, IdleAnimator, animate, eye_boxes, photo_eyes
-from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas, rest_mouth_identity
+from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
+from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo
 from speech2vid.frames.render import to_uint8, video_frame, watermark
+from speech2vid.runtime.avatar import photo_inputs
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
@@ -85,28 +84,16 @@ def prepare_inputs(
     info = scan_speech(audio)
     if not allow_silence:
         check_not_silent(info, audio, silence_threshold_dbfs)
-    canvas = None
-    if compose == "photo" and not aligned:
-        rgb = read_photo(faces[0])
-        first = align_image(rgb, face_index, name=str(faces[0]))
-        assert first.landmarks is not None and first.transform is not None
-        canvas = photo_canvas(rgb, first.landmarks, first.transform, photo_max_side)
-        aligned_faces = [first] + [align_photo(p, face_index=face_index) for p in faces[1:]]
-        eyes: tuple[EyeBox, ...] | None = eye_boxes(canvas.landmarks)
-        if rest_mouth:
-            identity = [rest_mouth_identity(rgb, first.landmarks, first.transform)] + [a.image for a in aligned_faces[1:]]
-            return Inputs(info, identity, out, eyes, canvas)
-    else:
-        aligned_faces = [align_photo(p, face_index=face_index, aligned=aligned) for p in faces]
-        eyes = photo_eyes(aligned_faces[0])
-    return Inputs(info, [a.image for a in aligned_faces], out, eyes, canvas)
+    photo = photo_inputs(faces, face_index=face_index, aligned=aligned, compose=compose, max_side=photo_max_side,
+                         rest_mouth=rest_mouth)  # fmt: skip
+    return Inputs(info, photo.faces, out, photo.eyes, photo.canvas)
 
 
 def render_video(
     engine: TalkingFaceEngine,
     inputs: Inputs,
     cfg: GenerateConfig,
-    encode: EncodeConfig | None = None,
+    encode: EncodeConfig,
     *,
     label: str | None = None,
     progress: bool = True,
@@ -137,7 +124,7 @@ def render_video(
         size=inputs.canvas.size if inputs.canvas is not None else (cfg.output_size, cfg.output_size),
         audio_rate=inputs.audio.rate,
         audio_channels=inputs.audio.channels,
-        **(encode or EncodeConfig()).codec_options(),
+        **encode.codec_options(),
     )
     bar = tqdm(total=n_frames, unit="frame", desc="generating", disable=not progress, leave=False)
     try:
@@ -183,7 +170,6 @@ def photo_frame(canvas: PhotoCanvas, face: np.ndarray, animator: IdleAnimator | 
         pose = animator.step(silent)
         if not pose.is_rest:
             # The pose's sway is in 109 px face units: scale it to the photo's face.
-            k = canvas.face_scale
-            moved = animate(out.astype(np.float32) / 255.0, dataclasses.replace(pose, dx=pose.dx * k, dy=pose.dy * k), eyes)
+            moved = animate(out.astype(np.float32) / 255.0, pose.scaled(canvas.face_scale), eyes)
             out = to_uint8(moved)
     return watermark(out, label) if label else out

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 from speech2vid import __version__

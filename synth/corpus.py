@@ -154,10 +154,7 @@ def val_identities(names: list[str], fraction: float, seed: int) -> set[str]:
 
 
 def find_photos(folder: str | os.PathLike[str]) -> list[Path]:
-    try:
-        return files_in(folder, PHOTO_EXTENSIONS, "face photos", "--photos")
-    except UserError as exc:  # the synth command's own error type, same message
-        raise SynthError(str(exc)) from None
+    return files_in(folder, PHOTO_EXTENSIONS, "face photos", "--photos")
 
 
 def run_synth(
