@@ -46,24 +46,70 @@ def triangulate(points: np.ndarray, size: tuple[int, int], margin: int = 1) -> n
     return np.array(tris, dtype=np.int64)
 
 
+MIN_AREA = 1e-3  # px²: a destination triangle this thin (closed lips) covers no pixel of its own
+
+
 def warp_triangles(src: np.ndarray, out: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray) -> None:
-    """Piecewise-affine warp of ``src`` into ``out`` for the given triangles (src_pts -> dst_pts)."""
+    """Piecewise-affine warp of ``src`` into ``out`` for the given triangles (src_pts -> dst_pts).
+
+    One dense map and one ``cv2.remap``: every destination pixel takes the affine map of the triangle
+    it lies in. Why not a warp and an anti-aliased paste per triangle: along shared edges the partial
+    masks let the pixel underneath show through, and a triangle that closes to a line (the inner lips
+    of a closed mouth) has no valid affine map, so its line was filled with pixels sampled from far
+    away: a bright or background-coloured seam between closed lips, which reads as an open mouth.
+    Triangles drawn later win where two overlap (a folded mesh); pixels in no triangle keep ``out``.
+    """
     h, w = out.shape[:2]
-    for tri in tris:
-        s, d = src_pts[tri].astype(np.float32), dst_pts[tri].astype(np.float32)
-        x0, y0 = np.floor(d.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(d.max(axis=0)).astype(int) + 1
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 1 or y1 - y0 < 1:
-            continue
-        m = cv2.getAffineTransform((d - [x0, y0]).astype(np.float32), s)  # destination pixel -> source pixel
-        patch = cv2.warpAffine(src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REFLECT)  # fmt: skip
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillConvexPoly(mask, np.round((d - [x0, y0]) * 16).astype(np.int32).reshape(-1, 1, 2), 255, cv2.LINE_AA, 4)
-        a = (mask.astype(np.float32) / 255.0)[..., None]
-        roi = out[y0:y1, x0:x1]
-        roi[:] = (a * patch + (1 - a) * roi).astype(out.dtype)
+    d = np.asarray(dst_pts, dtype=np.float64)[tris]  # (k, 3, 2)
+    s = np.asarray(src_pts, dtype=np.float64)[tris]
+    e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]
+    area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    keep = area > MIN_AREA
+    d, s = d[keep], s[keep]
+    if len(d) == 0:
+        return
+    x0, y0 = np.maximum(np.floor(d.reshape(-1, 2).min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(d.reshape(-1, 2).max(axis=0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return
+    label = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    for i, tri in enumerate(d):
+        cv2.fillConvexPoly(label, np.round((tri - [x0, y0]) * 16).astype(np.int32), i, cv2.LINE_8, 4)
+    ys, xs = np.nonzero(label >= 0)
+    if len(xs) == 0:
+        return
+    # Destination -> source affine per triangle: [sx sy] = [dx dy 1] @ m, solved from the three corners.
+    ones = np.ones((len(d), 3, 1))
+    m = np.linalg.solve(np.concatenate([d, ones], axis=2), s)  # (k, 3, 2)
+    lab = label[ys, xs]
+    px = np.stack([xs + x0, ys + y0, np.ones_like(xs)], axis=1).astype(np.float64)
+    src_xy = np.einsum("ni,nij->nj", px, m[lab])
+    map_x = np.full(label.shape, -1.0, np.float32)
+    map_y = np.full(label.shape, -1.0, np.float32)
+    map_x[ys, xs], map_y[ys, xs] = src_xy[:, 0], src_xy[:, 1]
+    warped = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    roi = out[y0:y1, x0:x1]
+    roi[ys, xs] = warped[ys, xs].astype(out.dtype)
+
+
+SEAM_GAP_PX = 0.8  # px: lips closer than this are closed, with a seam between them (wider: the cavity)
+SEAM_WIDTH = 0.03  # the seam's width, in mouth widths
+SEAM_DARKEN = 0.45  # the seam's centre keeps this much less of the lips' brightness
+
+
+def lip_seam(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``image`` with the shadow line that closed lips show where they meet (the inner upper lip, 60-64).
+
+    Why: moving lips together by a warp leaves them touching without that line, one band of lip colour;
+    people and dlib both read such a mouth as half open (dlib puts the inner-lip points in the band).
+    """
+    pts = np.asarray(landmarks, dtype=np.float64)
+    width = float(np.linalg.norm(pts[54] - pts[48]))
+    line = pts[[60, 61, 62, 63, 64]]
+    mask = np.zeros(image.shape[:2], np.float32)
+    cv2.polylines(mask, [np.round(line * 16).astype(np.int32)], False, 1.0, max(1, int(round(SEAM_WIDTH * width))), cv2.LINE_AA, 4)
+    a = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.5 * SEAM_WIDTH * width))[..., None]
+    return np.clip(image.astype(np.float32) * (1.0 - SEAM_DARKEN * np.minimum(a, 1.0)) + 0.5, 0, 255).astype(image.dtype)
 
 
 class MouthAnimator:
@@ -98,6 +144,8 @@ class MouthAnimator:
         out = self.image.copy()
         warp_triangles(self.image, out, src_all, dst_all, tris)
         gap = float(np.mean(dst[[67, 66, 65], 1] - dst[[61, 62, 63], 1]))
+        if gap <= SEAM_GAP_PX:
+            out = lip_seam(out, dst)
         if gap > 0.8:
             inner = dst[60:68]
             layer = out.copy()

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo
 from speech2vid.frames.render import to_uint8, video_frame, watermark
 from speech2vid.runtime.avatar import photo_inputs
+from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
@@ -117,7 +118,6 @@ def render_video(
     animator = IdleAnimator() if gating and cfg.idle == "alive" else None
     eyes = inputs.eyes or ()
     n_frames = inputs.n_frames
-    starts = range(0, n_frames, cfg.batch)
     sink = VideoFileSink(
         inputs.output,
         fps=FPS,
@@ -130,29 +130,24 @@ def render_video(
     try:
         with sink:
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns, gate)
-            idle: dict[int, np.ndarray] = {}  # slot -> which frames of its batch have no speech
 
-            def batch(i: int) -> np.ndarray:
-                w = feed.windows(range(starts[i], min(starts[i] + cfg.batch, n_frames)))
-                idle[i % engine.n_slots] = is_silent(w, silence) if gating else np.zeros(len(w), dtype=bool)
-                return w
+            def batches() -> Iterator[Batch[bool]]:
+                """The windows of each batch of frames; with the gate, silent ones show the still face."""
+                for first in range(0, n_frames, cfg.batch):
+                    w = feed.windows(range(first, min(first + cfg.batch, n_frames)))
+                    silent = is_silent(w, silence) if gating else np.zeros(len(w), dtype=bool)
+                    yield Batch([bool(q) for q in silent], w, ~silent)
 
-            engine.submit(0, batch(0))
-            for i in range(len(starts)):
-                if i + 1 < len(starts):  # stage the next batch while this one is encoded
-                    engine.submit((i + 1) % engine.n_slots, batch(i + 1))
-                quiet = idle[i % engine.n_slots]
-                for frame, silent in zip(engine.collect(i % engine.n_slots), quiet):
-                    if silent and still is not None:
-                        frame = still  # one still face (batch kernels differ in the last bits)
-                    if inputs.canvas is not None:
-                        sink.write(photo_frame(inputs.canvas, frame, animator, bool(silent), eyes, label))
-                        bar.update(1)
-                        continue
-                    if animator is not None:
-                        frame = animate(frame, animator.step(bool(silent)), eyes)
+            for silent, rendered in pump(engine, batches()):
+                frame = still if rendered is None else rendered
+                assert frame is not None  # only the gate (which made ``still``) leaves frames unrendered
+                if inputs.canvas is not None:
+                    sink.write(photo_frame(inputs.canvas, frame, animator, silent, eyes, label))
+                elif animator is not None:
+                    sink.write(video_frame(animate(frame, animator.step(silent), eyes), cfg.output_size, label))
+                else:
                     sink.write(video_frame(frame, cfg.output_size, label))
-                    bar.update(1)
+                bar.update(1)
             feed.finish()  # the audio past the last frame's window, for the muxed track
     finally:
         bar.close()

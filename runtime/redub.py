@@ -4,7 +4,7 @@ Pass 1 (bounded): sample up to ``redub.identity_samples`` frames for the five id
 that the video shows a face when ``--face`` photos are given). Pass 2 (streamed, frame by frame):
 
     source frame (plan: loop | trim | pingpong) -> face tracker (smoothed landmarks, registration)
-      -> engine (MFCC window nearest the frame's time; batches) -> inverse warp + Poisson blend of the
+      -> engine (MFCC window nearest the frame's time; batches, runtime.frame_pump) -> inverse warp + Poisson blend of the
       lower face -> VideoFileSink (source size and frame rate, new audio muxed)
 
 Frame rates: the network is driven by 25 fps windows (features.windows); the output keeps the source
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.render import to_uint8, watermark
 from speech2vid.frames.strip import before_after_strip
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
+from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
@@ -169,63 +170,46 @@ def run_redub(
         **encode.codec_options(),
     )  # fmt: skip
 
-    def submit(batch: list[_Pending], slot: int) -> bool:
-        """Start the engine on the faces of ``batch`` in ``slot``; False when it has no face to render."""
-        # Every frame's window is read (in order), so the feed advances, and muxes the audio, with the video.
-        windows = feed.windows([windows_of[p.index] for p in batch])
-        with_face = [i for i, p in enumerate(batch) if p.face is not None]
-        if with_face:
-            engine.submit(slot, windows[with_face])
-        return bool(with_face)
+    def batches() -> Iterator[Batch[_Pending]]:
+        """Decode and track a batch of source frames; every frame's window is read (in order), so the feed
+        advances, and muxes the audio, with the video."""
+        frames = enumerate(source.frames(plan))
+        while True:
+            batch = [_Pending(j, rgb, tracker.track(rgb)) for _, (j, rgb) in zip(range(cfg.batch), frames)]
+            if not batch:
+                return
+            yield Batch(batch, feed.windows([windows_of[p.index] for p in batch]), np.array([p.face is not None for p in batch]))
 
-    def finish(batch: list[_Pending], slot: int, rendering: bool) -> None:
-        """Collect ``slot``'s faces and blend them into ``batch``'s frames, in order, into the sink."""
-        faces = iter(engine.collect(slot) if rendering else [])
-        for p in batch:
-            out = p.source
-            if p.face is not None:
-                face = to_uint8(next(faces))
-                mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
-                out, method = paste_face(p.source, face, mask, crop_to_frame(p.face.transform),
-                                         method=cfg.blend, feather=cfg.feather)
-            else:
-                method = "no face"
-            if method in ("poisson", "alpha"):
-                counts.face += 1
-                counts.poisson += method == "poisson"
-                counts.alpha += method == "alpha"
-            else:  # no face, or its region lies off the frame: the source frame as it is
-                counts.no_face += 1
-            if label:
-                out = watermark(out, label)
-            if p.index in strip_at:
-                strip_pairs.append((p.source, out))
-            sink.write(out)
-            bar.update(1)
+    def finish(p: _Pending, rendered: np.ndarray | None) -> None:
+        """Blend the rendered face into its source frame and write it."""
+        out = p.source
+        if p.face is not None and rendered is not None:
+            mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
+            out, method = paste_face(p.source, to_uint8(rendered), mask, crop_to_frame(p.face.transform),
+                                     method=cfg.blend, feather=cfg.feather)
+        else:
+            method = "no face"
+        if method in ("poisson", "alpha"):
+            counts.face += 1
+            counts.poisson += method == "poisson"
+            counts.alpha += method == "alpha"
+        else:  # no face, or its region lies off the frame: the source frame as it is
+            counts.no_face += 1
+        if label:
+            out = watermark(out, label)
+        if p.index in strip_at:
+            strip_pairs.append((p.source, out))
+        sink.write(out)
+        bar.update(1)
 
     bar = tqdm(total=inputs.n_output, unit="frame", desc="re-dubbing", disable=not progress, leave=False)
     try:
         with sink, SourceFrames(info) as source:
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
-            # Two batches in flight: the engine renders batch k (a worker thread; ONNX Runtime and TensorRT
-            # release the GIL) while this thread blends and writes batch k-1 and decodes and tracks batch k+1.
-            batch: list[_Pending] = []
-            in_flight: tuple[list[_Pending], int, bool] | None = None
-            slot = 0
-            for j, rgb in enumerate(source.frames(plan)):
-                batch.append(_Pending(j, rgb, tracker.track(rgb)))
-                if len(batch) == cfg.batch:
-                    rendering = submit(batch, slot)
-                    if in_flight is not None:
-                        finish(*in_flight)
-                    in_flight, batch, slot = (batch, slot, rendering), [], (slot + 1) % engine.n_slots
-            if batch:
-                rendering = submit(batch, slot)
-                if in_flight is not None:
-                    finish(*in_flight)
-                in_flight = (batch, slot, rendering)
-            if in_flight is not None:
-                finish(*in_flight)
+            # The engine renders batch k while this thread blends batch k - 1 (the sink encodes on its own
+            # thread) and decodes and tracks batch k + 1.
+            for pending, rendered in pump(engine, batches()):
+                finish(pending, rendered)
             feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
             strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None

@@ -10,15 +10,22 @@ capture says ``live_audio_rate=16000``) opens a track that :meth:`VideoFileSink.
 audio sample ``n`` plays at ``n / rate`` s and video frame ``k`` at ``k / fps`` s, both from zero, so the
 tracks stay in sync by construction. Samples are dropped once encoded, so memory does not grow with
 the length of the audio.
+
+Encoding runs on a thread of its own (:class:`EncodeThread`): x264 at the offline preset costs about
+30 ms a 640x480 frame here, as much as tracking and blending it, and PyAV releases the GIL while it
+encodes, so the caller prepares the next frame meanwhile. The calls reach FFmpeg in the same order
+as without the thread, so the file is the same byte for byte.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +36,53 @@ from speech2vid.partials import remove_stale_partials
 log = logging.getLogger("speech2vid.sinks.video_file")
 
 AAC_MAX_CHANNELS = 2
+ENCODE_QUEUE = 8  # frames waiting for the encoder at most (bounded memory: 8 x a frame)
+
+
+class EncodeThread:
+    """Runs jobs (encode-and-mux calls) one at a time, in order, on one thread.
+
+    A job that fails stops the rest from running; the error is raised to the caller by the next
+    :meth:`submit` or by :meth:`finish`. The queue is bounded, so a slow encoder slows the caller down
+    instead of holding frames without limit.
+    """
+
+    def __init__(self, maxsize: int = ENCODE_QUEUE) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize)
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name="speech2vid-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is None and not self._cancelled:  # keep taking jobs, so submit() never blocks forever
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._raise()
+        if not self._thread.is_alive():
+            raise RuntimeError("the encoder thread has finished: nothing more can be written")
+        self._jobs.put(job)
+
+    def finish(self, *, cancel: bool = False) -> None:
+        """Wait for the queued jobs (skipped with ``cancel``) and stop the thread; raise a job's error."""
+        if self._thread.is_alive():
+            self._cancelled = cancel
+            self._jobs.put(None)
+            self._thread.join()
+        if not cancel:
+            self._raise()
 
 
 def check_output_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
@@ -89,6 +143,7 @@ class VideoFileSink:
         self._audio_base = 0  # track index of _audio_samples[:, 0] (what is encoded is dropped)
         self._audio_rate = streamed
         self._audio_channels = min(audio_channels, AAC_MAX_CHANNELS)
+        self._encoder = EncodeThread()
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
             video = self._container.add_stream(video_codec, rate=fps)
@@ -141,16 +196,24 @@ class VideoFileSink:
         # Keep only what is not encoded yet, so memory stays flat however long the audio is.
         self._audio_samples = self._audio_samples[:, end - self._audio_base :]
         self._audio_base = end
-        for packet in self._audio_stream.encode(frame):
-            self._container.mux(packet)
+        self._encode(self._audio_stream, frame)
+
+    def _encode(self, stream: Any, frame: Any) -> None:
+        """Encode ``frame`` on ``stream`` and mux its packets, on the encoder thread."""
+        container = self._container
+
+        def job() -> None:
+            for packet in stream.encode(frame):
+                container.mux(packet)
+
+        self._encoder.submit(job)
 
     def write(self, rgb: np.ndarray) -> None:
         import av
 
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # a copy: the caller may reuse ``rgb``
         frame.pts = self.frames_written
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        self._encode(self._video, frame)
         self.frames_written += 1
         if self._audio_rate is not None:
             self._encode_audio_until(int(self.frames_written * self._audio_rate / self._rate))
@@ -170,6 +233,8 @@ class VideoFileSink:
         try:
             if self._audio_stream is not None:
                 self._encode_audio_until(self._audio_base + self._audio_samples.shape[1])
+            self._encoder.finish()  # from here on this thread alone touches the container
+            if self._audio_stream is not None:
                 for packet in self._audio_stream.encode(None):
                     self._container.mux(packet)
             for packet in self._video.encode(None):
@@ -184,6 +249,9 @@ class VideoFileSink:
         return self.path
 
     def _discard(self) -> None:
+        encoder = getattr(self, "_encoder", None)
+        if encoder is not None:
+            encoder.finish(cancel=True)
         container = getattr(self, "_container", None)
         if container is not None:
             try:

@@ -59,7 +59,7 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(*args.config, overrides=overrides)
 
 
-def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+def _add_cache_dir(p: argparse._ActionsContainer) -> None:  # a parser or an argument group
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir, ~/.cache/speech2vid/engines)")
 
 
@@ -73,7 +73,7 @@ def _add_engine_options(p: argparse.ArgumentParser, *, weights: bool = True) -> 
     g.add_argument("--backend", choices=BACKENDS, help="inference backend (torch needs the [train] extra)")
     g.add_argument("--device", choices=DEVICES, help="device (torch: cpu or cuda)")
     g.add_argument("--precision", choices=PRECISIONS, help="engine precision")
-    _add_cache_dir(g)  # type: ignore[arg-type]
+    _add_cache_dir(g)
 
 
 def _torch_installed() -> bool:
@@ -414,7 +414,12 @@ def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with ``command``, the option tables of the other training commands are left out.
+
+    Why: those tables live beside the training code, which imports PyTorch (about 3 s); a runtime
+    command, or ``--help``, should not pay for it when PyTorch happens to be installed.
+    """
     parser = argparse.ArgumentParser(
         prog="speech2vid",
         description="Talking faces from a still photo and speech (Speech2Vid, BMVC 2017), offline or live.",
@@ -492,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     }  # fmt: skip
     for name, (func, help_, module, adder) in training.items():
         p = add(name, func, help_ + ("" if _torch_installed() else f" [needs {TRAIN_EXTRA}]"))
-        if _torch_installed():  # their option tables live beside the training code, which imports PyTorch
+        if _torch_installed() and command in (None, name):  # their option tables import PyTorch
             import importlib
 
             getattr(importlib.import_module(module), adder)(p)
@@ -534,8 +539,19 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _command_in(argv: list[str]) -> str:
+    """The subcommand named in ``argv`` (the first word that is neither an option nor ``--config``'s file)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""  # none: argparse says so, or prints the help
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     args, unknown = parser.parse_known_args(argv)
     needs_train_extra = args.command in TRAIN_COMMANDS and not _torch_installed()
     if unknown and not needs_train_extra:  # without PyTorch their options are not known: the error below says why
