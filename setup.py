@@ -91,6 +91,10 @@ setup(
             "scikit-image>=0.21",
             "soundfile>=0.12",
             "mypy>=1.8",
+            # stub packages for mypy --strict over the whole package (tests/test_tensorrt_types.py)
+            "types-PyYAML>=6",
+            "types-tqdm>=4.66",
+            "scipy-stubs>=1.15",
             "import-linter>=2.0",  # the layer contracts in .importlinter (tests/test_layers.py)
             "hypothesis>=6.100",  # tests/test_fuzz.py: generated configs, WAV headers and image bytes
             # tests/test_vad.py: Silero's own TorchScript model, the reference for the vendored ONNX graph

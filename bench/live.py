@@ -15,9 +15,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
-from speech2vid.config import Settings
+from speech2vid.config import Precision, Settings
 
 log = logging.getLogger("speech2vid.bench.live")
 
@@ -67,7 +67,8 @@ def run_live_bench(
     for precision in precisions:
         row = LiveBenchRow(precision)
         rows.append(row)
-        s = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=precision))
+        # a name from the CLI's --precision choices (the engine precisions)
+        s = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=cast(Precision, precision)))
         try:
             engine = make_engine(s)
         except EngineRefused as exc:
@@ -91,7 +92,10 @@ def run_live_bench(
 def format_live_table(rows: Sequence[LiveBenchRow]) -> str:
     """Stages down, precisions across: ``p50 / p99`` ms; then frames rendered of all and skipped runs."""
     ran = [r for r in rows if r.skipped is None]
-    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
     width = 17
     lines = []
     if ran:

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from speech2vid.features.windows import FPS  # noqa: F401  (part of the format's vocabulary)
+from speech2vid.features.windows import FPS as FPS  # part of the format's vocabulary (re-exported)
 from speech2vid.files import atomic_path
 from speech2vid.model.io_spec import CROP_OFFSET, FACE_SIZE, OUTPUT_SIZE
 
@@ -130,6 +130,7 @@ def write_shard(path: str | os.PathLike[str], tracks: list[Track]) -> Path:
             meta = dict(track.meta, key=track.key, n=len(track.frames), targets=track.n_targets)
             _add_member(tar, f"{track.key}.json", json.dumps(meta, sort_keys=True).encode())
             buf = io.BytesIO()
+            # numpy's stub types savez's **kwds against its allow_pickle: bool keyword
             np.savez(buf, **track.arrays())  # type: ignore[arg-type]
             _add_member(tar, f"{track.key}.npz", buf.getvalue())
     return path

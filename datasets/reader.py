@@ -55,7 +55,7 @@ def make_sample(track: Track, i: int, identity_faces: int, min_gap: int, rng: np
     return sample
 
 
-class ShardedSamples(IterableDataset):  # type: ignore[type-arg]
+class ShardedSamples(IterableDataset[dict[str, Any]]):
     """Training samples of one split of a dataset made by ``prepare`` or ``synth``.
 
     Yields dicts (numpy; the default DataLoader collate makes tensors of them):
@@ -143,6 +143,6 @@ class ShardedSamples(IterableDataset):  # type: ignore[type-arg]
                         buffer[j], buffer[-1] = buffer[-1], buffer[j]
                         t, k = buffer.pop()
                         yield make_sample(t, k, self.identity_faces, gap, rng)
-        rng.shuffle(buffer)  # type: ignore[arg-type]
+        rng.shuffle(buffer)
         for t, k in buffer:
             yield make_sample(t, k, self.identity_faces, gap, rng)

@@ -56,7 +56,8 @@ class MouthReader(nn.Module):
         self.head = nn.Linear(64, 1)
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(mouth_region(faces)))[:, 0]
+        logits: torch.Tensor = self.head(self.trunk(mouth_region(faces)))
+        return logits[:, 0]
 
 
 class SyncNet(nn.Module):
@@ -107,7 +108,7 @@ def train_reader(root: str | Path, cfg: EvalConfig, progress: bool) -> MouthRead
         faces = b["target"].float() / 255.0
         loss = F.mse_loss(net(faces[ok]), target[ok])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
     return net.eval()
 
@@ -126,7 +127,7 @@ def train_sync(root: str | Path, cfg: EvalConfig, progress: bool, temperature: f
         labels = torch.arange(len(v))
         loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
     return net.eval()
 
@@ -158,4 +159,6 @@ def helpers(root: str | Path, cfg: EvalConfig, *, cache_dir: str | Path | None =
                 with atomic_path(path, ".safetensors") as tmp:
                     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
         out.append(net)
-    return out[0], out[1]  # type: ignore[return-value]
+    reader, sync = out
+    assert (reader is None or isinstance(reader, MouthReader)) and isinstance(sync, SyncNet)
+    return reader, sync

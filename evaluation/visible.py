@@ -70,7 +70,8 @@ def frame_loudness(signal_16k: np.ndarray, n_frames: int) -> np.ndarray:
     x = np.asarray(signal_16k, dtype=np.float64)
     padded = np.concatenate([np.zeros(SAMPLES_PER_FRAME // 2), x, np.zeros(SAMPLES_PER_FRAME * (n_frames + 1))])
     frames = padded[: n_frames * SAMPLES_PER_FRAME].reshape(n_frames, SAMPLES_PER_FRAME)
-    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+    loud: np.ndarray = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+    return loud
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,7 +95,7 @@ def lagged_correlations(gap: np.ndarray, loud: np.ndarray, max_lag: int = MAX_LA
 
 def silent_frames(loud: np.ndarray, min_run: int = SILENCE_FRAMES, below_db: float = SILENCE_DB_BELOW) -> np.ndarray:
     """Frames inside runs of at least ``min_run`` frames quieter than the 95th percentile minus ``below_db``."""
-    quiet = loud < np.percentile(loud, 95) - below_db
+    quiet: np.ndarray = loud < np.percentile(loud, 95) - below_db
     out = np.zeros_like(quiet)
     start = None
     for i, q in enumerate(np.append(quiet, False)):

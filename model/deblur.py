@@ -25,4 +25,5 @@ class Deblur(nn.Module):
         r = x
         for conv in self.convs[:-1]:
             r = torch.relu(conv(r))
-        return (x + self.convs[-1](r)).clamp(0.0, 1.0)
+        residual: torch.Tensor = self.convs[-1](r)
+        return (x + residual).clamp(0.0, 1.0)

@@ -49,6 +49,8 @@ def identity_grid(size: int) -> torch.Tensor:
 
 
 class Decoder(nn.Module):
+    grid: torch.Tensor  # the warp head's buffer (register_buffer below)
+
     def __init__(self, cfg: DecoderConfig, audio_embedding: int, id_embedding: int, skip_channels: tuple[int, int, int]):
         super().__init__()
         self.head = cfg.head
@@ -73,9 +75,11 @@ class Decoder(nn.Module):
             self.warp2 = nn.Conv2d(c51, c52, 3, padding=1)  # 109x109 (bilinear from 53)
             self.warp3 = nn.Conv2d(c52, WARP_OUT, 3, padding=1)
             nn.init.normal_(self.warp3.weight, std=1e-3)
+            bias = self.warp3.bias
+            assert bias is not None  # nn.Conv2d's default bias=True
             with torch.no_grad():
-                self.warp3.bias.zero_()
-                self.warp3.bias[2] = MASK_BIAS
+                bias.zero_()
+                bias[2] = MASK_BIAS
             self.register_buffer("grid", identity_grid(OUTPUT_SIZE), persistent=False)
 
     def forward(
@@ -117,6 +121,5 @@ class Decoder(nn.Module):
         colour = torch.sigmoid(o[:, 3:6])
         if self.training:  # what the motion-field and mask losses compare with their ground truth
             self.last_motion = (o[:, 0:2] * FLOW_SCALE, o[:, 2:3])
-        grid: torch.Tensor = self.grid  # type: ignore[assignment]
-        moved = F.grid_sample(reference, grid + flow, mode="bilinear", padding_mode="border", align_corners=True)
+        moved = F.grid_sample(reference, self.grid + flow, mode="bilinear", padding_mode="border", align_corners=True)
         return moved * (1.0 - mask) + colour * mask

@@ -40,7 +40,7 @@ class AudioEncoder(nn.Module):
         self.fc7 = ConvBNReLU(cfg.fc6, cfg.embedding, 1)
 
     def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.conv1(mfcc))
+        x: torch.Tensor = self.conv2(self.conv1(mfcc))
         x = self.pool2(self.pad2(x))
         x = self.conv5(self.conv4(self.conv3(x)))
         x = self.fc7(self.fc6(self.pool5(x)))

@@ -66,7 +66,7 @@ class GraphSpec:
 def identity_feature_specs(cfg: ModelConfig) -> tuple[TensorSpec, ...]:
     f32 = np.dtype(np.float32)
     a, b, c = cfg.identity.channels[0], cfg.identity.channels[0], cfg.identity.channels[1]
-    specs = (
+    specs: tuple[TensorSpec, ...] = (
         TensorSpec(ID_EMBEDDING, (-1, cfg.identity.embedding), f32),
         TensorSpec(SKIP_A, (-1, a, SKIP_A_SIZE, SKIP_A_SIZE), f32),
         TensorSpec(SKIP_B, (-1, b, SKIP_B_SIZE, SKIP_B_SIZE), f32),

@@ -74,6 +74,7 @@ def expected_slots(model: Speech2Vid) -> dict[str, list[ConvSlot]]:
         _slot(f"decoder.{n}", getattr(model.decoder, n), None, (top, bottom, left, right) if n in GROWN else None)
         for n in DECODER
     ]
+    # nn.ModuleList is not generic: its items are typed nn.Module, and Deblur fills it with nn.Conv2d only
     out["deblur"] = [_slot(f"deblur.convs.{i}", c, None) for i, c in enumerate(model.deblur.convs)]  # type: ignore[arg-type]
     return out
 
@@ -345,7 +346,7 @@ def import_dagnn(net: DagNN, model: Speech2Vid) -> Imported:
         for i in convs:
             if depends[i] == {var}:
                 w = _param(net, net.layers[i], 0)
-                return (tuple(w.shape) + (1, 1, 1))[2]
+                return int((tuple(w.shape) + (1, 1, 1))[2])
         return -1
 
     slots = expected_slots(model)

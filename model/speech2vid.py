@@ -42,10 +42,12 @@ class Speech2Vid(nn.Module):
 
     def generate(self, mfcc: torch.Tensor, identity: IdentityFeatures) -> torch.Tensor:
         """The generator alone (trained with L1 before the deblur): (N, 3, 109, 109) in [0, 1]."""
-        return self.decoder(self.audio(mfcc), *identity)
+        frame: torch.Tensor = self.decoder(self.audio(mfcc), *identity)
+        return frame
 
     def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return self.deblur(self.generate(mfcc, self.encode_identity(faces)))
+        frame: torch.Tensor = self.deblur(self.generate(mfcc, self.encode_identity(faces)))
+        return frame
 
     def identity_graph(self) -> "IdentityGraph":
         return IdentityGraph(self)
@@ -83,7 +85,8 @@ class FrameGraph(nn.Module):
         reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
         coarse = self.decoder(self.audio(mfcc), id_embedding, skip_a, skip_b, skip_c, reference)
-        return self.deblur(coarse)
+        frame: torch.Tensor = self.deblur(coarse)
+        return frame
 
 
 def encode_identity(identity: IdentityEncoder, warp: bool, faces: torch.Tensor) -> IdentityFeatures:

@@ -142,10 +142,11 @@ def random_weights(model: Speech2Vid, seed: int = 0) -> Speech2Vid:
     texture rather than a saturated flat colour. The result shows no face: label it as such."""
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
-        if hasattr(m, "reset_parameters") and not isinstance(m, torch.nn.BatchNorm2d):
+        reset = getattr(m, "reset_parameters", None)
+        if reset is not None and not isinstance(m, torch.nn.BatchNorm2d):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-                m.reset_parameters()
+                reset()
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the warm-up batch

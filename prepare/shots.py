@@ -29,7 +29,8 @@ def histogram_distances(hists: np.ndarray) -> np.ndarray:
     if len(h) < 2:
         return np.zeros(0)
     bc = np.sqrt(h[1:] * h[:-1]).sum(axis=1)
-    return np.sqrt(np.clip(1.0 - bc, 0.0, 1.0))
+    dist: np.ndarray = np.sqrt(np.clip(1.0 - bc, 0.0, 1.0))
+    return dist
 
 
 def shot_boundaries(hists: np.ndarray, threshold: float) -> list[tuple[int, int]]:

@@ -42,7 +42,8 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64)
     gap = np.mean([np.linalg.norm(pts[:, a] - pts[:, b], axis=-1) for a, b in _LIP_PAIRS], axis=0)
     eyes = np.linalg.norm(pts[:, list(LEFT_EYE)].mean(1) - pts[:, list(RIGHT_EYE)].mean(1), axis=-1)
-    return gap / np.maximum(eyes, 1e-6)
+    opening: np.ndarray = gap / np.maximum(eyes, 1e-6)
+    return opening
 
 
 def frame_energy(signal_16k: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
@@ -65,7 +66,8 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() + 1e-9)
+    z: np.ndarray = (x - x.mean()) / (x.std() + 1e-9)
+    return z
 
 
 def _lagged_products(a: np.ndarray, b: np.ndarray, d: int) -> float:

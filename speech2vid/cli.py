@@ -154,7 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
 
     from speech2vid.config import load_model_config, model_names
@@ -163,8 +163,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name in [args.model] if args.model else model_names():
         cfg = load_model_config(name)
         table = Table(title=f"model '{cfg.name}': {cfg.description}", title_justify="left")
-        for column, justify in (("module", "left"), ("parameters", "right"), ("MACs / frame", "right"), ("runs", "left")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("module", "left"), ("parameters", "right"), ("MACs / frame", "right"), ("runs", "left"))
+        for column, justify in columns:
+            table.add_column(column, justify=justify)
         if _torch_installed():
             from speech2vid.model import build_model
             from speech2vid.model.cost import PER_FRAME, model_cost

@@ -15,11 +15,14 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from speech2vid.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Backend = Literal["torch", "onnxruntime", "tensorrt"]
 Device = Literal["cpu", "cuda"]
@@ -510,7 +513,7 @@ class Settings:
 
 # ----------------------------------------------------------------------------- parsing
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")  # a config dataclass
 
 MAX_THREADS = 1024
 # A config is a few KB; the cap keeps a huge or endless file (millions of keys, /dev/zero) from eating memory.
@@ -532,7 +535,7 @@ class _ConfigLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML's Parser
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in config files; "
                                               "write the value out", event.start_mark)
         return super().compose_node(parent, index)
@@ -607,7 +610,7 @@ MOVED = {f"generate.{k}": f"encode.{k}" for k in ("video_codec", "crf", "preset"
 
 def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -> T:
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
             dotted = f"{prefix}{str(key)[:80]}"

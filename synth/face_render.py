@@ -67,7 +67,8 @@ class Identity:
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     noise = rng.standard_normal(shape).astype(np.float32)
     blurred = np.asarray(cv2.GaussianBlur(noise, (0, 0), sigma))
-    return blurred / (blurred.std() + 1e-6)
+    normalised: np.ndarray = blurred / (blurred.std() + 1e-6)
+    return normalised
 
 
 def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -91,7 +92,8 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
         img = alpha * layer + (1 - alpha) * img
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.0, 6.0))
     img += rng.uniform(2, 10) * _smooth_noise(rng, (size, size), 1.0)[..., None]
-    return np.clip(img, 0, 255).astype(np.uint8)
+    background: np.ndarray = np.clip(img, 0, 255).astype(np.uint8)
+    return background
 
 
 def random_identity(seed: int, frame_size: int = 256) -> Identity:
@@ -190,7 +192,8 @@ class FaceRenderer:
         norm = np.sqrt(nx**2 + ny**2 + nz**2)
         l = self.id.light
         diffuse = np.clip((nx * l[0] + ny * l[1] + nz * l[2]) / norm, 0, 1)
-        return (self.id.ambient + (1.05 - self.id.ambient) * diffuse).astype(np.float32)
+        lighting: np.ndarray = (self.id.ambient + (1.05 - self.id.ambient) * diffuse).astype(np.float32)
+        return lighting
 
     def _head_outline(self, s: np.ndarray) -> np.ndarray:
         """Jaw line 0..16 then the skull over the brows (back to point 0)."""

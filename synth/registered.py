@@ -116,7 +116,7 @@ def new_look(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
         image = image[:, ::-1].copy()
         landmarks = mirror_landmarks(landmarks, size)
     angle, scale = rng.uniform(-4, 4), rng.uniform(0.95, 1.05)
-    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale), dtype=np.float64)  # (2, 3) float64 already
     m[:, 2] += rng.uniform(-2.5, 2.5, 2) * WORK_SCALE
     image = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     landmarks = transform_points(m, landmarks)
@@ -137,7 +137,8 @@ def shrink(image: np.ndarray, rng: np.random.Generator, jpeg_quality: int | None
     if jpeg_quality is None:
         return small
     ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else small
+    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+    return small if decoded is None else decoded
 
 
 # ----------------------------------------------------------------------------- one clip

@@ -39,7 +39,10 @@ _EXTRAS = (
 
 def sentence(rng: np.random.Generator) -> str:
     r = rng.random()
-    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+
+    def pick(xs: tuple[str, ...]) -> str:
+        return xs[int(rng.integers(len(xs)))]
+
     if r < 0.15:
         return pick(_EXTRAS).capitalize()
     if r < 0.35:

@@ -78,7 +78,8 @@ def speech_in_fresh_process(req: SpeechRequest) -> tuple[np.ndarray, int, Timeli
     ok, value = pickle.loads(run.stdout)
     if not ok:
         raise value
-    return value  # type: ignore[no-any-return]
+    result: tuple[np.ndarray, int, Timeline, list[str]] = value  # what _main pickled: speech_for's result
+    return result
 
 
 def _main() -> None:

@@ -106,7 +106,7 @@ class _Engine:
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: the library calls it later
         lib.espeak_SetSynthCallback(self._callback)
 
-    def _on_audio(self, wav: ctypes.POINTER(ctypes.c_short), n: int, events: ctypes.POINTER(_Event)) -> int:  # type: ignore[valid-type]
+    def _on_audio(self, wav: ctypes._Pointer[ctypes.c_short], n: int, events: ctypes._Pointer[_Event]) -> int:
         if n > 0 and wav:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         i = 0

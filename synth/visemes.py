@@ -20,8 +20,14 @@ from speech2vid.faces.mouth_model import REST_VISEMES
 TAU_S = 0.045  # decay of a phoneme's dominance outside its own interval
 RATE = 100  # Hz, the track before averaging per frame
 
+
+def _target(v: np.ndarray) -> tuple[float, float, float, float]:
+    jaw_open, lip_width, lip_round, teeth = (float(x) for x in v)
+    return jaw_open, lip_width, lip_round, teeth
+
+
 # (jaw_open, lip_width, lip_round, teeth), dominance
-REST = (tuple(float(x) for x in REST_VISEMES), 0.6)
+REST = (_target(REST_VISEMES), 0.6)
 _CONSONANTS: dict[str, tuple[tuple[float, float, float, float], float]] = {
     "p": ((0.0, 0.0, 0.1, 0.0), 3.0), "b": ((0.0, 0.0, 0.1, 0.0), 3.0), "m": ((0.0, 0.0, 0.1, 0.0), 3.0),
     "f": ((0.06, 0.1, 0.0, 1.0), 2.5), "v": ((0.06, 0.1, 0.0, 1.0), 2.5),
@@ -111,4 +117,5 @@ def viseme_track(
     track = num / np.maximum(den, 1e-12)[:, None]
     frames = track.reshape(n_frames, RATE // FPS, N_VISEMES).mean(axis=1)
     frames[:, 0] = np.clip(frames[:, 0] * articulation, 0.0, 1.0)
-    return frames.astype(np.float32)
+    out: np.ndarray = frames.astype(np.float32)
+    return out

@@ -80,7 +80,7 @@ def find_checkpoint(out_dir: Path, tag: str = LAST) -> Path | None:
 def load_checkpoint(path: Path, model: Speech2Vid, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer``) from a checkpoint folder; returns its state."""
     try:
-        state = json.loads((path / STATE).read_text())
+        state: dict[str, Any] = json.loads((path / STATE).read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {path / STATE} ({exc}): start afresh with --fresh") from None
     meta = load_weights(model, path / WEIGHTS)

@@ -51,13 +51,13 @@ def split_dataset(root: str | Path, split: str, d: Dist, *, identity_faces: int,
     return ShardedSamples(root, split, identity_faces=identity_faces, shuffle=shuffle, seed=seed, rank=0, world_size=1)
 
 
-def loader(ds: ShardedSamples, batch: int, workers: int) -> DataLoader:  # type: ignore[type-arg]
+def loader(ds: ShardedSamples, batch: int, workers: int) -> DataLoader[dict[str, Any]]:
     workers = min(workers, len(ds.rank_shards()))  # a worker without shards would only cost start-up time
     return DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=False,
                       pin_memory=torch.cuda.is_available())
 
 
-def batches(dl: DataLoader, device: torch.device, skip: int = 0) -> Iterator[Batch]:  # type: ignore[type-arg]
+def batches(dl: DataLoader[dict[str, Any]], device: torch.device, skip: int = 0) -> Iterator[Batch]:
     """Batches of ``dl``; the first ``skip`` are read and dropped (resuming mid-epoch in the same order)."""
     for i, sample in enumerate(dl):
         if i >= skip:

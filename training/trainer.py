@@ -52,7 +52,8 @@ class GeneratorNet(nn.Module):
         self.warp = model.cfg.decoder.head == "warp"
 
     def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.audio(mfcc), *encode_identity(self.identity, self.warp, faces))
+        frame: torch.Tensor = self.decoder(self.audio(mfcc), *encode_identity(self.identity, self.warp, faces))
+        return frame
 
 
 def zero_deblur(model: Speech2Vid) -> None:
@@ -66,12 +67,14 @@ def init_deblur(model: Speech2Vid, seed: int) -> None:
     """Fresh deblur weights, last conv zero: training starts from the identity and gradients flow."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        # nn.ModuleList is not generic: its items are typed nn.Module (attributes Tensor | Module), and
+        # Deblur fills it with nn.Conv2d only
         for conv in model.deblur.convs:
             conv.reset_parameters()  # type: ignore[operator]
     with torch.no_grad():
         last = model.deblur.convs[-1]
         last.weight.zero_()  # type: ignore[operator]
-        last.bias.zero_()  # type: ignore[union-attr,operator]
+        last.bias.zero_()  # type: ignore[operator]
 
 
 @dataclass
@@ -198,10 +201,10 @@ def validate(kind: str, model: Speech2Vid, data: str, d: D.Dist, cfg: TrainConfi
     total = D.all_sum(d, sums)
     if total[2] == 0:
         raise UserError(f"the val split of {data} yielded no samples")
-    out = {"val_l1": total[0] / total[2], "val_samples": total[2]}
+    result = {"val_l1": total[0] / total[2], "val_samples": total[2]}
     if kind == "deblur":
-        out["val_l1_blurred_input"] = total[1] / total[2]
-    return out
+        result["val_l1_blurred_input"] = total[1] / total[2]
+    return result
 
 
 def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
@@ -319,7 +322,7 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                     target = b.target
                     loss = (out - target).abs().mean()  # L1 (paper eq. 1)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
                 optimizer.step()
                 state["global_step"] += 1
                 state["step_in_epoch"] += 1
