@@ -44,7 +44,8 @@ def _scene(seed: int = 0) -> np.ndarray:
     x0, y0 = (w - FACE_SIDE) // 2, (h - FACE_SIDE) // 2 + 10
     roi = bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE]
     bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE] = mask * face.astype(np.float32) + (1 - mask) * roi
-    return np.clip(bg, 0, 255).astype(np.uint8)
+    frame: np.ndarray = np.clip(bg, 0, 255).astype(np.uint8)
+    return frame
 
 
 def camera(t: float, size: tuple[int, int]) -> np.ndarray:

@@ -12,7 +12,9 @@ Decisions, in order (pure functions of the probabilities; streaming gives the sa
    their soft ends.
 2. *Pre-roll*: a speech run also claims the ``preroll`` chunks before the chunk that started it (an
    onset's first consonant is heard before the probability crosses the threshold).
-3. *Columns*: MFCC column ``c`` of a frame window (centred on sample ``s``) is speech when the chunk
+3. *Pauses* (:mod:`speech2vid.features.pauses`): a frame inside a run of frames far quieter than the
+   speech around it is not speech at all, whatever Silero still says.
+4. *Columns*: MFCC column ``c`` of a frame window (centred on sample ``s``) is speech when the chunk
    holding sample ``s`` is speech. :func:`gate_windows` replaces every non-speech column with the MFCC of
    digital silence: noise between words reaches the network as silence, and a window without any
    speech column *is* the silence window, whose rendering is the still, closed-mouth face.
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .constants import HOP, SAMPLE_RATE
+from .pauses import PauseDetector, PauseParams
 from .windows import LEFT_PAD, N_CEPS, SAMPLES_PER_FRAME, WINDOW_COLS, StreamingWindows
 
 log = logging.getLogger("speech2vid.features.vad")
@@ -222,7 +225,9 @@ class WindowGate:
     ``(32 ms x (1 + preroll)) + 40 ms`` of audio, and VAD decisions trimmed behind them.
     """
 
-    def __init__(self, params: GateParams = GateParams(), lookahead_columns: int = 17, vad: SileroVAD | None = None):
+    def __init__(self, params: GateParams = GateParams(), lookahead_columns: int = 17, vad: SileroVAD | None = None,
+                 pauses: PauseParams | None = PauseParams()):  # fmt: skip
+        self._pauses = PauseDetector(pauses) if pauses is not None else None
         self._vad = vad or SileroVAD()
         self._vad.reset()
         self._gate = SpeechGate(params)
@@ -233,6 +238,8 @@ class WindowGate:
 
     def push_audio(self, samples_16k: np.ndarray) -> None:
         self._gate.push(self._vad.push(samples_16k))
+        if self._pauses is not None:
+            self._pauses.push(samples_16k)
 
     def gate(self, windows: np.ndarray, *, final: bool = False) -> np.ndarray:
         """Queue the next windows (in frame order); returns the gated windows now decided (possibly none).
@@ -246,7 +253,12 @@ class WindowGate:
         frames = np.arange(self._first, self._first + n)
         last_col = column_samples(frames, self._r)[:, -1]
         decided = n if final else int(np.sum(last_col // VAD_CHUNK + self._gate.params.preroll < self._gate.chunks))
+        if self._pauses is not None and not final:
+            decided = min(decided, max(0, self._pauses.known - self._pauses.params.after - self._first))
         cols = self._gate.at_samples(column_samples(frames[:decided], self._r))
+        if self._pauses is not None:
+            cols[[self._pauses.is_pause(int(k)) for k in frames[:decided]]] = False  # the still face
+            self._pauses.trim(self._first + decided)
         out = gate_windows(self._pending[:decided], cols, self._silence)
         self._pending, self._first = self._pending[decided:], self._first + decided
         self._gate.trim(self._first * SAMPLES_PER_FRAME // VAD_CHUNK - 64)
@@ -255,6 +267,8 @@ class WindowGate:
     def flush_audio(self) -> None:
         """End of audio: the VAD's last partial chunk, zero-padded."""
         self._gate.push(self._vad.flush())
+        if self._pauses is not None:
+            self._pauses.finish()
 
 
 def is_silent(windows: np.ndarray, silence: np.ndarray | None = None) -> np.ndarray:
@@ -269,6 +283,7 @@ def gate_signal_windows(
     params: GateParams = GateParams(),
     vad: SileroVAD | None = None,
     lookahead_columns: int = 17,
+    pauses: PauseParams | None = PauseParams(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offline: gate the ``(n, 12, 35)`` windows of a whole 16 kHz signal by its voice activity.
 
@@ -279,4 +294,9 @@ def gate_signal_windows(
     gate = SpeechGate(params)
     gate.push(probs)
     cols = gate.at_samples(column_samples(np.arange(windows.shape[0]), lookahead_columns))
+    if pauses is not None:
+        detector = PauseDetector(pauses)
+        detector.push(signal_16k)
+        detector.finish()
+        cols[[detector.is_pause(k) for k in range(windows.shape[0])]] = False
     return gate_windows(windows, cols), np.asarray(cols.any(axis=1), dtype=bool)

@@ -56,6 +56,7 @@ from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.config import LiveConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.features.constants import HOP
+from speech2vid.features.pauses import PauseDetector, PauseParams
 from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
 from speech2vid.features.windows import (
     FPS,
@@ -357,6 +358,8 @@ class LiveLoop:
         self.detector = SileroVAD() if self.gating and vad.detector == "silero" else None
         report.vad = "off" if not self.gating else vad.detector
         self.gate = SpeechGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms))
+        pauses = PauseParams.from_db(vad.pause_below_db)
+        self.pauses = PauseDetector(pauses) if self.detector is not None and pauses is not None else None
         self.silence_col = silence_column()
         self.animator = IdleAnimator() if cfg.idle == "alive" else None
         self.eyes = tuple(eyes or ())
@@ -401,6 +404,8 @@ class LiveLoop:
         cfg, report = self.cfg, self.report
         if not self.gating:
             silent = False
+        elif self.pauses is not None and self.pauses.decided(k) and self.pauses.is_pause(k):
+            silent = True  # a pause between phrases, though Silero may still hear speech (features/pauses.py)
         elif self.detector is not None:
             cols = self.gate.at_samples(column_samples(np.array([k]), self.model_cols))[0]
             silent = not cols.any()
@@ -437,11 +442,15 @@ class LiveLoop:
         report.audio_samples += samples.shape[0]
         if self.detector is not None:
             self.gate.push(self.detector.push(samples))
+        if self.pauses is not None:
+            self.pauses.push(samples)
         for w in self.windows.push(samples):
             self._handle(self.next_window, w, self._frame_stamps(self.next_window, read_at), wait=wait)
             self.next_window += 1
         self.measured_until = self.next_window
         self.gate.trim((self.next_window * SAMPLES_PER_FRAME) // VAD_CHUNK - VAD_KEEP_CHUNKS)
+        if self.pauses is not None:
+            self.pauses.trim(self.next_window)
 
     # ------------------------------------------------------------------ frame side
 
@@ -581,6 +590,8 @@ class LiveLoop:
             # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
             if self.detector is not None:
                 self.gate.push(self.detector.flush())
+            if self.pauses is not None:
+                self.pauses.finish()
             n_total = n_frames_for(report.audio_samples)
             for w in self.windows.flush():
                 if self.next_window < n_total:

@@ -21,6 +21,7 @@ from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import EncodeConfig, GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
+from speech2vid.features.pauses import PauseParams
 from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
 from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
@@ -112,7 +113,8 @@ def render_video(
     engine.set_identity(inputs.faces)
     vad = vad or VadConfig()
     gating = cfg.idle != "off" and vad.detector == "silero"  # the level detector is live-only
-    gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), engine.lookahead_columns) if gating else None
+    gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), engine.lookahead_columns,
+                      pauses=PauseParams.from_db(vad.pause_below_db)) if gating else None  # fmt: skip
     silence = silence_column()
     still = engine.render(np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy())[0] if gating else None
     animator = IdleAnimator() if gating and cfg.idle == "alive" else None

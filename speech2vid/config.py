@@ -266,12 +266,16 @@ class VadConfig:
     threshold: float = 0.5  # speech probability that starts speech (ends below threshold - 0.15)
     hangover_ms: float = 96.0  # non-speech this long ends a speech run (words keep their soft ends)
     preroll_ms: float = 64.0  # audio before a detected onset that also counts as speech
+    pause_below_db: float = 30.0  # a pause closes the mouth: frames this far under the recent peak (0: off)
 
     def _check(self, where: str) -> None:
         if not 0.15 < self.threshold < 1.0:
             raise ConfigError(f"{where}: 'vad.threshold' must be within (0.15, 1), got {self.threshold}")
         if not 0 <= self.hangover_ms <= 2000 or not 0 <= self.preroll_ms <= 500:
             raise ConfigError(f"{where}: 'vad.hangover_ms' must be within 0..2000 and 'vad.preroll_ms' within 0..500")
+        if not 0 <= self.pause_below_db <= 90:
+            raise ConfigError(f"{where}: 'vad.pause_below_db' must be within 0..90 (0 turns pauses off), got {self.pause_below_db}")
+
 SuggestedLatency = Literal["low", "high"]
 
 
