@@ -84,6 +84,7 @@ def session_options(cfg: OnnxRuntimeConfig) -> Any:
     opts.graph_optimization_level = levels[cfg.graph_optimization]
     opts.intra_op_num_threads = cfg.intra_op_threads
     opts.inter_op_num_threads = cfg.inter_op_threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if cfg.spin else "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # two chains of convs: nothing to run in parallel
     return opts
 

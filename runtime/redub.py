@@ -15,6 +15,7 @@ which keeps every frame in sync with the audio to within 20 ms.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from speech2vid.frames.render import to_uint8, watermark
 from speech2vid.frames.strip import before_after_strip
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
 from speech2vid.runtime.frame_pump import Batch, pump
+from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
@@ -47,6 +49,7 @@ from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 log = logging.getLogger("speech2vid.runtime.redub")
 
 STRIP_TILES = 6  # frames shown in a before/after strip
+TRACK_AHEAD = 2  # batches of frames decoded and tracked ahead of the blending (bounded memory)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,14 +173,10 @@ def run_redub(
         **encode.codec_options(),
     )  # fmt: skip
 
-    def batches() -> Iterator[Batch[_Pending]]:
-        """Decode and track a batch of source frames; every frame's window is read (in order), so the feed
+    def batches(tracked: Iterator[_Pending]) -> Iterator[Batch[_Pending]]:
+        """Batches of tracked source frames; every frame's window is read (in order), so the feed
         advances, and muxes the audio, with the video."""
-        frames = enumerate(source.frames(plan))
-        while True:
-            batch = [_Pending(j, rgb, tracker.track(rgb)) for _, (j, rgb) in zip(range(cfg.batch), frames)]
-            if not batch:
-                return
+        while batch := list(itertools.islice(tracked, cfg.batch)):
             yield Batch(batch, feed.windows([windows_of[p.index] for p in batch]), np.array([p.face is not None for p in batch]))
 
     def finish(p: _Pending, rendered: np.ndarray | None) -> None:
@@ -207,9 +206,11 @@ def run_redub(
         with sink, SourceFrames(info) as source:
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
             # The engine renders batch k while this thread blends batch k - 1 (the sink encodes on its own
-            # thread) and decodes and tracks batch k + 1.
-            for pending, rendered in pump(engine, batches()):
-                finish(pending, rendered)
+            # thread) and a third decodes and tracks the frames after them.
+            frames = (_Pending(j, rgb, tracker.track(rgb)) for j, rgb in enumerate(source.frames(plan)))
+            with Prefetch(frames, TRACK_AHEAD * cfg.batch) as tracked:
+                for pending, rendered in pump(engine, batches(tracked)):
+                    finish(pending, rendered)
             feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
             strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None

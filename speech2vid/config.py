@@ -116,6 +116,9 @@ class OnnxRuntimeConfig:
     graph_optimization: GraphOptimization = "all"
     intra_op_threads: int = 0  # 0: ONNX Runtime picks (one per physical core)
     inter_op_threads: int = 1
+    # Idle worker threads spin for a while before sleeping: a little less latency per call, but the
+    # spinning takes CPU from whatever runs beside the engine (tracking, blending, encoding).
+    spin: bool = False
 
     def _check(self, where: str) -> None:
         # ONNX Runtime takes a negative count without complaint and then behaves as if it were 0.

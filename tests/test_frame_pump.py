@@ -51,3 +51,38 @@ def test_pump_refuses_a_batch_whose_flags_do_not_match(engine) -> None:  # type:
     bad = Batch([0, 1], np.zeros((2, 12, 35), np.float32), np.array([True]))
     with pytest.raises(ValueError, match="2 items came with 2 windows and 1 flags"):
         list(pump(engine, [bad]))
+
+
+def test_prefetch_keeps_order_raises_where_the_producer_failed_and_stops_early() -> None:
+    import threading
+
+    from speech2vid.runtime.prefetch import Prefetch
+
+    with Prefetch(iter(range(100)), 3) as items:
+        assert list(items) == list(range(100))
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield from range(5)
+        raise OSError("the video file went away")
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="went away"):
+        with Prefetch(failing(), 2) as items:
+            for x in items:
+                got.append(x)
+    assert got == list(range(5))  # every item before the failure arrives, then the error
+
+    produced: list[int] = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        k = 0
+        while True:
+            produced.append(k)
+            yield k
+            k += 1
+
+    before = threading.active_count()
+    with Prefetch(endless(), 4) as items:
+        assert next(items) == 0
+    assert threading.active_count() == before  # leaving the block stopped the producer's thread
+    assert len(produced) <= 1 + 4 + 1  # it never ran more than the queue's length ahead
