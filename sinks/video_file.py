@@ -14,7 +14,8 @@ the length of the audio.
 Encoding runs on a thread of its own (:class:`EncodeThread`): x264 at the offline preset costs about
 30 ms a 640x480 frame here, as much as tracking and blending it, and PyAV releases the GIL while it
 encodes, so the caller prepares the next frame meanwhile. The calls reach FFmpeg in the same order
-as without the thread, so the file is the same byte for byte.
+as without the thread: the same frames and samples, usually the same file byte for byte (x264's own
+thread count, which follows the CPUs the calling thread may use, can change its last bits).
 """
 
 from __future__ import annotations

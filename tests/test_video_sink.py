@@ -56,7 +56,19 @@ def _reference_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray) -> N
             out.mux(packet)
 
 
-def test_threaded_sink_writes_the_same_bytes_as_plain_pyav(tmp_path: Path) -> None:
+def _decoded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with av.open(str(path)) as f:
+        video = np.stack([fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)])
+    with av.open(str(path)) as f:
+        audio = np.concatenate([fr.to_ndarray().reshape(-1) for fr in f.decode(audio=0)])
+    return video, audio
+
+
+def test_threaded_sink_writes_what_plain_pyav_writes(tmp_path: Path) -> None:
+    """Usually the very same bytes (measured: identical files in most runs). Not asserted: x264 sizes its
+    own thread pool from the CPUs the calling thread may use, and its output changes in the last bits
+    with that count, which other libraries in the process can change (seen once in the full suite, 22
+    bytes of 38 kB). What must hold: every frame and every audio sample of the reference, in order."""
     frames = _frames(30)
     audio = _tone(30 * RATE // 25)
     _reference_mp4(tmp_path / "reference.mp4", frames, audio)
@@ -65,7 +77,13 @@ def test_threaded_sink_writes_the_same_bytes_as_plain_pyav(tmp_path: Path) -> No
         for rgb in frames:
             sink.write(rgb)
             rgb[:] = 0  # the caller may reuse its buffer at once: the sink copied the frame
-    assert (tmp_path / "sink.mp4").read_bytes() == (tmp_path / "reference.mp4").read_bytes()
+    got_v, got_a = _decoded(tmp_path / "sink.mp4")
+    want_v, want_a = _decoded(tmp_path / "reference.mp4")
+    assert got_v.shape == want_v.shape == (30, SIZE[1], SIZE[0], 3)
+    mse = np.mean((got_v.astype(np.float64) - want_v) ** 2)
+    assert mse == 0 or 10 * np.log10(255**2 / mse) > 45  # the same pictures (a frame of zeros: ~5 dB)
+    assert got_a.shape == want_a.shape
+    np.testing.assert_allclose(got_a, want_a, atol=1e-3)
 
 
 def test_encoder_error_reaches_the_caller_and_no_file_is_left(tmp_path: Path) -> None:
