@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import SAMPLES_PER_FRAME
+from .windows import FPS, SAMPLES_PER_FRAME
 
 HALF = SAMPLES_PER_FRAME // 2  # the 40 ms level span: frame time +- 20 ms
 FLOOR_DB = -120.0  # the level of digital silence
@@ -44,7 +44,7 @@ class PauseParams:
 
     @property
     def peak_frames(self) -> int:
-        return max(1, round(self.peak_seconds * 1000 / 40))
+        return max(1, round(self.peak_seconds * FPS))
 
 
 def level_db(samples: np.ndarray) -> float:

@@ -92,7 +92,7 @@ def warp_triangles(src: np.ndarray, out: np.ndarray, src_pts: np.ndarray, dst_pt
     roi[ys, xs] = warped[ys, xs].astype(out.dtype)
 
 
-SEAM_GAP_PX = 0.8  # px: lips closer than this are closed, with a seam between them (wider: the cavity)
+CLOSED_GAP_PX = 0.8  # px: lips closer than this are closed, with a seam between them; wider, a cavity
 SEAM_WIDTH = 0.03  # the seam's width, in mouth widths
 SEAM_DARKEN = 0.45  # the seam's centre keeps this much less of the lips' brightness
 
@@ -144,9 +144,9 @@ class MouthAnimator:
         out = self.image.copy()
         warp_triangles(self.image, out, src_all, dst_all, tris)
         gap = float(np.mean(dst[[67, 66, 65], 1] - dst[[61, 62, 63], 1]))
-        if gap <= SEAM_GAP_PX:
+        if gap <= CLOSED_GAP_PX:
             out = lip_seam(out, dst)
-        if gap > 0.8:
+        else:
             inner = dst[60:68]
             layer = out.copy()
             cv2.fillPoly(layer, [np.round(inner * 16).astype(np.int32)], (45, 12, 15), cv2.LINE_AA, 4)

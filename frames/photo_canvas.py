@@ -173,7 +173,6 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
     return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)
 
 
-
 def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """``image`` with teeth still showing inside the outer lip line painted over from the lips around them.
 

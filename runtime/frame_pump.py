@@ -37,9 +37,9 @@ class Batch(Generic[T]):
 
 @dataclass(frozen=True)
 class _InFlight(Generic[T]):
-    batch: Batch[T]
+    items: Sequence[T]
     slot: int
-    submitted: bool
+    wanted: np.ndarray  # bool: the items the engine renders in ``slot`` (none: nothing was submitted)
 
 
 def pump(engine: SlotEngine, batches: Iterable[Batch[T]]) -> Iterator[tuple[T, np.ndarray | None]]:
@@ -53,18 +53,17 @@ def pump(engine: SlotEngine, batches: Iterable[Batch[T]]) -> Iterator[tuple[T, n
         wanted = np.asarray(batch.render, dtype=bool)
         if len(wanted) != len(batch.items) or len(batch.windows) != len(batch.items):
             raise ValueError(f"a batch of {len(batch.items)} items came with {len(batch.windows)} windows and {len(wanted)} flags")
-        submitted = bool(wanted.any())
-        if submitted:
+        if wanted.any():
             engine.submit(slot, np.ascontiguousarray(batch.windows[wanted]))
         if in_flight is not None:
             yield from _collect(engine, in_flight)
-        in_flight = _InFlight(batch, slot, submitted)
+        in_flight = _InFlight(batch.items, slot, wanted)
         slot = (slot + 1) % engine.n_slots
     if in_flight is not None:
         yield from _collect(engine, in_flight)
 
 
 def _collect(engine: SlotEngine, done: _InFlight[T]) -> Iterator[tuple[T, np.ndarray | None]]:
-    faces = iter(engine.collect(done.slot) if done.submitted else ())
-    for item, wanted in zip(done.batch.items, done.batch.render):
+    faces = iter(engine.collect(done.slot) if done.wanted.any() else ())
+    for item, wanted in zip(done.items, done.wanted):
         yield item, (next(faces) if wanted else None)

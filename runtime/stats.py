@@ -9,6 +9,7 @@ from collections import deque
 import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.features.pauses import level_db
 
 BIN_MS = 0.25  # histogram resolution
 MAX_MS = 5000.0  # latencies above this land in the last bin (and in ``max_ms``)
@@ -80,9 +81,4 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def frame_level_dbfs(samples: np.ndarray) -> float:
-    """RMS level of ``(n,)`` float samples in dBFS (-120 for digital silence or no samples)."""
-    if samples.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return max(-120.0, 20.0 * np.log10(rms)) if rms > 0 else -120.0
+frame_level_dbfs = level_db  # RMS level of float samples in dBFS (-120 for digital silence or no samples)

@@ -23,7 +23,7 @@ ALIGNED = 112
 CROP = 109
 OFFSET = (ALIGNED - CROP) // 2
 INNER_LIPS = slice(60, 68)
-OPEN_PX = 0.4  # aligned px: a thinner gap draws no cavity (MouthAnimator's 0.8 px at twice the size)
+OPEN_PX = 0.4  # aligned px: a thinner gap draws no cavity (MouthAnimator's CLOSED_GAP_PX at twice the size)
 
 
 def _coordinate_image(size: int) -> np.ndarray:
