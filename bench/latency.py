@@ -35,6 +35,7 @@ from speech2vid.config import EngineConfig, Settings, load_model_config, load_se
 from speech2vid.errors import EngineError
 from speech2vid.features.windows import FPS
 from speech2vid.files import write_json_atomic
+from speech2vid.text_table import table_lines
 
 __all__ = ["BenchResult", "bench", "default_targets", "format_table", "machine_info", "parse_target", "run_bench", "to_json"]
 
@@ -287,13 +288,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
             f"{100 * r.peak_fraction:.0f}", _opt(r.peak_memory_mb, ".0f"), _opt(r.engine_mb, ".1f"), _opt(r.build_s, ".1f"),
             str(r.calls),
         ])  # fmt: skip
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    numeric = set(range(4, len(head)))
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out = table_lines(head, rows, right=range(4, len(head)))
     peaks = sorted({(r.device, r.peak_gflops) for r in results})
     if peaks:
         out.append("peak: " + ", ".join(f"{d} GEMM {p:.0f} GFLOP/s" for d, p in peaks) + " (measured by this run)")

@@ -42,6 +42,7 @@ from speech2vid.engine.cache import (
 from speech2vid.engine.factory import torch_installed
 from speech2vid.errors import EngineError
 from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, graph_specs
+from speech2vid.text_table import table_lines
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +295,4 @@ def format_built(rows: list[Built]) -> str:
     head = ("model", "graph", "backend", "precision", "MB", "build s", "", "file")
     lines = [(r.model, r.graph, r.backend, r.precision, f"{r.size_bytes / 1e6:.1f}", f"{r.build_seconds:.1f}",
               "reused" if r.reused else "built", str(r.path)) for r in rows]  # fmt: skip
-    widths = [max(len(h), *(len(x[i]) for x in lines)) if lines else len(h) for i, h in enumerate(head)]
-
-    def fmt(cells: tuple[str, ...] | list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(x) for x in lines)])
+    return "\n".join(table_lines(head, lines))

@@ -50,6 +50,7 @@ from speech2vid.engine.cache import MISSING, EngineFile, EngineRefused, ModelIde
 from speech2vid.engine.factory import torch_installed
 from speech2vid.errors import EngineError
 from speech2vid.model.io_spec import FRAME, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, graph_specs
+from speech2vid.text_table import table_lines
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +261,7 @@ def format_checks(checks: Sequence[EngineCheck], random_weights: bool) -> str:
         for m in c.metrics:
             rows.append((c.model, c.backend, c.precision, f"{m.graph}/{m.output}", f"{m.max_abs:.2e}", f"{m.cosine:.6f}",
                          f"{m.psnr_db:.1f}", f"{m.snr_db:.1f}", verdict))  # fmt: skip
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    lines = [fmt(head), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
+    lines = table_lines(head, rows)
     tol = "; ".join(
         f"{p}: " + ", ".join(x for x in (
             f"frame max abs < {t.frame_max_abs:.0e}" if t.frame_max_abs is not None else "",

