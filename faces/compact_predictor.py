@@ -208,11 +208,8 @@ def read_manifest(packed: Path) -> dict[str, object]:
     return manifest
 
 
-LANDMARK_CACHE = Path("~/.cache/speech2vid/landmarks")
-
-
 @contextlib.contextmanager
-def expanded_predictor(packed: Path, cache: Path = LANDMARK_CACHE) -> Iterator[Path]:
+def expanded_predictor(packed: Path, cache: Path) -> Iterator[Path]:
     """The expanded ``.dat`` of ``packed`` for dlib to load, checked against the manifest's sha256.
 
     Expanded once into ``cache`` and reused (checked again each time: it is a file others could write);

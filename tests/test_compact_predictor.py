@@ -42,7 +42,10 @@ def _original() -> bytes:
 
 
 def _shipped() -> bytes:
-    with expanded_predictor(landmark_model()) as path:
+    from speech2vid.config import EngineConfig
+    from speech2vid.faces.dlib_models import LANDMARK_FOLDER
+
+    with expanded_predictor(landmark_model(), Path(EngineConfig.cache_dir).expanduser() / LANDMARK_FOLDER) as path:
         return path.read_bytes()
 
 
