@@ -121,7 +121,7 @@ def run_export_command(settings: Settings, *, bundled: bool, force: bool, cache_
 def run_cache_command(settings: Settings, action: str, *, keep: int | None, older_than_days: float | None,
                       cache_dir: str | None) -> int:  # fmt: skip
     """``speech2vid cache list|prune``: what the engine cache holds, and deleting what is not used."""
-    from speech2vid.engine.cache import cache_root, list_cache, prune_cache
+    from speech2vid.engine.cache import cache_root, folder_bytes, list_cache, other_folders, prune_cache
 
     root = cache_root(settings.engine, cache_dir)
     if action == "prune":
@@ -137,5 +137,7 @@ def run_cache_command(settings: Settings, action: str, *, keep: int | None, olde
         age = (time.time() - f.last_used) / 86400
         print(f"  {f.path.name}  {f.size_bytes / 1e6:7.1f} MB  {f.files:2d} files  last used {used} ({age:.1f} days)"
               f"  {f.model}, weights {f.weights}")  # fmt: skip
+    for other in other_folders(root):
+        print(f"  {other.name}  {folder_bytes(other) / 1e6:7.1f} MB  (not engines: never pruned)")
     return 0
 

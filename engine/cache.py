@@ -109,8 +109,17 @@ def cache_root(engine_cfg: EngineConfig, cache_dir: str | Path | None = None) ->
     return Path(cache_dir if cache_dir is not None else engine_cfg.cache_dir).expanduser()
 
 
+FINGERPRINT_CHARS = 12  # of the model fingerprint in a folder name
+
+
 def cache_folder(model: ModelIdentity, root: str | Path) -> Path:
-    return Path(root).expanduser() / f"{model.name}-{model.fingerprint[:12]}"
+    return Path(root).expanduser() / f"{model.name}-{model.fingerprint[:FINGERPRINT_CHARS]}"
+
+
+def is_engine_folder(path: Path) -> bool:
+    """Whether ``path`` is named as :func:`cache_folder` names them (the landmark model shares the root)."""
+    name, _, tail = path.name.rpartition("-")
+    return path.is_dir() and bool(name) and len(tail) == FINGERPRINT_CHARS and all(c in "0123456789abcdef" for c in tail)
 
 
 def shipped_folder(model_name: str) -> Path:
@@ -366,13 +375,17 @@ class CacheFolder:
     last_used: float  # seconds since the epoch (the folder's mtime)
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def list_cache(root: Path) -> list[CacheFolder]:
     """Every engine folder under ``root``, most recently used first; [] when there is no cache."""
     if not root.is_dir():
         return []
     out = []
     for folder in root.iterdir():
-        if not folder.is_dir():
+        if not is_engine_folder(folder):
             continue
         files = [p for p in folder.rglob("*") if p.is_file()]
         manifests = [m for m in (read_manifest(p) for p in folder.glob("*.json")) if m is not None]
@@ -382,9 +395,14 @@ def list_cache(root: Path) -> list[CacheFolder]:
     return sorted(out, key=lambda f: f.last_used, reverse=True)
 
 
+def other_folders(root: Path) -> list[Path]:
+    """Folders in the cache that hold no engines (the expanded landmark model): listed, never pruned."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder(p)) if root.is_dir() else []
+
+
 def prune_cache(root: Path, *, keep: int | None = None, older_than_days: float | None = None) -> list[CacheFolder]:
     """Delete engine folders: all but the ``keep`` most recently used, and those unused for
-    ``older_than_days``. Returns what was deleted. Other files in ``root`` are left alone."""
+    ``older_than_days``. Returns what was deleted. Other files and folders in ``root`` are left alone."""
     if keep is None and older_than_days is None:
         raise EngineError("cache prune needs --keep N and/or --older-than DAYS")
     if keep is not None and keep < 0:

@@ -83,17 +83,24 @@ def test_cache_list_and_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     old = fake_folder(root, "paper-cccccccccccc", 1_000_000, 40)
     timing = root / "tensorrt-timing.cache"
     timing.write_bytes(b"kernel timings")  # not a model folder: never pruned
+    landmarks = root / "landmarks"  # the expanded landmark model shares the cache: never pruned either
+    landmarks.mkdir()
+    (landmarks / "shape_predictor.dat").write_bytes(b"\0" * 500_000)
+    os.utime(landmarks, (1.0, 1.0))  # older than every engine folder
     assert [f.path for f in list_cache(root)] == [new, mid, old]  # most recently used first
 
     assert main(["cache", "list", "--cache-dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert f"engine cache {root}: 3 folders, 6.0 MB" in out and "paper, weights /w/paper-cccccccccccc.safetensors" in out
+    assert "landmarks      0.5 MB  (not engines: never pruned)" in out
 
     assert main(["cache", "prune", "--older-than", "30", "--cache-dir", str(root)]) == 0
     assert not old.exists() and mid.exists() and new.exists()
     assert "pruned 1 folders, 1.0 MB" in capsys.readouterr().out
     assert main(["cache", "prune", "--keep", "1", "--cache-dir", str(root)]) == 0
-    assert new.exists() and not mid.exists() and timing.exists()
+    assert new.exists() and not mid.exists() and timing.exists() and landmarks.exists()
+    assert main(["cache", "prune", "--keep", "0", "--cache-dir", str(root)]) == 0
+    assert not new.exists() and landmarks.exists()
 
     assert main(["cache", "prune", "--cache-dir", str(root)]) == 2
     assert "--keep N and/or --older-than DAYS" in one_error_line(capsys)
