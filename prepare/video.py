@@ -206,7 +206,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
         if len(t) < min_len:
             info.update(kept=False, reason=f"shorter than {cfg.min_track_seconds:g} s")
         else:
-            score, offset = sync_score(mouth_opening(lm), energy[t.start : t.end], cfg.max_av_offset)
+            score, offset = sync_score(mouth_opening(lm), energy[t.start : t.end], cfg.max_av_offset, fps)
             info.update(sync_score=round(score, 4), av_offset=offset)
         infos.append(info)
     long_ones = [i for i, info in enumerate(infos) if "sync_score" in info]

@@ -78,7 +78,13 @@ class Speech:
 
 
 class _Engine:
-    """The process-wide eSpeak NG library (it keeps global state: one per process)."""
+    """The process-wide eSpeak NG library (it keeps global state: one per process).
+
+    That state (wave phase, pitch flutter, echo buffer, its random generator) runs on from one utterance
+    to the next: a sentence spoken after other speech comes out slightly different, its phonemes a few
+    samples apart (reseeding the C library's rand(), which it uses, does not undo this). Speech is a
+    function of its arguments only in a fresh process: see ``synth.speech.speech_in_fresh_process``.
+    """
 
     def __init__(self) -> None:
         name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"

@@ -7,6 +7,8 @@ is never heard. ``prepare`` must find the cut, three tracks, and keep the speake
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from speech2vid.audio.io import Audio
 from speech2vid.datasets.format import FPS
 
 from speech2vid.synth.face_render import FaceRenderer, blink_track, random_identity
-from speech2vid.synth.tts import synthesize
+from speech2vid.synth.tts import Speech, synthesize
 from speech2vid.synth.visemes import viseme_track
 
 HALF = 256  # px: each face's half of the 512x256 frame
@@ -31,15 +33,30 @@ class SceneTruth:
     visemes: np.ndarray  # (frames, 4) of the speaking face (shot 1's face, then shot 2's speaker)
 
 
+def speak_fresh(text: str, voice: str, rate_wpm: int) -> Speech:
+    """eSpeak NG in a new process: its output depends on what the process spoke before (synth/tts.py),
+    and the scene must not change with the tests that ran first (it did, and the speaker's offset with it)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+        return fresh.submit(synthesize, text, voice, rate_wpm=rate_wpm).result()
+
+
+HEARD = "Bring me the blue umbrella before lunch, and then we will walk to the old harbour"
+UNHEARD = "Seven lazy cats slept under the warm kitchen table all afternoon long"
+# Appended when both faces speak throughout (8.7 s and 9.0 s of speech for the 7 s video); without,
+# both fall silent at about 4.5 s, and "talking, then not" is shared by speaker and distractor.
+HEARD_MORE = " to watch the fishing boats come home with their nets full of silver fish"
+UNHEARD_MORE = ", while the rain kept falling on the garden and the little dog dreamed of chasing them"
+
+
 def write_cut_two_faces(path: str | Path, seed: int = 0, shot1_s: float = 3.0, shot2_s: float = 4.0,
-                        speaker_side: str = "right", audio: bool = True) -> SceneTruth:
+                        speaker_side: str = "right", audio: bool = True, speak_throughout: bool = False) -> SceneTruth:
     """Write the test video (512x256, 25 fps, H.264 + AAC unless ``audio`` is False)."""
     from speech2vid.sinks.video_file import VideoFileSink
 
     rng = np.random.default_rng(seed)
-    heard = synthesize("Bring me the blue umbrella before lunch, and then we will walk to the old harbour.",
-                       "en-us+m3", rate_wpm=150)  # fmt: skip
-    unheard = synthesize("Seven lazy cats slept under the warm kitchen table all afternoon long.", "en-gb-x-rp+f2", rate_wpm=165)
+    more = speak_throughout
+    heard = speak_fresh(HEARD + (HEARD_MORE if more else "") + ".", "en-us+m3", 150)
+    unheard = speak_fresh(UNHEARD + (UNHEARD_MORE if more else "") + ".", "en-gb-x-rp+f2", 165)
     n1, n2 = int(round(shot1_s * FPS)), int(round(shot2_s * FPS))
     n = n1 + n2
     samples = np.zeros(int(round(n / FPS * heard.rate)), np.float32)
