@@ -15,9 +15,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 from speech2vid.config import Precision, Settings
+
+if TYPE_CHECKING:
+    from speech2vid.runtime.avatar import Avatar
 
 log = logging.getLogger("speech2vid.bench.live")
 
@@ -44,10 +47,7 @@ def run_live_bench(
     make_engine: Callable[[Settings], Any],
     *,
     audio: str | Path,
-    faces: Sequence[Any],
-    eyes: Any = None,
-    present: Callable[[Any], Any] | None = None,
-    sway_scale: float = 1.0,
+    avatar: Avatar,
     precisions: Sequence[str] = DEFAULT_PRECISIONS,
     seconds: float = 20.0,
     sinks: Callable[[], list[Any]] | None = None,
@@ -79,9 +79,8 @@ def run_live_bench(
         log.info("bench --live: %s, %.0f s of real-time audio", engine.label, seconds)
         source = FileSource(str(audio), settings.live.blocksize, realtime=True, loop=True)
         with engine:
-            report = run_live(engine, faces, source, sinks() if sinks else [NullSink()], settings.live,
-                              vad=settings.vad, eyes=eyes, duration=seconds, present=present,
-                              sway_scale=sway_scale)  # fmt: skip
+            report = run_live(engine, avatar, source, sinks() if sinks else [NullSink()], settings.live,
+                              vad=settings.vad, duration=seconds)  # fmt: skip
         row.frames, row.rendered = report.frames, report.rendered
         row.repeated, row.dropped = report.repeated, report.dropped
         row.lookahead_ms = report.lookahead_ms

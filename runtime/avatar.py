@@ -58,10 +58,17 @@ def photo_inputs(
 
 @dataclass(frozen=True)
 class Avatar:
+    """What the live loop shows: the identity faces, and how a rendered face becomes the shown image."""
+
     faces: list[np.ndarray]  # (112, 112, 3) uint8 identity faces for the engine
     eyes: tuple[EyeBox, ...] | None  # in the shown image's pixels (blinks)
     present: Callable[[np.ndarray], np.ndarray] | None  # rendered face -> shown image, float32 in [0, 1]
     sway_scale: float  # shown pixels per rendered-face pixel (the idle sway is defined in face pixels)
+
+    @classmethod
+    def bare(cls, faces: Sequence[np.ndarray], eyes: tuple[EyeBox, ...] | None = None) -> Avatar:
+        """The rendered face shown as it is (``live.compose: face``); ``eyes`` in its pixels."""
+        return cls(list(faces), eyes, None, 1.0)
 
 
 def live_avatar(
@@ -71,7 +78,7 @@ def live_avatar(
     inputs = photo_inputs(photos, aligned=aligned, compose=compose, max_side=photo_side, rest_mouth=rest_mouth, square=True)
     canvas = inputs.canvas
     if canvas is None:
-        return Avatar(inputs.faces, inputs.eyes, None, 1.0)
+        return Avatar.bare(inputs.faces, inputs.eyes)
 
     def present(face: np.ndarray) -> np.ndarray:
         return compose_on_photo(canvas, face).astype(np.float32) * np.float32(1.0 / 255.0)

@@ -48,7 +48,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -71,6 +71,9 @@ from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
+
+if TYPE_CHECKING:  # the live loop reads an avatar; making one (photos, dlib) is the caller's
+    from speech2vid.runtime.avatar import Avatar
 
 log = logging.getLogger("speech2vid.runtime.live")
 
@@ -285,32 +288,29 @@ def silence_window() -> np.ndarray:
 
 def run_live(
     engine: TalkingFaceEngine,
-    faces: Sequence[np.ndarray],
+    avatar: Avatar,
     source: Source,
     sinks: Sequence[LiveSink],
     cfg: LiveConfig,
     *,
     vad: VadConfig | None = None,
-    eyes: tuple[EyeBox, ...] | None = None,
     duration: float | None = None,
     stop: threading.Event | None = None,
     soak_interval: float | None = None,
     on_start: Callable[[LiveReport], None] | None = None,
-    present: Callable[[np.ndarray], np.ndarray] | None = None,
-    sway_scale: float = 1.0,
 ) -> LiveReport:
     """Run until ``duration`` s of audio, the source ends, a sink asks to quit, or ``stop`` is set.
 
-    ``engine`` is open. ``vad`` (default :class:`VadConfig`) decides what is speech; ``eyes`` (the identity
-    photo's eyes in frame coordinates, :func:`speech2vid.frames.idle.eye_boxes`) are needed for blinks
-    with ``idle: alive`` (without them the face only sways). The source is opened and closed here, and
-    so are the sinks, whatever happens: after a stop request or a failed microphone (``report.error``)
-    files are finalised; after an engine error or an interrupt they are discarded and the exception
-    propagates. ``present`` turns each rendered face into the image the sinks get (the photo with the
-    lower face composed in, :func:`speech2vid.frames.photo_canvas.compose_on_photo`); ``eyes`` are then in
-    that image's pixels and ``sway_scale`` is its pixels per rendered-face pixel.
+    ``engine`` is open. ``avatar`` gives the identity faces and how a rendered face becomes the image the
+    sinks get (:func:`speech2vid.runtime.avatar.live_avatar`: the photo with the lower face composed in,
+    or :meth:`Avatar.bare`); its eyes are needed for blinks with ``idle: alive`` (without them the face
+    only sways). ``vad`` (default :class:`VadConfig`) decides what is speech. The source is opened and
+    closed here, and so are the sinks, whatever happens: after a stop request or a failed microphone
+    (``report.error``) files are finalised; after an engine error or an interrupt they are discarded and
+    the exception propagates.
     """
-    loop = LiveLoop(engine, faces, cfg, vad=vad or VadConfig(), eyes=eyes, present=present, sway_scale=sway_scale)
+    loop = LiveLoop(engine, avatar.faces, cfg, vad=vad or VadConfig(), eyes=avatar.eyes, present=avatar.present,
+                    sway_scale=avatar.sway_scale)  # fmt: skip
     return loop.run(source, sinks, duration=duration, stop=stop or threading.Event(), soak_interval=soak_interval,
                     on_start=on_start)  # fmt: skip
 

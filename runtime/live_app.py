@@ -123,9 +123,8 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
             sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
         with engine:
             soak_interval = (max(10.0, duration / 10) if duration else 60.0) if args.soak else None
-            report = run_live(engine, avatar.faces, source, sinks, cfg, vad=settings.vad, eyes=avatar.eyes,
-                              duration=duration, stop=stop, soak_interval=soak_interval, on_start=summary,
-                              present=avatar.present, sway_scale=avatar.sway_scale)  # fmt: skip
+            report = run_live(engine, avatar, source, sinks, cfg, vad=settings.vad, duration=duration, stop=stop,
+                              soak_interval=soak_interval, on_start=summary)  # fmt: skip
     except BaseException:
         for s in sinks:  # run_live closes them itself once it has started; closing twice is harmless
             s.close(abort=True)
@@ -207,8 +206,7 @@ def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, 
     cfg = settings.live
     avatar = live_avatar([sample_face()], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side,
                          rest_mouth=settings.generate.rest_mouth)  # what `live` shows: the photo composite, by default
-    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), faces=avatar.faces,
-                          eyes=avatar.eyes, present=avatar.present, sway_scale=avatar.sway_scale,
+    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), avatar=avatar,
                           precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
     if all(r.skipped is not None for r in rows):
         raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))

@@ -13,6 +13,7 @@ from speech2vid.assets import sample_face, sample_speech
 from speech2vid.config import EngineConfig, Settings
 from speech2vid.engine.cache import EngineRefused
 from speech2vid.faces import align_photo
+from speech2vid.runtime.avatar import Avatar
 
 
 @pytest.fixture()
@@ -44,7 +45,8 @@ def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loa
     for p in ("int8",):  # the bench must not find an INT8 engine in this private cache
         with pytest.raises(EngineRefused):
             _maker(lite_loaded)(dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=p)))
-    rows = run_live_bench(settings, _maker(lite_loaded), audio=sample_speech(), faces=[align_photo(sample_face()).image],
+    rows = run_live_bench(settings, _maker(lite_loaded), audio=sample_speech(),
+                          avatar=Avatar.bare([align_photo(sample_face()).image]),
                           precisions=["fp32", "int8"], seconds=2.0)  # fmt: skip
     fp32, int8 = rows
     assert fp32.skipped is None and "fp32" in fp32.engine and fp32.frames == 50

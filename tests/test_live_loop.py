@@ -19,6 +19,7 @@ from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import EngineConfig, LiveConfig, VadConfig
 from speech2vid.features.windows import n_frames_for, speech_windows
+from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live, silence_window
 from speech2vid.runtime.sources import FileSource, SilenceSource
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
@@ -88,7 +89,7 @@ def engine(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped-def
         yield eng
 
 
-FACES = [np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)]
+AVATAR = Avatar.bare([np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)])
 CODEC = {"preset": "ultrafast"}
 
 
@@ -125,7 +126,7 @@ def test_live_frames_are_the_offline_frames_and_the_file_matches_the_audio(engin
     cfg = LiveConfig(idle="off")
     rec = RecordingSink()
     out = tmp_path / "live.mp4"
-    report = run_live(engine, FACES, FileSource(speech_wav, 320, realtime=False), [rec, FileSink(str(out), cfg, None, CODEC)], cfg)
+    report = run_live(engine, AVATAR, FileSource(speech_wav, 320, realtime=False), [rec, FileSink(str(out), cfg, None, CODEC)], cfg)
     signal = _speech()
     n = n_frames_for(signal.size)
     assert report.audio_samples == signal.size and rec.audio == signal.size
@@ -149,7 +150,7 @@ def test_slow_engine_frames_are_dropped_or_repeated_never_queued(engine, speech_
     cfg = LiveConfig(idle="off", drop_policy=policy)  # type: ignore[arg-type]
     rec, out = RecordingSink(), tmp_path / "slow.mp4"
     src = FileSource(speech_wav, 320, realtime=True)
-    report = run_live(SlowEngine(engine, delay), FACES, src, [rec, FileSink(str(out), cfg, None, CODEC)], cfg)  # type: ignore[arg-type]
+    report = run_live(SlowEngine(engine, delay), AVATAR, src, [rec, FileSink(str(out), cfg, None, CODEC)], cfg)  # type: ignore[arg-type]
     n = n_frames_for(round(SPEECH_SECONDS * SAMPLE_RATE))
     assert report.frames == n
     assert report.max_in_flight <= 2
@@ -176,7 +177,7 @@ def test_silence_shows_one_still_face(engine, tmp_path) -> None:  # type: ignore
     wav = _write_wav(tmp_path / "speech_then_silence.wav", signal)
     cfg = LiveConfig(idle="still", idle_hold_frames=8)
     rec = RecordingSink()
-    report = run_live(engine, FACES, FileSource(str(wav), 320, realtime=False), [rec], cfg, vad=LEVEL_GATE)
+    report = run_live(engine, AVATAR, FileSource(str(wav), 320, realtime=False), [rec], cfg, vad=LEVEL_GATE)
     still = engine.render(silence_window()[None])[0]
     speech_frames = n_frames_for(_speech().size)
     # frames whose window (0.35 s centred) is all silence, after the hold: exactly the still face
@@ -193,7 +194,7 @@ def test_silence_shows_one_still_face(engine, tmp_path) -> None:  # type: ignore
 def test_idle_silence_source_never_runs_the_engine_after_the_hold(engine) -> None:  # type: ignore[no-untyped-def]
     cfg = LiveConfig(idle="still", idle_hold_frames=8)
     sink = NullSink()
-    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], cfg, duration=2.0, vad=LEVEL_GATE)
+    report = run_live(engine, AVATAR, SilenceSource(320, realtime=False), [sink], cfg, duration=2.0, vad=LEVEL_GATE)
     assert report.frames == 50 == sink.frames
     assert report.rendered <= cfg.idle_hold_frames and report.idle >= 50 - cfg.idle_hold_frames
     assert sink.changes == 0
@@ -203,7 +204,7 @@ def test_silence_with_the_vad_never_runs_the_engine(engine) -> None:  # type: ig
     """Silero VAD (the default): no speech column in any window, so no hold is needed; every frame is the
     still face from the first."""
     sink = NullSink()
-    report = run_live(engine, FACES, SilenceSource(320, realtime=False), [sink], LiveConfig(idle="still"), duration=2.0)
+    report = run_live(engine, AVATAR, SilenceSource(320, realtime=False), [sink], LiveConfig(idle="still"), duration=2.0)
     assert report.vad == "silero" and report.frames == 50 == sink.frames == report.idle
     assert report.rendered == 0 and sink.changes == 0
 
@@ -214,7 +215,7 @@ def test_stop_finalises_the_file(engine, speech_wav, tmp_path) -> None:  # type:
     cfg = LiveConfig(idle="off")
     out = tmp_path / "stopped.mp4"
     rec = RecordingSink(stop_after=20, stop=stop)
-    report = run_live(engine, FACES, FileSource(speech_wav, 320, realtime=True), [rec, FileSink(str(out), cfg, None, CODEC)], cfg, stop=stop)
+    report = run_live(engine, AVATAR, FileSource(speech_wav, 320, realtime=True), [rec, FileSink(str(out), cfg, None, CODEC)], cfg, stop=stop)
     assert report.ended == "stopped"
     assert report.frames == n_frames_for(report.audio_samples) < n_frames_for(_speech().size)
     frames, audio = _decoded(out)
@@ -225,14 +226,14 @@ def test_engine_failure_leaves_no_file(engine, speech_wav, tmp_path) -> None:  #
     cfg = LiveConfig(idle="off")
     out = tmp_path / "crash.mp4"
     with pytest.raises(RuntimeError, match="engine failed"):
-        run_live(FailingEngine(engine, fail_at=12), FACES, FileSource(speech_wav, 320, realtime=False),  # type: ignore[arg-type]
+        run_live(FailingEngine(engine, fail_at=12), AVATAR, FileSource(speech_wav, 320, realtime=False),  # type: ignore[arg-type]
                  [FileSink(str(out), cfg, None, CODEC)], cfg)  # fmt: skip
     assert list(tmp_path.iterdir()) == []  # neither the target nor its temporary file
 
 
 def test_soak_samples_memory_and_latency(engine) -> None:  # type: ignore[no-untyped-def]
     cfg = LiveConfig(idle="off")
-    report = run_live(engine, FACES, SilenceSource(320, realtime=True), [NullSink()], cfg, duration=1.6, soak_interval=0.4)
+    report = run_live(engine, AVATAR, SilenceSource(320, realtime=True), [NullSink()], cfg, duration=1.6, soak_interval=0.4)
     assert len(report.soak) >= 2
     assert all(s["rss_mb"] > 0 for s in report.soak)  # type: ignore[operator]
     d = report.as_dict()
@@ -247,7 +248,7 @@ def test_stage_stamps_follow_each_frame_and_add_up(engine, speech_wav) -> None: 
     from speech2vid.features.windows import LEFT_PAD
     from speech2vid.runtime.live import STAGES
 
-    report = run_live(SlowEngine(engine, 0.03), FACES, FileSource(speech_wav, 160, realtime=True), [NullSink()],
+    report = run_live(SlowEngine(engine, 0.03), AVATAR, FileSource(speech_wav, 160, realtime=True), [NullSink()],
                       LiveConfig(idle="off"))  # fmt: skip
     d = report.as_dict()
     fields, rows = d["frame_stamps"]["fields"], d["frame_stamps"]["frames"]

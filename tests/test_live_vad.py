@@ -21,6 +21,7 @@ from speech2vid.config import EngineConfig, LiveConfig, VadConfig, load_model_co
 from speech2vid.faces import align_photo, detect_faces, landmarks_68
 from speech2vid.frames.idle import BLINK_PROFILE
 from speech2vid.model.io_spec import OUTPUT_SIZE
+from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live
 from speech2vid.frames.idle import photo_eyes
 from speech2vid.runtime.sources import FileSource
@@ -100,7 +101,7 @@ def _wav(path: Path, x: np.ndarray) -> str:
 
 def _run(engine, face, wav: str, cfg: LiveConfig, vad: VadConfig | None = None):  # type: ignore[no-untyped-def]
     rec = RecordingSink()
-    report = run_live(engine, [face.image], FileSource(wav, 320, realtime=False), [rec], cfg, vad=vad, eyes=photo_eyes(face))
+    report = run_live(engine, Avatar.bare([face.image], photo_eyes(face)), FileSource(wav, 320, realtime=False), [rec], cfg, vad=vad)
     return report, rec
 
 
