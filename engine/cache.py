@@ -116,10 +116,10 @@ def cache_folder(model: ModelIdentity, root: str | Path) -> Path:
     return Path(root).expanduser() / f"{model.name}-{model.fingerprint[:FINGERPRINT_CHARS]}"
 
 
-def is_engine_folder(path: Path) -> bool:
-    """Whether ``path`` is named as :func:`cache_folder` names them (the landmark model shares the root)."""
-    name, _, tail = path.name.rpartition("-")
-    return path.is_dir() and bool(name) and len(tail) == FINGERPRINT_CHARS and all(c in "0123456789abcdef" for c in tail)
+def is_engine_folder_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`cache_folder` makes (the landmark model's folder shares the root)."""
+    model, _, tail = name.rpartition("-")
+    return bool(model) and len(tail) == FINGERPRINT_CHARS and all(c in "0123456789abcdef" for c in tail)
 
 
 def shipped_folder(model_name: str) -> Path:
@@ -385,7 +385,7 @@ def list_cache(root: Path) -> list[CacheFolder]:
         return []
     out = []
     for folder in root.iterdir():
-        if not is_engine_folder(folder):
+        if not folder.is_dir() or not is_engine_folder_name(folder.name):
             continue
         files = [p for p in folder.rglob("*") if p.is_file()]
         manifests = [m for m in (read_manifest(p) for p in folder.glob("*.json")) if m is not None]
@@ -397,7 +397,7 @@ def list_cache(root: Path) -> list[CacheFolder]:
 
 def other_folders(root: Path) -> list[Path]:
     """Folders in the cache that hold no engines (the expanded landmark model): listed, never pruned."""
-    return sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder(p)) if root.is_dir() else []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
 
 
 def prune_cache(root: Path, *, keep: int | None = None, older_than_days: float | None = None) -> list[CacheFolder]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from speech2vid.faces.ibug68 import INNER_LIPS, LEFT_EYE, RIGHT_EYE
+from speech2vid.features.windows import FPS
 
 _LIP_PAIRS = ((INNER_LIPS[1], INNER_LIPS[7]), (INNER_LIPS[2], INNER_LIPS[6]), (INNER_LIPS[3], INNER_LIPS[5]))
 ENERGY_FLOOR = 1e-4  # RMS floor before the log: digital silence is -9.2, not -inf
@@ -95,7 +96,7 @@ def _lagged_products(a: np.ndarray, b: np.ndarray, d: int) -> float:
     return float(np.dot(a[lo + d : hi + d], b[lo:hi]) / n) if hi > lo else 0.0
 
 
-def sync_score(mouth: np.ndarray, energy: np.ndarray, max_offset: int, fps: float = 25.0) -> tuple[float, int]:
+def sync_score(mouth: np.ndarray, energy: np.ndarray, max_offset: int, fps: float = FPS) -> tuple[float, int]:
     """Agreement of a track's mouth opening with the audio energy (aligned frame by frame), and the offset.
 
     Both signals are standardised over the whole track; the offset ``d`` (mouth frame ``k + d`` pairs
