@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,9 +21,17 @@ def sha256_file(path: Path) -> str:
 
 
 def partial_path(path: Path, suffix: str = "") -> Path:
-    """The temporary name a writer uses beside ``path``: hidden, and tagged with this process's id so that
-    two writers never share one and a dead writer's leftovers can be told apart (``.<name>.partial-<pid>``)."""
-    return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
+    """The temporary name a writer uses beside ``path``: hidden, and tagged with this host and process id so
+    that two writers never share one, and a dead writer's leftovers can be told apart from those of a
+    writer on another machine sharing the folder (``.<name>.partial-<host>-<pid>``)."""
+    return path.with_name(f".{path.name}.partial-{host_tag()}-{os.getpid()}{suffix}")
+
+
+def host_tag() -> str:
+    """This machine's name as it goes into partial names: letters, digits and ``_`` only (a process id is
+    only meaningful on the host that issued it)."""
+    name = socket.gethostname() or "localhost"
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)[:64]
 
 
 @contextlib.contextmanager
@@ -30,15 +39,25 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends normally it is renamed to ``path``
     (atomic on one file system), otherwise deleted. A reader never sees half a file under ``path``.
 
-    ``suffix`` is appended to the temporary name for writers that pick a format by extension.
+    ``suffix`` is appended to the temporary name for writers that pick a format by extension. An OS error
+    while writing (:func:`speech2vid.outputs.is_write_error`) becomes one line naming ``path``.
     """
+    from speech2vid.outputs import is_write_error, write_failed
+
     path = Path(path)
     tmp = partial_path(path, suffix)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_write_error(exc):  # a full disk, a quota, a read-only folder: one line naming the path
+            raise write_failed(path, exc) from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the folder vanished or went read-only: nothing more can be done here
+            pass
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

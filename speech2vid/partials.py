@@ -1,9 +1,11 @@
-"""Leftovers of writers that died: hidden ``.<name>.partial-<pid>[.ext]`` files whose process is gone.
+"""Leftovers of writers that died: hidden ``.<name>.partial-<host>-<pid>[.ext]`` files whose process is gone.
 
 Every writer of a file others trust writes to such a temporary name and renames it when complete; an
 error, Ctrl-C or SIGTERM deletes it. Only SIGKILL (or a power cut) leaves one behind, so the next run
 into the same folder removes those whose writer no longer exists. A live process id, even of another
-user's process, keeps its file: that writer may still be working.
+user's process, keeps its file: that writer may still be working. A file named for another host is
+never touched: on a shared or network folder its process id means nothing here, and its writer may be
+running there.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import os
 import re
 from pathlib import Path
 
+from speech2vid.files import host_tag
+
 log = logging.getLogger("speech2vid.partials")
 
-# ".<name>.partial-<pid>" with an optional extension, the names sinks and atomic writers use.
-_PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>[0-9]{1,10})(?:\.[A-Za-z0-9]{1,8})?$")
+# ".<name>.partial-<host>-<pid>" with an optional extension, the names sinks and atomic writers use
+# (speech2vid.files.partial_path).
+_PARTIAL = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9_]{1,64})-(?P<pid>[0-9]{1,10})(?:\.[A-Za-z0-9]{1,8})?$")
 
 
 def _alive(pid: int) -> bool:
@@ -34,13 +39,14 @@ def _alive(pid: int) -> bool:
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Delete the temporary files of dead writers in ``folder`` (not recursive); returns what was removed."""
     removed: list[Path] = []
+    here = host_tag()
     try:
         entries = list(os.scandir(folder))
     except OSError:  # an unreadable folder: the writer's own checks report it
         return removed
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False) or _alive(int(match["pid"])):
+        if match is None or match["host"] != here or not entry.is_file(follow_symlinks=False) or _alive(int(match["pid"])):
             continue
         try:
             os.unlink(entry.path)

@@ -28,6 +28,7 @@ from speech2vid.audio.io import Audio
 from speech2vid.config import PrepareConfig, SynthConfig
 from speech2vid.datasets.format import FPS
 from speech2vid.errors import UserError
+from speech2vid.files import partial_path
 from speech2vid.faces.photo import read_photo
 from speech2vid.files import PHOTO_SUFFIXES, files_in
 
@@ -123,7 +124,7 @@ def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     visemes = viseme_track(phonemes, n_frames, articulation)
     blinks = blink_track(n_frames, rng)
     landmarks = np.zeros((n_frames, 68, 2), np.float32)
-    tmp_truth = truth_path.with_name(f".{truth_path.name}.partial-{os.getpid()}.npz")
+    tmp_truth = partial_path(truth_path, ".npz")
     with VideoFileSink(path, fps=FPS, size=(cfg.frame_size, cfg.frame_size), audio=Audio(samples[:, None], rate),
                        crf=cfg.crf, preset=cfg.preset) as sink:  # fmt: skip
         for k in range(n_frames):

@@ -134,11 +134,16 @@ def _dead_pid() -> int:
 
 
 def test_partials_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) -> None:
-    dead = _dead_pid()
-    stale = [tmp_path / f".out.partial-{dead}.mp4", tmp_path / f".clip.mp4.partial-{dead}"]
-    alive = tmp_path / f".other.partial-{os.getpid()}.mp4"  # a writer that still runs: not ours to delete
+    from speech2vid.files import host_tag
+
+    dead, here = _dead_pid(), host_tag()
+    stale = [tmp_path / f".out.mp4.partial-{here}-{dead}.mp4", tmp_path / f".clip.mp4.partial-{here}-{dead}"]
+    alive = tmp_path / f".other.mp4.partial-{here}-{os.getpid()}.mp4"  # a writer that still runs: not ours to delete
     unrelated = tmp_path / ".notes.partial.txt"
-    for p in (*stale, alive, unrelated):
+    # Another machine's writer on a shared folder: its process id means nothing here (issue 23).
+    # A name without a host (as written before issue 23) cannot be told apart from one: kept too.
+    elsewhere = [tmp_path / f".shared.mp4.partial-{here}x-{dead}.mp4", tmp_path / f".shared.partial-{dead}.mp4"]
+    for p in (*stale, alive, unrelated, *elsewhere):
         p.write_bytes(b"half a video")
     out = tmp_path / "new.mp4"
     proc = run_cli("-q", "--config", str(cache_config(tmp_path)), *GEN, "--face", str(sample_face()), "--audio",
@@ -146,7 +151,7 @@ def test_partials_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
     assert not any(p.exists() for p in stale)
-    assert alive.exists() and unrelated.exists()
+    assert alive.exists() and unrelated.exists() and all(p.exists() for p in elsewhere)
 
 
 # -- 8. an output that is one of the inputs ----------------------------------------------------------------
