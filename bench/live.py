@@ -11,13 +11,13 @@ not built is listed as skipped with the command that builds it; nothing falls ba
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 from speech2vid.config import Precision, Settings
+from speech2vid.files import write_json_atomic
 
 if TYPE_CHECKING:
     from speech2vid.runtime.avatar import Avatar
@@ -112,4 +112,4 @@ def format_live_table(rows: Sequence[LiveBenchRow]) -> str:
 def write_live_json(rows: Sequence[LiveBenchRow], path: str | Path) -> None:
     data = [{**dataclasses.asdict(r), "stages": [{"stage": n, "p50_ms": a, "p99_ms": b} for n, a, b in r.stages]}
             for r in rows]  # fmt: skip
-    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(Path(path).expanduser(), data)

@@ -231,10 +231,16 @@ def expanded_predictor(packed: Path, cache: Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)
-    except OSError:
+    except OSError as cache_error:
         with tempfile.TemporaryDirectory(prefix="speech2vid-landmarks-") as folder:
             path = Path(folder) / target.name
-            path.write_bytes(data)
+            try:
+                path.write_bytes(data)
+            except OSError as exc:  # a full disk: say so in one line, not as a traceback
+                raise LandmarkModelError(
+                    f"cannot expand the landmark model ({size / 1e6:.0f} MB) into {cache} ({cache_error}) or a temporary "
+                    f"folder ({exc.strerror}): free some space, or set engine.cache_dir to a folder with space"
+                ) from None
             yield path
         return
     yield target

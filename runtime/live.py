@@ -55,6 +55,7 @@ import numpy as np
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.config import LiveConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
+from speech2vid.errors import OutputError
 from speech2vid.features.constants import HOP
 from speech2vid.features.pauses import PauseDetector, PauseParams
 from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
@@ -430,6 +431,20 @@ class LiveLoop:
             self.pending.pop(replaced, None)
             report.skipped += 1
 
+    def _flush(self) -> None:
+        """End of audio: the remaining frames, their right context padded with silence like the batch mapping."""
+        if self.detector is not None:
+            self.gate.push(self.detector.flush())
+        if self.pauses is not None:
+            self.pauses.finish()
+        n_total = n_frames_for(self.report.audio_samples)
+        for w in self.windows.flush():
+            if self.next_window < n_total:
+                self._handle(self.next_window, w, None, wait=True)
+                self.next_window += 1
+        while self.next_emit < self.next_window:
+            self._collect(block=True)
+
     def _read(self, samples: np.ndarray, stamps: Any, read_at: float, *, wait: bool) -> None:
         """New captured samples: clock, history, the sinks' audio, the VAD, and every window they complete."""
         report = self.report
@@ -581,24 +596,21 @@ class LiveLoop:
                     samples = chunk.samples
                     if max_samples is not None:
                         samples = samples[: max_samples - report.audio_samples]
-                    if samples.size:
-                        self._read(samples, chunk.stamps, read_at, wait=wait_for_slot)
-                    self._collect(block=worker.in_flight > 0 and samples.size == 0)
+                    try:
+                        if samples.size:
+                            self._read(samples, chunk.stamps, read_at, wait=wait_for_slot)
+                        self._collect(block=worker.in_flight > 0 and samples.size == 0)
+                    except OutputError as exc:  # a file sink could not write (a full disk): its file is gone
+                        report.ended, report.error = "output failed", str(exc)
+                        break
                     self._sample_soak()
             finally:
                 source.close()
-            # End of audio: the remaining frames, their right context padded with silence like the batch mapping.
-            if self.detector is not None:
-                self.gate.push(self.detector.flush())
-            if self.pauses is not None:
-                self.pauses.finish()
-            n_total = n_frames_for(report.audio_samples)
-            for w in self.windows.flush():
-                if self.next_window < n_total:
-                    self._handle(self.next_window, w, None, wait=True)
-                    self.next_window += 1
-            while self.next_emit < self.next_window:
-                self._collect(block=True)
+            if report.ended != "output failed":
+                try:
+                    self._flush()
+                except OutputError as exc:
+                    report.ended, report.error = "output failed", str(exc)
             self._sample_soak(final=True)
             completed = True
         finally:
@@ -614,6 +626,11 @@ class LiveLoop:
             for s in sinks:
                 try:
                     s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
+                except OutputError as exc:  # a file that could not be finished (a full disk): reported, not raised
+                    if completed and report.error is None:
+                        report.ended, report.error = "output failed", str(exc)
+                    elif not completed:
+                        errors.append(exc)
                 except Exception as exc:  # close the others; the first failure is raised below
                     errors.append(exc)
             if errors and completed:

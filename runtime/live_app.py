@@ -6,18 +6,21 @@ Kept out of ``speech2vid/cli.py`` so the CLI stays a thin table of commands.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from speech2vid.errors import UserError
+from speech2vid.files import write_json_atomic
 
 log = logging.getLogger("speech2vid.live")
 
 RANDOM_LABEL = "RANDOM WEIGHTS - NOT A TRAINED MODEL"
+MAX_DURATION_S = 7 * 24 * 3600.0  # --duration: a week; a longer kiosk run needs no stop at all
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,34 +78,64 @@ def _install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model: Any) -> int:
-    """Run ``speech2vid live`` with ``engine`` (made by the CLI, not opened yet) for ``model`` (its ``name``
-    and ``is_random`` label the outputs)."""
+@dataclass(frozen=True)
+class LivePlan:
+    """What ``live`` will read and write, checked before the engine loads: a typo in a URI or a path costs
+    nothing."""
+
+    photos: list[str]
+    source_uri: str
+    source: Any  # a runtime.sources.Source, not opened
+    sinks: list[Any]  # sinks.live.SinkSpec, nothing opened
+    stats: Path | None
+    duration: float | None
+    aligned: bool  # the photos are registered 112x112 crops
+    soak: bool  # sample memory and latency through the run
+
+
+def plan_live(args: argparse.Namespace, settings: Any) -> LivePlan:
+    """Check ``live``'s options against the one output rule (:mod:`speech2vid.outputs`): no output may be
+    an input (a face photo, the source file, the background image) or another output, or a device."""
     from speech2vid.assets import sample_face
-    from speech2vid.runtime.avatar import live_avatar
-    from speech2vid.runtime.live import run_live
+    from speech2vid.outputs import check_distinct, check_output
     from speech2vid.runtime.sources import CaptureOptions, parse_source
-    from speech2vid.sinks.live import parse_sink
+    from speech2vid.sinks.live import sink_spec
+    from speech2vid.sinks.video_file import check_output_path
 
     cfg = settings.live
     duration = args.duration
-    if duration is not None and duration <= 0:
-        raise UserError(f"--duration must be positive seconds, got {duration}")
+    if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_DURATION_S):
+        raise UserError(f"--duration must be seconds within (0, {MAX_DURATION_S:.0f}] (a week), got {duration}")
     photos = args.face or [str(sample_face())]
     if len(photos) > 5:
         raise UserError(f"give 1 to 5 face photos (--face), got {len(photos)}")
-    avatar = live_avatar(photos, aligned=args.aligned, compose=cfg.compose, photo_side=cfg.photo_side,
-                         rest_mouth=settings.generate.rest_mouth)  # fmt: skip
     options = CaptureOptions(blocksize=cfg.blocksize, latency=cfg.latency, ring_seconds=cfg.ring_seconds,
                              stall_seconds=cfg.stall_seconds, reopen_seconds=cfg.reopen_seconds)  # fmt: skip
+    specs = [sink_spec(uri) for uri in args.sink or ["display://"]]
     source = parse_source(args.source, options)
-    if args.stats:
-        stats_path = Path(args.stats).expanduser()
-        if not stats_path.parent.is_dir():
-            raise UserError(f"--stats folder {stats_path.parent} does not exist")
+    inputs = [p for p in (*photos, cfg.background_image, getattr(source, "path", None)) if p is not None]
+    outputs: list[tuple[str, Path | None]] = [
+        (f"--sink {spec.uri}", check_output_path(spec.path, inputs=inputs, what=f"--sink {spec.uri}"))
+        for spec in specs if spec.path is not None
+    ]
+    stats = check_output(args.stats, what="--stats", inputs=inputs) if args.stats else None
+    check_distinct([*outputs, ("--stats", stats)])
+    return LivePlan(photos, args.source, source, specs, stats, duration, aligned=args.aligned, soak=args.soak)
+
+
+def run_live_command(plan: LivePlan, settings: Any, engine: Any, model: Any) -> int:
+    """Run ``speech2vid live`` as ``plan`` says with ``engine`` (made by the CLI, not opened yet) for
+    ``model`` (its ``name`` and ``is_random`` label the outputs)."""
+    from speech2vid.runtime.avatar import live_avatar
+    from speech2vid.runtime.live import run_live
+    from speech2vid.sinks.live import open_sink
+
+    cfg = settings.live
+    duration, source = plan.duration, plan.source
+    avatar = live_avatar(plan.photos, aligned=plan.aligned, compose=cfg.compose, photo_side=cfg.photo_side,
+                         rest_mouth=settings.generate.rest_mouth)  # fmt: skip
     label = RANDOM_LABEL if model.is_random else None
     codec = settings.encode.codec_options(live=True)
-    sink_uris = args.sink or ["display://"]
     sinks: list[Any] = []
 
     def summary(report: Any) -> None:
@@ -119,10 +152,10 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     stop = threading.Event()
     restore = _install_stop_handlers(stop)
     try:
-        for uri in sink_uris:
-            sinks.append(parse_sink(uri, cfg, label=label, codec=codec))
+        for spec in plan.sinks:
+            sinks.append(open_sink(spec, cfg, label=label, codec=codec))
         with engine:
-            soak_interval = (max(10.0, duration / 10) if duration else 60.0) if args.soak else None
+            soak_interval = (max(10.0, duration / 10) if duration else 60.0) if plan.soak else None
             report = run_live(engine, avatar, source, sinks, cfg, vad=settings.vad, duration=duration, stop=stop,
                               soak_interval=soak_interval, on_start=summary)  # fmt: skip
     except BaseException:
@@ -132,7 +165,7 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     finally:
         restore()
     e = settings.engine
-    report.meta = {"source": args.source, "sinks": sink_uris, "engine": engine.label, "backend": e.backend,
+    report.meta = {"source": plan.source_uri, "sinks": [spec.uri for spec in plan.sinks], "engine": engine.label, "backend": e.backend,
                    "device": e.device, "precision": e.precision, "model": model.name,
                    "drop_policy": cfg.drop_policy, "idle_mode": cfg.idle, "blocksize": cfg.blocksize}  # fmt: skip
     lat = report.latency.summary()
@@ -152,8 +185,8 @@ def run_live_command(args: argparse.Namespace, settings: Any, engine: Any, model
     for s in sinks:
         if getattr(s, "written", False):
             print(f"wrote {s.path} ({s.frames} frames)")
-    if args.stats:
-        Path(args.stats).expanduser().write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if plan.stats is not None:
+        write_json_atomic(plan.stats, report.as_dict())
     if report.error:
         raise UserError(f"{report.error}; outputs were finalised")
     return 130 if getattr(stop, "signum", None) == signal.SIGINT else 0

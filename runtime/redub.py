@@ -38,6 +38,7 @@ from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.render import to_uint8, watermark
 from speech2vid.frames.strip import before_after_strip
+from speech2vid.outputs import check_distinct, check_output
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
 from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.prefetch import Prefetch
@@ -113,7 +114,8 @@ def prepare_redub(
     if face_index is not None and face_index < 0:
         raise FaceError(f"--face-index must be 0 (the largest face) or more, got {face_index}")
     out = check_output_path(output, inputs=[video, audio, *faces])
-    strip_path = check_strip_path(strip) if strip is not None else None
+    strip_path = check_strip_path(strip, inputs=[video, audio, *faces]) if strip is not None else None
+    check_distinct([("-o", out), ("--strip", strip_path)])
     info = probe_video(video)
     speech = scan_speech(audio)
     if not allow_silence:
@@ -222,17 +224,12 @@ def run_redub(
     return result
 
 
-def check_strip_path(path: str | Path) -> Path:
-    """Fail before any work is done when the strip image cannot be written."""
+def check_strip_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
+    """Fail before any work is done when the strip image cannot be written (the one output rule)."""
     import cv2
 
-    p = Path(path).expanduser()
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"strip folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"strip folder {parent} is not writable")
-    if p.is_dir() or not cv2.haveImageWriter(str(p)):
+    p = check_output(path, what="--strip", inputs=inputs)
+    if not cv2.haveImageWriter(str(p)):
         raise OutputError(f"cannot write the strip image {p}: give a file name ending in .png or .jpg")
     return p
 

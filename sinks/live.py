@@ -22,6 +22,7 @@ from speech2vid.config import LiveConfig
 from speech2vid.errors import OutputError, UserError
 from speech2vid.frames.compose import avatar_side, background, compose, overlay
 from speech2vid.frames.render import to_uint8, video_frame, watermark
+from speech2vid.outputs import write_failed
 
 log = logging.getLogger("speech2vid.sinks.live")
 
@@ -110,16 +111,30 @@ class FileSink(LiveSink):
         self.path = self._sink.path
         self.meter = meter
         self.description = f"file {self.path}{' with level meter' if meter else ''}"
+        self.failed = False  # a write failed and the file was discarded
         self._source: np.ndarray | None = None  # the last frame given, and its rendering: a held frame
         self._image: np.ndarray | None = None  # is the same object and is not scaled again
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
         if self._image is None or frame is not self._source:
             self._source, self._image = frame, video_frame(frame, self.size, self.label)
-        self._sink.write(draw_meter(self._image, info.level_dbfs) if self.meter else self._image)
+        try:
+            self._sink.write(draw_meter(self._image, info.level_dbfs) if self.meter else self._image)
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def write_audio(self, samples: np.ndarray) -> None:
-        self._sink.write_audio(samples)
+        try:
+            self._sink.write_audio(samples)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> OutputError:
+        """A write failed (a full disk, a quota): the partial file is removed at once, so that the loop can
+        end, finalise the other sinks and keep its statistics."""
+        self.failed = True
+        self._sink.abort()
+        return exc if isinstance(exc, OutputError) else write_failed(self.path, exc)
 
     @property
     def frames(self) -> int:
@@ -128,15 +143,20 @@ class FileSink(LiveSink):
     @property
     def written(self) -> bool:
         """The file is complete under its name."""
-        return self._sink.path.is_file() and not self._sink.tmp.exists()
+        return not self.failed and self._sink.path.is_file() and not self._sink.tmp.exists()
 
     def close(self, abort: bool = False) -> None:
+        if self.failed:
+            return  # discarded when the write failed
         if abort or self.frames == 0:
             if not abort:
                 log.warning("no frames for %s: nothing written", self.path)
             self._sink.abort()
-        else:
+            return
+        try:
             self._sink.close()
+        except OSError as exc:
+            raise self._failed(exc) from None
 
 
 class DisplaySink(LiveSink):
@@ -280,22 +300,45 @@ def _open_window(title: str, size: tuple[int, int], fullscreen: bool) -> _Window
     return _TkWindow(title, size, fullscreen)
 
 
-def parse_sink(uri: str, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None) -> LiveSink:
-    """Open the sink for ``uri``; raises OutputError naming the accepted forms."""
+@dataclass(frozen=True)
+class SinkSpec:
+    """A sink URI as parsed, before anything is opened: checked before the engine loads."""
+
+    uri: str
+    scheme: str  # null | display | file
+    path: str | None = None  # file:// only
+    meter: bool = False  # file:// only
+
+
+def sink_spec(uri: str) -> SinkSpec:
+    """Parse ``uri`` without opening anything; raises OutputError naming the accepted forms."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     allowed = {"file": {"meter"}}.get(scheme, set())
+    if scheme not in ("null", "display", "file"):
+        raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1] or null://")
     for key, value in query.items():
         if key not in allowed or value not in ("0", "1"):
             raise OutputError(f"sink '{uri}': unknown option '{key}={value}' (file:// takes meter=0|1; others take none)")
-    if scheme == "null":
+    if scheme != "file":
+        return SinkSpec(uri, scheme)
+    path = unquote(parts.netloc + parts.path)
+    if not path:
+        raise OutputError(f"sink '{uri}' names no file: use file://out.mp4")
+    return SinkSpec(uri, scheme, path, meter=query.get("meter") == "1")
+
+
+def open_sink(spec: SinkSpec, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None) -> LiveSink:
+    """Open the sink ``spec`` describes (a window, a file being written, or a counter)."""
+    if spec.scheme == "null":
         return NullSink()
-    if scheme == "display":
+    if spec.scheme == "display":
         return DisplaySink(cfg, label)
-    if scheme == "file":
-        path = unquote(parts.netloc + parts.path)
-        if not path:
-            raise OutputError(f"sink '{uri}' names no file: use file://out.mp4")
-        return FileSink(path, cfg, label, codec or {}, meter=query.get("meter") == "1")
-    raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1] or null://")
+    assert spec.path is not None  # sink_spec gives every file:// spec its path
+    return FileSink(spec.path, cfg, label, codec or {}, meter=spec.meter)
+
+
+def parse_sink(uri: str, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None) -> LiveSink:
+    """Open the sink for ``uri``; raises OutputError naming the accepted forms."""
+    return open_sink(sink_spec(uri), cfg, label=label, codec=codec)

@@ -32,11 +32,14 @@ import numpy as np
 
 from speech2vid.audio.io import Audio
 from speech2vid.errors import OutputError
+from speech2vid.files import partial_path
+from speech2vid.outputs import check_output, is_write_error, write_failed
 from speech2vid.partials import remove_stale_partials
 
 log = logging.getLogger("speech2vid.sinks.video_file")
 
 AAC_MAX_CHANNELS = 2
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # the MP4 family: H.264 video with AAC audio
 ENCODE_QUEUE = 8  # frames waiting for the encoder at most (bounded memory: 8 x a frame)
 
 
@@ -86,23 +89,10 @@ class EncodeThread:
             self._raise()
 
 
-def check_output_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
-    """Fail before any work is done when the output cannot be written, or would replace one of ``inputs``."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise OutputError(f"output {path} must end in .mp4 (H.264 video with AAC audio)")
-    if path.is_dir():
-        raise OutputError(f"output {path} is a directory: give a file name ending in .mp4")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable")
-    for given in inputs:
-        # By inode, not by name: a relative path, a symlink or a hard link to the input is the same file.
-        if path.exists() and Path(given).expanduser().exists() and os.path.samefile(path, Path(given).expanduser()):
-            raise OutputError(f"output {path} is also an input ({given}): it would be overwritten; write to another file")
-    return path
+def check_output_path(path: str | Path, inputs: Sequence[str | Path] = (), what: str = "output") -> Path:
+    """Fail before any work is done when the video cannot be written, or would replace one of ``inputs``
+    (the one output rule: :func:`speech2vid.outputs.check_output`)."""
+    return check_output(path, what=what, inputs=inputs, suffixes=VIDEO_SUFFIXES)
 
 
 class VideoFileSink:
@@ -128,7 +118,7 @@ class VideoFileSink:
 
         self.path = check_output_path(path)
         remove_stale_partials(self.path.parent if str(self.path.parent) else Path("."))
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
+        self.tmp = partial_path(self.path, self.path.suffix)
         self.fps = fps
         self._rate = Fraction(fps)  # exact, also for 30000/1001 (NTSC) sources being re-dubbed
         self.width, self.height = size
@@ -214,10 +204,21 @@ class VideoFileSink:
 
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # a copy: the caller may reuse ``rgb``
         frame.pts = self.frames_written
-        self._encode(self._video, frame)
-        self.frames_written += 1
-        if self._audio_rate is not None:
-            self._encode_audio_until(int(self.frames_written * self._audio_rate / self._rate))
+        try:
+            self._encode(self._video, frame)
+            self.frames_written += 1
+            if self._audio_rate is not None:
+                self._encode_audio_until(int(self.frames_written * self._audio_rate / self._rate))
+        except OSError as exc:
+            self._raise_write_error(exc)
+            raise
+
+    def _raise_write_error(self, exc: OSError) -> None:
+        """A full disk or a vanished folder while writing: the partial file is removed and the error is one
+        line naming the output (the one output rule); other OS errors are left as they are."""
+        if is_write_error(exc):
+            self._discard()
+            raise write_failed(self.path, exc) from None
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Append float32 samples, ``(n,)`` mono or ``(n, channels)``, to the audio track; they are
@@ -241,10 +242,14 @@ class VideoFileSink:
             for packet in self._video.encode(None):
                 self._container.mux(packet)
             self._container.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self._raise_write_error(exc)
+            self._discard()
+            raise
         except BaseException:
             self._discard()
             raise
-        os.replace(self.tmp, self.path)
         log.info("wrote %s: %d frames at %.3g fps, %.1f kB", self.path, self.frames_written, float(self.fps),
                  self.path.stat().st_size / 1e3)
         return self.path

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from speech2vid import __version__
 from speech2vid.errors import UserError
@@ -26,6 +27,65 @@ TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconv
 TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 
 log = logging.getLogger("speech2vid.cli")
+
+MAX_OPTION_INT = 2**31 - 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the product's error contract: one line on stderr, exit 2, and every number checked.
+
+    Every ``type=int`` or ``type=float`` option, whoever adds it (the training commands add their own),
+    takes only finite values within 0..2**31-1: no option of this CLI means a negative count, size or
+    time, and NaN or infinity would slip past every ``x <= 0`` check. Options with tighter bounds give a
+    :func:`number` type of their own.
+    """
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
+        if kwargs.get("type") in (int, float):
+            kwargs["type"] = number(kwargs["type"], 0, MAX_OPTION_INT)
+        return super().add_argument(*args, **kwargs)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> argparse._ArgumentGroup:
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+
+        def checked(*a: Any, **kw: Any) -> argparse.Action:
+            if kw.get("type") in (int, float):
+                kw["type"] = number(kw["type"], 0, MAX_OPTION_INT)
+            return plain(*a, **kw)
+
+        group.add_argument = checked  # type: ignore[method-assign]
+        return group
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"speech2vid: error: {printable(message)} (see `{self.prog} --help`)\n")
+
+
+def number(kind: type, lo: float, hi: float, *, above: bool = False) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) within [lo, hi] (``above``: strictly above ``lo``), finite."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is needed, got '{text}'") from None
+        if not math.isfinite(value) or value < lo or value > hi or (above and value == lo):
+            low = "(" if above else "["
+            raise argparse.ArgumentTypeError(f"must be within {low}{_plain(lo)}, {_plain(hi)}], got '{text}'")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``): a file name or a YAML key can hold any
+    of them, and printed raw they would move the cursor, recolour or clear the user's terminal."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -62,6 +122,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
     use_cache_root(Path(settings.engine.cache_dir).expanduser())  # the expanded landmark model lives there too
     return settings
+
+
+def _check_outputs(outputs: list[tuple[str, str | None]], inputs: list[str | None], suffixes: tuple[str, ...] = ()) -> None:
+    """The one output rule (:mod:`speech2vid.outputs`) for a command's report files, before any work."""
+    from speech2vid.outputs import check_distinct, check_output
+
+    given = [i for i in inputs if i is not None]
+    checked = [(what, check_output(path, what=what, inputs=given, suffixes=suffixes)) for what, path in outputs if path]
+    check_distinct(checked)
 
 
 def _add_cache_dir(p: argparse._ActionsContainer) -> None:  # a parser or an argument group
@@ -238,6 +307,7 @@ def cmd_redub(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_bench_command
 
+    _check_outputs([("--json", args.json), ("--plot", args.plot)], [args.audio, args.weights])
     if args.live:
         import dataclasses
 
@@ -265,6 +335,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_verify_command
 
+    _check_outputs([("--json", args.json)], [args.weights])
     return run_verify_command(_settings(args), backends=args.backends, precisions=args.precisions, calib=args.calib,
                               json_path=args.json, cache_dir=args.cache_dir)  # fmt: skip
 
@@ -283,11 +354,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from speech2vid.runtime.live_app import live_precision, run_live_command
+    from speech2vid.runtime.live_app import live_precision, plan_live, run_live_command
 
-    settings = live_precision(_settings(args), explicit=args.precision is not None, make=_engine)
+    settings = _settings(args)
+    plan = plan_live(args, settings)  # URIs and paths are checked before any engine loads
+    settings = live_precision(settings, explicit=args.precision is not None, make=_engine)
     ref, engine = _engine(settings)
-    return run_live_command(args, settings, engine, ref)
+    return run_live_command(plan, settings, engine, ref)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -300,6 +373,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from speech2vid.evaluation.command import run_eval_command
 
+    _check_outputs([("--json", getattr(args, "json", None))], [getattr(args, "weights", None)])
     args.config = list(args.config) + list(args.eval_config)
     return run_eval_command(args, _settings(args))
 
@@ -307,6 +381,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_import_matconvnet(args: argparse.Namespace) -> int:
     from speech2vid.model.matconvnet import import_to_file
 
+    _check_outputs([("-o", args.output)], list(args.files), (".safetensors",))
     print(import_to_file(args.files, args.output, args.model or "paper"))
     return 0
 
@@ -315,6 +390,7 @@ def cmd_pack_weights(args: argparse.Namespace) -> int:
     from speech2vid.config import load_model_config
     from speech2vid.model.pack import pack_weights
 
+    _check_outputs([("-o", args.output)], [args.weights], (".safetensors",))
     extra = {}
     for item in args.meta:
         key, sep, value = item.partition("=")
@@ -329,6 +405,7 @@ def cmd_pack_landmarks(args: argparse.Namespace) -> int:
     from speech2vid.assets import landmark_model
     from speech2vid.faces.compact_predictor import SHIPPED, Compaction, pack_landmarks
 
+    _check_outputs([("-o", args.output)], [])
     compaction = Compaction(args.cascades or SHIPPED.cascades, args.trees or SHIPPED.trees, args.mantissa_bits or SHIPPED.mantissa_bits)
     print(pack_landmarks(Path(args.output) if args.output else landmark_model(), compaction))
     return 0
@@ -357,7 +434,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """build, verify, bench, export and cache: the engine cache's commands."""
-    from speech2vid.config import ENGINE_PRECISIONS
+    from speech2vid.config import ENGINE_PRECISIONS, MAX_BATCH
     from speech2vid.engine.cache import ENGINE_BACKENDS
 
     p = add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans")
@@ -390,9 +467,10 @@ def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--backend", dest="targets", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
                    help="target to time, e.g. onnxruntime:cpu:int8 or torch:cuda:fp16 "
                         "(repeatable; default every backend x precision this machine can run)")  # fmt: skip
-    p.add_argument("--batch", action="append", type=int,
+    p.add_argument("--batch", action="append", type=number(int, 1, MAX_BATCH),
                    help="frames per engine call (repeatable; default 1 and the streaming batch engine.batch.opt)")
-    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per combination and batch (default 3)")
+    p.add_argument("--seconds", type=number(float, 0, 3600, above=True), default=3.0,
+                   help="timed seconds per combination and batch (default 3)")
     p.add_argument("--weights", help="safetensors weights, or 'random' (default: random with PyTorch, else the bundled "
                                      "weights; timing does not depend on them)")  # fmt: skip
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -402,7 +480,7 @@ def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     g.add_argument("--precision", dest="precisions", action="append", choices=["fp32", "fp16", "int8"],
                    help="precision to run (repeatable; default fp32, fp16 and int8, each where built)")
     g.add_argument("--audio", metavar="FILE", help="speech played in real time, looped (default the sample speech)")
-    g.add_argument("--live-seconds", type=float, default=20.0, help="seconds of audio per precision (default 20)")
+    g.add_argument("--live-seconds", type=number(float, 0, 24 * 3600, above=True), default=20.0, help="seconds of audio per precision (default 20)")
     _add_cache_dir(p)
 
     p = add("export", cmd_export, f"export a model's FP32 ONNX graphs into the engine cache [needs {TRAIN_EXTRA}]")
@@ -429,7 +507,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Why: those tables live beside the training code, which imports PyTorch (about 3 s); a runtime
     command, or ``--help``, should not pay for it when PyTorch happens to be installed.
     """
-    parser = argparse.ArgumentParser(
+    from speech2vid.config import MAX_SIDE
+
+    parser = Parser(
         prog="speech2vid",
         description="Talking faces from a still photo and speech (Speech2Vid, BMVC 2017), offline or live.",
     )
@@ -456,7 +536,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--idle", choices=["alive", "still", "off"],
                    help="frames without speech (Silero VAD): still (default), alive (blinks, slight sway) or off "
                         "(the network's output even for noise)")
-    p.add_argument("--size", type=int, metavar="PX",
+    p.add_argument("--size", type=number(int, 16, MAX_SIDE), metavar="PX",
                    help="output size in pixels: the photo's longer side at most (default 1280), or with --raw-face the square's side (default 256)")
     p.add_argument("--raw-face", action="store_true",
                    help="show the network's 109x109 face alone, upscaled, instead of the photo with only the lower face generated")
@@ -536,12 +616,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(message)s" if verbose else "%(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_escape_record)
     if not verbose:
         # The exporters' own chatter is noise to a user; our loggers say what matters.
         for noisy in ("torch", "onnxscript", "onnx_ir", "torch.onnx"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"torch\..*")
         warnings.filterwarnings("ignore", module=r"onnxscript\..*")
+
+
+def _escape_record(record: logging.LogRecord) -> bool:
+    """Log lines, like errors, show control characters escaped (a file name with ESC in it cannot
+    rewrite the terminal); line breaks of multi-line reports (tables) are kept."""
+    message = record.getMessage()
+    escaped = "\n".join(printable(line) for line in message.split("\n"))
+    if escaped != message:
+        record.msg, record.args = escaped, None
+    return True
 
 
 class Terminated(KeyboardInterrupt):
@@ -579,13 +671,13 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
         return int(args.func(args))
     except UserError as exc:
-        print(f"speech2vid: error: {exc}", file=sys.stderr)
+        print(f"speech2vid: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Terminated:
         print("speech2vid: terminated (SIGTERM): stopped, unfinished output removed", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("speech2vid: interrupted", file=sys.stderr)
+        print("speech2vid: interrupted (SIGINT): stopped, unfinished output removed", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if previous is not None:

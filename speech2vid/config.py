@@ -9,6 +9,7 @@ file and the dotted key: an unknown key, a wrong type, or a conflicting pair of 
 from __future__ import annotations
 
 import dataclasses
+import math
 import reprlib
 import types
 import typing
@@ -36,6 +37,11 @@ GraphOptimization = Literal["disable", "basic", "extended", "all"]
 
 
 # ----------------------------------------------------------------------------- model geometry
+
+# Bounds that keep a model file from asking for more memory than a machine has: the paper's widest layer
+# has 512 channels; at 2048 (4x) its largest convolution alone holds 150 M weights (600 MB in FP32).
+MAX_WIDTH = 2048
+MAX_DEBLUR_LAYERS = 64  # the paper's deblurrer has 10
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,10 @@ class ModelConfig:
             self.decoder.conv8, *self.decoder.conv1, self.decoder.conv2, *self.decoder.conv3,
             self.decoder.conv4, *self.decoder.conv5, self.deblur.width,
         )  # fmt: skip
-        if min(widths) < 1:
-            raise ConfigError(f"{where}: every channel width must be a positive integer")
+        if min(widths) < 1 or max(widths) > MAX_WIDTH:
+            raise ConfigError(f"{where}: every channel width must be an integer within 1..{MAX_WIDTH}, got {min(widths)}..{max(widths)}")
+        if self.deblur.layers > MAX_DEBLUR_LAYERS:
+            raise ConfigError(f"{where}: 'deblur.layers' must be at most {MAX_DEBLUR_LAYERS}, got {self.deblur.layers}")
         if self.deblur.layers < 2 and not (self.deblur.layers == 0 and self.decoder.head == "warp"):
             raise ConfigError(f"{where}: 'deblur.layers' must be at least 2 (first and last conv), or 0 with the warp head")
         if not 0 <= self.lookahead_columns <= 17:
@@ -100,6 +108,14 @@ class ModelConfig:
 
 
 # ----------------------------------------------------------------------------- engine + generation
+
+
+# Frames per engine call at most (engine.batch.max, bench --batch): work memory grows with the batch, and
+# past a few dozen frames a larger one buys no speed on any backend (docs: README, Security and reliability).
+MAX_BATCH = 1024
+# The longest output side (generate --size, live.photo_side): 4096 px is 4K, H.264's level 5.2 frame; one
+# such frame is 50 MB as RGB bytes and 200 MB as the float work image.
+MAX_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -160,9 +176,9 @@ class EngineConfig:
 
     def _check(self, where: str) -> None:
         b = self.batch
-        if not 1 <= b.min <= b.opt <= b.max:
+        if not 1 <= b.min <= b.opt <= b.max <= MAX_BATCH:
             raise ConfigError(
-                f"{where}: 'engine.batch' needs 1 <= min <= opt <= max, got min={b.min} opt={b.opt} max={b.max}"
+                f"{where}: 'engine.batch' needs 1 <= min <= opt <= max <= {MAX_BATCH}, got min={b.min} opt={b.opt} max={b.max}"
             )
         if self.backend == "torch" and self.precision == "int8":
             raise ConfigError(
@@ -193,12 +209,15 @@ class GenerateConfig:
     idle: IdleBehaviour = "still"  # frames without speech (vad): still | alive (blinks, sway) | off (the network's output)
 
     def _check(self, where: str) -> None:
-        if self.output_size < 16 or self.output_size % 2:
-            raise ConfigError(f"{where}: 'generate.output_size' must be an even number >= 16 (H.264 4:2:0)")
-        if self.photo_max_side < 64:
-            raise ConfigError(f"{where}: 'generate.photo_max_side' must be at least 64 px")
+        if not 16 <= self.output_size <= MAX_SIDE or self.output_size % 2:
+            raise ConfigError(f"{where}: 'generate.output_size' (--size) must be an even number within 16..{MAX_SIDE} "
+                              f"(H.264 4:2:0), got {self.output_size}")
+        if not 64 <= self.photo_max_side <= MAX_SIDE:
+            raise ConfigError(f"{where}: 'generate.photo_max_side' (--size) must be within 64..{MAX_SIDE} px, got {self.photo_max_side}")
         if self.batch < 1:
             raise ConfigError(f"{where}: 'generate.batch' must be >= 1")
+        if self.silence_threshold_dbfs > 0:
+            raise ConfigError(f"{where}: 'generate.silence_threshold_dbfs' must be <= 0 dBFS, got {self.silence_threshold_dbfs}")
 
 
 @dataclass(frozen=True)
@@ -215,13 +234,38 @@ class EncodeConfig:
     def _check(self, where: str) -> None:
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"{where}: 'encode.crf' must be within 0..51")
-        if self.audio_bitrate < 8000:
-            raise ConfigError(f"{where}: 'encode.audio_bitrate' must be at least 8000 (bits/s)")
+        if not 8000 <= self.audio_bitrate <= 512_000:
+            raise ConfigError(f"{where}: 'encode.audio_bitrate' must be within 8000..512000 (bits/s)")
+        check_codecs(self, where)
 
     def codec_options(self, *, live: bool = False) -> dict[str, Any]:
         """The keyword arguments of :class:`speech2vid.sinks.video_file.VideoFileSink` for these settings."""
         return {"video_codec": self.video_codec, "crf": self.crf, "preset": self.live_preset if live else self.preset,
                 "audio_codec": self.audio_codec, "audio_bitrate": self.audio_bitrate}  # fmt: skip
+
+
+# libx264's presets, fastest first (x264 --fullhelp); other encoders take the preset they document.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def check_codecs(cfg: EncodeConfig, where: str) -> None:
+    """The encoders and preset of ``cfg`` are ones this PyAV's FFmpeg has and takes: a typo would otherwise
+    fail as a libx264 traceback when the first frame is encoded, after the slow work."""
+    for key in ("preset", "live_preset"):
+        value = getattr(cfg, key)
+        if cfg.video_codec == "libx264" and value not in X264_PRESETS:
+            raise ConfigError(f"{where}: 'encode.{key}' must be one of libx264's presets ({', '.join(X264_PRESETS)}), got {_brief(value)}")
+    import av  # here, not at the top: parsing a config should not load FFmpeg unless it is checked
+
+    for key, kind in (("video_codec", "video"), ("audio_codec", "audio")):
+        name = getattr(cfg, key)
+        try:
+            codec = av.Codec(name, "w")
+        except Exception:  # PyAV raises its own UnknownCodecError (a ValueError) or FFmpeg's errors
+            codec = None
+        if codec is None or codec.type != kind:
+            raise ConfigError(f"{where}: 'encode.{key}' must be a {kind} encoder of this FFmpeg (e.g. "
+                              f"{'libx264' if kind == 'video' else 'aac'}), got {_brief(name)}")
 
 
 Region = Literal["lower", "full"]
@@ -252,8 +296,8 @@ class RedubConfig:
             raise ConfigError(f"{where}: 'redub.smooth_min_cutoff' must be > 0 and 'redub.smooth_beta' >= 0")
         if self.cut_jump <= 0 or self.track_margin <= 0:
             raise ConfigError(f"{where}: 'redub.cut_jump' and 'redub.track_margin' must be > 0")
-        if self.identity_samples < 1 or self.batch < 1:
-            raise ConfigError(f"{where}: 'redub.identity_samples' and 'redub.batch' must be >= 1")
+        if not 1 <= self.identity_samples <= 1000 or self.batch < 1:
+            raise ConfigError(f"{where}: 'redub.identity_samples' must be within 1..1000 and 'redub.batch' >= 1")
 
 
 DropPolicy = Literal["drop", "repeat"]
@@ -324,20 +368,26 @@ class LiveConfig:
         ms = self.lookahead_ms
         if ms is not None and (not 12.5 <= ms <= 182.5 or abs((ms - 12.5) / 10 - round((ms - 12.5) / 10)) > 1e-6):
             raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
-        if self.blocksize < 16:
-            raise ConfigError(f"{where}: 'live.blocksize' must be >= 16 samples, got {self.blocksize}")
-        if self.ring_seconds < 0.5:
-            raise ConfigError(f"{where}: 'live.ring_seconds' must be >= 0.5, got {self.ring_seconds}")
+        if not 16 <= self.blocksize <= 16000:
+            raise ConfigError(f"{where}: 'live.blocksize' must be within 16..16000 samples (1 s), got {self.blocksize}")
+        if not 0.5 <= self.ring_seconds <= 600:
+            raise ConfigError(f"{where}: 'live.ring_seconds' must be within 0.5..600, got {self.ring_seconds}")
+        if isinstance(self.latency, float) and not 0 < self.latency <= 10:
+            raise ConfigError(f"{where}: 'live.latency' must be low, high or seconds within (0, 10], got {self.latency}")
+        if self.late_ms < 0 or self.idle_hold_frames < 0 or self.idle_threshold_dbfs > 0:
+            raise ConfigError(f"{where}: 'live.late_ms' and 'live.idle_hold_frames' must be >= 0 and 'live.idle_threshold_dbfs' <= 0")
         if self.inference_threads < 0:
             raise ConfigError(f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)")
+        if self.inference_threads > MAX_THREADS:
+            raise ConfigError(f"{where}: 'live.inference_threads' must be at most {MAX_THREADS}")
         if self.reopen_seconds < 0 or self.stall_seconds <= 0:
             raise ConfigError(f"{where}: 'live.reopen_seconds' must be >= 0 and 'live.stall_seconds' > 0")
-        if self.output_size < 16 or self.output_size % 2:
-            raise ConfigError(f"{where}: 'live.output_size' must be an even number >= 16 (H.264 4:2:0)")
-        if not 64 <= self.photo_side <= 4096:
-            raise ConfigError(f"{where}: 'live.photo_side' must be 64..4096 px, got {self.photo_side}")
-        if min(self.window_size) < 64:
-            raise ConfigError(f"{where}: 'live.window_size' must be at least 64x64, got {self.window_size}")
+        if not 16 <= self.output_size <= MAX_SIDE or self.output_size % 2:
+            raise ConfigError(f"{where}: 'live.output_size' must be an even number within 16..{MAX_SIDE} (H.264 4:2:0)")
+        if not 64 <= self.photo_side <= MAX_SIDE:
+            raise ConfigError(f"{where}: 'live.photo_side' must be 64..{MAX_SIDE} px, got {self.photo_side}")
+        if min(self.window_size) < 64 or max(self.window_size) > 2 * MAX_SIDE:
+            raise ConfigError(f"{where}: 'live.window_size' must be within 64x64..{2 * MAX_SIDE}x{2 * MAX_SIDE}, got {self.window_size}")
         if not 0.1 <= self.avatar_scale <= 1.0:
             raise ConfigError(f"{where}: 'live.avatar_scale' must be within 0.1..1.0, got {self.avatar_scale}")
         if any(not 0 <= c <= 255 for c in self.background_colour):
@@ -363,8 +413,8 @@ class CalibConfig:
     seed: int = 0  # augmentation and sampling order
 
     def _check(self, where: str) -> None:
-        if self.size < 1:
-            raise ConfigError(f"{where}: 'calib.size' must be >= 1, got {self.size}")
+        if not 1 <= self.size <= 4096:
+            raise ConfigError(f"{where}: 'calib.size' must be within 1..4096 samples per graph, got {self.size}")
         if not 90.0 <= self.percentile <= 100.0:
             raise ConfigError(f"{where}: 'calib.percentile' must be within 90..100, got {self.percentile}")
 
@@ -478,8 +528,8 @@ class SynthConfig:
     workers: int = 0  # parallel processes; 0 = one per CPU core
 
     def _check(self, where: str) -> None:
-        if self.frame_size < 128 or self.frame_size % 2:
-            raise ConfigError(f"{where}: 'synth.frame_size' must be an even number >= 128")
+        if not 128 <= self.frame_size <= MAX_SIDE or self.frame_size % 2:
+            raise ConfigError(f"{where}: 'synth.frame_size' must be an even number within 128..{MAX_SIDE}")
         lo, hi = self.utterance_seconds
         if not 2.0 <= lo <= hi:
             raise ConfigError(f"{where}: 'synth.utterance_seconds' must be [min, max] with 2 <= min <= max")
@@ -523,6 +573,7 @@ class Settings:
 T = TypeVar("T", bound="DataclassInstance")  # a config dataclass
 
 MAX_THREADS = 1024
+MAX_INT = 2**31 - 1
 # A config is a few KB; the cap keeps a huge or endless file (millions of keys, /dev/zero) from eating memory.
 MAX_CONFIG_BYTES = 256 * 1024
 # Error messages show a value, never all of it: a nested or repeated value could be gigabytes as text.
@@ -599,10 +650,14 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
+        if abs(value) > MAX_INT:  # no setting is near this; a huge one would only overflow further on
+            raise ConfigError(f"{where}: '{key}' must be within -{MAX_INT}..{MAX_INT}, got {_brief(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        if not math.isfinite(value):  # YAML's .nan and .inf: no setting means them
+            raise ConfigError(f"{where}: '{key}' must be a finite number, got {_brief(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -89,7 +89,25 @@ def check_output(
         for given in inputs:
             if given is not None and _same_file(p, Path(given).expanduser()):
                 raise OutputError(f"{what} {p} is also an input ({given}): it would be overwritten; write to another file")
+    _try_create(p, what)
     return p
+
+
+def _try_create(path: Path, what: str) -> None:
+    """Create and remove the temporary file the writer will use: a folder that looks writable may not take
+    a file (/proc, a read-only mount, a full inode table), and that should be known before the slow work."""
+    from speech2vid.files import partial_path
+
+    tmp = partial_path(path, ".probe")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise OutputError(f"{what} {path} cannot be written ({_cause(exc)}): give a path in a folder you can write") from None
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def check_distinct(outputs: Sequence[tuple[str, Path | None]]) -> None:
@@ -128,8 +146,9 @@ def _cause(exc: OSError) -> str:
 
 def write_failed(path: str | os.PathLike[str], exc: OSError) -> WriteFailed:
     """The one-line error for an OS error while writing ``path``."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     return WriteFailed(f"cannot write {Path(path)}: {_cause(exc)}; nothing was left under that name: "
-                       "free some space or give another path")
+                       f"{'free some space or ' if full else ''}give another path")
 
 
 def is_write_error(exc: BaseException) -> bool:
