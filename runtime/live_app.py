@@ -9,6 +9,7 @@ import argparse
 import math
 import logging
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,17 @@ def run_live_command(plan: LivePlan, settings: Any, engine: Any, model: Any) -> 
         write_json_atomic(plan.stats, report.as_dict())
     if report.error:
         raise UserError(f"{report.error}; outputs were finalised")
-    return 130 if getattr(stop, "signum", None) == signal.SIGINT else 0
+    return _stopped_by(getattr(stop, "signum", None))
+
+
+def _stopped_by(signum: int | None) -> int:
+    """The exit status of a run a signal ended, as every other command's (130 SIGINT, 143 SIGTERM), with
+    one line saying so; here the outputs were finalised, not removed: a recording stopped is complete."""
+    if signum is None:
+        return 0
+    what, code = ("interrupted (SIGINT)", 130) if signum == signal.SIGINT else ("terminated (SIGTERM)", 143)
+    print(f"speech2vid: {what}: stopped, outputs finalised", file=sys.stderr)
+    return code
 
 
 def live_threads(settings: Any) -> Any:

@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -224,3 +225,34 @@ def test_files_written_by_a_run_are_regular_and_complete(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.stat().st_size > 1000 and not leftovers(tmp_path)
     assert json.loads(stats.read_text())["frames"] == 25
+
+
+# -- 6. SIGINT and SIGTERM end every command the same way ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["generate", "redub", "live"])
+def test_a_signal_ends_every_command_with_its_status_and_one_line(tmp_path: Path, command: str, sig: int) -> None:
+    from speech2vid.assets.synthetic_video import write_source_video
+    from test_hostile import _wait_for
+
+    out = tmp_path / "out.mp4"
+    audio = speech(tmp_path, 60.0)  # far longer than the test waits: the run is still working
+    args = {
+        "generate": ["generate", "--face", str(sample_face()), "--audio", str(audio), "-o", str(out)],
+        "redub": ["redub", str(write_source_video(tmp_path / "clip.mp4", n=50)), "--audio", str(audio), "-o", str(out)],
+        "live": ["live", "--source", f"file://{audio}", "--precision", "fp32", "--sink", f"file://{out}"],
+    }[command]
+    proc = subprocess.Popen([sys.executable, "-m", "speech2vid", "-q", "--config", str(cache_config(tmp_path)), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _wait_for(lambda: bool(leftovers(tmp_path)), proc)  # the output is being written
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], err
+    assert "Traceback" not in err and len(lines) == 1, err
+    name = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}[sig]
+    assert lines[0].startswith(f"speech2vid: {name}: stopped"), err
+    assert not leftovers(tmp_path)
+    # generate and redub remove what they had not finished; live finalises its recording, complete
+    assert out.exists() == (command == "live")
