@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from speech2vid.config import EvalConfig, to_dict
-from speech2vid.files import atomic_path
+from speech2vid.files import atomic_path, user_path
 from speech2vid.datasets import ShardedSamples, open_dataset
 
 log = logging.getLogger("speech2vid.eval")
@@ -136,7 +136,7 @@ def helpers(root: str | Path, cfg: EvalConfig, *, cache_dir: str | Path | None =
             progress: bool = False) -> tuple[MouthReader | None, SyncNet]:
     """The trained mouth reader (None for data without ground-truth mouth opening) and sync network."""
     open_dataset(root)  # a clear error for a folder that is not a dataset
-    folder = Path(cache_dir or cfg.cache_dir).expanduser()
+    folder = user_path(cache_dir or cfg.cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     out: list[nn.Module | None] = []
     for what, make in (("reader", lambda: train_reader(root, cfg, progress)), ("sync", lambda: train_sync(root, cfg, progress))):

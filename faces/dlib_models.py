@@ -20,6 +20,7 @@ from typing import Any
 from speech2vid.assets import landmark_model
 from speech2vid.config import EngineConfig
 from speech2vid.errors import FaceError
+from speech2vid.files import user_path
 
 MODELS_PACKAGE = "face_recognition_models"  # PyPI: face-recognition-models (ships dlib's .dat files)
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"
@@ -80,7 +81,7 @@ def shape_predictor_68() -> Any:
     """The runtime's 68-point (iBUG 300-W scheme) shape predictor: dlib's, compacted (assets/landmarks)."""
     from speech2vid.faces.compact_predictor import expanded_predictor
 
-    with expanded_predictor(landmark_model(), _cache_root.expanduser() / LANDMARK_FOLDER) as path:
+    with expanded_predictor(landmark_model(), user_path(_cache_root) / LANDMARK_FOLDER) as path:
         return _load_predictor(path, "reinstall speech2vid (the model ships with the package)")
 
 

@@ -119,8 +119,9 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["live"] = live_overrides(args)
     settings = load_settings(*args.config, overrides=overrides)
     from speech2vid.faces.dlib_models import use_cache_root
+    from speech2vid.files import user_path
 
-    use_cache_root(Path(settings.engine.cache_dir).expanduser())  # the expanded landmark model lives there too
+    use_cache_root(user_path(settings.engine.cache_dir))  # the expanded landmark model lives there too
     return settings
 
 

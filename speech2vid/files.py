@@ -6,9 +6,36 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import socket
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def user_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with a leading ``~`` expanded as the XDG base directory spec says: the cache
+    (``~/.cache/...``) under ``$XDG_CACHE_HOME`` when that is an absolute path, else under ``$HOME``;
+    an empty or unset ``HOME`` falls back to the account's home in the password database (Python's
+    ``expanduser`` would make ``/.cache`` of it, a folder at the file system's root)."""
+    from speech2vid.errors import UserError
+
+    text = os.fspath(path)
+    if text != "~" and not text.startswith("~/"):
+        return Path(text).expanduser()  # ~user/... or no tilde at all
+    rest = text[2:]
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg) and (rest == ".cache" or rest.startswith(".cache/")):
+        return Path(xdg, rest[len(".cache") :].lstrip("/"))
+    home = os.environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:  # no account entry (some containers): nowhere sensible to put it
+            home = ""
+    if not os.path.isabs(home):
+        raise UserError(f"cannot place {text}: HOME is not set and this user has no home folder; set HOME, or give "
+                        "an absolute path (e.g. --cache-dir /var/cache/speech2vid)")
+    return Path(home, rest)
 
 
 def sha256_file(path: Path) -> str:

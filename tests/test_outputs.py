@@ -256,3 +256,26 @@ def test_a_signal_ends_every_command_with_its_status_and_one_line(tmp_path: Path
     assert not leftovers(tmp_path)
     # generate and redub remove what they had not finished; live finalises its recording, complete
     assert out.exists() == (command == "live")
+
+
+# -- 7. the cache when HOME is empty -------------------------------------------------------------------------
+
+
+def test_an_empty_home_falls_back_as_xdg_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    from speech2vid.files import user_path
+
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    account_home = pwd.getpwuid(os.getuid()).pw_dir
+    assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
+    assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
+    # The real command: the cache lands under XDG_CACHE_HOME, never in /.cache at the file system's root.
+    env = {**os.environ, "HOME": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = run_cli("-q", "generate", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)), "-o",
+                   str(tmp_path / "out.mp4"), env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "xdg/speech2vid/engines").is_dir()
+    assert not Path("/.cache/speech2vid").exists()
