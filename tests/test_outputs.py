@@ -207,6 +207,8 @@ def test_a_bad_sink_is_reported_before_the_engine_loads(tmp_path: Path) -> None:
     one_line_error(proc, "unknown sink 'bogus://'")
     proc = run_cli(*_live(tmp_path, speech(tmp_path, 1.0), "--precision", "int8", "--sink", "file://x.mp4?meter=2"))
     one_line_error(proc, "unknown option 'meter=2'")
+    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "live", "--precision", "int8", "--source", "bogus://x")
+    one_line_error(proc, "unknown source 'bogus://x'")
     assert time.monotonic() - t0 < 60
     assert not (tmp_path / "engines").exists() or not any((tmp_path / "engines").iterdir())
 
@@ -216,6 +218,10 @@ def test_control_characters_in_a_path_are_escaped(tmp_path: Path) -> None:
     proc = run_cli("generate", "--face", str(sample_face()), "--audio", str(tmp_path / name), "-o", str(tmp_path / "o.mp4"))
     line = one_line_error(proc, "not found")
     assert "\x1b" not in proc.stderr and "\\x1b[2J" in line and "\\n" in line
+    config = tmp_path / "bad.yaml"
+    config.write_text('generate:\n  "si\\x1b]0;owned\\x07ze": 1\n')  # YAML escapes: ESC and BEL in a key
+    line = one_line_error(run_cli("--config", str(config), "generate", "--face", "f", "--audio", "a", "-o", "o.mp4"), "unknown key")
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;owned\\x07" in line
 
 
 def test_files_written_by_a_run_are_regular_and_complete(tmp_path: Path) -> None:
