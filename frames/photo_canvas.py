@@ -49,6 +49,10 @@ class PhotoCanvas:
     reference: np.ndarray  # (109, 109, 3) float32 in [0, 1]: the registered photo crop the engine moves
 
     face_scale: float  # output px per generated-face px
+    # What every frame of this photo shares, computed once (see compose_on_photo): the region as float
+    # (y1 - y0, x1 - x0, 3), and alpha x (the reference enlarged - the region), the same shape.
+    base: np.ndarray
+    alpha_lift: np.ndarray
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,8 +100,16 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
     if scale > 1.5:  # soften the ramp's own staircase once it is enlarged
         alpha = cv2.GaussianBlur(alpha, (0, 0), scale / 3)
     reference = warp_aligned(photo, transform)[CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE, CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE]
-    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha[..., None].astype(np.float32),
-                       reference.astype(np.float32) / 255.0, scale)  # fmt: skip
+    alpha = alpha[..., None].astype(np.float32)
+    base = frame[y0:y1, x0:x1].astype(np.float32)
+    lift = _enlarge(reference.astype(np.float32), m, roi) - base
+    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha,
+                       reference.astype(np.float32) / 255.0, scale, base, alpha * lift)  # fmt: skip
+
+
+def _enlarge(img: np.ndarray, crop_to_roi: np.ndarray, roi: tuple[int, int]) -> np.ndarray:
+    """``img`` (109 px, float32, 1 to 4 channels) warped onto the region: bicubic, edges replicated."""
+    return cv2.warpAffine(img, crop_to_roi, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 SQUARE_ZOOM = 2.2  # the live avatar's square: this many times the face's landmark extent (brows to chin)
@@ -126,21 +138,33 @@ def square_around_face(
 
 def compose_on_photo(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     """One output frame: the photo with the generated ``face`` ((109, 109, 3) float in [0, 1]) blended in."""
-    roi = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
+    out = canvas.photo.copy()
+    out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = compose_region(canvas, face)
+    return out
+
+
+def compose_region(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
+    """The region ``[y0:y1, x0:x1]`` of :func:`compose_on_photo`'s frame, (h, w, 3) uint8: the rest of the
+    frame is the photo's own pixels, so a writer that keeps the photo needs only this.
+
+    Per pixel, with ``E`` the bicubic enlargement, ``change = face - reference``, ``full`` the enlarged,
+    clipped size of the change (the network's own face where it moved pixels a lot) and ``a`` the blend
+    weight::
+
+        frame = (1 - a) base + a (full E(face) + (1 - full) (base + E(change)))
+              = base + a E(change) + a full (E(reference) - base)       as E(face) = E(reference) + E(change)
+
+    The last factor does not change between frames (``canvas.alpha_lift``), so a frame costs one
+    four-channel warp of the 109 px change and two multiply-adds over the region, whatever the photo's size.
+    """
     face = np.asarray(face, dtype=np.float32)
     change = face - canvas.reference
-    big = cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) / CHANGE_FULL
-    def scaled(img: np.ndarray) -> np.ndarray:  # OpenCV's cubic warp takes at most 4 channels
-        return cv2.warpAffine(img * 255.0, canvas.crop_to_roi, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-
-    up = np.concatenate([scaled(face), scaled(change), scaled(np.clip(big, 0.0, 1.0))[..., None]], axis=2)
-    out = canvas.photo.copy()
-    base = out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1].astype(np.float32)
-    full = np.clip(up[..., 6:7] / 255.0, 0.0, 1.0)
-    face_here = full * up[..., 0:3] + (1.0 - full) * (base + up[..., 3:6])
-    a = canvas.alpha
-    out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = np.clip(a * face_here + (1.0 - a) * base + 0.5, 0, 255).astype(np.uint8)
-    return out
+    big = cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) * np.float32(1.0 / CHANGE_FULL)
+    small = np.dstack((change * np.float32(255.0), np.clip(big, 0.0, 1.0)))
+    up = _enlarge(small, canvas.crop_to_roi, (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0))
+    full = np.clip(up[..., 3:4], 0.0, 1.0)
+    region = canvas.base + canvas.alpha * up[..., :3] + full * canvas.alpha_lift
+    return np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 
 # The photo's lips are apart (inner-lip gap / eye distance): neutral closed mouths measure 0.00-0.04 (dlib,

@@ -185,3 +185,37 @@ def test_closing_a_grin_draws_lips_not_pixels_from_far_away() -> None:
     # Measured (dlib): the photo 0.12; its rest mouth 0.034 with the seam, 0.022 without.
     assert gap(aligned) > 0.1  # apart (closed mouths measure 0.00-0.04)
     assert gap(rest) < 0.03
+
+
+def _full_frame_composite(rgb: np.ndarray, canvas, face: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The composite done the plain way (issue 25's reference): every map warped over the whole frame,
+    the blend evaluated at every pixel as written in photo_canvas's docstring, nothing precomputed."""
+    from speech2vid.frames.photo_canvas import CHANGE_FULL
+
+    h, w = canvas.photo.shape[:2]
+    to_frame = canvas.crop_to_roi.copy()
+    to_frame[:, 2] += (canvas.x0, canvas.y0)  # generated-face px -> frame px
+
+    def warp(img: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        return cv2.warpAffine(img, to_frame, (w, h), flags=cv2.INTER_CUBIC, borderMode=border)
+
+    change = face - canvas.reference
+    full = np.clip(warp(np.clip(cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) / CHANGE_FULL, 0, 1)), 0, 1)[..., None]
+    base = canvas.photo.astype(np.float64)
+    face_here = full * warp(face * 255.0) + (1 - full) * (base + warp(change * 255.0))
+    alpha = np.zeros((h, w, 1))
+    alpha[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = canvas.alpha
+    return np.clip(alpha * face_here + (1 - alpha) * base + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_the_region_composite_equals_the_full_frame_composite() -> None:
+    """Only the region is computed (issue 25): the frame must be what the whole-frame maths gives, within
+    one grey level (float rounding of a different but equal sum), and the same outside the region."""
+    rgb, face, canvas = _canvas()
+    rng = np.random.default_rng(1)
+    for scale in (0.0, 0.05, 0.3):  # no change, a small one, a large one (the network's own face shows)
+        generated = np.clip(canvas.reference + rng.normal(0, scale, canvas.reference.shape), 0, 1).astype(np.float32)
+        got = compose_on_photo(canvas, generated).astype(int)
+        want = _full_frame_composite(rgb, canvas, generated).astype(int)
+        assert np.abs(got - want).max() <= 1
+        assert (got != want).mean() < 1e-3
