@@ -31,6 +31,39 @@ def stack_faces(faces: list[np.ndarray] | np.ndarray, count: int) -> np.ndarray:
 
 
 MIN_OUTPUT_RANGE = 1e-6  # of frame values in [0, 1]: less is a constant picture (zeroed or dead weights)
+# The two probe windows must change some pixel of the frame by more than this (frame values in [0, 1]).
+# A model whose frames do not depend on the audio renders a face that never moves: all-zero or constant
+# weights make the audio branch's features the same for every input, so both probe frames come out
+# bit-identical. The bar sits a few float32 steps (6e-8 below 1.0) above that, so rounding differences
+# between the items of a batch do not pass for speech. The faintest working model is untrained
+# (`--weights random`): its audio features reach the frames through a long chain of untrained ReLU
+# layers, weakly; tests/test_input_checks.py keeps it, and the bundled weights at FP32, FP16 and INT8,
+# well above the bar.
+MIN_AUDIO_EFFECT = 2.5e-7
+# Detail on the probe face: the warp head moves the photo's pixels, and a motion shows only where the
+# picture changes from pixel to pixel (a smooth ramp alone hides most of it). Periods in pixels.
+PROBE_TEXTURE_PERIODS = (7, 9)
+PROBE_TEXTURE_AMPLITUDE = 60.0  # grey levels
+PROBE_RAMP_OFFSET = 64.0  # grey levels: the ramp at half strength, lifted to the middle where the texture fits
+
+
+def probe_inputs() -> tuple[np.ndarray, np.ndarray]:
+    """The probe face (112, 112, 3) uint8 and two different MFCC windows (2, 12, 35) float32 (silence and
+    a ramp across every cepstrum): a patterned picture, not a face, so that no trained weights are needed."""
+    ramp = np.linspace(0, 255, FACE_SIZE, dtype=np.float32)
+    gradient = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.outer(ramp, ramp) / 255], -1)
+    y, x = np.mgrid[0:FACE_SIZE, 0:FACE_SIZE].astype(np.float32)
+    px, py = PROBE_TEXTURE_PERIODS
+    texture = PROBE_TEXTURE_AMPLITUDE * np.sin(2 * np.pi * x / px) * np.sin(2 * np.pi * y / py)
+    face = np.clip(gradient / 2 + PROBE_RAMP_OFFSET + texture[..., None], 0, 255).astype(np.uint8)
+    windows = np.stack([np.zeros((N_CEPS, WINDOW_COLS), np.float32),
+                        np.linspace(-20, 20, N_CEPS * WINDOW_COLS, dtype=np.float32).reshape(N_CEPS, WINDOW_COLS)])
+    return face, windows
+
+
+def audio_effect(frames: np.ndarray) -> float:
+    """The largest change of any pixel value between the two probe frames (2, 109, 109, 3) in [0, 1]."""
+    return float(np.abs(frames[0] - frames[1]).max())
 
 
 class TalkingFaceEngine:
@@ -57,15 +90,12 @@ class TalkingFaceEngine:
         return self
 
     def _probe(self) -> None:
-        """Refuse, at open, weights or an engine file whose output is NaN, infinite or one flat colour on
-        a patterned probe face and two MFCC windows: every backend passes here, and without this a
-        broken model renders a black video and exits 0."""
-        ramp = np.linspace(0, 255, FACE_SIZE, dtype=np.float32)
-        face = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.outer(ramp, ramp) / 255], -1)
-        windows = np.stack([np.zeros((N_CEPS, WINDOW_COLS), np.float32),
-                            np.linspace(-20, 20, N_CEPS * WINDOW_COLS, dtype=np.float32).reshape(N_CEPS, WINDOW_COLS)])
+        """Refuse, at open, weights or an engine file whose output is NaN, infinite, one flat colour, or the
+        same for two different MFCC windows, on a patterned probe face: every backend passes here, and
+        without this a broken model renders a black video, or a face that never moves, and exits 0."""
+        face, windows = probe_inputs()
         try:
-            self.set_identity([face.astype(np.uint8)])
+            self.set_identity([face])
             identity = list((self._identity or {}).values())
             frames = self.render(windows)
         finally:
@@ -74,6 +104,8 @@ class TalkingFaceEngine:
             what = "non-finite values (NaN or infinity)"
         elif float(np.ptp(frames)) < MIN_OUTPUT_RANGE:
             what = f"one flat colour ({float(frames.flat[0]):.3g} everywhere)"
+        elif audio_effect(frames) < MIN_AUDIO_EFFECT:
+            what = "the same frame for different speech (a face that never moves: all-zero or constant weights?)"
         else:
             return
         raise EngineError(f"the {self.label} engine outputs {what} on a probe input: the weights or the engine"
