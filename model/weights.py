@@ -19,6 +19,7 @@ from speech2vid.config import ModelConfig, to_dict
 from speech2vid.errors import WeightsError
 from speech2vid.files import atomic_path, sha256_file
 from speech2vid.model.ref import RANDOM, bundled_weights, model_ref  # noqa: F401  (RANDOM, bundled_weights: re-exported)
+from speech2vid.model.ref import read_weights_header
 from speech2vid.model.speech2vid import Speech2Vid
 
 FORMAT = "speech2vid-weights-1"
@@ -46,11 +47,7 @@ def load_weights(model: Speech2Vid, path: str | Path) -> dict[str, str]:
     does not fit the model, naming it, so a ``paper`` file cannot be loaded into ``lite`` by mistake.
     """
     path = Path(path)
-    if path.is_dir():
-        raise WeightsError(f"{path} is a directory, not a weights file: give a .safetensors file")
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    _check_safetensors_header(path)
+    read_weights_header(path)  # not a file, not safetensors, or floats other than FP32/FP16/BF16
     try:
         tensors = load_file(str(path))
         from safetensors import safe_open
@@ -80,44 +77,18 @@ def load_weights(model: Speech2Vid, path: str | Path) -> dict[str, str]:
     return meta
 
 
-# safetensors: an 8-byte little-endian header length, then that many bytes of JSON starting with "{".
-_HEADER_LEN_BYTES = 8
-# What else people pass as weights, by their first bytes, to say what the file is instead.
-_OTHER_FORMATS = (
-    (b"PK\x03\x04", "a zip archive, as torch.save writes: pickled Python objects"),
-    (b"\x80", "a Python pickle"),
-    (b"\x93NUMPY", "a NumPy array file"),
-    (b"MATLAB", "a MATLAB file: convert it with `speech2vid import-matconvnet`"),
-    (b"\x89HDF", "an HDF5 file"),
-)
-# Dtypes a weights tensor may have: floats (FP16 files are upcast) for float parameters, integers for
-# counters (BatchNorm's num_batches_tracked). An int8 tensor where a float one belongs is garbage.
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _check_safetensors_header(path: Path) -> None:
-    """Refuse a file that is not safetensors, saying what it is (a pickle, above all) instead of what the
-    safetensors parser makes of its first bytes ("header too large")."""
-    with path.open("rb") as f:
-        head = f.read(_HEADER_LEN_BYTES + 1)
-    size = path.stat().st_size
-    n = int.from_bytes(head[:_HEADER_LEN_BYTES], "little") if len(head) > _HEADER_LEN_BYTES else -1
-    if 0 < n <= size - _HEADER_LEN_BYTES and head[_HEADER_LEN_BYTES:] == b"{":
-        return
-    kind = next((what for magic, what in _OTHER_FORMATS if head.startswith(magic)), "an unknown format")
-    raise WeightsError(
-        f"{path} is not a safetensors file ({kind}): weights are read only from safetensors, which hold tensors"
-        " and no code; pickled checkpoints (.pt, .pth, .ckpt) are refused on purpose, because loading one can"
-        " run any code: convert it to safetensors on a machine you trust (safetensors.torch.save_file)"
-    )
+# Dtypes a weights tensor may have: floats (FP16 and BF16 files are upcast) for float parameters, integers
+# for counters (BatchNorm's num_batches_tracked). An int8 tensor where a float one belongs is garbage.
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def _check_values(path: Path, name: str, got: torch.Tensor, want: torch.Tensor) -> None:
     """Refuse a tensor of the wrong kind of dtype, or with NaN or infinite values (a black video otherwise)."""
     if want.is_floating_point():
         if got.dtype not in _FLOAT_DTYPES:
-            raise WeightsError(f"{path}: tensor '{name}' is {str(got.dtype).removeprefix('torch.')}, expected floating"
-                               " point (FP32, FP16 or BF16): the file was written wrongly; re-export the weights")
+            kind = "FP32, FP16 or BF16" if got.is_floating_point() else "floating point (FP32, FP16 or BF16)"
+            raise WeightsError(f"{path}: tensor '{name}' is {str(got.dtype).removeprefix('torch.')}, expected {kind}:"
+                               " the file was written wrongly; re-export the weights")
         bad = int((~torch.isfinite(got)).sum())
         if bad:
             raise WeightsError(f"{path}: tensor '{name}' holds {bad} non-finite values (NaN or infinity): the weights are"
