@@ -8,6 +8,7 @@ Images are RGB uint8 arrays of shape (H, W, 3) everywhere in this package.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ __all__ = [
     "detect_faces",
     "invert_transform",
     "landmarks_68",
+    "note_face_choice",
     "read_photo",
     "registration_transform",
     "similarity_fit",
@@ -46,9 +48,14 @@ __all__ = [
     "warp_aligned",
 ]
 
+log = logging.getLogger(__name__)
+
 # An already-aligned crop may be a few pixels off square (re-saved, trimmed); beyond this relative
 # difference between width and height it is not an aligned face crop.
 ALIGNED_ASPECT_TOLERANCE = 0.05
+# A face at least this fraction of the chosen one's area is "about as large": the choice of the largest
+# then says little about which face the user meant, and the warning says so.
+SIMILAR_FACE_AREA = 0.8
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,4 +171,24 @@ def _pick_face(boxes: list[Box], face_index: int | None, name: str) -> Box:
             f"face index {index} is out of range: {len(boxes)} face(s) found in {name} "
             f"(numbered from 0, largest first): pass --face-index {valid}"
         )
+    if face_index is None:
+        note_face_choice(boxes, index, name)
     return boxes[index]
+
+
+def note_face_choice(boxes: list[Box], index: int, name: str) -> None:
+    """Log a warning when ``name`` shows several faces and ``boxes[index]`` was taken without the user
+    choosing: which face (size and place), and how to choose another. One face: nothing to say."""
+    if len(boxes) < 2:
+        return
+    chosen = boxes[index]
+    similar = [i for i, b in enumerate(boxes) if i != index and b.area >= SIMILAR_FACE_AREA * chosen.area]
+    alike = f", and face {similar[0]} is about as large ({_where(boxes[similar[0]])})" if similar else ""
+    log.warning("%d faces found in %s: using face %d (%s)%s; to use another, pass --face-index N (0 = largest,"
+                " up to %d)", len(boxes), name, index, _where(chosen), alike, len(boxes) - 1)
+
+
+def _where(box: Box) -> str:
+    """A face box in words for the user: its size and its span in the picture, px."""
+    return (f"{box.width:.0f}x{box.height:.0f} px at x={box.left:.0f}..{box.right:.0f},"
+            f" y={box.top:.0f}..{box.bottom:.0f}")
