@@ -163,7 +163,7 @@ def compose_region(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     small = np.dstack((change * np.float32(255.0), np.clip(big, 0.0, 1.0)))
     up = _enlarge(small, canvas.crop_to_roi, (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0))
     full = np.clip(up[..., 3:4], 0.0, 1.0)
-    region = canvas.base + canvas.alpha * up[..., :3] + full * canvas.alpha_lift
+    region: np.ndarray = canvas.base + canvas.alpha * up[..., :3] + full * canvas.alpha_lift
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 

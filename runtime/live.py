@@ -622,15 +622,13 @@ class LiveLoop:
             report.wall_seconds = time.monotonic() - self.t_start
             report.blinks = self.animator.blink_count if self.animator is not None else 0
             report.blink_frames = list(self.animator.blinks) if self.animator is not None else []
-            errors = []
+            errors: list[Exception] = []
             for s in sinks:
                 try:
                     s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
                 except OutputError as exc:  # a file that could not be finished (a full disk): reported, not raised
                     if completed and report.error is None:
                         report.ended, report.error = "output failed", str(exc)
-                    elif not completed:
-                        errors.append(exc)
                 except Exception as exc:  # close the others; the first failure is raised below
                     errors.append(exc)
             if errors and completed:
