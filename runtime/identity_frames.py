@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from speech2vid.errors import FaceError
-from speech2vid.faces import align_image, detect_faces, transform_points
+from speech2vid.faces import align_image, detect_faces, note_face_choice, transform_points
 from speech2vid.faces.ibug68 import INNER_LIPS
 from speech2vid.runtime.video_source import VideoInfo
 
@@ -86,6 +86,8 @@ def sample_faces(
                 continue
             rgb = frame.to_ndarray(format="rgb24")
             boxes = detect_faces(rgb)
+            if face_index is None and most_faces < 2 <= len(boxes):  # said once, where several first show
+                note_face_choice(boxes, index, f"frame {i} of {info.path}")
             most_faces = max(most_faces, len(boxes))
             if index < len(boxes):
                 face = align_image(rgb, box=boxes[index])

@@ -216,3 +216,22 @@ def test_generate_with_two_equal_faces_says_which_it_took(tmp_path: Path, two_fa
     assert len(lines) == 1, proc.stderr
     assert "using face 0" in lines[0] and "--face-index" in lines[0] and not lines[0].startswith("speech2vid: error")
     assert out.is_file()
+
+
+def test_redub_of_a_video_with_two_equal_faces_says_which_it_took(tmp_path: Path, two_faces: Path) -> None:
+    from speech2vid.faces import read_photo
+    from speech2vid.sinks.video_file import VideoFileSink
+
+    frame = read_photo(two_faces)
+    frame = frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
+    video = tmp_path / "two.mp4"
+    with VideoFileSink(video, fps=25, size=(frame.shape[1], frame.shape[0]), preset="ultrafast") as sink:
+        for _ in range(25):
+            sink.write(frame)
+    out = tmp_path / "out.mp4"
+    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "redub", str(video), "--audio",
+                   str(speech(tmp_path, 1.0)), "-o", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "faces found" in ln]
+    assert len(lines) == 1 and "using face 0" in lines[0] and "--face-index" in lines[0], proc.stderr
+    assert out.is_file()
