@@ -13,6 +13,10 @@ One function per conversion step, each logging what it made, its size and how lo
 Where engines live and what their manifests hold is ``engine.cache``'s; this module only writes them.
 A valid cached engine (manifest check passes) is reused, unless ``force``. What was built or reused is
 returned as :class:`Built` records (``speech2vid build`` prints them as a table).
+
+A build never breaks the engines it replaces: its inputs (weights, the calibration source) are checked
+before anything is made, and the new engines are written beside the old ones (``engine.cache.staging``)
+and swapped in only when all of them are complete.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from speech2vid.engine.cache import (
     cache_root,
     cached_engine,
     check_engine,
+    engine_file,
     fp32_export,
-    writable_folder,
+    install_engines,
+    staging,
     write_manifest,
 )
 from speech2vid.engine.factory import torch_installed
@@ -225,6 +231,10 @@ def build(
         from speech2vid.engine.tensorrt_backend import require_tensorrt
 
         require_tensorrt()  # refuse before minutes of export and calibration
+    if precision == "int8":
+        from speech2vid.calib.data import calibration_files
+
+        calibration_files(settings.calib)  # a mistyped --calib is one line before minutes of export
     root = cache_root(settings.engine, cache_dir)
     name = model.name
     opset = settings.engine.opset
@@ -238,9 +248,7 @@ def build(
             log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.path)
         return built
 
-    writable_folder(cache_folder(model, root))
     env = _environment(backend)
-    feeds: dict[str, list[dict[str, Any]]] | None = None
     # TensorRT needs the derived ONNX graph first where its build path parses one (Q/DQ, or FP16 on 11+).
     onnx_for_trt: dict[str, Path] = {g: e.path for g, e in fp32.items()}
     if backend == "tensorrt":
@@ -253,42 +261,60 @@ def build(
                 onnx_for_trt[b.graph] = b.path
                 built.append(b)
 
+    want = recipe(backend, precision, settings)
+    todo: list[tuple[str, EngineFile, str]] = []  # (graph, where the engine goes, its FP32 source's sha256)
     for graph in GRAPHS:
         entry = cached_engine(model, graph, backend, precision, root)
         source_sha = check_engine(model, fp32[graph], opset=opset)["sha256"]
-        want = recipe(backend, precision, settings)
         manifest = None if force else _reusable(model, entry, opset, source_sha, env, want)
-        if manifest is not None:
-            log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
-            built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
+        if manifest is None:
+            if force:
+                log.info("rebuilding %s (forced)", entry.describe())
+            todo.append((graph, entry, source_sha))
             continue
-        entry.manifest_path.unlink(missing_ok=True)  # incomplete from here until the new manifest is written
-        t0 = time.perf_counter()
-        make: Callable[[], Path]
+        log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
+        built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
+    if not todo:
+        return built
+
+    # Read once and first: it imports ONNX Runtime, whose native module turns a Ctrl-C that lands during its
+    # import into an ImportError; here that is before calibration starts, not in the middle of it.
+    builder = _builder_info(backend, precision)
+    made: list[tuple[EngineFile, EngineFile, float]] = []
+    with staging(cache_folder(model, root)) as stage:
+        feeds: dict[str, list[dict[str, Any]]] | None = None
         if backend == "onnxruntime" and precision == "int8":
-            if feeds is None:
-                feeds = calibration_feeds(model, settings, fp32)
-            graph_feeds = feeds[graph]
-            make = lambda: make_int8_graph(fp32[graph].path, entry.path, graph_feeds, settings)  # noqa: E731
-        elif backend == "onnxruntime":
-            make = lambda: make_fp16_graph(fp32[graph].path, entry.path)  # noqa: E731
-        else:
-            src = onnx_for_trt[graph]
-            make = lambda: make_tensorrt_engine(src, entry.path, graph, model, precision, settings, root)  # noqa: E731
-        make()
-        seconds = time.perf_counter() - t0
-        config: dict[str, Any] = {"engine": to_dict(settings.engine)}
-        if precision == "int8":
-            config["calib"] = to_dict(settings.calib)
-        if backend == "tensorrt":
-            config["onnx"] = onnx_for_trt[graph].name
-        write_manifest(
-            model, entry, opset=opset, source_sha256=source_sha, builder=_builder_info(backend, precision),
-            config=config, build_seconds=seconds, environment=env, recipe=want,
-        )  # fmt: skip
+            feeds = calibration_feeds(model, settings, fp32)
+        for graph, entry, source_sha in todo:
+            new = engine_file(model, graph, backend, precision, stage)
+            t0 = time.perf_counter()
+            make: Callable[[], Path]
+            if feeds is not None:
+                graph_feeds = feeds[graph]
+                make = lambda: make_int8_graph(fp32[graph].path, new.path, graph_feeds, settings)  # noqa: E731
+            elif backend == "onnxruntime":
+                make = lambda: make_fp16_graph(fp32[graph].path, new.path)  # noqa: E731
+            else:
+                src = onnx_for_trt[graph]
+                make = lambda: make_tensorrt_engine(src, new.path, graph, model, precision, settings, root)  # noqa: E731
+            make()
+            seconds = time.perf_counter() - t0
+            config: dict[str, Any] = {"engine": to_dict(settings.engine)}
+            if precision == "int8":
+                config["calib"] = to_dict(settings.calib)
+            if backend == "tensorrt":
+                config["onnx"] = onnx_for_trt[graph].name
+            write_manifest(
+                model, new, opset=opset, source_sha256=source_sha, builder=builder,
+                config=config, build_seconds=seconds, environment=env, recipe=want,
+            )  # fmt: skip
+            made.append((new, entry, seconds))
+        install_engines([(new, entry) for new, entry, _ in made])
+    for _, entry, seconds in made:
         log.info("built %s: %s (%.1f MB) in %.1f s", entry.describe(), entry.path, _mb(entry.path), seconds)
-        built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False))
-    return built
+        built.append(Built(name, entry.graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False))
+    order = {graph: i for i, graph in enumerate(GRAPHS)}
+    return sorted(built, key=lambda b: (b.backend == backend, order[b.graph]))  # TensorRT's ONNX graphs first, each in graph order
 
 
 def format_built(rows: list[Built]) -> str:

@@ -121,9 +121,17 @@ def run_export_command(settings: Settings, *, bundled: bool, force: bool, cache_
 def run_cache_command(settings: Settings, action: str, *, keep: int | None, older_than_days: float | None,
                       cache_dir: str | None) -> int:  # fmt: skip
     """``speech2vid cache list|prune``: what the engine cache holds, and deleting what is not used."""
-    from speech2vid.engine.cache import cache_root, folder_bytes, list_cache, other_folders, prune_cache
+    from speech2vid.engine.cache import cache_root, describe_missing_root, folder_bytes, list_cache, other_folders, prune_cache
 
     root = cache_root(settings.engine, cache_dir)
+    missing = describe_missing_root(root)
+    if missing is not None:
+        # Not an error: a fresh install has built nothing yet. The line says so instead of "0 folders",
+        # which a mistyped --cache-dir would otherwise also print.
+        if action == "prune":
+            prune_cache(root, keep=keep, older_than_days=older_than_days)  # a bad --keep or --older-than is still refused
+        print(missing)
+        return 0
     if action == "prune":
         deleted = prune_cache(root, keep=keep, older_than_days=older_than_days)
         for f in deleted:

@@ -10,7 +10,9 @@ One function per conversion step, each logging what it made, how big it is and h
   against ``io_spec``;
 * :func:`export_graph` - the three above, written under a temporary name and renamed when complete;
 * :func:`export_fp32` - both graphs into the engine cache (``engine.cache``: layout and manifest), reused
-  when valid; :func:`export_bundled_graphs` - the same into the package, for the default weights.
+  when valid; :func:`export_bundled_graphs` - the same into the package, for the default weights. A
+  re-export is written beside the graphs it replaces and swapped in when both are complete, so an
+  interrupted one leaves the old graphs valid.
 
 Batch axes: every input/output has a dynamic batch axis ``N``, except the frame graph's identity
 inputs, which get their own axis ``N_id``: the runtime encodes one identity (batch 1) and feeds it with
@@ -44,7 +46,9 @@ from speech2vid.engine.cache import (
     cache_folder,
     check_engine,
     engine_file,
+    install_engines,
     shipped_folder,
+    staging,
     writable_folder,
     write_manifest,
 )
@@ -129,6 +133,26 @@ def graph_module(model: Speech2Vid, graph_name: str) -> nn.Module:
     raise EngineError(f"unknown graph '{graph_name}': choose one of {', '.join(GRAPHS)}")
 
 
+def _interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C, or the CLI's SIGTERM) in ``exc``'s chain of causes, if any.
+
+    The exporter catches every Exception of its capture strategies and raises its own error from the
+    first: a Ctrl-C that lands inside one (e.g. while ``torch.export`` imports ``torch._dynamo``) turns
+    into an import error wrapped in TorchExportError, and the user's interrupt into a long traceback.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
 def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: BatchRange) -> Any:
     """torch.export + ONNX translation of one graph -> ``torch.onnx.ONNXProgram`` (in memory)."""
     if opset < MIN_OPSET:
@@ -153,18 +177,24 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
         # torch.export's own use of a deprecated pytree API.
         warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
         warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
-        program = torch.onnx.export(
-            module,
-            args,
-            input_names=[t.name for t in spec.inputs],
-            output_names=[t.name for t in spec.outputs],
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes,
-            custom_translation_table={torch.ops.speech2vid.broadcast_batch.default: _broadcast_batch_onnx},
-            external_data=False,
-            verbose=False,
-        )
+        try:
+            program = torch.onnx.export(
+                module,
+                args,
+                input_names=[t.name for t in spec.inputs],
+                output_names=[t.name for t in spec.outputs],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                custom_translation_table={torch.ops.speech2vid.broadcast_batch.default: _broadcast_batch_onnx},
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as exc:
+            interrupt = _interrupt_in(exc)
+            if interrupt is not None:
+                raise interrupt.with_traceback(None) from None
+            raise
     if program is None:  # only the legacy exporter returns None
         raise EngineError(f"torch {torch.__version__} returned no ONNX program for the {graph_name} graph")
     nodes = len(program.model.graph)
@@ -244,9 +274,9 @@ def _builder() -> dict[str, str]:
 
 def _export_into(loaded: LoadedModel, ref: ModelIdentity, folder: Path, settings: EngineConfig, *, force: bool,
                  weights_sha256: str | None) -> dict[str, EngineFile]:
-    out: dict[str, EngineFile] = {}
-    for graph_name in GRAPHS:
-        entry = engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, folder)
+    out = {graph_name: engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, folder) for graph_name in GRAPHS}
+    todo = []
+    for graph_name, entry in out.items():
         try:
             if force:
                 raise EngineRefused("forced", "export forced")
@@ -254,15 +284,20 @@ def _export_into(loaded: LoadedModel, ref: ModelIdentity, folder: Path, settings
             log.info("reusing the %s graph's FP32 export %s", graph_name, entry.path)
         except EngineRefused as exc:
             log.info("exporting the %s graph of '%s': %s", graph_name, ref.name, exc.kind)
-            writable_folder(folder)
-            # Drop the old manifest first: from here until the new one is written the entry is incomplete.
-            entry.manifest_path.unlink(missing_ok=True)
+            todo.append(graph_name)
+    if not todo:
+        return out
+    with staging(folder) as stage:
+        staged = []
+        for graph_name in todo:
+            new = engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, stage)
             t0 = time.perf_counter()
-            export_graph(loaded.model, graph_name, entry.path, settings.opset, settings.batch)
-            write_manifest(ref, entry, opset=settings.opset, source_sha256=None, builder=_builder(),
+            export_graph(loaded.model, graph_name, new.path, settings.opset, settings.batch)
+            write_manifest(ref, new, opset=settings.opset, source_sha256=None, builder=_builder(),
                            build_seconds=time.perf_counter() - t0, config={"batch": dataclasses.asdict(settings.batch)},
                            weights_sha256=weights_sha256)  # fmt: skip
-        out[graph_name] = entry
+            staged.append((new, out[graph_name]))
+        install_engines(staged)
     return out
 
 

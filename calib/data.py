@@ -99,28 +99,33 @@ def _windows_of(files: list[Path]) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
+def calibration_files(cfg: CalibConfig) -> tuple[list[Path], list[Path], str]:
+    """(speech files, face photos, where they came from) of ``cfg.source``; CalibrationError (one line)
+    for a folder that is missing or holds no speech or no photo. Reads no file."""
+    if cfg.source == SAMPLE:
+        from speech2vid.assets import sample_face, sample_speech
+
+        return [sample_speech()], [sample_face()], "the bundled sample face and speech"
+    root = Path(cfg.source).expanduser()
+    if not root.is_dir():
+        raise CalibrationError(f"calibration folder not found: {root} (set calib.source to a folder, or to 'sample')")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    speech = [p for p in files if p.suffix.lower() in SPEECH_SUFFIXES]
+    photos = [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES]
+    if not speech or not photos:
+        raise CalibrationError(
+            f"{root} holds {len(speech)} speech files and {len(photos)} face photos: calibration needs at least"
+            f" one of each ({', '.join(SPEECH_SUFFIXES + PHOTO_SUFFIXES)})"
+        )
+    return speech, photos, str(root)
+
+
 def load_calibration(cfg: CalibConfig, identity_faces: int) -> CalibrationData:
     """Read ``cfg.source`` into at most ``cfg.size`` identities and ``cfg.size`` windows."""
     from speech2vid.faces import align_photo
 
     rng = np.random.default_rng(cfg.seed)
-    if cfg.source == SAMPLE:
-        from speech2vid.assets import sample_face, sample_speech
-
-        speech, photos, source = [sample_speech()], [sample_face()], "the bundled sample face and speech"
-    else:
-        root = Path(cfg.source).expanduser()
-        if not root.is_dir():
-            raise CalibrationError(f"calibration folder not found: {root} (set calib.source to a folder, or to 'sample')")
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        speech = [p for p in files if p.suffix.lower() in SPEECH_SUFFIXES]
-        photos = [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES]
-        if not speech or not photos:
-            raise CalibrationError(
-                f"{root} holds {len(speech)} speech files and {len(photos)} face photos: calibration needs at least"
-                f" one of each ({', '.join(SPEECH_SUFFIXES + PHOTO_SUFFIXES)})"
-            )
-        source = str(root)
+    speech, photos, source = calibration_files(cfg)
     windows = _windows_of(speech)
     windows = windows[_even_pick(len(windows), cfg.size)][:, None]
     aligned = [align_photo(p).image for p in photos[: cfg.size]]

@@ -26,18 +26,28 @@ and the command that fixes it, an engine that is
 Engine files are opaque (a TensorRT plan is deserialised by native code): hashing them against their
 manifest before loading is what keeps a truncated or swapped file from reaching the deserialiser. A
 manifest is a checksum, not a signature: whoever can write the cache can rewrite both (README).
+
+A (re)build never breaks the engine it replaces: it writes the new engine files and manifests into a
+hidden folder beside them (:func:`staging`) and, only when every one is complete, moves them over the
+old ones (:func:`install_engines`). A build that fails or is interrupted before that leaves the old
+engines as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import shutil
+import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -351,6 +361,64 @@ def writable_folder(folder: Path) -> Path:
     return folder
 
 
+STAGING_PREFIX = ".build.partial-"  # hidden, and matched by the ".*partial*" of every writer's temporary names
+
+
+@contextlib.contextmanager
+def staging(folder: Path) -> Iterator[Path]:
+    """A new hidden folder inside the cache folder ``folder`` (made writable first, see :func:`writable_folder`)
+    where a build writes engines and manifests under their final names; :func:`install_engines` then moves
+    them over the ones they replace.
+
+    Nothing reads an engine from it. When the block ends, however it ends, the folder is deleted, and so is
+    ``folder`` if it is left empty: a first build that failed leaves no model folder without engines.
+    """
+    writable_folder(folder)
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive inside the block are handled after it, as they would have been.
+
+    Python runs signal handlers between bytecodes of the main thread, so without this an interrupt could
+    land between an engine's rename and its manifest's. Other threads cannot set handlers: there the
+    block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
+def install_engines(pairs: Sequence[tuple[EngineFile, EngineFile]]) -> None:
+    """Move each finished ``(staged, entry)`` pair's engine file and manifest over ``entry``'s.
+
+    Each rename is atomic; per engine the file goes first and the manifest last, so the one moment where
+    they do not belong together (new file, old manifest) is refused as corrupt by :func:`check_engine`,
+    never read as valid. SIGINT and SIGTERM wait until every pair is in place.
+    """
+    with _signals_deferred():
+        for staged, entry in pairs:
+            os.replace(staged.path, entry.path)
+            os.replace(staged.manifest_path, entry.manifest_path)
+
+
 def mark_used(folder: Path) -> None:
     """Record that an engine of ``folder`` was just used (its mtime: what ``cache prune --keep`` sorts by).
     Best effort: a read-only cache still runs."""
@@ -380,7 +448,8 @@ def folder_bytes(folder: Path) -> int:
 
 
 def list_cache(root: Path) -> list[CacheFolder]:
-    """Every engine folder under ``root``, most recently used first; [] when there is no cache."""
+    """Every engine folder under ``root``, most recently used first; [] when there is no cache
+    (:func:`describe_missing_root` says so to a user)."""
     if not root.is_dir():
         return []
     out = []
@@ -400,6 +469,14 @@ def other_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
 
 
+def describe_missing_root(root: Path) -> str | None:
+    """One line for a cache folder that does not exist (nothing built yet, or a mistyped path); None when it does."""
+    if root.is_dir():
+        return None
+    what = "is not a folder" if root.exists() else "does not exist"
+    return f"engine cache {root} {what}: nothing is cached there (another folder: --cache-dir DIR or engine.cache_dir)"
+
+
 def prune_cache(root: Path, *, keep: int | None = None, older_than_days: float | None = None) -> list[CacheFolder]:
     """Delete engine folders: all but the ``keep`` most recently used, and those unused for
     ``older_than_days``. Returns what was deleted. Other files and folders in ``root`` are left alone."""
@@ -407,6 +484,10 @@ def prune_cache(root: Path, *, keep: int | None = None, older_than_days: float |
         raise EngineError("cache prune needs --keep N and/or --older-than DAYS")
     if keep is not None and keep < 0:
         raise EngineError(f"--keep must be 0 or more, got {keep}")
+    # A negative age would put the cutoff in the future (every folder deleted), and NaN compares false
+    # with every time (nothing deleted, silently); neither is what anyone asked for.
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise EngineError(f"--older-than must be a number of days, 0 or more, got {older_than_days}")
     folders = list_cache(root)
     doomed = folders[keep:] if keep is not None else []
     if older_than_days is not None:

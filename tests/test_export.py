@@ -14,7 +14,7 @@ import pytest
 from speech2vid.build_engines import onnx_export
 from speech2vid.build_engines.onnx_export import BATCH_AXIS, IDENTITY_BATCH_AXIS, export_fp32
 from speech2vid.config import EngineConfig
-from speech2vid.engine.cache import CORRUPT, MISSING, STALE, EngineRefused, cached_engine, check_engine
+from speech2vid.engine.cache import CORRUPT, MISSING, STALE, EngineRefused, cache_folder, cached_engine, check_engine
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 from speech2vid.files import sha256_file
 from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, OUTPUT_SIZE, MFCC
@@ -141,8 +141,10 @@ def test_interrupted_export_leaves_nothing_that_looks_complete(lite_loaded, tmp_
         assert not entry.path.exists() and not entry.manifest_path.exists()
         assert refusal(lite_loaded, graph, cache) == MISSING
     assert not [p for p in cache.rglob("*") if p.is_file()]  # the temporary file was removed too
+    assert not cache_folder(lite_loaded, cache).exists()  # and the model folder it was made for, empty
 
     # A hard kill skips the clean-up: the temporary name still never looks like a finished export.
     entry = export_of(lite_loaded, IDENTITY_GRAPH, cache)
+    entry.path.parent.mkdir(parents=True)
     (entry.path.parent / f".{entry.path.name}.partial-12345.onnx").write_bytes(b"\x08\x07")
     assert refusal(lite_loaded, IDENTITY_GRAPH, cache) == MISSING
