@@ -53,7 +53,7 @@ import numpy as np
 
 from speech2vid.config import BACKENDS, ENGINE_PRECISIONS, EngineConfig, ModelConfig, to_dict
 from speech2vid.errors import EngineError
-from speech2vid.files import sha256_file, write_json_atomic
+from speech2vid.files import sha256_file, user_path, write_json_atomic
 from speech2vid.model.io_spec import FRAME_GRAPH, GraphSpec, graph_specs
 
 ENGINE_FORMAT = "speech2vid-engine-2"
@@ -116,14 +116,14 @@ class EngineFile:
 
 def cache_root(engine_cfg: EngineConfig, cache_dir: str | Path | None = None) -> Path:
     """The cache folder: ``cache_dir`` (``--cache-dir``) or ``engine.cache_dir``, ``~`` expanded."""
-    return Path(cache_dir if cache_dir is not None else engine_cfg.cache_dir).expanduser()
+    return user_path(cache_dir if cache_dir is not None else engine_cfg.cache_dir)
 
 
 FINGERPRINT_CHARS = 12  # of the model fingerprint in a folder name
 
 
 def cache_folder(model: ModelIdentity, root: str | Path) -> Path:
-    return Path(root).expanduser() / f"{model.name}-{model.fingerprint[:FINGERPRINT_CHARS]}"
+    return user_path(root) / f"{model.name}-{model.fingerprint[:FINGERPRINT_CHARS]}"
 
 
 def is_engine_folder_name(name: str) -> bool:
