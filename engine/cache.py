@@ -53,7 +53,8 @@ import numpy as np
 
 from speech2vid.config import BACKENDS, ENGINE_PRECISIONS, EngineConfig, ModelConfig, to_dict
 from speech2vid.errors import EngineError
-from speech2vid.files import sha256_file, user_path, write_json_atomic
+from speech2vid.files import host_tag, sha256_file, user_path, write_json_atomic
+from speech2vid.partials import remove_stale_staging
 from speech2vid.model.io_spec import FRAME_GRAPH, GraphSpec, graph_specs
 
 ENGINE_FORMAT = "speech2vid-engine-2"
@@ -374,7 +375,8 @@ def staging(folder: Path) -> Iterator[Path]:
     ``folder`` if it is left empty: a first build that failed leaves no model folder without engines.
     """
     writable_folder(folder)
-    stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+    remove_stale_staging(folder)
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{host_tag()}-{os.getpid()}-", dir=folder))
     try:
         yield stage
     finally:

@@ -43,7 +43,12 @@ ORT_DTYPES: dict[str, np.dtype] = {
 def _ort() -> Any:
     try:
         import onnxruntime
-    except ImportError:
+    except ImportError as exc:
+        cause: BaseException | None = exc
+        while cause is not None:  # Ctrl-C while the native module loads surfaces as an ImportError
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
         raise EngineError("the onnxruntime backend needs the onnxruntime package: pip install onnxruntime") from None
     return onnxruntime
 

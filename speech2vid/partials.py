@@ -24,7 +24,8 @@ log = logging.getLogger("speech2vid.partials")
 _PARTIAL = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9_]{1,64})-(?P<pid>[0-9]{1,10})(?:\.[A-Za-z0-9]{1,8})?$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (any user's)."""
     if pid == os.getpid():
         return True
     try:
@@ -46,7 +47,7 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match is None or match["host"] != here or not entry.is_file(follow_symlinks=False) or _alive(int(match["pid"])):
+        if match is None or match["host"] != here or not entry.is_file(follow_symlinks=False) or process_alive(int(match["pid"])):
             continue
         try:
             os.unlink(entry.path)
@@ -54,4 +55,29 @@ def remove_stale_partials(folder: Path) -> list[Path]:
             continue
         removed.append(Path(entry.path))
         log.info("removed %s, left by a run that was killed (process %s)", entry.path, match["pid"])
+    return removed
+
+
+# A build's staging folder (engine.cache.staging): ".build.partial-<host>-<pid>-<random>".
+_STAGING = re.compile(r"^\.build\.partial-(?P<host>[A-Za-z0-9_]{1,64})-(?P<pid>[0-9]{1,10})-[A-Za-z0-9_]+$")
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Delete the staging folders in ``folder`` of this host's builds that were killed (SIGKILL, power cut):
+    nothing reads an engine from them, but they hold tens of MB."""
+    import shutil
+
+    removed: list[Path] = []
+    here = host_tag()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STAGING.match(entry.name)
+        if match is None or match["host"] != here or not entry.is_dir(follow_symlinks=False) or process_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+        log.info("removed %s, left by a build that was killed (process %s)", entry.path, match["pid"])
     return removed

@@ -342,3 +342,23 @@ def test_cache_list_says_when_its_folder_does_not_exist(tmp_path: Path) -> None:
     assert run.returncode == 0 and run.stdout.startswith(f"engine cache {a_file} is not a folder:"), run.stdout
     # Options are still checked where there is nothing to prune.
     one_line_error(run_cli("cache", "prune", "--keep=-1", "--cache-dir", str(missing)), "--keep")
+
+
+def test_staging_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path: Path) -> None:
+    """SIGKILL skips every clean-up: the next build into the folder removes this host's dead builds' staging
+    folders, and leaves another host's (a shared cache) and a live process's alone."""
+    from speech2vid.engine.cache import staging
+    from speech2vid.files import host_tag
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    here = host_tag()
+    folder = tmp_path / "lite-0123456789ab"
+    stale = folder / f".build.partial-{here}-{child.pid}-x1y2"
+    others = [folder / f".build.partial-{here}x-{child.pid}-x1y2", folder / f".build.partial-{here}-{os.getpid()}-abcd"]
+    for d in (stale, *others):
+        d.mkdir(parents=True)
+        (d / "frame.onnx").write_bytes(b"\x08" * 1000)
+    with staging(folder) as stage:
+        assert stage.is_dir() and here in stage.name
+    assert not stale.exists() and all(d.is_dir() for d in others)
