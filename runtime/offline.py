@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -30,6 +30,7 @@ from speech2vid.frames.render import to_uint8, video_frame, watermark
 from speech2vid.runtime.avatar import photo_inputs
 from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.speech_feed import SpeechFeed
+from speech2vid.runtime.stage_clock import StageClock
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
 log = logging.getLogger("speech2vid.runtime.offline")
@@ -59,6 +60,7 @@ class GenerateResult:
     frames: int
     audio_seconds: float
     wall_seconds: float
+    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (runtime.stage_clock)
 
     @property
     def fps(self) -> float:
@@ -100,16 +102,18 @@ def render_video(
     label: str | None = None,
     progress: bool = True,
     vad: VadConfig | None = None,
+    clock: StageClock | None = None,
 ) -> GenerateResult:
     """Run an opened engine over the prepared inputs and write the MP4 (atomically).
 
     With ``cfg.idle`` still or alive and ``vad.detector`` silero (the defaults), non-speech audio reaches
     the engine as silence, frames without speech show one still face, and ``alive`` adds blinks and sway
-    (frames/idle.py), as ``speech2vid live`` does.
+    (frames/idle.py), as ``speech2vid live`` does. ``clock`` collects where the time goes (``bench --pipeline``).
     """
     from tqdm import tqdm
 
     start = time.perf_counter()
+    clock = clock or StageClock()
     engine.set_identity(inputs.faces)
     vad = vad or VadConfig()
     gating = cfg.idle != "off" and vad.detector == "silero"  # the level detector is live-only
@@ -140,21 +144,26 @@ def render_video(
                     silent = is_silent(w, silence) if gating else np.zeros(len(w), dtype=bool)
                     yield Batch([bool(q) for q in silent], w, ~silent)
 
-            for silent, rendered in pump(engine, batches()):
+            for silent, rendered in clock.iterate(pump(engine, clock.iterate(batches(), "features")), "engine"):
                 frame = still if rendered is None else rendered
                 assert frame is not None  # only the gate (which made ``still``) leaves frames unrendered
-                if inputs.canvas is not None:
-                    sink.write(photo_frame(inputs.canvas, frame, animator, silent, eyes, label))
-                elif animator is not None:
-                    sink.write(video_frame(animate(frame, animator.step(silent), eyes), cfg.output_size, label))
-                else:
-                    sink.write(video_frame(frame, cfg.output_size, label))
+                with clock("composite"):
+                    if inputs.canvas is not None:
+                        image = photo_frame(inputs.canvas, frame, animator, silent, eyes, label)
+                    elif animator is not None:
+                        image = video_frame(animate(frame, animator.step(silent), eyes), cfg.output_size, label)
+                    else:
+                        image = video_frame(frame, cfg.output_size, label)
+                with clock("encode"):
+                    sink.write(image)
                 bar.update(1)
-            feed.finish()  # the audio past the last frame's window, for the muxed track
+            with clock("features"):
+                feed.finish()  # the audio past the last frame's window, for the muxed track
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
-    result = GenerateResult(inputs.output, sink.frames_written, inputs.audio.duration, elapsed)
+    result = GenerateResult(inputs.output, sink.frames_written, inputs.audio.duration, elapsed,
+                            clock.per_frame_ms(sink.frames_written))
     log.info("%d frames in %.1f s (%.1f frames/s)", result.frames, elapsed, result.fps)
     return result
 

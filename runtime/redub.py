@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -44,6 +44,7 @@ from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
+from speech2vid.runtime.stage_clock import StageClock
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 
@@ -77,6 +78,7 @@ class RedubResult:
     fps: Fraction
     wall_seconds: float
     strip: Path | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (runtime.stage_clock)
 
     def summary(self) -> str:
         return (f"wrote {self.output} ({self.frames} frames at {float(self.fps):.3g} fps: {self.face_frames} re-dubbed "
@@ -153,11 +155,14 @@ def run_redub(
     face_index: int | None = None,
     label: str | None = None,
     progress: bool = True,
+    clock: StageClock | None = None,
 ) -> RedubResult:
-    """Stream the source through the tracker, the engine and the blender into the output MP4 (atomic)."""
+    """Stream the source through the tracker, the engine and the blender into the output MP4 (atomic);
+    ``clock`` collects where the time goes (``bench --pipeline``)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
+    clock = clock or StageClock()
     info = inputs.video
     engine.set_identity(inputs.faces)
     plan = fit_plan(info.frames, inputs.n_output, cfg.fit)
@@ -179,15 +184,18 @@ def run_redub(
         """Batches of tracked source frames; every frame's window is read (in order), so the feed
         advances, and muxes the audio, with the video."""
         while batch := list(itertools.islice(tracked, cfg.batch)):
-            yield Batch(batch, feed.windows([windows_of[p.index] for p in batch]), np.array([p.face is not None for p in batch]))
+            with clock("features"):
+                windows = feed.windows([windows_of[p.index] for p in batch])
+            yield Batch(batch, windows, np.array([p.face is not None for p in batch]))
 
     def finish(p: _Pending, rendered: np.ndarray | None) -> None:
         """Blend the rendered face into its source frame and write it."""
         out = p.source
         if p.face is not None and rendered is not None:
-            mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
-            out, method = paste_face(p.source, to_uint8(rendered), mask, crop_to_frame(p.face.transform),
-                                     method=cfg.blend, feather=cfg.feather)
+            with clock("composite"):
+                mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
+                out, method = paste_face(p.source, to_uint8(rendered), mask, crop_to_frame(p.face.transform),
+                                         method=cfg.blend, feather=cfg.feather)
         else:
             method = "no face"
         if method in ("poisson", "alpha"):
@@ -200,7 +208,8 @@ def run_redub(
             out = watermark(out, label)
         if p.index in strip_at:
             strip_pairs.append((p.source, out))
-        sink.write(out)
+        with clock("encode"):
+            sink.write(out)
         bar.update(1)
 
     bar = tqdm(total=inputs.n_output, unit="frame", desc="re-dubbing", disable=not progress, leave=False)
@@ -209,9 +218,14 @@ def run_redub(
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
             # The engine renders batch k while this thread blends batch k - 1 (the sink encodes on its own
             # thread) and a third decodes and tracks the frames after them.
-            frames = (_Pending(j, rgb, tracker.track(rgb)) for j, rgb in enumerate(source.frames(plan)))
-            with Prefetch(frames, TRACK_AHEAD * cfg.batch) as tracked:
-                for pending, rendered in pump(engine, batches(tracked)):
+            def tracked_frames() -> Iterator[_Pending]:
+                for j, rgb in enumerate(clock.iterate(source.frames(plan), "decode")):
+                    with clock("detect/track"):
+                        face = tracker.track(rgb)
+                    yield _Pending(j, rgb, face)
+
+            with Prefetch(tracked_frames(), TRACK_AHEAD * cfg.batch) as tracked:
+                for pending, rendered in clock.iterate(pump(engine, batches(clock.iterate(tracked, "waiting for tracking"))), "engine"):
                     finish(pending, rendered)
             feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
@@ -219,7 +233,8 @@ def run_redub(
     finally:
         bar.close()
     result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
-                         counts.alpha, info.rate, time.perf_counter() - start, strip_path)
+                         counts.alpha, info.rate, time.perf_counter() - start, strip_path,
+                         clock.per_frame_ms(sink.frames_written))
     log.debug("landmark filter restarted %d times (lost faces, cuts)", tracker.resets)
     return result
 
