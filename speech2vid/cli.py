@@ -309,6 +309,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from speech2vid.build_engines.commands import run_bench_command
 
     _check_outputs([("--json", args.json), ("--plot", args.plot)], [args.audio, args.weights])
+    if args.pipeline:
+        return _bench_pipeline(args)
     if args.live:
         import dataclasses
 
@@ -324,6 +326,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench_command(_settings(args), models=args.models, targets=args.targets, batches=args.batch,
                              seconds=args.seconds, weights=args.weights, json_path=args.json, plot_path=args.plot,
                              cache_dir=args.cache_dir)  # fmt: skip
+
+
+def _bench_pipeline(args: argparse.Namespace) -> int:
+    """``bench --pipeline``: generate, redub and live at several sizes, stage by stage."""
+    from speech2vid.bench.machine import machine_info
+    from speech2vid.bench.pipeline import PIPELINES, SIZES, format_pipeline_table, run_pipeline_bench
+    from speech2vid.files import write_json_atomic
+
+    settings = _settings(args)
+    machine = machine_info()
+    rows = run_pipeline_bench(settings, lambda s: _engine(s)[1], sizes=args.sizes or SIZES,
+                              pipelines=args.only or PIPELINES, seconds=args.pipeline_seconds)  # fmt: skip
+    e = settings.engine
+    print(f"{machine['cpu']}, {machine['usable_cores']} cores; {e.backend} {e.device} {e.precision}; x264 preset "
+          f"{settings.encode.preset} (live: {settings.encode.live_preset}); {args.pipeline_seconds:g} s of speech per run")
+    print(format_pipeline_table(rows))
+    if args.json:
+        import dataclasses
+
+        write_json_atomic(Path(args.json), {"machine": machine, "rows": [dataclasses.asdict(r) for r in rows]})
+        print(f"wrote {args.json}")
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -435,7 +459,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """build, verify, bench, export and cache: the engine cache's commands."""
-    from speech2vid.config import ENGINE_PRECISIONS, MAX_BATCH
+    from speech2vid.config import ENGINE_PRECISIONS, MAX_BATCH, MAX_SIDE
     from speech2vid.engine.cache import ENGINE_BACKENDS
 
     p = add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans")
@@ -482,6 +506,13 @@ def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="precision to run (repeatable; default fp32, fp16 and int8, each where built)")
     g.add_argument("--audio", metavar="FILE", help="speech played in real time, looped (default the sample speech)")
     g.add_argument("--live-seconds", type=number(float, 0, 24 * 3600, above=True), default=20.0, help="seconds of audio per precision (default 20)")
+    g = p.add_argument_group("whole pipelines (--pipeline): generate, redub and live at several output sizes, stage by stage")
+    g.add_argument("--pipeline", action="store_true", help="time the pipelines instead of the engines")
+    g.add_argument("--size", dest="sizes", action="append", type=number(int, 64, MAX_SIDE), metavar="PX",
+                   help="output size, the longer side (repeatable; default 256, 512, 1024, 1280 and 1920)")
+    g.add_argument("--only", action="append", choices=["generate", "redub", "live"], help="only this pipeline (repeatable)")
+    g.add_argument("--pipeline-seconds", type=number(float, 2, 3600), default=20.0,
+                   help="seconds of speech per pipeline and size (default 20; live runs in real time)")
     _add_cache_dir(p)
 
     p = add("export", cmd_export, f"export a model's FP32 ONNX graphs into the engine cache [needs {TRAIN_EXTRA}]")
