@@ -91,8 +91,9 @@ def photo_eyes(face: Any) -> tuple[EyeBox, EyeBox] | None:
 
 
 def close_eyes(frame: np.ndarray, eyes: tuple[EyeBox, ...], closure: float) -> np.ndarray:
-    """``frame`` (H, W, 3) float32 with each eye's upper lid slid down by ``closure`` (0..1); a new array."""
-    out = np.array(frame, dtype=np.float32, copy=True)
+    """``frame`` (H, W, 3) float32 or uint8 with each eye's upper lid slid down by ``closure`` (0..1); a new
+    array of the same type (a kiosk's photo stays uint8: a float copy of a 1080 px frame costs more than the lids)."""
+    out = np.array(frame, copy=True)
     if closure <= 0:
         return out
     h, w = frame.shape[:2]
@@ -116,14 +117,14 @@ def close_eyes(frame: np.ndarray, eyes: tuple[EyeBox, ...], closure: float) -> n
 
 
 def sway(frame: np.ndarray, dx: float, dy: float, tilt_deg: float) -> np.ndarray:
-    """``frame`` (H, W, 3) float32 moved rigidly: rolled by ``tilt_deg`` about its centre, shifted (dx, dy) px."""
+    """``frame`` (H, W, 3) float32 or uint8 moved rigidly: rolled by ``tilt_deg`` about its centre, shifted
+    (dx, dy) px; a new array of the same type."""
     if dx == 0.0 and dy == 0.0 and tilt_deg == 0.0:
-        return np.array(frame, dtype=np.float32, copy=True)
+        return np.array(frame, copy=True)
     h, w = frame.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), tilt_deg, 1.0)
     m[:, 2] += np.array([dx, dy])
-    return cv2.warpAffine(np.asarray(frame, dtype=np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.warpAffine(np.asarray(frame), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def animate(frame: np.ndarray, pose: Pose, eyes: tuple[EyeBox, ...]) -> np.ndarray:

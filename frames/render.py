@@ -7,7 +7,9 @@ import numpy as np
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] -> uint8, rounded."""
+    """(H, W, 3) float in [0, 1] -> uint8, rounded; a uint8 frame is returned as it is."""
+    if frame.dtype == np.uint8:
+        return frame
     return np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 

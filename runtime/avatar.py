@@ -62,7 +62,7 @@ class Avatar:
 
     faces: list[np.ndarray]  # (112, 112, 3) uint8 identity faces for the engine
     eyes: tuple[EyeBox, ...] | None  # in the shown image's pixels (blinks)
-    present: Callable[[np.ndarray], np.ndarray] | None  # rendered face -> shown image, float32 in [0, 1]
+    present: Callable[[np.ndarray], np.ndarray] | None  # rendered face -> shown image, (H, W, 3) uint8
     sway_scale: float  # shown pixels per rendered-face pixel (the idle sway is defined in face pixels)
 
     @classmethod
@@ -81,6 +81,6 @@ def live_avatar(
         return Avatar.bare(inputs.faces, inputs.eyes)
 
     def present(face: np.ndarray) -> np.ndarray:
-        return compose_on_photo(canvas, face).astype(np.float32) * np.float32(1.0 / 255.0)
+        return compose_on_photo(canvas, face)  # uint8: the sinks take it as it is, at any photo_side
 
     return Avatar(inputs.faces, inputs.eyes, present, canvas.face_scale)

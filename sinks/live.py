@@ -47,7 +47,8 @@ class LiveSink(ABC):
 
     @abstractmethod
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
-        """Show or store ``frame`` (109, 109, 3) float32 RGB in [0, 1]."""
+        """Show or store ``frame``: the engine's (109, 109, 3) float32 RGB in [0, 1], or the photo it was
+        composed into, (H, W, 3) uint8."""
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Captured 16 kHz float32 ``(n,)`` samples, in order, before the frames they belong to."""
