@@ -89,8 +89,10 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
     corners = np.concatenate([pts.min(axis=0) - 1, pts.max(axis=0) + 1]).reshape(2, 2)
     box = np.array([[corners[0, 0], corners[0, 1]], [corners[1, 0], corners[0, 1]], [corners[0, 0], corners[1, 1]],
                     [corners[1, 0], corners[1, 1]]]) @ to_frame[:, :2].T + to_frame[:, 2]  # fmt: skip
-    x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0)
-    x1, y1 = np.minimum(np.ceil(box.max(axis=0)).astype(int) + 3, [ow, oh])
+    # Even bounds (the frame's sides are even too): the region then covers whole 2x2 blocks of H.264's
+    # 4:2:0 chroma, so a writer can convert just the region and patch it into the photo's planes.
+    x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0) // 2 * 2
+    x1, y1 = np.minimum((np.ceil(box.max(axis=0)).astype(int) + 4) // 2 * 2, [ow, oh])
     m = to_frame.copy()
     m[:, 2] -= (x0, y0)
     roi = (int(x1 - x0), int(y1 - y0))

@@ -219,3 +219,16 @@ def test_the_region_composite_equals_the_full_frame_composite() -> None:
         want = _full_frame_composite(rgb, canvas, generated).astype(int)
         assert np.abs(got - want).max() <= 1
         assert (got != want).mean() < 1e-3
+
+
+def test_the_photo_planes_patched_with_the_region_are_the_whole_frame_converted() -> None:
+    """generate writes the changed region into the photo's I420 planes (issue 25): exactly what converting
+    the whole composed frame gives, since the region's bounds are even."""
+    from speech2vid.frames.photo_canvas import compose_region
+    from speech2vid.frames.yuv import I420Photo, rgb_to_i420
+
+    _, _, canvas = _canvas()
+    assert canvas.x0 % 2 == canvas.y0 % 2 == canvas.x1 % 2 == canvas.y1 % 2 == 0
+    planes = I420Photo(canvas.photo, canvas.x0, canvas.y0, canvas.x1, canvas.y1)
+    generated = np.clip(canvas.reference + 0.2 * np.random.default_rng(2).random(canvas.reference.shape), 0, 1)
+    assert np.array_equal(planes.frame(compose_region(canvas, generated)), rgb_to_i420(compose_on_photo(canvas, generated)))
