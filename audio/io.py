@@ -7,13 +7,26 @@ again block by block, each block with its 16 kHz mono twin (soxr's streaming res
 the same samples as resampling the whole signal at once).
 Every failure a user can cause is an :class:`~speech2vid.errors.AudioError` with a one-line message;
 that includes non-finite samples (NaN, inf in a float WAV), refused here so that no later stage (the
-silence check, the MFCC, the AAC encoder) ever sees them.
+silence check, the MFCC, the AAC encoder) ever sees them, and a stated sample rate below
+:data:`MIN_SAMPLE_RATE` (a broken header: a WAV claiming 1 Hz would last hours and resample to
+gigabytes).
+
+A pipe (a named FIFO, or ``<(command)`` in bash, which passes ``/dev/fd/N``) can be read only once,
+while the commands read their audio twice (its length first, then the samples): it is read whole into
+memory on first use, at most :data:`MAX_PIPE_BYTES` (512 MiB, about 45 minutes of 48 kHz stereo 16-bit
+WAV), and kept for the later reads. A named FIFO that no program has opened for writing is refused
+after :data:`PIPE_WRITER_WAIT` seconds instead of waiting forever. Other files that are not regular
+files (a terminal, a device, a socket) are refused at once.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
 import os
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +42,11 @@ from .wav import wav_truncation
 
 SILENCE_THRESHOLD_DBFS = -60.0
 _RESAMPLE_QUALITY = "HQ"
+MIN_SAMPLE_RATE = 4000  # Hz: below this a stated rate is a broken header (speech needs 2 kHz of bandwidth)
+MAX_PIPE_BYTES = 512 * 2**20  # a pipe is held in memory whole: refused beyond this
+PIPE_WRITER_WAIT = 5.0  # s a named FIFO may stay without a writer before it is refused
+_PIPE_READ = 1 << 20  # bytes per read() of a pipe
+_piped: dict[tuple[int, int], bytes] = {}  # pipes read so far, by (st_dev, st_ino): they cannot be read again
 
 # PyAV sample formats (planar ones end in "p") -> (scale to [-1, 1], the unsigned format's zero).
 _SAMPLE_FORMATS: dict[str, tuple[float, float]] = {
@@ -115,6 +133,72 @@ def _frame_to_array(frame: av.AudioFrame, name: str, position: int = 0) -> np.nd
     return (data * scale).astype(np.float32)
 
 
+def read_pipe(path: str | os.PathLike[str], name: str) -> bytes:
+    """All bytes of a pipe, once a writer has opened it; ``name``: the path quoted for messages.
+
+    Raises:
+        AudioError: no writer opens it within :data:`PIPE_WRITER_WAIT` s, or it holds more than
+            :data:`MAX_PIPE_BYTES`.
+    """
+    # A plain open() of a FIFO blocks until a writer opens the other end, for ever if none does.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        first = _first_bytes(fd, name)
+        os.set_blocking(fd, True)  # a writer is there: read until it closes its end
+        chunks: list[bytes] = []
+        size = 0
+        for data in itertools.chain([first], iter(lambda: os.read(fd, _PIPE_READ), b"")):
+            size += len(data)
+            if size > MAX_PIPE_BYTES:
+                raise AudioError(
+                    f"{name} is a pipe holding more than {MAX_PIPE_BYTES / 2**20:.0f} MiB, the most read into "
+                    "memory: save it to a file first and pass that"
+                )
+            chunks.append(data)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _first_bytes(fd: int, name: str) -> bytes:
+    """The first bytes of a pipe opened non-blocking (empty when a writer is there but has written none yet);
+    AudioError when no writer shows within :data:`PIPE_WRITER_WAIT` s."""
+    deadline = time.monotonic() + PIPE_WRITER_WAIT
+    while True:
+        try:
+            data = os.read(fd, _PIPE_READ)
+        except BlockingIOError:  # EAGAIN: a writer has the pipe open
+            return b""
+        if data:
+            return data
+        # b"": no writer has the pipe open (yet)
+        if time.monotonic() > deadline:
+            raise AudioError(
+                f"{name} is a named pipe and no program writes to it (waited {PIPE_WRITER_WAIT:g} s): "
+                "start the program that writes it first, or pass an audio file"
+            )
+        time.sleep(0.05)
+
+
+def _source(path: Path, name: str) -> str | bytes:
+    """What FFmpeg should open for ``path``: the path of a regular file, or the bytes of a pipe."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise AudioError(f"cannot read {name} ({exc.strerror or type(exc).__name__}): check the path") from None
+    if stat.S_ISREG(st.st_mode):
+        return str(path)
+    if not stat.S_ISFIFO(st.st_mode):
+        raise AudioError(f"{name} is not a regular file (a terminal, device or socket): pass an audio file")
+    key = (st.st_dev, st.st_ino)
+    if key not in _piped:
+        try:
+            _piped[key] = read_pipe(path, name)
+        except OSError as exc:
+            raise AudioError(f"cannot read the pipe {name} ({exc.strerror or type(exc).__name__})") from None
+    return _piped[key]
+
+
 def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
     """Decode the first audio track of any file FFmpeg reads, one decoded frame at a time.
 
@@ -131,11 +215,12 @@ def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
         raise AudioError(f"audio file {name} not found: check the path")
     if p.is_dir():
         raise AudioError(f"{name} is a directory, not an audio file: pass the path of an audio or video file")
-    truncation = wav_truncation(p)
+    source = _source(p, name)
+    truncation = wav_truncation(source)
     if truncation is not None:
         raise AudioError(f"{name} is truncated ({truncation}): re-export or re-download the file")
     try:
-        with av.open(str(p), mode="r") as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r") as container:
             if not container.streams.audio:
                 raise AudioError(f"{name} has no audio track: pass a file with sound, or a video with an audio track")
             stream = container.streams.audio[0]
@@ -149,6 +234,11 @@ def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
                     rate, channels = int(frame.sample_rate), block.shape[1]
                     if rate <= 0:
                         raise AudioError(f"{name} does not state its sample rate: convert it to a plain WAV first")
+                    if rate < MIN_SAMPLE_RATE:
+                        raise AudioError(
+                            f"{name} states a sample rate of {rate} Hz, below the {MIN_SAMPLE_RATE} Hz speech needs: "
+                            "its header is wrong, or it is no recording; re-export it (e.g. as a 16 kHz WAV)"
+                        )
                 elif block.shape[1] != channels or frame.sample_rate != rate:
                     raise AudioError(
                         f"{name} changes its sample rate or channel count mid-stream: convert it to a plain WAV first"

@@ -3,15 +3,22 @@
 A *plan* lists, for each output frame, the source frame index to show (:func:`fit_plan`). Runs that go
 forward are decoded straight through; runs that go backward (``pingpong``) are decoded in blocks of at
 most ``block`` frames after a seek and played in reverse, so memory stays bounded by ``block`` frames.
+
+Frames come upright: a phone stores its sensor's frames as they were filmed and says in the file how to
+turn them for display (a display matrix, or the older ``rotate`` tag). FFmpeg's own command line turns
+them; its libraries, which PyAV wraps, do not, so :func:`upright` does it here and :class:`VideoInfo`
+gives the upright size. Only quarter turns are applied (phones write nothing else); a mirroring in the
+display matrix is ignored.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 
@@ -34,6 +41,38 @@ class VideoInfo:
     height: int
     rate: Fraction  # frames per second, exact (30000/1001 for NTSC)
     frames: int
+    turn: int = 0  # degrees clockwise (0, 90, 180, 270) that turn the stored frames upright; width, height: after it
+
+
+def quarter_turn(matrix_ccw: float, tags: Mapping[str, str]) -> int:
+    """Degrees clockwise (0, 90, 180 or 270) that turn a video's stored frames upright for display.
+
+    ``matrix_ccw``: the rotation of the display matrix, counterclockwise as FFmpeg states it (0 when the
+    file has none); ``tags``: the stream's metadata, whose legacy ``rotate`` tag (clockwise, any case of
+    the key) counts when there is no display matrix rotation. Angles are rounded to quarter turns.
+    """
+    clockwise = -float(matrix_ccw)
+    if not clockwise:
+        tag = next((v for k, v in tags.items() if k.lower() == "rotate"), "0")
+        try:
+            clockwise = float(tag)
+        except ValueError:  # a tag some tool filled with text: there is nothing to turn by
+            clockwise = 0.0
+    if not math.isfinite(clockwise):
+        return 0
+    return int(round(clockwise / 90.0)) % 4 * 90
+
+
+def frame_turn(frame: Any, stream: Any) -> int:
+    """:func:`quarter_turn` of a decoded PyAV video frame (its display matrix) and its stream (tags)."""
+    return quarter_turn(getattr(frame, "rotation", 0) or 0, dict(stream.metadata or {}))
+
+
+def upright(rgb: np.ndarray, turn: int) -> np.ndarray:
+    """A stored (H, W, C) frame turned ``turn`` degrees clockwise: (W, H, C) for 90 and 270, C-contiguous."""
+    if turn % 360 == 0:
+        return rgb
+    return np.ascontiguousarray(np.rot90(rgb, k=-(turn // 90)))
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -53,16 +92,34 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
             frames = int(stream.frames or 0)
-            if frames <= 0:  # not in the header: count packets (no decoding)
-                frames = sum(1 for pkt in container.demux(stream) if pkt.size)
+            turn, counted = _first_turn_and_packets(container, stream, count=frames <= 0)
+            frames = frames if frames > 0 else counted
             width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            if turn in (90, 270):
+                width, height = height, width
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise VideoError(f"cannot read {name} as a video ({type(exc).__name__}): pass an MP4, MOV or MKV file") from None
     if not rate or rate <= 0:
         raise VideoError(f"{name} does not state a frame rate: re-encode it (e.g. ffmpeg -i IN -r 25 OUT.mp4)")
     if frames <= 0 or width <= 0 or height <= 0:
         raise VideoError(f"{name} holds no video frames")
-    return VideoInfo(p, width, height, Fraction(rate), frames)
+    return VideoInfo(p, width, height, Fraction(rate), frames, turn)
+
+
+def _first_turn_and_packets(container: Any, stream: Any, *, count: bool) -> tuple[int, int]:
+    """The turn of the first decoded frame (the display matrix reaches the frames, not the stream's
+    Python API), and with ``count`` the number of non-empty packets (the header did not state it)."""
+    turn: int | None = None
+    packets = 0
+    for packet in container.demux(stream):
+        packets += bool(packet.size)
+        if turn is None:
+            for frame in packet.decode():
+                turn = frame_turn(frame, stream)
+                break
+        if turn is not None and not count:
+            break
+    return turn or 0, packets
 
 
 def fit_plan(n_source: int, n_output: int, fit: Fit) -> np.ndarray:
@@ -126,7 +183,7 @@ class SourceFrames:
             counted += 1
             i = self._index(frame, counted)
             if i >= index:
-                yield i, frame.to_ndarray(format="rgb24")
+                yield i, upright(frame.to_ndarray(format="rgb24"), self.info.turn)
 
     def _read(self, index: int) -> np.ndarray:
         """Frame ``index``; continues the current decode when it lies just ahead, else seeks."""

@@ -16,6 +16,15 @@ Encoding runs on a thread of its own (:class:`EncodeThread`): x264 at the offlin
 encodes, so the caller prepares the next frame meanwhile. The calls reach FFmpeg in the same order
 as without the thread: the same frames and samples, usually the same file byte for byte (x264's own
 thread count, which follows the CPUs the calling thread may use, can change its last bits).
+
+H.264 at 4:2:0, what players take, stores colour at half resolution in both directions and so needs an
+even width and height. A frame with an odd side (a 511x383 source being re-dubbed) is padded by one
+column or row that repeats its last one, not cropped, so every pixel of the source is kept in place;
+the file is then one pixel wider or taller, which a warning says.
+
+AAC takes a fixed table of sample rates (8 kHz to 96 kHz, and 7350 Hz). Audio at another rate (4 kHz,
+6 kHz) is resampled with soxr to the next rate the encoder takes, at or above its own, so nothing
+is lost; audio above the table's top is brought down to its top.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from speech2vid.partials import remove_stale_partials
 log = logging.getLogger("speech2vid.sinks.video_file")
 
 AAC_MAX_CHANNELS = 2
+MIN_TRACK_RATE = 8000  # Hz: the lowest rate in common use; AAC's 7350 Hz is legal but rare
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # the MP4 family: H.264 video with AAC audio
 ENCODE_QUEUE = 8  # frames waiting for the encoder at most (bounded memory: 8 x a frame)
 
@@ -95,6 +105,33 @@ def check_output_path(path: str | Path, inputs: Sequence[str | Path] = (), what:
     return check_output(path, what=what, inputs=inputs, suffixes=VIDEO_SUFFIXES)
 
 
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` rounded up to even numbers, as H.264 at 4:2:0 needs."""
+    w, h = size
+    return w + w % 2, h + h % 2
+
+
+def pad_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An (H, W, 3) frame padded at the right and bottom to ``size`` (width, height) by repeating its
+    last column and row; the frame itself when it has that size already."""
+    h, w = rgb.shape[:2]
+    if (w, h) == size:
+        return rgb
+    return np.pad(rgb, ((0, size[1] - h), (0, size[0] - w), (0, 0)), mode="edge")
+
+
+def track_rate(rate: int, accepted: Sequence[int] | None) -> int:
+    """The sample rate to encode audio of ``rate`` Hz at, given the encoder's ``accepted`` rates (None: any).
+
+    ``rate`` itself when accepted; else the lowest accepted rate at or above both ``rate`` and
+    :data:`MIN_TRACK_RATE` (resampling up loses nothing); else, above the encoder's range, its highest.
+    """
+    if not accepted or rate in accepted:
+        return rate
+    above = [r for r in accepted if r >= max(rate, MIN_TRACK_RATE)]
+    return min(above) if above else max(accepted)
+
+
 class VideoFileSink:
     """``write(frame)`` RGB uint8 (H, W, 3) frames; ``close()`` finishes and renames; ``abort()`` discards."""
 
@@ -122,6 +159,10 @@ class VideoFileSink:
         self.fps = fps
         self._rate = Fraction(fps)  # exact, also for 30000/1001 (NTSC) sources being re-dubbed
         self.width, self.height = size
+        self.encoded_size = even_size(size)  # (width, height) in the file: odd sides padded by one
+        if self.encoded_size != (self.width, self.height):
+            log.warning("%dx%d frames have an odd side, which H.264 (4:2:0) cannot store: writing %dx%d "
+                        "(the last column or row repeated)", self.width, self.height, *self.encoded_size)
         self.frames_written = 0
         streamed = audio_rate if audio_rate is not None else live_audio_rate
         if audio is not None and streamed is not None:
@@ -132,8 +173,9 @@ class VideoFileSink:
             audio_channels = 1
         self._audio_pos = 0  # samples of the audio track already sent to the encoder
         self._audio_base = 0  # track index of _audio_samples[:, 0] (what is encoded is dropped)
-        self._audio_rate = streamed
+        self._audio_rate = streamed  # of the track; audio arrives at ``streamed`` and is resampled when they differ
         self._audio_channels = min(audio_channels, AAC_MAX_CHANNELS)
+        self._resampler: Any = None
         self._encoder = EncodeThread()
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
@@ -141,14 +183,22 @@ class VideoFileSink:
             if not isinstance(video, av.video.stream.VideoStream):
                 raise ValueError(f"{video_codec} is not a video codec")
             self._video = video
-            self._video.width, self._video.height = self.width, self.height
+            self._video.width, self._video.height = self.encoded_size
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(crf), "preset": preset}
             self._video.codec_context.time_base = 1 / self._rate
             self._audio_stream: av.audio.stream.AudioStream | None = None
             if streamed is not None:
+                self._audio_rate = track_rate(streamed, av.codec.Codec(audio_codec, "w").audio_rates)
+                if self._audio_rate != streamed:
+                    import soxr
+
+                    log.info("audio at %d Hz, which %s does not take: resampled to %d Hz", streamed, audio_codec,
+                             self._audio_rate)
+                    self._resampler = soxr.ResampleStream(streamed, self._audio_rate, self._audio_channels,
+                                                          dtype="float32", quality="HQ")
                 layout = "mono" if self._audio_channels == 1 else "stereo"
-                sound = self._container.add_stream(audio_codec, rate=streamed, layout=layout)
+                sound = self._container.add_stream(audio_codec, rate=self._audio_rate, layout=layout)
                 if not isinstance(sound, av.audio.stream.AudioStream):
                     raise ValueError(f"{audio_codec} is not an audio codec")
                 sound.bit_rate = audio_bitrate
@@ -202,7 +252,8 @@ class VideoFileSink:
     def write(self, rgb: np.ndarray) -> None:
         import av
 
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # a copy: the caller may reuse ``rgb``
+        # A copy (from_ndarray, or the padding): the caller may reuse ``rgb``.
+        frame = av.VideoFrame.from_ndarray(pad_to(rgb, self.encoded_size), format="rgb24")
         frame.pts = self.frames_written
         try:
             self._encode(self._video, frame)
@@ -228,12 +279,21 @@ class VideoFileSink:
         chunk = self._planar(samples)
         if chunk.shape[0] != self._audio_channels:
             raise ValueError(f"write_audio() got {chunk.shape[0]} channels, the track has {self._audio_channels}")
+        self._append_audio(chunk)
+
+    def _append_audio(self, chunk: np.ndarray, last: bool = False) -> None:
+        """Queue ``(channels, n)`` samples at the input rate for the track, resampled when it has another rate."""
+        if self._resampler is not None:
+            out = self._resampler.resample_chunk(np.ascontiguousarray(chunk.T), last=last)
+            chunk = np.clip(np.asarray(out, dtype=np.float32).reshape(-1, self._audio_channels).T, -1.0, 1.0)
         self._audio_samples = np.concatenate((self._audio_samples, chunk), axis=1)
 
     def close(self) -> Path:
         """Flush both encoders, finish the container and move it onto the target name."""
         try:
             if self._audio_stream is not None:
+                if self._resampler is not None:  # the resampler's delayed tail
+                    self._append_audio(np.zeros((self._audio_channels, 0), np.float32), last=True)
                 self._encode_audio_until(self._audio_base + self._audio_samples.shape[1])
             self._encoder.finish()  # from here on this thread alone touches the container
             if self._audio_stream is not None:
@@ -250,8 +310,8 @@ class VideoFileSink:
         except BaseException:
             self._discard()
             raise
-        log.info("wrote %s: %d frames at %.3g fps, %.1f kB", self.path, self.frames_written, float(self.fps),
-                 self.path.stat().st_size / 1e3)
+        log.info("wrote %s: %d frames of %dx%d at %.3g fps, %.1f kB", self.path, self.frames_written,
+                 *self.encoded_size, float(self.fps), self.path.stat().st_size / 1e3)
         return self.path
 
     def _discard(self) -> None:
