@@ -3,7 +3,7 @@
 The engine is no longer what a frame costs; decoding, tracking, compositing and encoding at the photo's
 or the video's resolution are. Each run is the real pipeline (``runtime.offline.render_video``,
 ``runtime.redub.run_redub``, ``runtime.live.run_live``) on inputs made here at the asked size, with its
-:class:`~speech2vid.runtime.stage_clock.StageClock`: frames per second, the real-time factor, and the
+:class:`~speech2vid.stage_clock.StageClock`: frames per second, the real-time factor, and the
 milliseconds per frame of each stage. Stages on other threads (the decoder and tracker of ``redub``, the
 video encoder) overlap the pipeline's own, so the stages can add up to more than the wall time per frame.
 

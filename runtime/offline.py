@@ -25,13 +25,14 @@ from speech2vid.features.pauses import PauseParams
 from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
 from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
-from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo
+from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, compose_region
 from speech2vid.frames.render import to_uint8, video_frame, watermark
+from speech2vid.frames.yuv import I420Photo
 from speech2vid.runtime.avatar import photo_inputs
 from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.speech_feed import SpeechFeed
-from speech2vid.runtime.stage_clock import StageClock
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
+from speech2vid.stage_clock import StageClock
 
 log = logging.getLogger("speech2vid.runtime.offline")
 
@@ -60,7 +61,7 @@ class GenerateResult:
     frames: int
     audio_seconds: float
     wall_seconds: float
-    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (runtime.stage_clock)
+    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (speech2vid.stage_clock)
 
     @property
     def fps(self) -> float:
@@ -131,7 +132,13 @@ def render_video(
         audio_rate=inputs.audio.rate,
         audio_channels=inputs.audio.channels,
         **encode.codec_options(),
+        clock=clock,
     )
+    # Only the region of the lower face changes between frames: it alone is converted and patched into
+    # the photo's own I420 planes (frames/yuv.py). Idle sway moves the whole frame and a label is drawn
+    # over it: those frames go the whole way.
+    canvas = inputs.canvas
+    planes = I420Photo(canvas.photo, canvas.x0, canvas.y0, canvas.x1, canvas.y1) if canvas is not None else None
     bar = tqdm(total=n_frames, unit="frame", desc="generating", disable=not progress, leave=False)
     try:
         with sink:
@@ -147,9 +154,16 @@ def render_video(
             for silent, rendered in clock.iterate(pump(engine, clock.iterate(batches(), "features")), "engine"):
                 frame = still if rendered is None else rendered
                 assert frame is not None  # only the gate (which made ``still``) leaves frames unrendered
+                if canvas is not None and planes is not None and animator is None and not label:
+                    with clock("composite"):
+                        region = compose_region(canvas, frame)
+                    with clock("encode"):
+                        sink.write_i420(planes.frame(region))
+                    bar.update(1)
+                    continue
                 with clock("composite"):
-                    if inputs.canvas is not None:
-                        image = photo_frame(inputs.canvas, frame, animator, silent, eyes, label)
+                    if canvas is not None:
+                        image = photo_frame(canvas, frame, animator, silent, eyes, label)
                     elif animator is not None:
                         image = video_frame(animate(frame, animator.step(silent), eyes), cfg.output_size, label)
                     else:

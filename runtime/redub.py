@@ -44,9 +44,9 @@ from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
-from speech2vid.runtime.stage_clock import StageClock
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
+from speech2vid.stage_clock import StageClock
 
 log = logging.getLogger("speech2vid.runtime.redub")
 
@@ -78,7 +78,7 @@ class RedubResult:
     fps: Fraction
     wall_seconds: float
     strip: Path | None = None
-    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (runtime.stage_clock)
+    stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (speech2vid.stage_clock)
 
     def summary(self) -> str:
         return (f"wrote {self.output} ({self.frames} frames at {float(self.fps):.3g} fps: {self.face_frames} re-dubbed "
@@ -177,7 +177,7 @@ def run_redub(
     sink = VideoFileSink(
         inputs.output, fps=info.rate, size=(info.width, info.height),
         audio_rate=inputs.audio.rate, audio_channels=inputs.audio.channels,
-        **encode.codec_options(),
+        **encode.codec_options(), clock=clock,
     )  # fmt: skip
 
     def batches(tracked: Iterator[_Pending]) -> Iterator[Batch[_Pending]]:

@@ -29,6 +29,7 @@ is lost; audio above the table's top is brought down to its top.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -44,6 +45,7 @@ from speech2vid.errors import OutputError
 from speech2vid.files import partial_path
 from speech2vid.outputs import check_output, is_write_error, write_failed
 from speech2vid.partials import remove_stale_partials
+from speech2vid.stage_clock import StageClock
 
 log = logging.getLogger("speech2vid.sinks.video_file")
 
@@ -150,6 +152,7 @@ class VideoFileSink:
         live_audio_rate: int | None = None,
         audio_rate: int | None = None,
         audio_channels: int = 1,
+        clock: StageClock | None = None,
     ):
         import av
 
@@ -176,6 +179,7 @@ class VideoFileSink:
         self._audio_rate = streamed  # of the track; audio arrives at ``streamed`` and is resampled when they differ
         self._audio_channels = min(audio_channels, AAC_MAX_CHANNELS)
         self._resampler: Any = None
+        self._clock = clock  # where the encoder's time goes (bench --pipeline): its thread, and the final mux
         self._encoder = EncodeThread()
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4")
@@ -241,19 +245,38 @@ class VideoFileSink:
 
     def _encode(self, stream: Any, frame: Any) -> None:
         """Encode ``frame`` on ``stream`` and mux its packets, on the encoder thread."""
-        container = self._container
+        container, clock = self._container, self._clock
 
         def job() -> None:
             for packet in stream.encode(frame):
                 container.mux(packet)
 
-        self._encoder.submit(job)
+        if clock is None:
+            self._encoder.submit(job)
+        else:
+            def timed() -> None:
+                with clock("x264 (thread)"):
+                    job()
+
+            self._encoder.submit(timed)
 
     def write(self, rgb: np.ndarray) -> None:
         import av
 
         # A copy (from_ndarray, or the padding): the caller may reuse ``rgb``.
-        frame = av.VideoFrame.from_ndarray(pad_to(rgb, self.encoded_size), format="rgb24")
+        self._write_frame(av.VideoFrame.from_ndarray(pad_to(rgb, self.encoded_size), format="rgb24"))
+
+    def write_i420(self, planes: np.ndarray) -> None:
+        """Append a frame given as its I420 planes, ``(H * 3 / 2, W)`` uint8 at the encoded size
+        (:mod:`speech2vid.frames.yuv`): no conversion here; ``planes`` must not be changed afterwards."""
+        import av
+
+        w, h = self.encoded_size
+        if planes.shape != (h * 3 // 2, w) or planes.dtype != np.uint8:
+            raise ValueError(f"I420 planes of a {w}x{h} frame are ({h * 3 // 2}, {w}) uint8, got {planes.shape} {planes.dtype}")
+        self._write_frame(av.VideoFrame.from_ndarray(planes, format="yuv420p"))
+
+    def _write_frame(self, frame: Any) -> None:
         frame.pts = self.frames_written
         try:
             self._encode(self._video, frame)
@@ -296,12 +319,13 @@ class VideoFileSink:
                     self._append_audio(np.zeros((self._audio_channels, 0), np.float32), last=True)
                 self._encode_audio_until(self._audio_base + self._audio_samples.shape[1])
             self._encoder.finish()  # from here on this thread alone touches the container
-            if self._audio_stream is not None:
-                for packet in self._audio_stream.encode(None):
+            with self._clock("mux") if self._clock is not None else contextlib.nullcontext():
+                if self._audio_stream is not None:
+                    for packet in self._audio_stream.encode(None):
+                        self._container.mux(packet)
+                for packet in self._video.encode(None):
                     self._container.mux(packet)
-            for packet in self._video.encode(None):
-                self._container.mux(packet)
-            self._container.close()
+                self._container.close()
             os.replace(self.tmp, self.path)
         except OSError as exc:
             self._raise_write_error(exc)
