@@ -9,6 +9,8 @@ result is exactly the conversion of the whole frame.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -16,6 +18,15 @@ import numpy as np
 def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB, H and W even -> (H * 3 / 2, W) uint8: the Y plane, then U and V at half size."""
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+
+
+def frame_rgb(frame: object) -> np.ndarray:
+    """A decoded PyAV video frame as (H, W, 3) uint8 RGB. The usual 4:2:0 frame of even size is converted by
+    OpenCV (one SIMD pass over the planes), others by FFmpeg's swscale; both use BT.601's matrix."""
+    f: Any = frame
+    if f.format.name == "yuv420p" and f.width % 2 == 0 and f.height % 2 == 0:
+        return cv2.cvtColor(f.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return np.asarray(f.to_ndarray(format="rgb24"))
 
 
 def _chroma(buf: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

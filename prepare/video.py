@@ -26,6 +26,7 @@ from speech2vid.faces.dlib_models import frontal_face_detector
 from speech2vid.faces.detect import Box
 from speech2vid.faces.landmarks import landmarks_68
 from speech2vid.features.windows import speech_windows
+from speech2vid.frames.yuv import frame_rgb
 from speech2vid.runtime.video_source import frame_turn, upright
 
 from .shots import colour_histogram, shot_boundaries
@@ -78,7 +79,7 @@ def _frames(path: Path) -> Iterator[np.ndarray]:
         for frame in container.decode(stream):
             if turn is None:  # the first frame's: a phone's rotation holds for the whole video
                 turn = frame_turn(frame, stream)
-            yield upright(frame.to_ndarray(format="rgb24"), turn)
+            yield upright(frame_rgb(frame), turn)
     except av.FFmpegError as exc:
         raise SkipVideo(f"corrupt video data ({type(exc).__name__})") from None
     finally:

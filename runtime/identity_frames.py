@@ -16,6 +16,7 @@ import numpy as np
 from speech2vid.errors import FaceError
 from speech2vid.faces import align_image, detect_faces, note_face_choice, transform_points
 from speech2vid.faces.ibug68 import INNER_LIPS
+from speech2vid.frames.yuv import frame_rgb
 from speech2vid.runtime.video_source import VideoInfo, upright
 
 log = logging.getLogger("speech2vid.runtime.identity_frames")
@@ -84,7 +85,7 @@ def sample_faces(
         for i, frame in enumerate(container.decode(stream)):
             if i not in wanted:
                 continue
-            rgb = upright(frame.to_ndarray(format="rgb24"), info.turn)
+            rgb = upright(frame_rgb(frame), info.turn)
             boxes = detect_faces(rgb)
             if face_index is None and most_faces < 2 <= len(boxes):  # said once, where several first show
                 note_face_choice(boxes, index, f"frame {i} of {info.path}")

@@ -223,18 +223,31 @@ def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any])
 
     from speech2vid.engine.cache import EngineRefused
 
-    settings = live_threads(settings)
+    return prefer_int8(live_threads(settings), enabled=settings.live.prefer_int8, explicit=explicit, make=make,
+                       command="live", gain="lower latency", missing=logging.WARNING)  # fmt: skip
+
+
+def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[[Any], Any], command: str, gain: str,
+                missing: int) -> Any:  # fmt: skip
+    """``settings`` with the INT8 engine when ``enabled``, on CPU with ONNX Runtime, no ``--precision`` given
+    (``explicit``) and the engine built (``make(settings)`` refuses it otherwise). The choice is logged, never
+    silent; an INT8 engine that is not built is said at level ``missing``, with how to build it."""
+    import dataclasses
+
+    from speech2vid.engine.cache import EngineRefused
+
     e = settings.engine
-    if explicit or not settings.live.prefer_int8 or e.backend != "onnxruntime" or e.device != "cpu" or e.precision == "int8":
+    if explicit or not enabled or e.backend != "onnxruntime" or e.device != "cpu" or e.precision == "int8":
         return settings
     int8 = dataclasses.replace(settings, engine=dataclasses.replace(e, precision="int8"))
     try:
         make(int8)
     except EngineRefused as exc:
-        log.warning("live: no usable INT8 engine (%s); running %s. Build it for lower latency: "
-                    "speech2vid build --precision int8", str(exc).split(": ", 1)[-1], e.precision)  # fmt: skip
+        log.log(missing, "%s: no usable INT8 engine (%s); running %s. Build it for %s: speech2vid build "
+                "--precision int8", command, str(exc).split(": ", 1)[-1], e.precision, gain)  # fmt: skip
         return settings
-    log.info("live: running the INT8 engine on CPU (live.prefer_int8; --precision %s to run %s)", e.precision, e.precision)
+    log.info("%s: running the INT8 engine on CPU (%s.prefer_int8; --precision %s to run %s)", command, command,
+             e.precision, e.precision)  # fmt: skip
     return int8
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Literal, Mapping
 import numpy as np
 
 from speech2vid.errors import UserError
+from speech2vid.frames.yuv import frame_rgb
 
 Fit = Literal["loop", "trim", "pingpong"]
 REVERSE_BLOCK = 32  # frames decoded ahead and played backwards in a pingpong run
@@ -183,7 +184,7 @@ class SourceFrames:
             counted += 1
             i = self._index(frame, counted)
             if i >= index:
-                yield i, upright(frame.to_ndarray(format="rgb24"), self.info.turn)
+                yield i, upright(frame_rgb(frame), self.info.turn)
 
     def _read(self, index: int) -> np.ndarray:
         """Frame ``index``; continues the current decode when it lies just ahead, else seeks."""

@@ -180,6 +180,8 @@ def _engine(settings: Any) -> tuple[Any, Any]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from speech2vid.model.ref import RANDOM
+    from speech2vid.runtime.live_app import prefer_int8
     from speech2vid.runtime.offline import prepare_inputs, render_video
 
     settings = _settings(args)
@@ -195,6 +197,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         photo_max_side=settings.generate.photo_max_side,
         rest_mouth=settings.generate.rest_mouth,
     )
+    if settings.weights != RANDOM:  # random weights have no INT8 engine to prefer
+        settings = prefer_int8(settings, enabled=settings.generate.prefer_int8, explicit=args.precision is not None,
+                               make=_engine, command="generate", gain="speed", missing=logging.INFO)  # fmt: skip
     ref, engine = _engine(settings)
     label = "RANDOM WEIGHTS - NOT A TRAINED MODEL" if ref.is_random else None
     log.info(
@@ -205,7 +210,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with engine:
         result = render_video(engine, inputs, settings.generate, settings.encode, label=label, progress=not args.quiet, vad=settings.vad)
     print(f"wrote {result.output} ({result.frames} frames, {result.audio_seconds:.2f} s, "
-          f"{result.fps:.1f} frames/s on {settings.engine.backend})")
+          f"{result.fps:.1f} frames/s on {settings.engine.backend} {settings.engine.precision})")
     return 0
 
 

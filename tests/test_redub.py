@@ -41,9 +41,12 @@ BURST = 0.4  # s of speech, then as much digital silence, repeated
 WATERMARK_ROWS = 32  # the random-weights banner (24 rows) rounded up to whole 16-px H.264 macroblocks
 
 
-def decode(path: Path) -> list[np.ndarray]:
+def decode(path: Path, *, as_the_runtime: bool = False) -> list[np.ndarray]:
+    """Every frame as RGB int16: by FFmpeg's swscale, or (``as_the_runtime``) by the runtime's converter."""
+    from speech2vid.frames.yuv import frame_rgb
+
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+        return [(frame_rgb(f) if as_the_runtime else f.to_ndarray(format="rgb24")).astype(np.int16) for f in c.decode(video=0)]
 
 
 def bursts(path: Path, seconds: float) -> Path:
@@ -242,7 +245,7 @@ def test_window_for_frames_maps_times() -> None:
 
 def test_source_frames_pingpong_streams_backwards(clip: dict[str, Path]) -> None:
     info = probe_video(clip["src"])
-    frames = decode(clip["src"])
+    frames = decode(clip["src"], as_the_runtime=True)  # which frame comes out is checked, not the colour conversion
     plan = fit_plan(info.frames, 120, "pingpong")
     with SourceFrames(info, block=8) as reader:
         for k, rgb in enumerate(reader.frames(plan)):
