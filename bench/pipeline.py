@@ -78,7 +78,7 @@ def bench_video(path: Path, side: int, frames: int) -> Path:
     with VideoFileSink(path, fps=25, size=(width, height), preset="ultrafast") as sink:
         for i in range(frames):
             dx, dy = 3 * np.sin(i / 20), 2 * np.cos(i / 27)
-            m = np.float32([[1, 0, dx], [0, 1, dy - y0]])
+            m = np.array([[1, 0, dx], [0, 1, dy - y0]], dtype=np.float32)
             sink.write(cv2.warpAffine(base, m, (width, height), borderMode=cv2.BORDER_REFLECT_101))
     return path
 

@@ -25,7 +25,7 @@ def frame_rgb(frame: object) -> np.ndarray:
     OpenCV (one SIMD pass over the planes), others by FFmpeg's swscale; both use BT.601's matrix."""
     f: Any = frame
     if f.format.name == "yuv420p" and f.width % 2 == 0 and f.height % 2 == 0:
-        return cv2.cvtColor(f.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+        return np.asarray(cv2.cvtColor(f.to_ndarray(), cv2.COLOR_YUV2RGB_I420))
     return np.asarray(f.to_ndarray(format="rgb24"))
 
 

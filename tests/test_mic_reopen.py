@@ -43,7 +43,7 @@ def test_microphone_back_after_the_sound_server_restarts(lite_onnx, engine_cache
         rc = live.finish(signal.SIGTERM)
     finally:
         _stop_pulse(env)
-    assert rc == 0, live.output
+    assert rc == 143, live.output  # SIGTERM's status, as in every command (issue 23); the files are finalised
     assert "Traceback" not in live.output and "could not be reopened" not in live.output
     s = json.loads(stats.read_text())
     assert s["ended"] == "stopped" and s["error"] is None
