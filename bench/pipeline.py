@@ -7,7 +7,7 @@ or the video's resolution are. Each run is the real pipeline (``runtime.offline.
 milliseconds per frame of each stage. Stages on other threads (the decoder and tracker of ``redub``, the
 video encoder) overlap the pipeline's own, so the stages can add up to more than the wall time per frame.
 
-The inputs: the bundled sample photo, reflected out to about 3:2 around the face (the face fills about a
+The inputs: the bundled sample photo, its edges extended to about 3:2 around the face (the face fills about a
 third of the width, as in a phone portrait) and resized so that its longer side is the size; for
 ``redub`` a 16:9 video of that picture drifting slowly (so that decoding and tracking do real work every
 frame); for ``live`` the portrait enlarged so that the square ``live`` shows around the face is the
@@ -47,18 +47,19 @@ class PipelineRow:
     fps: float = 0.0
     realtime: float = 0.0  # frames per second / the video's frame rate
     stages: dict[str, float] = field(default_factory=dict)
-    note: str = ""  # live: slots repeated and dropped, latency p99
+    note: str = ""  # generate: the engine's precision; live: slots repeated and dropped, latency p99
 
 
 def bench_photo(side: int) -> np.ndarray:
-    """The sample photo reflected out to about 3:2 (landscape) and resized: its longer side is ``side`` px."""
+    """The sample photo with its edges extended to about 3:2 (landscape) and resized: its longer side is ``side`` px."""
     from speech2vid.assets import sample_face
     from speech2vid.faces import read_photo
 
     rgb = read_photo(sample_face())
     h, w = rgb.shape[:2]
     pad_x = max(0, (4 * h // 3 - w) // 2) + w // 2
-    wide = cv2.copyMakeBorder(rgb, h // 4, h // 4, pad_x, pad_x, cv2.BORDER_REFLECT_101)
+    # replicated edges, not reflected ones: a mirror would add faces that a real portrait does not have
+    wide = cv2.copyMakeBorder(rgb, h // 4, h // 4, pad_x, pad_x, cv2.BORDER_REPLICATE)
     hh, ww = wide.shape[:2]
     scale = side / max(hh, ww)
     size = (max(2, round(ww * scale)) // 2 * 2, max(2, round(hh * scale)) // 2 * 2)
@@ -125,14 +126,20 @@ def _generate(settings: Settings, make_engine: Callable[[Settings], Any], side: 
 
     photo = work / f"photo-{side}.png"
     cv2.imwrite(str(photo), cv2.cvtColor(bench_photo(side), cv2.COLOR_RGB2BGR))
+    from speech2vid.runtime.live_app import prefer_int8
+
     g = dataclasses.replace(settings.generate, photo_max_side=side)
+    # what `generate` runs: the INT8 engine when it is built (generate.prefer_int8)
+    settings = prefer_int8(settings, enabled=g.prefer_int8, explicit=False, make=make_engine, command="generate",
+                           gain="speed", missing=logging.INFO)  # fmt: skip
     inputs = prepare_inputs([photo], audio, work / "out-generate.mp4", compose="photo", photo_max_side=side,
                             rest_mouth=g.rest_mouth, silence_threshold_dbfs=g.silence_threshold_dbfs)  # fmt: skip
     with make_engine(settings) as engine:
         result = render_video(engine, inputs, g, settings.encode, progress=False, vad=settings.vad)
     assert inputs.canvas is not None
     w, h = inputs.canvas.size
-    return PipelineRow("generate", f"{w}x{h}", result.frames, result.fps, result.fps / 25, result.stages)
+    return PipelineRow("generate", f"{w}x{h}", result.frames, result.fps, result.fps / 25, result.stages,
+                       settings.engine.precision)
 
 
 def _redub(settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path,
@@ -148,7 +155,7 @@ def _redub(settings: Settings, make_engine: Callable[[Settings], Any], side: int
         result = run_redub(engine, inputs, settings.redub, settings.encode, progress=False)
     fps = result.frames / max(result.wall_seconds, 1e-9)
     return PipelineRow("redub", f"{inputs.video.width}x{inputs.video.height}", result.frames, fps,
-                       fps / float(inputs.video.rate), result.stages)  # fmt: skip
+                       fps / float(inputs.video.rate), result.stages, settings.engine.precision)  # fmt: skip
 
 
 def _live(settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path,
@@ -193,9 +200,9 @@ def format_pipeline_table(rows: Sequence[PipelineRow]) -> str:
     names = [s for s in STAGES if any(s in r.stages for r in offline)]
     out = []
     if offline:
-        header = ("pipeline", "size", "frames", "fps", "x real time", *(f"{n} ms" for n in names))
+        header = ("pipeline", "size", "frames", "fps", "x real time", *(f"{n} ms" for n in names), "engine")
         body = [[r.pipeline, r.size, str(r.frames), f"{r.fps:.1f}", f"{r.realtime:.2f}",
-                 *(f"{r.stages[n]:.2f}" if n in r.stages else "-" for n in names)] for r in offline]  # fmt: skip
+                 *(f"{r.stages[n]:.2f}" if n in r.stages else "-" for n in names), r.note] for r in offline]  # fmt: skip
         out += table_lines(header, body, right=tuple(range(2, len(header))))
     live = [r for r in rows if r.pipeline == "live"]
     if live:

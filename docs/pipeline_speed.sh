@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 25 measurements: new code (this checkout) against def1973 (/tmp/oldvenv), same machine, one run.
+set -u
+cd /tmp/perf/m
+NEW="python3 -m speech2vid"
+OLD="/tmp/oldvenv/bin/python -m speech2vid"
+uptime
+python3 - <<'PY'
+import cv2
+from pathlib import Path
+from speech2vid.bench.pipeline import bench_photo, bench_video, looped_speech
+for side in (512, 1280):
+    cv2.imwrite(f"photo-{side}.png", cv2.cvtColor(bench_photo(side), cv2.COLOR_RGB2BGR))
+bench_video(Path("clip-1280.mp4"), 1280, 500)
+looped_speech(Path("speech20.wav"), 20.0)
+looped_speech(Path("speech60.wav"), 60.0)
+looped_speech(Path("speech600.wav"), 600.0)
+PY
+echo "== old code (def1973), its defaults"
+for side in 512 1280; do $OLD -q generate --face photo-$side.png --audio speech20.wav -o old-$side.mp4; done
+$OLD -q redub clip-1280.mp4 --audio speech20.wav -o old-redub.mp4
+echo "== new code, its defaults"
+for side in 512 1280; do $NEW -q generate --face photo-$side.png --audio speech20.wav -o new-$side.mp4; done
+$NEW -q redub clip-1280.mp4 --audio speech20.wav -o new-redub.mp4
+echo "== old code again (order effects)"
+for side in 512 1280; do $OLD -q generate --face photo-$side.png --audio speech20.wav -o old-$side.mp4; done
+$OLD -q redub clip-1280.mp4 --audio speech20.wav -o old-redub.mp4
+echo "== new code again"
+for side in 512 1280; do $NEW -q generate --face photo-$side.png --audio speech20.wav -o new-$side.mp4; done
+$NEW -q redub clip-1280.mp4 --audio speech20.wav -o new-redub.mp4
+ls -la old-*.mp4 new-*.mp4
+echo "== pipeline bench (new)"
+$NEW -q bench --pipeline --only generate --only redub --json pipe.json
+echo "== live at 1080, 60 s"
+$NEW -q bench --pipeline --only live --size 1080 --pipeline-seconds 60 --json live1080.json
+echo "== memory at 1280 px: 1 min and 10 min"
+/usr/bin/time -v $NEW -q generate --face photo-1280.png --audio speech60.wav -o mem1.mp4 2>&1 | grep -E "Maximum resident|Elapsed|wrote"
+/usr/bin/time -v $NEW -q generate --face photo-1280.png --audio speech600.wav -o mem10.mp4 2>&1 | grep -E "Maximum resident|Elapsed|wrote"
+uptime
