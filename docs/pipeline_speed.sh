@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Issue 25 measurements: new code (this checkout) against def1973 (/tmp/oldvenv), same machine, one run.
+# Issue 25 measurements: this checkout against def1973, same machine, one run, two alternated rounds.
+# The old install, beside this one:
+#   git worktree add /tmp/oldtree def1973
+#   python3 -m venv --system-site-packages /tmp/oldvenv && /tmp/oldvenv/bin/pip install wheel
+#   /tmp/oldvenv/bin/pip install --no-deps --no-build-isolation /tmp/oldtree
+# Then: bash docs/pipeline_speed.sh (writes into a scratch folder; the INT8 engine built beforehand).
 set -u
-cd /tmp/perf/m
+mkdir -p /tmp/pipeline_speed && cd /tmp/pipeline_speed
 NEW="python3 -m speech2vid"
 OLD="/tmp/oldvenv/bin/python -m speech2vid"
 uptime
