@@ -21,18 +21,14 @@ looped_speech(Path("speech20.wav"), 20.0)
 looped_speech(Path("speech60.wav"), 60.0)
 looped_speech(Path("speech600.wav"), 600.0)
 PY
-echo "== old code (def1973), its defaults"
-for side in 512 1280; do $OLD -q generate --face photo-$side.png --audio speech20.wav -o old-$side.mp4; done
-$OLD -q redub clip-1280.mp4 --audio speech20.wav -o old-redub.mp4
-echo "== new code, its defaults"
-for side in 512 1280; do $NEW -q generate --face photo-$side.png --audio speech20.wav -o new-$side.mp4; done
-$NEW -q redub clip-1280.mp4 --audio speech20.wav -o new-redub.mp4
-echo "== old code again (order effects)"
-for side in 512 1280; do $OLD -q generate --face photo-$side.png --audio speech20.wav -o old-$side.mp4; done
-$OLD -q redub clip-1280.mp4 --audio speech20.wav -o old-redub.mp4
-echo "== new code again"
-for side in 512 1280; do $NEW -q generate --face photo-$side.png --audio speech20.wav -o new-$side.mp4; done
-$NEW -q redub clip-1280.mp4 --audio speech20.wav -o new-redub.mp4
+for round in 1 2; do  # alternated: the machine's load drifts
+    for who in old new; do
+        if [ "$who" = old ]; then run=$OLD; else run=$NEW; fi
+        echo "== round $round, $who code, its defaults"
+        for side in 512 1280; do $run -q generate --face photo-$side.png --audio speech20.wav -o $who-$side.mp4; done
+        $run -q redub clip-1280.mp4 --audio speech20.wav -o $who-redub.mp4
+    done
+done
 ls -la old-*.mp4 new-*.mp4
 echo "== pipeline bench (new)"
 $NEW -q bench --pipeline --only generate --only redub --json pipe.json

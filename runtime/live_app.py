@@ -219,10 +219,6 @@ def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any])
     """The settings ``live`` runs with: :func:`live_threads`, and on CPU with ONNX Runtime and
     ``live.prefer_int8``, the INT8 engine when it is built (``make(settings)`` refuses it otherwise); the
     choice and its reason are logged, never silent. ``explicit``: ``--precision`` was given (always obeyed)."""
-    import dataclasses
-
-    from speech2vid.engine.cache import EngineRefused
-
     return prefer_int8(live_threads(settings), enabled=settings.live.prefer_int8, explicit=explicit, make=make,
                        command="live", gain="lower latency", missing=logging.WARNING)  # fmt: skip
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from speech2vid.assets import sample_face
 from speech2vid.config import Settings, load_settings
 from speech2vid.errors import ConfigError
-from test_hostile import cache_config, one_line_error, run_cli, speech
+from test_hostile import cache_config, one_line_error, speech
 
 ADDRESS_SPACE = 3 << 30  # bytes: a generate or live run needs under 2 GiB of address space
 HANG_S = 30.0

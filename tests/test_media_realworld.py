@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,23 +30,10 @@ from speech2vid.audio.io import Audio, read_audio
 from speech2vid.errors import AudioError
 from speech2vid.prepare.video import _frames as prepare_frames
 from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
+from test_hostile import one_line_error, run_cli
 
 FPS = 25
 N_FRAMES = 25
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], needle: str, code: int = 2) -> str:
-    """Assert the user-error contract and return the line."""
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("speech2vid: error: ") and needle in lines[0], lines[0]
-    return lines[0]
 
 
 def speech(path: Path, seconds: float, rate: int = 16000) -> Path:
