@@ -28,6 +28,7 @@ import soundfile as sf
 from speech2vid.assets import sample_speech
 from speech2vid.assets.synthetic_video import write_source_video
 from speech2vid.cli import main
+from speech2vid.config import EncodeConfig
 from speech2vid.faces import align_image, detect_faces
 from speech2vid.faces.ibug68 import LEFT_EYE, RIGHT_EYE
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
@@ -74,7 +75,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # The reference: the source as it looks after one more pass through the output's encoder settings.
     from speech2vid.sinks.video_file import VideoFileSink
 
-    with VideoFileSink(d / "ref.mp4", fps=FPS, size=SIZE, crf=CRF, preset="medium") as sink:
+    with VideoFileSink(d / "ref.mp4", fps=FPS, size=SIZE, crf=CRF, preset=EncodeConfig().preset) as sink:
         for f in decode(src):
             sink.write(f.astype(np.uint8))
     cfg = d / "cfg.yaml"
@@ -125,8 +126,8 @@ def test_redub_cli_keeps_video_replaces_only_the_lower_face(clip: dict[str, Path
         outside.append(diff[keep].mean())
         eyes_diff.append(diff[eyes].mean())
         inside.append(diff[cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0].mean())
-    # Measured (grey levels, mean abs per frame vs the re-encoded source): outside 0.4-1.4, eyes 0.8-2.2,
-    # blended region 32-40.
+    # Measured (grey levels, mean abs per frame vs the re-encoded source): outside 1.4-1.7, eyes 1.4-2.6,
+    # blended region 18-26 (random weights).
     print("outside", np.round(outside, 2), "eyes", np.round(eyes_diff, 2), "inside", np.round(inside, 1))
     assert max(outside) < 2.0, outside
     assert max(eyes_diff) < 3.0, eyes_diff
