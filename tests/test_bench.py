@@ -80,3 +80,26 @@ def test_peak_memory_sees_an_allocation() -> None:
     if mem.peak_bytes is None:
         pytest.skip("no /proc/self/status on this platform")
     assert mem.peak_bytes >= 60 * 2**20
+
+
+@pytest.mark.slow
+def test_pipeline_bench_runs_each_pipeline_and_times_its_stages(tmp_path: Path) -> None:
+    """``bench --pipeline`` (issue 25): every pipeline runs at the asked size and reports its stages."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "pipe.json"
+    proc = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "bench", "--pipeline", "--size", "160",
+                           "--pipeline-seconds", "2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["pipeline"] for r in rows] == ["generate", "redub", "live"]
+    for r in rows:
+        assert r["frames"] >= 50 and r["fps"] > 0, r
+    generate, redub, live = rows
+    assert {"features", "engine", "composite", "encode", "x264 (thread)", "mux"} <= set(generate["stages"])
+    assert {"decode", "detect/track", "engine", "composite", "encode"} <= set(redub["stages"])
+    assert "inference" in live["stages"] and "dropped" in live["note"]
+    assert "generate" in proc.stdout and "x real time" in proc.stdout
