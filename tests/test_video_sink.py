@@ -83,7 +83,9 @@ def test_threaded_sink_writes_what_plain_pyav_writes(tmp_path: Path) -> None:
     want_v, want_a = _decoded(tmp_path / "reference.mp4")
     assert got_v.shape == want_v.shape == (30, SIZE[1], SIZE[0], 3)
     mse = np.mean((got_v.astype(np.float64) - want_v) ** 2)
-    assert mse == 0 or 10 * np.log10(255**2 / mse) > 45  # the same pictures (a frame of zeros: ~5 dB)
+    # the same pictures: two CRF 18 encodes of them with other x264 thread counts differ by about 45 dB
+    # (44.8 seen in the full suite); a frame of zeros or its neighbour instead is under 10 dB
+    assert mse == 0 or 10 * np.log10(255**2 / mse) > 38
     assert got_a.shape == want_a.shape
     np.testing.assert_allclose(got_a, want_a, atol=1e-3)
 
