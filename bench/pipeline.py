@@ -126,7 +126,7 @@ def _generate(settings: Settings, make_engine: Callable[[Settings], Any], side: 
 
     photo = work / f"photo-{side}.png"
     cv2.imwrite(str(photo), cv2.cvtColor(bench_photo(side), cv2.COLOR_RGB2BGR))
-    from speech2vid.runtime.live_app import prefer_int8
+    from speech2vid.runtime.engine_choice import prefer_int8
 
     g = dataclasses.replace(settings.generate, photo_max_side=side)
     # what `generate` runs: the INT8 engine when it is built (generate.prefer_int8)

@@ -219,32 +219,10 @@ def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any])
     """The settings ``live`` runs with: :func:`live_threads`, and on CPU with ONNX Runtime and
     ``live.prefer_int8``, the INT8 engine when it is built (``make(settings)`` refuses it otherwise); the
     choice and its reason are logged, never silent. ``explicit``: ``--precision`` was given (always obeyed)."""
+    from speech2vid.runtime.engine_choice import prefer_int8
+
     return prefer_int8(live_threads(settings), enabled=settings.live.prefer_int8, explicit=explicit, make=make,
                        command="live", gain="lower latency", missing=logging.WARNING)  # fmt: skip
-
-
-def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[[Any], Any], command: str, gain: str,
-                missing: int) -> Any:  # fmt: skip
-    """``settings`` with the INT8 engine when ``enabled``, on CPU with ONNX Runtime, no ``--precision`` given
-    (``explicit``) and the engine built (``make(settings)`` refuses it otherwise). The choice is logged, never
-    silent; an INT8 engine that is not built is said at level ``missing``, with how to build it."""
-    import dataclasses
-
-    from speech2vid.engine.cache import EngineRefused
-
-    e = settings.engine
-    if explicit or not enabled or e.backend != "onnxruntime" or e.device != "cpu" or e.precision == "int8":
-        return settings
-    int8 = dataclasses.replace(settings, engine=dataclasses.replace(e, precision="int8"))
-    try:
-        make(int8)
-    except EngineRefused as exc:
-        log.log(missing, "%s: no usable INT8 engine (%s); running %s. Build it for %s: speech2vid build "
-                "--precision int8", command, str(exc).split(": ", 1)[-1], e.precision, gain)  # fmt: skip
-        return settings
-    log.info("%s: running the INT8 engine on CPU (%s.prefer_int8; --precision %s to run %s)", command, command,
-             e.precision, e.precision)  # fmt: skip
-    return int8
 
 
 def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, audio: str | None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from speech2vid import __version__
+from speech2vid.config import MAX_INT
 from speech2vid.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -28,9 +29,6 @@ TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 
 log = logging.getLogger("speech2vid.cli")
 
-MAX_OPTION_INT = 2**31 - 1
-
-
 class Parser(argparse.ArgumentParser):
     """argparse with the product's error contract: one line on stderr, exit 2, and every number checked.
 
@@ -41,24 +39,23 @@ class Parser(argparse.ArgumentParser):
     """
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
-        if kwargs.get("type") in (int, float):
-            kwargs["type"] = number(kwargs["type"], 0, MAX_OPTION_INT)
-        return super().add_argument(*args, **kwargs)
+        return super().add_argument(*args, **_bounded(kwargs))
 
     def add_argument_group(self, *args: Any, **kwargs: Any) -> argparse._ArgumentGroup:
         group = super().add_argument_group(*args, **kwargs)
         plain = group.add_argument
-
-        def checked(*a: Any, **kw: Any) -> argparse.Action:
-            if kw.get("type") in (int, float):
-                kw["type"] = number(kw["type"], 0, MAX_OPTION_INT)
-            return plain(*a, **kw)
-
-        group.add_argument = checked  # type: ignore[method-assign]
+        group.add_argument = lambda *a, **kw: plain(*a, **_bounded(kw))  # type: ignore[method-assign]
         return group
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"speech2vid: error: {printable(message)} (see `{self.prog} --help`)\n")
+
+
+def _bounded(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``add_argument``'s keywords with a plain ``type=int`` or ``type=float`` made finite and 0..MAX_INT."""
+    if kwargs.get("type") in (int, float):
+        kwargs["type"] = number(kwargs["type"], 0, MAX_INT)
+    return kwargs
 
 
 def number(kind: type, lo: float, hi: float, *, above: bool = False) -> Callable[[str], Any]:
@@ -181,7 +178,7 @@ def _engine(settings: Any) -> tuple[Any, Any]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from speech2vid.model.ref import RANDOM
-    from speech2vid.runtime.live_app import prefer_int8
+    from speech2vid.runtime.engine_choice import prefer_int8
     from speech2vid.runtime.offline import prepare_inputs, render_video
 
     settings = _settings(args)
