@@ -109,8 +109,21 @@ def test_bench_json_onto_its_audio_is_refused(tmp_path: Path) -> None:
 # -- 2. an output that exists and is not a regular file ---------------------------------------------------
 
 
-@pytest.mark.parametrize("device", ["/dev/null", "/dev/full"])
-def test_verify_json_onto_a_device_is_refused_and_the_device_kept(device: str) -> None:
+def _char_device(tmp_path: Path, name: str, minor: int) -> str:
+    """A private copy of /dev/null (minor 3) or /dev/full (minor 7) where this user may make one (root):
+    a regression of the rule then replaces the copy, not the machine's own device. Elsewhere the real
+    one, which only root could replace."""
+    path = tmp_path / name
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except OSError:
+        return f"/dev/{name}"
+    return str(path)
+
+
+@pytest.mark.parametrize(("name", "minor"), [("null", 3), ("full", 7)])
+def test_verify_json_onto_a_device_is_refused_and_the_device_kept(tmp_path: Path, name: str, minor: int) -> None:
+    device = _char_device(tmp_path, name, minor)
     proc = run_cli("verify", "--json", device)
     one_line_error(proc, "character device")
     assert stat.S_ISCHR(os.stat(device).st_mode)
