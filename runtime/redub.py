@@ -235,7 +235,8 @@ def run_redub(
     result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
                          counts.alpha, info.rate, time.perf_counter() - start, strip_path,
                          clock.per_frame_ms(sink.frames_written))
-    log.debug("landmark filter restarted %d times (lost faces, cuts)", tracker.resets)
+    log.debug("face detector ran on %d of %d frames; landmark filter restarted %d times (lost faces, cuts)",
+              tracker.detections, sink.frames_written, tracker.resets)
     return result
 
 

@@ -287,6 +287,8 @@ class RedubConfig:
     smooth_beta: float = 0.05  # one-euro speed coefficient (1/px): higher = less lag when moving
     cut_jump: float = 0.5  # face-box centre jump, in face widths, that counts as a shot cut (filter reset)
     track_margin: float = 0.6  # face widths of context around the last face box searched in the next frame
+    detect_every: int = 5  # frames per face detection; between them the landmarks follow the face (1: every frame)
+    track_change: float = 24.0  # grey levels (mean abs, face-box thumbnail) of frame-to-frame change that forces a detection
     identity_samples: int = 24  # frames sampled in the first pass to pick the five identity faces
     batch: int = 8  # frames per engine call
 
@@ -297,6 +299,8 @@ class RedubConfig:
             raise ConfigError(f"{where}: 'redub.smooth_min_cutoff' must be > 0 and 'redub.smooth_beta' >= 0")
         if self.cut_jump <= 0 or self.track_margin <= 0:
             raise ConfigError(f"{where}: 'redub.cut_jump' and 'redub.track_margin' must be > 0")
+        if not 1 <= self.detect_every <= 1000 or not 0 < self.track_change <= 255:
+            raise ConfigError(f"{where}: 'redub.detect_every' must be within 1..1000 and 'redub.track_change' within (0, 255]")
         if not 1 <= self.identity_samples <= 1000 or self.batch < 1:
             raise ConfigError(f"{where}: 'redub.identity_samples' must be within 1..1000 and 'redub.batch' >= 1")
 
