@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import os
 import stat
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -38,6 +40,8 @@ import soxr
 from speech2vid.errors import AudioError
 
 from .constants import SAMPLE_RATE
+
+log = logging.getLogger("speech2vid.audio.io")
 from .wav import wav_truncation
 
 SILENCE_THRESHOLD_DBFS = -60.0
@@ -225,8 +229,22 @@ def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
                 raise AudioError(f"{name} has no audio track: pass a file with sound, or a video with an audio track")
             stream = container.streams.audio[0]
             # The rate comes from the decoded frames: HE-AAC headers state half the output rate.
-            rate = channels = position = 0
-            for frame in container.decode(stream):
+            rate = channels = position = last_block = 0
+            damaged = _Damage()
+            start: float | None = None  # the first frame's time: where the timeline's sample 0 is
+            missing: list[_Gap] = []  # damaged packets since the last good frame
+            for frame in _decoded_frames(container, stream, damaged):
+                if isinstance(frame, _Gap):
+                    missing.append(frame)
+                    continue
+                if damaged.damaged and rate:  # silence where damage left a hole, so that nothing after it moves
+                    gap = _gap_samples(missing, rate, last_block, frame.time, start, position)
+                    missing.clear()
+                    if gap > last_block // 2:
+                        position += gap
+                        yield Audio(np.zeros((gap, channels), np.float32), rate)
+                if start is None:
+                    start = frame.time
                 block = _frame_to_array(frame, name, position)
                 if not block.shape[0]:
                     continue
@@ -244,15 +262,67 @@ def decode_blocks(path: str | os.PathLike[str]) -> Iterator[Audio]:
                         f"{name} changes its sample rate or channel count mid-stream: convert it to a plain WAV first"
                     )
                 position += block.shape[0]
+                last_block = block.shape[0]  # MPEG audio and AAC frames are one size: a damaged one's length
                 # Lossy decoders overshoot slightly past full scale; playback would clip there too.
                 np.clip(block, -1.0, 1.0, out=block)
                 yield Audio(block, rate)
+            if missing and rate:  # damage at the very end
+                gap = _gap_samples(missing, rate, last_block, None, start, position)
+                if gap:
+                    yield Audio(np.zeros((gap, channels), np.float32), rate)
+            damaged.check(name, rate)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise AudioError(
             f"cannot decode {name} ({reason}): it is corrupt or not an audio/video file; "
             "re-export it (e.g. as WAV or FLAC)"
         ) from exc
+
+
+MAX_DAMAGED_SHARE = 0.02  # damaged packets concealed with silence, as a share of all: beyond it the file is refused
+
+
+class _Damage:
+    """Counts the audio packets that the decoder rejects (a damaged MPEG-PS or broadcast recording)."""
+
+    def __init__(self) -> None:
+        self.packets = self.damaged = 0
+        self.first: Exception | None = None
+
+    def check(self, name: str, rate: int) -> None:
+        if not self.damaged:
+            return
+        if not rate or self.damaged > max(1, MAX_DAMAGED_SHARE * self.packets):
+            assert self.first is not None
+            raise self.first
+        log.warning("%s: %d of %d audio packets are damaged; replaced by silence of the same length", name,
+                    self.damaged, self.packets)
+
+
+@dataclass(frozen=True)
+class _Gap:
+    seconds: Fraction | None  # the damaged packet's duration, where the container states it
+
+
+def _gap_samples(missing: list[_Gap], rate: int, block: int, time: float | None, start: float | None, position: int) -> int:
+    """Samples of silence for damaged packets: up to the next good frame's time where frames carry times
+    (a demuxer may merge packets), else their stated durations, else one frame each."""
+    if time is not None and start is not None:
+        return max(0, min(round((time - start) * rate) - position, 60 * rate))
+    return sum(int(g.seconds * rate) if g.seconds else block for g in missing)
+
+
+def _decoded_frames(container: Any, stream: Any, damage: _Damage) -> Iterator[Any]:
+    """The stream's decoded frames; a packet the decoder rejects becomes a :class:`_Gap`."""
+    for packet in container.demux(stream):
+        if packet.size:
+            damage.packets += 1
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError as exc:
+            damage.damaged += 1
+            damage.first = damage.first or exc
+            yield _Gap(Fraction(packet.duration) * packet.time_base if packet.duration and packet.time_base else None)
 
 
 def read_audio(path: str | os.PathLike[str]) -> Audio:

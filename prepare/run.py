@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from speech2vid.config import PrepareConfig
-from speech2vid.files import atomic_path
+from speech2vid.files import VIDEO_SUFFIXES, atomic_path
 from speech2vid.datasets.format import SPLITS
 from speech2vid.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
 from speech2vid.errors import UserError
@@ -32,7 +32,6 @@ from .video import VideoJob, prepare_video
 
 log = logging.getLogger("speech2vid.prepare")
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts"})
 SPLITS_FILE = "splits.json"
 
 
@@ -61,7 +60,7 @@ def find_videos(folder: Path) -> tuple[list[Path], list[str]]:
         dirnames.sort()
         for name in filenames:
             p = Path(dirpath) / name
-            if p.suffix.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
+            if p.suffix.lower() in VIDEO_SUFFIXES and not name.startswith("."):
                 found.append(p)
     return sorted(found), unreadable
 

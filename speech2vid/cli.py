@@ -456,6 +456,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return print_devices()
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from speech2vid.prepare.grid import SOURCES, extract
+
+    source = SOURCES[args.speaker]
+    out = Path(args.output).expanduser()
+    clips = extract(source, Path(args.clone).expanduser(), out, limit=args.limit,
+                    progress=sys.stderr.isatty() and not args.quiet)
+    print(f"wrote {len(clips)} clips of GRID speaker {source.speaker} into {out} (CC BY 4.0: {out / 'LICENSE-GRID.txt'})")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -611,6 +622,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_engine_options(p)
 
     add("devices", cmd_devices, "list the capture devices a mic:// source can name")
+
+    p = add("grid", cmd_grid, "extract real talking clips of the GRID corpus (CC BY 4.0) from a clone of a public "
+            "repository that holds them (eval --videos, prepare)",
+            epilog="s1: git clone https://github.com/osalinasv/lipnet ; s4: git clone https://github.com/arielephrat/vid2speech "
+                   "(whole clones: the clips are in their history, read at a pinned commit)")
+    p.add_argument("--from", dest="clone", required=True, metavar="CLONE", help="the git clone that holds the speaker's clips")
+    p.add_argument("--speaker", choices=["s1", "s4"], default="s4",
+                   help="s4 (50 clips, 720x576; held out of training: the evaluation speaker, default) or "
+                        "s1 (1000 clips, 360x288, word alignments)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the clips (resumes when rerun)")
+    p.add_argument("--limit", type=number(int, 1, 100_000), metavar="N", help="the first N clips only")
 
     training = {
         "prepare": (cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples", "speech2vid.prepare.command", "add_prepare_arguments"),

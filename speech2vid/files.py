@@ -95,6 +95,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts")  # inputs: FFmpeg reads them
 
 
 def files_in(folder: str | os.PathLike[str], suffixes: tuple[str, ...], what: str, option: str) -> list[Path]:

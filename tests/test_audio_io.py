@@ -237,3 +237,47 @@ def test_silence_detection(tmp_path: Path) -> None:
     check_not_silent(hum, path, threshold_dbfs=-80.0)
     check_not_silent(tone(16000, amplitude=10 ** (-40 / 20)), path)
     assert peak_dbfs(tone(16000, amplitude=0.5)) == pytest.approx(-6.02, abs=0.01)
+
+
+def _mpeg_with_damage(path: Path, damaged: tuple[int, ...]) -> tuple[Path, int]:
+    """An MPEG program stream of 2 s of MP2 audio (a 440 Hz tone), the given packets replaced by noise as
+    a damaged recording has them (GRID's clips have one); returns (path, rate)."""
+    import av
+
+    rate = 44100
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * rate) / rate)).astype(np.float32)
+    with av.open(str(path), "w", format="mpeg") as out:
+        stream = out.add_stream("mp2", rate=rate, layout="mono")
+        packets = []
+        for i in range(0, x.size, 1152):
+            frame = av.AudioFrame.from_ndarray(x[None, i : i + 1152], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, i
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        for k, packet in enumerate(packets):
+            if k in damaged:
+                noise = av.Packet(np.random.default_rng(k).integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                noise.pts, noise.dts, noise.duration, noise.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                noise.stream = stream
+                packet = noise
+            out.mux(packet)
+    return path, rate
+
+
+def test_a_damaged_packet_becomes_silence_and_nothing_after_it_moves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clean = read_audio(_mpeg_with_damage(tmp_path / "clean.mpg", ())[0]).samples[:, 0]
+    path, rate = _mpeg_with_damage(tmp_path / "damaged.mpg", (30,))
+    with caplog.at_level("WARNING"):
+        damaged = read_audio(path).samples[:, 0]
+    assert "1 of" in caplog.text and "damaged" in caplog.text
+    assert damaged.size == clean.size  # the timeline is kept: what follows plays at its own time
+    differs = np.flatnonzero(np.abs(damaged - clean) > 1e-3)
+    assert differs.size and differs[-1] - differs[0] < 4 * 1152  # the packet (and the decoder's recovery), no more
+    assert np.abs(damaged[differs[0] : differs[0] + 1152]).max() < 1e-3  # silence where the damage was
+    # Measured: the damaged span is 3449 samples (78 ms) of the 88704.
+
+
+def test_a_mostly_damaged_file_is_refused(tmp_path: Path) -> None:
+    path, _ = _mpeg_with_damage(tmp_path / "bad.mpg", tuple(range(10, 40, 3)))  # 10 of 77 packets
+    with pytest.raises(AudioError, match="corrupt"):
+        read_audio(path)
