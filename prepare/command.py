@@ -15,6 +15,8 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (created; a rerun resumes)")
     p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
     p.add_argument("--val-fraction", type=float, metavar="F", help="share of speakers held out for validation")
+    p.add_argument("--model", help="cut the MFCC windows for this model's look-ahead: lite, paper (centred, the "
+                   "default) or a model YAML; `train` refuses a dataset cut for another model")
 
 
 def run_prepare_command(args: argparse.Namespace, settings: Any) -> int:
@@ -23,7 +25,12 @@ def run_prepare_command(args: argparse.Namespace, settings: Any) -> int:
     cfg = dataclasses.replace(cfg, **changes)
     cfg._check("command-line options")
     t0 = time.perf_counter()
-    summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet)
+    lookahead = {}
+    if args.model is not None:
+        from speech2vid.config import load_model_config
+
+        lookahead = {"lookahead_columns": load_model_config(args.model).lookahead_columns}
+    summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet, **lookahead)
     print(stats_table(summary.index))
     print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
           f"(reasons in {summary.root / 'report.txt'}); {time.perf_counter() - t0:.1f} s")  # fmt: skip

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from speech2vid.config import PrepareConfig
+from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS
 from speech2vid.files import VIDEO_SUFFIXES, atomic_path
 from speech2vid.datasets.format import SPLITS
 from speech2vid.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
@@ -120,18 +121,18 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
 
-def _run_job(args: tuple[VideoJob, str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
-    job, out_root, cfg_dict, stamp = args
+def _run_job(args: tuple[VideoJob, str, dict[str, Any], dict[str, Any], int]) -> dict[str, Any]:
+    job, out_root, cfg_dict, stamp, lookahead_columns = args
     cfg = PrepareConfig(**cfg_dict)
     try:
-        record = prepare_video(job, Path(out_root), cfg)
+        record = prepare_video(job, Path(out_root), cfg, lookahead_columns)
     except Exception as exc:  # a bug on one video must not stop the batch; the report keeps it
         log.exception("unexpected error preparing %s", job.rel)
         record = {"video": job.rel, "video_id": job.video_id, "group": job.group, "split": job.split,
                   "status": "skipped", "reason": f"internal error ({type(exc).__name__}: {exc})", "tracks": [],
                   "samples": 0, "track_seconds": 0.0, "shard": None}  # fmt: skip
     record["source"] = stamp
-    record["settings"] = cfg_dict
+    record["settings"] = {**cfg_dict, "lookahead_columns": lookahead_columns}
     write_json_atomic(Path(out_root) / RECORDS_DIR / f"{job.video_id}.json", record)
     return record
 
@@ -143,8 +144,10 @@ def run_prepare(
     *,
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
+    lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS,
 ) -> PrepareSummary:
     """Prepare every video under ``videos_dir`` into the dataset ``out_dir``; see the module docstring.
+    The samples' MFCC windows read ``lookahead_columns`` past their frame (the model's; centred by default).
 
     Raises:
         PrepareError: the folders are unusable, or not a single video could be prepared (the report
@@ -180,13 +183,13 @@ def run_prepare(
             unreadable.append(f"{rel}: cannot read ({exc.strerror})")
             continue
         old = done.get(rel)
-        if old and old.get("source") == stamp and old.get("settings") == cfg_dict and (
+        if old and old.get("source") == stamp and old.get("settings") == {**cfg_dict, "lookahead_columns": lookahead_columns} and (
             old["status"] != "ok" or (root / old["shard"]).is_file()
         ):
             resumed += 1
             continue
         g = group_of(rel)
-        jobs.append((VideoJob(p, rel, video_id(rel), g, splits[g]), str(root), cfg_dict, stamp))
+        jobs.append((VideoJob(p, rel, video_id(rel), g, splits[g]), str(root), cfg_dict, stamp, lookahead_columns))
 
     workers = cfg.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(jobs)))
@@ -211,7 +214,8 @@ def run_prepare(
     if bar:
         bar.close()
 
-    settings = {"sample_stride": cfg.sample_stride, "identity_min_gap": cfg.identity_min_gap}
+    settings = {"sample_stride": cfg.sample_stride, "identity_min_gap": cfg.identity_min_gap,
+                "lookahead_columns": lookahead_columns}
     prov = {"command": "prepare", "videos_dir": str(src), "prepare": cfg_dict, **(provenance or {})}
     index = build_index(root, settings, prov)
     all_records = read_records(root)

@@ -25,7 +25,7 @@ from speech2vid.faces.align import registration_transform, transform_points, war
 from speech2vid.faces.dlib_models import frontal_face_detector
 from speech2vid.faces.detect import Box
 from speech2vid.faces.landmarks import landmarks_68
-from speech2vid.features.windows import speech_windows
+from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, speech_windows
 from speech2vid.frames.yuv import frame_rgb
 from speech2vid.runtime.video_source import frame_turn, upright
 
@@ -134,7 +134,7 @@ def _read_truth(path: Path, n_frames: int) -> np.ndarray | None:
     return out
 
 
-def prepare_video(job: VideoJob, out_root: Path, cfg: PrepareConfig) -> dict[str, Any]:
+def prepare_video(job: VideoJob, out_root: Path, cfg: PrepareConfig, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> dict[str, Any]:
     """Prepare one video; returns its record (status ``ok`` with a shard, or ``skipped`` with the reason)."""
     record: dict[str, Any] = {
         "video": job.rel, "video_id": job.video_id, "group": job.group, "split": job.split, "status": "skipped",
@@ -142,7 +142,7 @@ def prepare_video(job: VideoJob, out_root: Path, cfg: PrepareConfig) -> dict[str
         "track_seconds": 0.0, "shots": [], "synthetic": False,
     }  # fmt: skip
     try:
-        _prepare(job, out_root, cfg, record)
+        _prepare(job, out_root, cfg, record, lookahead_columns)
         record["status"] = "ok"
     except SkipVideo as exc:
         record["reason"] = str(exc)
@@ -151,7 +151,7 @@ def prepare_video(job: VideoJob, out_root: Path, cfg: PrepareConfig) -> dict[str
     return record
 
 
-def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str, Any]) -> None:
+def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str, Any], lookahead_columns: int) -> None:
     fps = _video_rate(job.path)  # first: a file that is no video at all says so
     try:
         audio = read_audio(job.path)
@@ -197,7 +197,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
 
     energy = frame_energy(signal, n, fps)
     n_grid = max(1, round(n * FPS / fps))
-    windows = speech_windows(signal, n_grid)
+    windows = speech_windows(signal, n_grid, lookahead_columns)
     truth = _read_truth(job.path, n_grid)
     record["synthetic"] = truth is not None
 

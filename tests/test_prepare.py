@@ -295,3 +295,32 @@ def test_other_frame_rates_are_sampled_on_the_25_fps_grid(tmp_path: Path) -> Non
     assert [(t["start"], t["end"]) for t in rec["tracks"]] == [(0, n30)]
     grid = round(n30 * 25 / 30)
     assert rec["samples"] == len(range(0, grid, 5))  # 25 fps grid frames 0, 5, ... within the video
+
+
+def test_real_talking_clips_prepared_for_the_lite_models_look_ahead(tmp_path: Path) -> None:
+    """A real GRID sentence (data/eval/videos, held-out speaker s4: a test of the pipeline, never training
+    data) prepared with --model lite: the windows read 5 columns past their frame, as lite's do."""
+    import shutil
+
+    from speech2vid.audio.io import load_speech
+    from speech2vid.datasets.format import read_shard
+    from speech2vid.datasets.index import open_dataset
+    from speech2vid.features.windows import speech_windows
+
+    clip = Path(__file__).resolve().parents[1] / "data" / "eval" / "videos" / "grid_s4_prai9p.mp4"
+    (tmp_path / "v" / "s4").mkdir(parents=True)
+    shutil.copy(clip, tmp_path / "v" / "s4" / clip.name)
+    cfg = tmp_path / "short.yaml"  # the clip is 2.4 s; GRID's sentences are 3 s
+    cfg.write_text("prepare:\n  min_track_seconds: 1.5\n  val_fraction: 0.0\n")
+    assert main(["-q", "--config", str(cfg), "prepare", str(tmp_path / "v"), "-o", str(tmp_path / "ds"),
+                 "--workers", "1", "--model", "lite"]) == 0  # fmt: skip
+    index = open_dataset(tmp_path / "ds")
+    assert index.lookahead_columns == 5
+    (rec,) = _records(tmp_path / "ds").values()
+    assert rec["status"] == "ok" and rec["samples"] >= 8, rec
+    signal = load_speech(tmp_path / "v" / "s4" / clip.name)[1]
+    (track,) = list(read_shard(tmp_path / "ds" / rec["shard"]))
+    want = speech_windows(signal, int(track.frames.max()) + 1, 5)[track.frames]
+    assert np.allclose(track.mfcc.reshape(want.shape), want, atol=1e-4)
+    centred = speech_windows(signal, int(track.frames.max()) + 1)[track.frames]
+    assert not np.allclose(want, centred, atol=1e-2)  # the look-ahead matters: a centred cut would differ
