@@ -98,10 +98,11 @@ class _ExportFrameGraph(nn.Module):
         super().__init__()
         self.frame_graph = frame_graph
 
-    def forward(self, mfcc: torch.Tensor, *identity: torch.Tensor) -> torch.Tensor:
-        # The identity tensors in io_spec's order, however many the model has (graph_specs decides).
-        frame: torch.Tensor = self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
-        return frame
+    def forward(self, mfcc: torch.Tensor, *identity: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        # The identity tensors in io_spec's order, however many the model has (graph_specs decides); the
+        # outputs too (the frame, and the warp head's motion).
+        out: torch.Tensor | tuple[torch.Tensor, ...] = self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
+        return out
 
 
 # ----------------------------------------------------------------------------- steps

@@ -10,7 +10,7 @@ import numpy as np
 
 from speech2vid.engine.base import N_SLOTS, Runner
 from speech2vid.errors import EngineError
-from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, MFCC
+from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, MFCC, MOTION
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 
 
@@ -142,14 +142,34 @@ class TalkingFaceEngine:
     def _frames(out: dict[str, np.ndarray]) -> np.ndarray:
         return np.transpose(out[FRAME], (0, 2, 3, 1))  # (B, 109, 109, 3)
 
+    @staticmethod
+    def _faces(out: dict[str, np.ndarray]) -> np.ndarray:
+        """The frames with the warp head's motion appended on the channel axis (``frames.rendered``)."""
+        if MOTION not in out:
+            return TalkingFaceEngine._frames(out)
+        return np.transpose(np.concatenate([out[FRAME], out[MOTION]], axis=1), (0, 2, 3, 1))  # (B, 109, 109, 9)
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether rendered faces carry the warp head's motion (``render_faces``, ``collect_faces``)."""
+        return any(t.name == MOTION for t in self.frame_runner.spec.outputs)
+
     def render(self, windows: np.ndarray) -> np.ndarray:
         """(B, 12, 35) MFCC windows -> (B, 109, 109, 3) float32 RGB frames in [0, 1]."""
         return self._frames(self.frame_runner.infer(self._feeds(windows)))
+
+    def render_faces(self, windows: np.ndarray) -> np.ndarray:
+        """As :meth:`render`, with the motion appended where the model has one: (B, 109, 109, 3 or 9)."""
+        return self._faces(self.frame_runner.infer(self._feeds(windows)))
 
     def submit(self, slot: int, windows: np.ndarray) -> None:
         self.frame_runner.submit(slot, self._feeds(windows))
 
     def collect(self, slot: int) -> np.ndarray:
         return self._frames(self.frame_runner.collect(slot))
+
+    def collect_faces(self, slot: int) -> np.ndarray:
+        """As :meth:`collect`, with the motion appended where the model has one (``frames.rendered``)."""
+        return self._faces(self.frame_runner.collect(slot))
 
     n_slots = N_SLOTS

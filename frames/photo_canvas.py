@@ -13,6 +13,11 @@ registered photo crop the engine itself was given. Where the network moved pixel
 grey levels (an opening mouth, teeth) its own face is shown (``CHANGE_FULL``), since there the photo
 has nothing to keep.
 
+With the warp head's motion (``frames.rendered``), nothing of the 109 px picture is enlarged but the
+drawn mouth interior: the motion field is enlarged (a smooth field loses nothing by it) and moves the
+photo's own pixels at the output resolution, so lips, skin and beard keep the photo's sharpness and
+colour while they move; the drawn colour (teeth, tongue, the dark of a mouth) shows where the mask says.
+
 Pure functions over arrays: :func:`photo_canvas` once per photo, :func:`compose_on_photo` per frame.
 """
 
@@ -28,6 +33,7 @@ from speech2vid.faces.ibug68 import lip_gap_ratio
 from speech2vid.faces.mouth_model import REST_VISEMES
 from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
 from speech2vid.frames.mouth_warp import MouthAnimator
+from speech2vid.frames.rendered import face_motion, face_rgb
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
 FEATHER_CROP_PX = 5.0  # alpha ramp inside the region's edge, in generated-face px (x the photo's scale)
@@ -53,6 +59,11 @@ class PhotoCanvas:
     # (y1 - y0, x1 - x0, 3), and alpha x (the reference enlarged - the region), the same shape.
     base: np.ndarray
     alpha_lift: np.ndarray
+    # What the warp head's motion moves: the output-size photo as the engine's reference shows it (lips
+    # at rest when the identity's were closed: ``rest_mouth``), uint8, and the region's pixel grid.
+    moving: np.ndarray
+    grid_x: np.ndarray
+    grid_y: np.ndarray
 
     @property
     def size(self) -> tuple[int, int]:
@@ -65,7 +76,8 @@ def output_scale(width: int, height: int, max_side: int) -> float:
     return min(1.0, max_side / max(width, height))
 
 
-def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, max_side: int) -> PhotoCanvas:
+def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, max_side: int,
+                 rest_mouth: bool = False) -> PhotoCanvas:  # fmt: skip
     """Prepare ``photo`` (RGB uint8) whose face has ``landmarks`` and registration ``transform``.
 
     Args:
@@ -73,6 +85,8 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
         landmarks: (68, 2) the face's landmarks in ``photo`` pixels.
         transform: (2, 3) photo -> aligned 112x112 registration (``faces.AlignedFace.transform``).
         max_side: the output's longer side at most (the photo is shrunk to fit, never enlarged).
+        rest_mouth: the engine's identity face has its lips set to rest (:func:`rest_mouth_identity`):
+            the warp head's motion then moves a photo whose lips are at rest too.
     """
     h, w = photo.shape[:2]
     s = output_scale(w, h, max_side)
@@ -105,8 +119,10 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
     alpha = alpha[..., None].astype(np.float32)
     base = frame[y0:y1, x0:x1].astype(np.float32)
     lift = _enlarge(reference.astype(np.float32), m, roi) - base
+    moving = rest_mouth_image(frame, out_landmarks) if rest_mouth else frame
+    grid_y, grid_x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha,
-                       reference.astype(np.float32) / 255.0, scale, base, alpha * lift)  # fmt: skip
+                       reference.astype(np.float32) / 255.0, scale, base, alpha * lift, moving, grid_x, grid_y)  # fmt: skip
 
 
 def _enlarge(img: np.ndarray, crop_to_roi: np.ndarray, roi: tuple[int, int]) -> np.ndarray:
@@ -159,13 +175,42 @@ def compose_region(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     The last factor does not change between frames (``canvas.alpha_lift``), so a frame costs one
     four-channel warp of the 109 px change and two multiply-adds over the region, whatever the photo's size.
     """
-    face = np.asarray(face, dtype=np.float32)
+    motion = face_motion(face)
+    if motion is not None:
+        return _moved_region(canvas, np.asarray(motion, dtype=np.float32))
+    face = np.asarray(face_rgb(face), dtype=np.float32)
     change = face - canvas.reference
     big = cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) * np.float32(1.0 / CHANGE_FULL)
     small = np.dstack((change * np.float32(255.0), np.clip(big, 0.0, 1.0)))
     up = _enlarge(small, canvas.crop_to_roi, (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0))
     full = np.clip(up[..., 3:4], 0.0, 1.0)
     region: np.ndarray = canvas.base + canvas.alpha * up[..., :3] + full * canvas.alpha_lift
+    return np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
+
+def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
+    """The region with the photo's own pixels moved by the warp head's motion (109 px flow x, y in face
+    pixels, mask, colour), at the output size: per output pixel ``p`` of the region, with ``A`` the linear
+    part of face px -> output px and ``E`` the bilinear enlargement onto the region::
+
+        moved = photo_at(p + A E(flow)(p))      the frame's pixel p shows the reference's p + flow
+        drawn = moved + E(mask) (255 E(colour) - moved)
+        frame = base + alpha (drawn - base)
+    """
+    size = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
+    m = canvas.crop_to_roi
+    fields = cv2.warpAffine(np.ascontiguousarray(motion[..., :3]), m, size, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    colour = cv2.warpAffine(np.ascontiguousarray(motion[..., 3:6]) * np.float32(255.0), m, size,
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    a = m[:, :2].astype(np.float32)
+    fx, fy = fields[..., 0], fields[..., 1]
+    map_x = canvas.grid_x + a[0, 0] * fx + a[0, 1] * fy
+    map_y = canvas.grid_y + a[1, 0] * fx + a[1, 1] * fy
+    moved = cv2.remap(canvas.moving, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    mask = np.clip(fields[..., 2:3], 0.0, 1.0)
+    drawn = moved + mask * (colour - moved)
+    region: np.ndarray = canvas.base + canvas.alpha * (drawn - canvas.base)
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -193,10 +238,17 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
     size = 112 * scale
     big = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
     pts = np.asarray(landmarks, dtype=np.float64) @ m[:, :2].T + m[:, 2]
-    closed, moved = MouthAnimator(big, pts).render(REST_VISEMES)
+    return cv2.resize(rest_mouth_image(big, pts), (112, 112), interpolation=cv2.INTER_AREA)
+
+
+def rest_mouth_image(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``image`` (any size) with the lips of the face at ``landmarks`` set to the mouth model's rest shape
+    (and teeth left between lips that were apart painted over): what :func:`rest_mouth_identity` registers,
+    and what the warp head's motion moves at the output size."""
+    closed, moved = MouthAnimator(image, landmarks).render(REST_VISEMES)
     if lip_gap_ratio(landmarks) > OPEN_GAP:  # teeth can only be left over where the photo's lips were apart
         closed = cover_teeth(closed, moved)
-    return cv2.resize(closed, (112, 112), interpolation=cv2.INTER_AREA)
+    return closed
 
 
 def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -90,7 +90,10 @@ class Decoder(nn.Module):
         skip_b: torch.Tensor,
         skip_c: torch.Tensor,
         reference: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        with_motion: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The frame (N, 3, 109, 109) in [0, 1]; with ``with_motion`` (warp head), also the motion that
+        made it (``io_spec.MOTION``: flow x, y in face pixels, mask, colour RGB; N x 6 x 109 x 109)."""
         n = audio.shape[0]
         code = torch.cat([audio, id_embedding.expand(n, -1)], dim=1)[:, :, None, None]  # (N, 512, 1, 1)
         x = F.relu(self.conv8(code))
@@ -107,12 +110,13 @@ class Decoder(nn.Module):
         if self.head == "warp":
             if reference is None:
                 raise ValueError("the warp head needs the reference face")
-            return self._warp(x, broadcast(reference, n))
+            frame, motion = self._warp(x, broadcast(reference, n))
+            return (frame, motion) if with_motion else frame
         x = F.relu(self.conv5_1(F.pad(up(x), GROW_PAD)))
         x = F.relu(self.conv5_2(F.pad(x, GROW_PAD)))
         return torch.sigmoid(self.conv5_3(F.pad(x, GROW_PAD)))
 
-    def _warp(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def _warp(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.warp1(x))
         h = F.interpolate(h, size=(OUTPUT_SIZE, OUTPUT_SIZE), mode="bilinear", align_corners=True)
         o = self.warp3(F.relu(self.warp2(h)))
@@ -122,4 +126,7 @@ class Decoder(nn.Module):
         if self.training:  # what the motion-field and mask losses compare with their ground truth
             self.last_motion = (o[:, 0:2] * FLOW_SCALE, o[:, 2:3])
         moved = F.grid_sample(reference, self.grid + flow, mode="bilinear", padding_mode="border", align_corners=True)
-        return moved * (1.0 - mask) + colour * mask
+        # The motion in face pixels (align_corners: the normalised span of 2 is OUTPUT_SIZE - 1 pixels), for
+        # a composite that moves the photo's own full-resolution pixels instead (frames/photo_canvas.py).
+        flow_px = o[:, 0:2] * (FLOW_SCALE * (OUTPUT_SIZE - 1) / 2.0)
+        return moved * (1.0 - mask) + colour * mask, torch.cat([flow_px, mask, colour], dim=1)

@@ -5,8 +5,11 @@ Speech2Vid runs as two graphs so that the identity is encoded once and cached:
 * identity graph: ``faces`` (N, 3*K, 112, 112) raw 0-255 RGB, K faces stacked on channels
   -> ``id_embedding`` (N, E) and the decoder skips ``skip_a`` / ``skip_b`` / ``skip_c``;
 * frame graph: ``mfcc`` (N, 1, 12, 35) plus the cached identity tensors -> ``frame`` (N, 3, 109, 109)
-  RGB in [0, 1]. The identity tensors may have batch 1 (one identity for a whole batch of windows,
-  broadcast inside the graph) or N.
+  RGB in [0, 1], and for the warp head ``motion`` (N, 6, 109, 109): the flow (x, y, in face pixels: the
+  frame's pixel p shows the reference's pixel p + flow), the mask (where the drawn colour replaces the
+  moved reference, 0..1) and that colour (RGB 0..1). With the motion a composite can move the photo's own
+  pixels at its full resolution (frames/photo_canvas.py). The identity tensors may have batch 1 (one
+  identity for a whole batch of windows, broadcast inside the graph) or N.
 
 A batch size of -1 marks the dynamic axis.
 """
@@ -32,6 +35,8 @@ FACES, MFCC = "faces", "mfcc"
 ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C = "id_embedding", "skip_a", "skip_b", "skip_c"
 REFERENCE = "reference"  # warp head only: the face whose pixels the motion field moves, (N, 3, 109, 109) in [0, 1]
 FRAME = "frame"
+MOTION = "motion"  # warp head only: flow x, y (face px), mask, colour R, G, B
+MOTION_CHANNELS = 6
 IDENTITY_FEATURES = (ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C)  # every head; identity_feature_specs adds REFERENCE for "warp"
 
 IDENTITY_GRAPH = "identity"
@@ -83,8 +88,10 @@ def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     ident = identity_feature_specs(cfg)
     faces = TensorSpec(FACES, (-1, 3 * cfg.identity_faces, FACE_SIZE, FACE_SIZE), f32)
     mfcc = TensorSpec(MFCC, (-1, 1, N_CEPS, WINDOW_COLS), f32)
-    frame = TensorSpec(FRAME, (-1, 3, OUTPUT_SIZE, OUTPUT_SIZE), f32)
+    outputs: tuple[TensorSpec, ...] = (TensorSpec(FRAME, (-1, 3, OUTPUT_SIZE, OUTPUT_SIZE), f32),)
+    if cfg.decoder.head == "warp":
+        outputs += (TensorSpec(MOTION, (-1, MOTION_CHANNELS, OUTPUT_SIZE, OUTPUT_SIZE), f32),)
     return {
         IDENTITY_GRAPH: GraphSpec(IDENTITY_GRAPH, (faces,), ident),
-        FRAME_GRAPH: GraphSpec(FRAME_GRAPH, (mfcc, *ident), (frame,)),
+        FRAME_GRAPH: GraphSpec(FRAME_GRAPH, (mfcc, *ident), outputs),
     }

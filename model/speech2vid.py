@@ -69,11 +69,13 @@ class IdentityGraph(nn.Module):
 
 
 class FrameGraph(nn.Module):
-    """(mfcc, id_embedding, skip_a, skip_b, skip_c) -> frame; identity tensors of batch 1 broadcast."""
+    """(mfcc, id_embedding, skip_a, skip_b, skip_c[, reference]) -> frame[, motion] (``io_spec.graph_specs``);
+    identity tensors of batch 1 broadcast."""
 
     def __init__(self, model: Speech2Vid):
         super().__init__()
         self.audio, self.decoder, self.deblur = model.audio, model.decoder, model.deblur
+        self.motion = model.cfg.decoder.head == "warp"
 
     def forward(
         self,
@@ -83,9 +85,11 @@ class FrameGraph(nn.Module):
         skip_b: torch.Tensor,
         skip_c: torch.Tensor,
         reference: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        coarse = self.decoder(self.audio(mfcc), id_embedding, skip_a, skip_b, skip_c, reference)
-        frame: torch.Tensor = self.deblur(coarse)
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out = self.decoder(self.audio(mfcc), id_embedding, skip_a, skip_b, skip_c, reference, with_motion=self.motion)
+        if isinstance(out, tuple):  # the warp head: no deblur to run (its layers are 0), the motion beside
+            return self.deblur(out[0]), out[1]
+        frame: torch.Tensor = self.deblur(out)
         return frame
 
 

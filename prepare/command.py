@@ -25,12 +25,11 @@ def run_prepare_command(args: argparse.Namespace, settings: Any) -> int:
     cfg = dataclasses.replace(cfg, **changes)
     cfg._check("command-line options")
     t0 = time.perf_counter()
-    lookahead = {}
-    if args.model is not None:
-        from speech2vid.config import load_model_config
+    from speech2vid.config import load_model_config
+    from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS
 
-        lookahead = {"lookahead_columns": load_model_config(args.model).lookahead_columns}
-    summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet, **lookahead)
+    lookahead = MAX_LOOKAHEAD_COLUMNS if args.model is None else load_model_config(args.model).lookahead_columns
+    summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet, lookahead_columns=lookahead)
     print(stats_table(summary.index))
     print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
           f"(reasons in {summary.root / 'report.txt'}); {time.perf_counter() - t0:.1f} s")  # fmt: skip

@@ -50,7 +50,7 @@ def photo_inputs(
     shown, landmarks, transform = rgb, first.landmarks, first.transform
     if square:
         shown, landmarks, transform = square_around_face(rgb, landmarks, transform)
-    canvas = photo_canvas(shown, landmarks, transform, max_side)
+    canvas = photo_canvas(shown, landmarks, transform, max_side, rest_mouth=rest_mouth)
     identity = rest_mouth_identity(rgb, first.landmarks, first.transform) if rest_mouth else first.image
     faces = [identity] + [align_photo(p, face_index=face_index).image for p in photos[1:]]
     return PhotoInputs(faces, eye_boxes(canvas.landmarks), canvas)

@@ -25,7 +25,7 @@ class SlotEngine(Protocol):
 
     def submit(self, slot: int, windows: np.ndarray) -> None: ...
 
-    def collect(self, slot: int) -> np.ndarray: ...
+    def collect_faces(self, slot: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ class _InFlight(Generic[T]):
 
 
 def pump(engine: SlotEngine, batches: Iterable[Batch[T]]) -> Iterator[tuple[T, np.ndarray | None]]:
-    """``(item, face)`` for every item of ``batches``, in order; ``face`` is (109, 109, 3) float32 in [0, 1],
-    or None for items with ``render`` False."""
+    """``(item, face)`` for every item of ``batches``, in order; ``face`` is a rendered face (109, 109, C)
+    float32 (``frames.rendered``: RGB in [0, 1], and the warp head's motion), or None for items with
+    ``render`` False."""
     if engine.n_slots < 2:
         raise ValueError("the frame pump keeps two batches in flight: the engine needs two slots")
     in_flight: _InFlight[T] | None = None
@@ -64,6 +65,6 @@ def pump(engine: SlotEngine, batches: Iterable[Batch[T]]) -> Iterator[tuple[T, n
 
 
 def _collect(engine: SlotEngine, done: _InFlight[T]) -> Iterator[tuple[T, np.ndarray | None]]:
-    faces = iter(engine.collect(done.slot) if done.wanted.any() else ())
+    faces = iter(engine.collect_faces(done.slot) if done.wanted.any() else ())
     for item, wanted in zip(done.items, done.wanted):
         yield item, (next(faces) if wanted else None)

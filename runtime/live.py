@@ -334,12 +334,15 @@ class LiveLoop:
         sway_scale: float,
     ) -> None:
         self.cfg, self.engine, self.present, self.sway_scale = cfg, engine, present, sway_scale
+        # A photo canvas composes from the rendered face with its motion (frames.rendered); the bare
+        # face is shown as the picture it is.
+        self.render = engine.render_faces if present is not None else engine.render
         self.report = report = LiveReport()
         engine.set_identity(list(faces))  # once: its features feed every frame
         quiet = silence_window()
         t = time.perf_counter()
         for _ in range(WARMUP_RENDERS):
-            still = engine.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
+            still = self.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
         report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
         self.still = still
         self.still_shown = present(still) if present is not None else still  # composed once: silence shows it every frame
@@ -563,7 +566,7 @@ class LiveLoop:
         self.sinks, self.soak_interval = sinks, soak_interval
         max_samples = None if duration is None else round(duration * SAMPLE_RATE)
         wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
-        self.worker = worker = InferenceWorker(self.engine.render)
+        self.worker = worker = InferenceWorker(self.render)
         self.t_open = time.monotonic()
         completed = False
         try:

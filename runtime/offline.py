@@ -27,6 +27,7 @@ from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, compose_region
 from speech2vid.frames.render import to_uint8, video_frame, watermark
+from speech2vid.frames.rendered import face_rgb
 from speech2vid.frames.yuv import I420Photo
 from speech2vid.runtime.avatar import photo_inputs
 from speech2vid.runtime.frame_pump import Batch, pump
@@ -121,7 +122,8 @@ def render_video(
     gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), engine.lookahead_columns,
                       pauses=PauseParams.from_db(vad.pause_below_db)) if gating else None  # fmt: skip
     silence = silence_column()
-    still = engine.render(np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy())[0] if gating else None
+    quiet = np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy()
+    still = engine.render_faces(quiet)[0] if gating else None
     animator = IdleAnimator() if gating and cfg.idle == "alive" else None
     eyes = inputs.eyes or ()
     n_frames = inputs.n_frames
@@ -165,9 +167,9 @@ def render_video(
                     if canvas is not None:
                         image = photo_frame(canvas, frame, animator, silent, eyes, label)
                     elif animator is not None:
-                        image = video_frame(animate(frame, animator.step(silent), eyes), cfg.output_size, label)
+                        image = video_frame(animate(face_rgb(frame), animator.step(silent), eyes), cfg.output_size, label)
                     else:
-                        image = video_frame(frame, cfg.output_size, label)
+                        image = video_frame(face_rgb(frame), cfg.output_size, label)
                 with clock("encode"):
                     sink.write(image)
                 bar.update(1)

@@ -37,6 +37,7 @@ from speech2vid.faces import align_photo
 from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.render import to_uint8, watermark
+from speech2vid.frames.rendered import face_rgb
 from speech2vid.frames.strip import before_after_strip
 from speech2vid.outputs import check_distinct, check_output
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
@@ -194,7 +195,7 @@ def run_redub(
         if p.face is not None and rendered is not None:
             with clock("composite"):
                 mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
-                out, method = paste_face(p.source, to_uint8(rendered), mask, crop_to_frame(p.face.transform),
+                out, method = paste_face(p.source, to_uint8(face_rgb(rendered)), mask, crop_to_frame(p.face.transform),
                                          method=cfg.blend, feather=cfg.feather)
         else:
             method = "no face"

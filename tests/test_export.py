@@ -55,11 +55,12 @@ def test_dynamic_batch(n, lite_onnx) -> None:  # type: ignore[no-untyped-def]
     mfcc = (rng.standard_normal((n, 1, N_CEPS, WINDOW_COLS)) * 10).astype(np.float32)
     one_identity = {k: v[:1] for k, v in ident.items()}  # batch 1, broadcast inside the graph
     tiled = {k: np.ascontiguousarray(np.repeat(v[:1], n, axis=0)) for k, v in ident.items()}
-    (broadcast,) = frame.run(None, {"mfcc": mfcc, **one_identity})
-    (full,) = frame.run(None, {"mfcc": mfcc, **tiled})
-    assert broadcast.shape == (n, 3, OUTPUT_SIZE, OUTPUT_SIZE)
+    broadcast, motion = frame.run(None, {"mfcc": mfcc, **one_identity})  # the frame, and the warp head's motion
+    full, full_motion = frame.run(None, {"mfcc": mfcc, **tiled})
+    assert broadcast.shape == (n, 3, OUTPUT_SIZE, OUTPUT_SIZE) and motion.shape == (n, 6, OUTPUT_SIZE, OUTPUT_SIZE)
     np.testing.assert_allclose(broadcast, full, rtol=0, atol=1e-6)
-    (per_sample,) = frame.run(None, {"mfcc": mfcc, **ident})  # identity batch N: one identity per window
+    np.testing.assert_allclose(motion, full_motion, rtol=0, atol=1e-5)
+    per_sample, _ = frame.run(None, {"mfcc": mfcc, **ident})  # identity batch N: one identity per window
     assert per_sample.shape == (n, 3, OUTPUT_SIZE, OUTPUT_SIZE)
 
 

@@ -33,7 +33,7 @@ def test_pump_returns_every_item_in_order_with_its_own_face(engine) -> None:  # 
         batches.append(Batch(list(range(item, item + n)), windows, render))
         for k in range(n):
             # One window at a time, synchronously: the independent reference for each face.
-            expected.append(engine.render(windows[k : k + 1])[0] if render[k] else None)
+            expected.append(engine.render_faces(windows[k : k + 1])[0] if render[k] else None)
         item += n
 
     got = list(pump(engine, iter(batches)))

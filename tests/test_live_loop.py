@@ -65,6 +65,10 @@ class SlowEngine:
         time.sleep(self.delay_s)  # simulated compute time, not synchronisation
         return self._engine.render(windows)
 
+    def render_faces(self, windows: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self._engine.render_faces(windows)
+
 
 class FailingEngine(SlowEngine):
     """Fails on its ``fail_at``-th render (warm-up included)."""
@@ -78,6 +82,8 @@ class FailingEngine(SlowEngine):
         if self.calls >= self.fail_at:
             raise RuntimeError("engine failed (test)")
         return self._engine.render(windows)
+
+    render_faces = render
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,8 @@ class MouthStub:
     def collect(self, slot: int) -> np.ndarray:
         return self._slots.pop(slot)
 
+    collect_faces = collect  # a picture without motion, as the pixel head renders
+
     def render(self, windows: np.ndarray) -> np.ndarray:
         from speech2vid.faces import TEMPLATE_ALIGNED
 
