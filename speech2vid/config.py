@@ -456,8 +456,14 @@ class TrainConfig:
     motion_weight: float = 0.0  # warp head: weight of the ground-truth motion-field + mask loss (corpora with landmarks)
     pyramid_levels: int = 0  # extra L1 terms on 2x, 4x, ... pooled images (helps the warp head's motion field)
     audio_lr_mult: float = 1.0  # generator only: the audio encoder's learning rate = lr * this
+    # generator with --real DATASET (real talking video): a batch of it joins every real_every-th step, its
+    # image loss weighted by real_weight (no motion-field truth there)
+    real_every: int = 1
+    real_weight: float = 1.0
 
     def _check(self, where: str) -> None:
+        if self.real_every < 1 or self.real_weight < 0:
+            raise ConfigError(f"{where}: 'train.real_every' must be >= 1 and 'train.real_weight' >= 0")
         if self.mouth_weight < 1 or self.audio_lr_mult <= 0:
             raise ConfigError(f"{where}: 'train.mouth_weight' must be >= 1 and 'train.audio_lr_mult' > 0")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:

@@ -14,6 +14,9 @@ log = logging.getLogger("speech2vid.train")
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", choices=KINDS, help="generator (L1 on the target face) or deblur (restores blurred faces)")
     p.add_argument("--data", required=True, metavar="DATASET_DIR", help="a dataset from `speech2vid synth` or `prepare`")
+    p.add_argument("--real", metavar="DATASET_DIR", help="generator: also learn from this dataset of real talking video "
+                   "(`prepare --model M`): a batch of it joins every train.real_every-th step (its image loss, weighted "
+                   "by train.real_weight); validation stays on --data")
     p.add_argument("--model", help="geometry: lite (default), paper, or a model YAML")
     p.add_argument("--config", dest="train_config", action="append", default=[], metavar="FILE",
                    help="YAML laid over configs/default.yaml (its train: section sets optimiser, lr, epochs, ...)")
@@ -40,7 +43,7 @@ def run_train_command(args: argparse.Namespace, settings: Any) -> int:
     out = Path(args.output or f"runs/{args.kind}-{model_cfg.name}")
     result = train(args.kind, args.data, model_cfg, cfg, out, weights=args.weights, fresh=args.fresh,
                    stop_after_steps=args.stop_after_steps, device=args.device,
-                   progress=None if not args.quiet else False)
+                   progress=None if not args.quiet else False, real=args.real)
     if result.interrupted:
         print(f"stopped at step {result.global_step}: checkpoint in {out / 'last'}; rerun the same command to resume")
         return 0 if args.stop_after_steps is not None else 130

@@ -81,3 +81,32 @@ def blur_like_generator(target: torch.Tensor, low: float, high: float, gen: torc
     """The deblur task's input: the ground truth blurred by a random Gaussian, as soft as the generator's."""
     sigma = low + (high - low) * torch.rand(target.shape[0], generator=gen)
     return gaussian_blur(target, sigma.to(target.device)).clamp(0.0, 1.0)
+
+
+class BatchStream:
+    """Endless batches of a dataset's train split, epoch after epoch (each shuffled by its number), that can
+    start at any position: a run resumed at step k reads the batches an uninterrupted run would have read.
+    The second source of a mixed run (``train --real``)."""
+
+    def __init__(self, ds: ShardedSamples, batch: int, workers: int, device: torch.device, start: int = 0):
+        self.ds, self.batch, self.workers, self.device = ds, batch, workers, device
+        self.per_epoch = len(ds) // batch
+        if self.per_epoch < 1:
+            raise DatasetError(f"the train split of {ds.root} has fewer than {batch} samples: lower train.batch")
+        self.used = start
+        self._it: Iterator[Batch] | None = None
+
+    def next(self) -> Batch:
+        if self._it is None:
+            epoch, skip = divmod(self.used, self.per_epoch)
+            self.ds.set_epoch(epoch)
+            self._it = batches(loader(self.ds, self.batch, self.workers), self.device, skip=skip)
+        b = next(self._it, None)
+        if b is None or b.target.shape[0] < self.batch:  # the epoch's end, or its partial last batch: the next epoch
+            self.used = (self.used // self.per_epoch + 1) * self.per_epoch
+            self._it = None
+            return self.next()
+        self.used += 1
+        if self.used % self.per_epoch == 0:
+            self._it = None  # epochs hold the same count of whole batches, however the reader ends
+        return b

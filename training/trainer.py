@@ -34,7 +34,7 @@ from speech2vid.model.speech2vid import Speech2Vid, build_model, encode_identity
 from speech2vid.model.weights import load_weights
 from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
-from speech2vid.training.data import batches, blur_like_generator, loader, split_dataset
+from speech2vid.training.data import BatchStream, batches, blur_like_generator, loader, split_dataset
 from speech2vid.datasets.index import open_dataset
 from speech2vid.training.loss import motion_loss, weighted_l1
 
@@ -209,26 +209,41 @@ def validate(kind: str, model: Speech2Vid, data: str, d: D.Dist, cfg: TrainConfi
 
 def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
           weights: str | None = None, fresh: bool = False, stop_after_steps: int | None = None,
-          device: str | None = None, progress: bool | None = None) -> TrainResult:
+          device: str | None = None, progress: bool | None = None, real: str | None = None) -> TrainResult:
+    """Train ``kind`` on ``data``; with ``real`` (generator only), batches of that dataset of real talking
+    video join every ``train.real_every``-th step (one forward pass over both: DDP-safe), the image loss
+    only (real video has no motion-field truth)."""
     if kind not in KINDS:
         raise UserError(f"unknown training target '{kind}': choose generator or deblur")
+    if real is not None and kind != "generator":
+        raise UserError("--real trains the generator: it goes with 'train generator'")
     out_dir = Path(out_dir)
     d = D.setup(device)
     try:
         return _train(kind, data, model_cfg, cfg, out_dir, d, weights, fresh, stop_after_steps,
-                      sys.stderr.isatty() if progress is None else progress)
+                      sys.stderr.isatty() if progress is None else progress, real)
     finally:
         D.cleanup(d)
 
 
-def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, d: D.Dist,
-           weights: str | None, fresh: bool, stop_after_steps: int | None, progress: bool) -> TrainResult:
-    config = run_config(kind, data, model_cfg, cfg)
+def _check_lookahead(data: str, model_cfg: ModelConfig) -> None:
     index = open_dataset(data)
     if index.lookahead_columns != model_cfg.lookahead_columns:
         raise UserError(f"{data} has MFCC windows with {index.lookahead_columns} look-ahead columns, the {model_cfg.name} "
                         f"model reads {model_cfg.lookahead_columns}: make the corpus for this model "
-                        f"(speech2vid synth --registered --model {model_cfg.name}) or set lookahead_columns in its YAML")
+                        f"(speech2vid synth --registered --model {model_cfg.name}, or prepare --model "
+                        f"{model_cfg.name}) or set lookahead_columns in its YAML")
+
+
+def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, d: D.Dist,
+           weights: str | None, fresh: bool, stop_after_steps: int | None, progress: bool,
+           real: str | None = None) -> TrainResult:
+    config = run_config(kind, data, model_cfg, cfg)
+    if real is not None:
+        config["real"] = real
+    _check_lookahead(data, model_cfg)
+    if real is not None:
+        _check_lookahead(real, model_cfg)
     if kind == "deblur" and model_cfg.deblur.layers == 0:
         raise UserError(f"the {model_cfg.name} model has no deblur CNN (deblur.layers: 0, the warp head): train the generator only")
     torch.manual_seed(cfg.seed)
@@ -279,6 +294,11 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
         raise UserError(f"the train split of {data} has fewer than {cfg.batch} samples per rank: lower train.batch")
     blur_gen = torch.Generator()
     interrupted = False
+    stream = None
+    if real is not None:  # where an uninterrupted run would be in it: one batch per step s with s % real_every == 0
+        real_ds = split_dataset(real, "train", d, identity_faces=model_cfg.identity_faces, shuffle=True, seed=cfg.seed + 1)
+        used = (state["global_step"] + cfg.real_every - 1) // cfg.real_every
+        stream = BatchStream(real_ds, cfg.batch, cfg.workers, d.device, start=used)
 
     def checkpoint(tag: str) -> None:
         if d.is_main:
@@ -300,6 +320,7 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"{kind} epoch {epoch + 1}/{cfg.epochs}",
                        disable=not (progress and d.is_main), unit="step", dynamic_ncols=True)
             t0, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
+            real_sum, real_n = 0.0, 0
             for b in batches(loader(train_ds, cfg.batch, cfg.workers), d.device, skip=skip):
                 if state["step_in_epoch"] >= steps_per_epoch:
                     break
@@ -307,14 +328,24 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_mult", 1.0)
                 if kind == "generator":
+                    rb = stream.next() if stream is not None and state["global_step"] % cfg.real_every == 0 else None
+                    mfcc, identity = b.mfcc, b.identity
+                    if rb is not None:  # one forward pass over both sources
+                        mfcc, identity = torch.cat([mfcc, rb.mfcc]), torch.cat([identity, rb.identity])
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and d.device.type == "cpu"):
-                        out = ddp(b.mfcc, b.identity).float()
-                    target = b.target
+                        both = ddp(mfcc, identity).float()
+                    n = b.target.shape[0]
+                    out, target = both[:n], b.target
                     loss = weighted_l1(out, target, cfg.mouth_weight, cfg.pyramid_levels)  # L1 (paper eq. 1), mouth band weighted
                     if cfg.motion_weight > 0 and b.flow is not None and b.cavity is not None:
                         flow, mask_logit = model.decoder.last_motion
-                        loss = loss + cfg.motion_weight * motion_loss(flow.float(), mask_logit.float(), b.flow, b.cavity,
-                                                                      cfg.mouth_weight)  # fmt: skip
+                        loss = loss + cfg.motion_weight * motion_loss(flow[:n].float(), mask_logit[:n].float(), b.flow,
+                                                                      b.cavity, cfg.mouth_weight)  # fmt: skip
+                    if rb is not None:
+                        real_loss = weighted_l1(both[n:], rb.target, cfg.mouth_weight, cfg.pyramid_levels)
+                        loss = loss + cfg.real_weight * real_loss
+                        real_sum += float(real_loss.detach())
+                        real_n += 1
                 else:
                     blur_gen.manual_seed(cfg.seed * 1_000_003 + state["global_step"] * 1009 + d.rank)
                     blurred = blur_like_generator(b.target, *cfg.blur_sigma, blur_gen)
@@ -335,6 +366,8 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                 if state["global_step"] % cfg.log_every == 0:
                     rec = {"event": "step", "step": state["global_step"], "epoch": epoch + 1, "loss": float(loss.detach()),
                            "lr": lr, "samples_per_s": rate}
+                    if real_n:
+                        rec["real_l1"] = real_sum / real_n  # the real video's weighted image loss, since the epoch began
                     metrics.write(rec)
                     if d.is_main:
                         log.info("epoch %d step %d loss %.5f lr %.2e %.1f samples/s", epoch + 1,
