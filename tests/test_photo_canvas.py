@@ -291,3 +291,29 @@ def test_the_motion_composite_keeps_the_photos_sharpness() -> None:
     enlarged = _sharpness(compose_on_photo(canvas, face[..., :3])[box]) / _sharpness(canvas.photo[box])
     # Measured: 0.99 with the motion (the photo's own pixels moved), 0.78 from the 109 px picture enlarged.
     assert moved >= 0.9 and moved > enlarged + 0.1, (moved, enlarged)
+
+
+def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
+    """The motion path computes only the region, too: against the same maths over the whole frame (the
+    fields enlarged onto every pixel, every pixel moved), within one grey level, the rest the photo."""
+    rgb, _, canvas = _canvas()
+    face = _motion_face(canvas.reference, 3.0)
+    h, w = rgb.shape[:2]
+    to_frame = canvas.crop_to_roi.copy()
+    to_frame[:, 2] += (canvas.x0, canvas.y0)
+    fields = cv2.warpAffine(face[..., 3:6], to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    colour = cv2.warpAffine(face[..., 6:9] * np.float32(255), to_frame, (w, h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = to_frame[:, :2]
+    map_x = xx + np.float32(a[0, 0]) * fields[..., 0] + np.float32(a[0, 1]) * fields[..., 1]
+    map_y = yy + np.float32(a[1, 0]) * fields[..., 0] + np.float32(a[1, 1]) * fields[..., 1]
+    moved = cv2.remap(canvas.moving, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    mask = np.clip(fields[..., 2:3], 0, 1)
+    drawn = moved + mask * (colour - moved)
+    alpha = np.zeros((h, w, 1), np.float32)
+    alpha[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = canvas.alpha
+    want = np.clip(rgb + alpha * (drawn - rgb) + 0.5, 0, 255).astype(int)
+    got = compose_on_photo(canvas, face).astype(int)
+    assert np.abs(got - want).max() <= 1
+    assert (got != want).mean() < 1e-3
