@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 from speech2vid.assets import sample_face  # noqa: E402
 from speech2vid.audio.io import load_speech  # noqa: E402
 from speech2vid.evaluation.visible import Instruments, decode_video, frame_loudness, pearson, write_wav  # noqa: E402
+from speech2vid.features.windows import FPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FPS = 25
 PHOTOS = (ROOT / "data/eval/photos/06_london-024-neutral.jpg", ROOT / "data/eval/photos/01_obama.jpg", sample_face())
 SPEECH = ROOT / "data/eval/speech/ljspeech_LJ050-0131_f.flac"
 

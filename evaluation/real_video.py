@@ -100,9 +100,9 @@ class MeasuredClip:
 
 def clip_ticks(frames: int, rate: Fraction, samples_16k: int, seconds: float | None) -> list[int]:
     """The source frame shown at each 25 fps tick; the count follows the shorter of picture and sound."""
-    from speech2vid.features.windows import FPS
+    from speech2vid.features.windows import FPS, SAMPLE_RATE
 
-    duration = min(Fraction(frames) / rate, Fraction(samples_16k, 16000))
+    duration = min(Fraction(frames) / rate, Fraction(samples_16k, SAMPLE_RATE))
     if seconds is not None:
         duration = min(duration, Fraction(seconds).limit_denominator(1000))
     n = max(1, int(duration * FPS))
@@ -113,7 +113,7 @@ def measure_clip(path: Path, inst: Any, keep: Callable[[int], set[int]], seconds
     """Decode a talking clip (rotation applied), streaming, and measure every tick's face; ``keep(n)``
     names the ticks whose frames are kept, given the tick count."""
     from speech2vid.audio.io import load_speech
-    from speech2vid.features.windows import FPS
+    from speech2vid.features.windows import SAMPLES_PER_FRAME
     from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
 
     info = probe_video(path)
@@ -133,7 +133,7 @@ def measure_clip(path: Path, inst: Any, keep: Callable[[int], set[int]], seconds
             points.append(_points(inst, rgb))
             if k in wanted:
                 kept[k] = rgb
-    return MeasuredClip(path.name, points, kept, signal[: len(ticks) * 16000 // FPS])
+    return MeasuredClip(path.name, points, kept, signal[: len(ticks) * SAMPLES_PER_FRAME])
 
 
 def _points(inst: Any, rgb: np.ndarray) -> np.ndarray | None:

@@ -34,13 +34,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from speech2vid.faces.ibug68 import lip_gap_ratio  # the measure: geometry of dlib's own 68 points
+from speech2vid.features.windows import FPS, SAMPLES_PER_FRAME
 
 MAX_LAG = 5
 SILENCE_FRAMES = 5  # 200 ms at 25 fps
 SILENCE_DB_BELOW = 30.0
 IDENTITY_EVERY = 5  # frames between face-recognition descriptors
-FPS = 25
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,14 @@ def lookahead_seconds(lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> float:
     return (check_lookahead(lookahead_columns) * HOP + FRAME_LEN // 2) / SAMPLE_RATE
 
 
+def lookahead_columns_for(seconds: float) -> int | None:
+    """The look-ahead ``R`` whose :func:`lookahead_seconds` is ``seconds``, or None when none is (within 1 us)."""
+    r = round((seconds * SAMPLE_RATE - FRAME_LEN // 2) / HOP)
+    if not 0 <= r <= MAX_LOOKAHEAD_COLUMNS or abs(lookahead_seconds(r) - seconds) > 1e-6:
+        return None
+    return r
+
+
 def n_frames_for(n_samples_16k: int) -> int:
     """Video frames for a 16 kHz signal: ``round(25 * seconds)`` with halves rounded up, >= 1 if non-empty.
 

@@ -30,7 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-FPS = 25
+from speech2vid.features.windows import FPS
+
 RAMP_FRAMES = 4  # 160 ms from speech to full idle motion and back
 BLINK_INTERVAL_S = (2.0, 6.0)  # seconds between blinks in silence, uniform
 BLINK_PROFILE = (0.5, 1.0, 0.8, 0.3)  # eyelid closure per frame of a blink (160 ms)

@@ -66,6 +66,7 @@ from speech2vid.features.windows import (
     SAMPLES_PER_FRAME,
     WINDOW_COLS,
     StreamingWindows,
+    lookahead_seconds,
     n_frames_for,
 )
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
@@ -350,10 +351,10 @@ class LiveLoop:
         emit_cols = model_cols if cfg.lookahead_columns is None else min(cfg.lookahead_columns, model_cols)
         if cfg.lookahead_columns is not None and cfg.lookahead_columns > model_cols:
             log.info("live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
-                     cfg.lookahead_ms, 12.5 + 10 * model_cols)  # fmt: skip
+                     cfg.lookahead_ms, lookahead_seconds(model_cols) * 1e3)  # fmt: skip
         self.windows = StreamingWindows(emit_after_columns=emit_cols, lookahead_columns=model_cols)
         report.lookahead_ms = self.windows.lookahead_seconds * 1e3
-        report.model_lookahead_ms = 12.5 + 10 * model_cols
+        report.model_lookahead_ms = lookahead_seconds(model_cols) * 1e3
         self.late_ms = report.lookahead_ms + cfg.late_ms
         self.heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
         self.heard_left = (WINDOW_COLS - 1 - model_cols) * HOP  # the window's columns before the frame's time

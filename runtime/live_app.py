@@ -25,6 +25,8 @@ MAX_DURATION_S = 7 * 24 * 3600.0  # --duration: a week; a longer kiosk run needs
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, lookahead_seconds
+
     p.add_argument("--face", action="append", metavar="PHOTO",
                    help="face photo (repeat up to 5 times; default the bundled sample face)")
     p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
@@ -39,8 +41,8 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                         "--duration) and report their drift at exit and in --stats")
     p.add_argument("--stats", metavar="FILE.json", help="write frame counts and latency statistics as JSON")
     p.add_argument("--lookahead-ms", type=float, metavar="MS",
-                   help="audio waited for past each frame: 12.5 + 10 R ms, R = 0..17 (default: the model's look-ahead; "
-                        "less fills the unheard columns with silence)")
+                   help=f"audio waited for past each frame: {lookahead_seconds(0) * 1e3:g} + {(lookahead_seconds(1) - lookahead_seconds(0)) * 1e3:g} R ms, "
+                        f"R = 0..{MAX_LOOKAHEAD_COLUMNS} (default: the model's look-ahead; less fills the unheard columns with silence)")
     p.add_argument("--idle", choices=["alive", "still", "off"],
                    help="nobody speaks: alive (still mouth, blinks, sway; default), still, off (the network throughout)")
     p.add_argument("--drop-policy", choices=["drop", "repeat"], help="when the engine falls behind (default repeat)")

@@ -338,7 +338,8 @@ class LiveConfig:
     blocksize: int = 160  # capture block at 16 kHz (10 ms): the callback's period
     latency: SuggestedLatency | float = "low"  # PortAudio suggested input latency (low, high or seconds)
     ring_seconds: float = 4.0  # capture ring: how far the loop may fall behind before audio is dropped
-    # audio waited for past a frame's time: 12.5 + 10 R ms, R = 0..17; None = the model's own look-ahead
+    # audio waited for past a frame's time (features.windows.lookahead_seconds of R = 0..17: 12.5, 22.5, ..., 182.5
+    # ms); None = the model's own look-ahead
     # (a larger value than the model's is capped to it; a smaller one fills the unheard columns with silence)
     lookahead_ms: float | None = None
     drop_policy: DropPolicy = "repeat"  # engine behind: repeat (hold the last image) | drop (skip the slot)
@@ -370,9 +371,13 @@ class LiveConfig:
     reopen_seconds: float = 300.0
 
     def _check(self, where: str) -> None:
+        from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, lookahead_columns_for, lookahead_seconds
+
         ms = self.lookahead_ms
-        if ms is not None and (not 12.5 <= ms <= 182.5 or abs((ms - 12.5) / 10 - round((ms - 12.5) / 10)) > 1e-6):
-            raise ConfigError(f"{where}: 'live.lookahead_ms' must be 12.5 + 10 R ms for R = 0..17 (12.5, 22.5, ..., 182.5), got {self.lookahead_ms}")
+        if ms is not None and lookahead_columns_for(ms / 1e3) is None:
+            low, step, high = (lookahead_seconds(r) * 1e3 for r in (0, 1, MAX_LOOKAHEAD_COLUMNS))
+            raise ConfigError(f"{where}: 'live.lookahead_ms' must be {low:g} + {step - low:g} R ms for R = 0..{MAX_LOOKAHEAD_COLUMNS} "
+                              f"({low:g}, {step:g}, ..., {high:g}), got {self.lookahead_ms}")
         if not 16 <= self.blocksize <= 16000:
             raise ConfigError(f"{where}: 'live.blocksize' must be within 16..16000 samples (1 s), got {self.blocksize}")
         if not 0.5 <= self.ring_seconds <= 600:
@@ -401,7 +406,9 @@ class LiveConfig:
     @property
     def lookahead_columns(self) -> int | None:
         """MFCC columns past a frame's time waited for (None: as many as the model reads)."""
-        return None if self.lookahead_ms is None else round((self.lookahead_ms - 12.5) / 10)
+        from speech2vid.features.windows import lookahead_columns_for
+
+        return None if self.lookahead_ms is None else lookahead_columns_for(self.lookahead_ms / 1e3)
 
 
 CalibMethod = Literal["entropy", "percentile", "minmax"]

@@ -96,3 +96,43 @@ def test_pipeline_batch_must_fit_the_engines(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'redub.batch: 16' is more than 'engine.batch.max: 8'"):
         load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 4, max: 8}\nredub:\n  batch: 16\n"))
     assert load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 8, max: 64}\ngenerate:\n  batch: 64\n")).generate.batch == 64
+
+
+def test_the_default_yaml_states_every_dataclass_default_and_nothing_else() -> None:
+    """Every default is written twice, in configs/default.yaml (what users read and copy) and in the config
+    dataclasses (what code without the YAML gets): this keeps the two the same, key for key."""
+    import yaml
+
+    from speech2vid.config import Settings, to_dict
+
+    written = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text())
+    defaults = to_dict(Settings())
+
+    def differences(a: dict, b: dict, where: str = "") -> list[str]:  # type: ignore[type-arg]
+        out = []
+        for key in sorted(set(a) | set(b)):
+            path = f"{where}.{key}" if where else key
+            if key not in a or key not in b:
+                out.append(f"{path}: only in {'the dataclasses' if key not in a else 'the YAML'}")
+            elif isinstance(a[key], dict) and isinstance(b[key], dict):
+                out += differences(a[key], b[key], path)
+            elif (list(a[key]) if isinstance(a[key], (list, tuple)) else a[key]) != (
+                list(b[key]) if isinstance(b[key], (list, tuple)) else b[key]
+            ):
+                out.append(f"{path}: YAML {a[key]!r}, dataclass {b[key]!r}")
+        return out
+
+    assert differences(written, defaults) == []
+
+
+def test_one_frame_rate_and_one_look_ahead_formula() -> None:
+    """FPS is defined once (features/windows.py) and the look-ahead's milliseconds are computed, never
+    written as a formula, anywhere else in the package."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [p for p in root.rglob("*.py") if not {"tests", "build", ".git"} & set(p.relative_to(root).parts)]
+    fps = [str(p.relative_to(root)) for p in sources if re.search(r"^FPS\s*=", p.read_text(), re.M)]
+    assert fps == ["features/windows.py"], fps
+    formula = [str(p.relative_to(root)) for p in sources if re.search(r"12\.5\s*\+\s*10", p.read_text())]
+    assert formula == [], formula
