@@ -10,3 +10,15 @@ import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
+
+__all__ = ["Avatar", "Frame", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # The streaming API (speech2vid/api.py) opens engines; importing the package for its CLI or a submodule
+    # must not pay for that, so the names load on first use.
+    if name in ("Avatar", "Frame"):
+        from speech2vid import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'speech2vid' has no attribute {name!r}")
