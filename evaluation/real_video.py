@@ -100,7 +100,8 @@ class MeasuredClip:
 
 def clip_ticks(frames: int, rate: Fraction, samples_16k: int, seconds: float | None) -> list[int]:
     """The source frame shown at each 25 fps tick; the count follows the shorter of picture and sound."""
-    from speech2vid.features.windows import FPS, SAMPLE_RATE
+    from speech2vid.audio.constants import SAMPLE_RATE
+    from speech2vid.features.windows import FPS
 
     duration = min(Fraction(frames) / rate, Fraction(samples_16k, SAMPLE_RATE))
     if seconds is not None:

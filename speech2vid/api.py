@@ -110,6 +110,7 @@ class Avatar:
             self.engine.close()
             raise
         self._animator = IdleAnimator() if self._gating and gen.idle == "alive" else None
+        self._resampler: ModelRateStream | None = None
         self._index = 0  # the next frame's number
         self._audio = np.zeros(0, np.float32)  # 16 kHz audio of the frames not yet made
         self._start_utterance()
@@ -191,7 +192,7 @@ class Avatar:
         self._windows = StreamingWindows(lookahead_columns=lookahead)
         self._gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), lookahead,
                                 pauses=PauseParams.from_db(vad.pause_below_db)) if self._gating else None  # fmt: skip
-        self._resampler: ModelRateStream | None = None
+        self._resampler = None
         self._pushed = 0  # 16 kHz samples of this utterance
         self._made = 0  # frames of this utterance
 
@@ -253,4 +254,5 @@ def _as_float(pcm: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise UserError("pcm holds NaN or infinite samples")
-    return np.clip(x, -1.0, 1.0)
+    clipped: np.ndarray = np.clip(x, -1.0, 1.0)
+    return clipped
