@@ -32,6 +32,7 @@ class LiveBenchRow:
     """One precision's run: its engine, what the loop did, and (stage, p50, p99) rows in ms."""
 
     precision: str
+    load: int = 0  # CPU-bound processes running beside the loop (bench --live --load)
     engine: str = ""
     skipped: str | None = None  # why it did not run (engine not built)
     frames: int = 0
@@ -51,8 +52,10 @@ def run_live_bench(
     precisions: Sequence[str] = DEFAULT_PRECISIONS,
     seconds: float = 20.0,
     sinks: Callable[[], list[Any]] | None = None,
+    loads: Sequence[int] = (0,),
 ) -> list[LiveBenchRow]:
-    """Run the live loop for ``seconds`` of ``audio`` (looped, real time) once per precision.
+    """Run the live loop for ``seconds`` of ``audio`` (looped, real time) once per precision and load
+    (``loads``: how many CPU-bound processes run beside it, :class:`speech2vid.bench.cpu_load.CpuLoad`).
 
     ``make_engine(settings)`` returns an engine, not opened, for ``settings.engine`` (the CLI's factory);
     an ``EngineRefused`` (engine not built) skips that precision. ``sinks()`` makes fresh sinks per run
@@ -63,9 +66,11 @@ def run_live_bench(
     from speech2vid.runtime.sources import FileSource
     from speech2vid.sinks.live import NullSink
 
+    from speech2vid.bench.cpu_load import CpuLoad
+
     rows = []
-    for precision in precisions:
-        row = LiveBenchRow(precision)
+    for precision, load in ((p, n) for p in precisions for n in loads):
+        row = LiveBenchRow(precision, load)
         rows.append(row)
         # a name from the CLI's --precision choices (the engine precisions)
         s = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=cast(Precision, precision)))
@@ -76,9 +81,9 @@ def run_live_bench(
             log.warning("bench --live: %s skipped: %s", precision, row.skipped)
             continue
         row.engine = engine.label
-        log.info("bench --live: %s, %.0f s of real-time audio", engine.label, seconds)
+        log.info("bench --live: %s, %.0f s of real-time audio, %d CPU-bound processes beside", engine.label, seconds, load)
         source = FileSource(str(audio), settings.live.blocksize, realtime=True, loop=True)
-        with engine:
+        with engine, CpuLoad(load):
             report = run_live(engine, avatar, source, sinks() if sinks else [NullSink()], settings.live,
                               vad=settings.vad, duration=seconds)  # fmt: skip
         row.frames, row.rendered = report.frames, report.rendered
@@ -98,13 +103,13 @@ def format_live_table(rows: Sequence[LiveBenchRow]) -> str:
     width = 17
     lines = []
     if ran:
-        lines.append(f"{'stage (ms, p50 / p99)':<24}" + "".join(f"{r.precision:>{width}}" for r in ran))
+        lines.append(f"{'stage (ms, p50 / p99)':<24}" + "".join(f"{r.precision + (f' load {r.load}' if len(rows) > 1 and any(x.load for x in rows) else ''):>{width}}" for r in ran))
         for i, (name, _, _) in enumerate(ran[0].stages):
             cells = "".join(f"{fmt(r.stages[i][1]) + ' / ' + fmt(r.stages[i][2]):>{width}}" for r in ran)
             lines.append(f"{name:<24}{cells}")
         lines.append(f"{'rendered / frames':<24}" + "".join(f"{f'{r.rendered} / {r.frames}':>{width}}" for r in ran))
         lines.append(f"{'look-ahead (ms)':<24}" + "".join(f"{r.lookahead_ms:>{width}.1f}" for r in ran))
-        lines += [f"  {r.precision}: {r.engine}" for r in ran]
+        lines += [f"  {r.precision}: {r.engine}" + (f", {r.load} CPU-bound processes beside" if r.load else "") for r in ran]
     lines += [f"  {r.precision}: skipped ({r.skipped})" for r in rows if r.skipped is not None]
     return "\n".join(lines)
 

@@ -59,6 +59,7 @@ from speech2vid.errors import OutputError
 from speech2vid.features.constants import HOP
 from speech2vid.features.pauses import PauseDetector, PauseParams
 from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
+from speech2vid.runtime.priority import raise_priority
 from speech2vid.features.windows import (
     FPS,
     LEFT_PAD,
@@ -572,6 +573,7 @@ class LiveLoop:
         completed = False
         try:
             source.open()
+            raise_priority(self.cfg.nice)  # the loop, the engine's worker and its pool, the sinks' threads
             try:
                 block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
                 report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms

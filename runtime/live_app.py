@@ -228,7 +228,8 @@ def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any])
 
 
 def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, audio: str | None,
-                           precisions: list[str] | None, seconds: float, json_path: str | None) -> int:
+                           precisions: list[str] | None, seconds: float, json_path: str | None,
+                           loads: list[int] | None = None) -> int:  # fmt: skip
     """``speech2vid bench --live``: the live loop from a file in real time, a stage table per precision."""
     from speech2vid.assets import sample_face, sample_speech
     from speech2vid.bench.live import DEFAULT_PRECISIONS, format_live_table, run_live_bench, write_live_json
@@ -240,7 +241,7 @@ def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, 
     avatar = live_avatar([sample_face()], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side,
                          rest_mouth=settings.generate.rest_mouth)  # what `live` shows: the photo composite, by default
     rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), avatar=avatar,
-                          precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds)  # fmt: skip
+                          precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds, loads=loads or [0])  # fmt: skip
     if all(r.skipped is not None for r in rows):
         raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))
     print(format_live_table(rows))

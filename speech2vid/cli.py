@@ -324,7 +324,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise UserError(f"bench --live times one model, got --model {' and '.join(args.models)}")
             settings = dataclasses.replace(settings, model=args.models[0])
         return run_live_bench_command(settings, lambda s: _engine(s)[1], audio=args.audio,
-                                      precisions=args.precisions, seconds=args.live_seconds, json_path=args.json)  # fmt: skip
+                                      precisions=args.precisions, seconds=args.live_seconds, json_path=args.json,
+                                      loads=args.loads)  # fmt: skip
     return run_bench_command(_settings(args), models=args.models, targets=args.targets, batches=args.batch,
                              seconds=args.seconds, weights=args.weights, json_path=args.json, plot_path=args.plot,
                              cache_dir=args.cache_dir)  # fmt: skip
@@ -519,6 +520,9 @@ def _add_engine_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="precision to run (repeatable; default fp32, fp16 and int8, each where built)")
     g.add_argument("--audio", metavar="FILE", help="speech played in real time, looped (default the sample speech)")
     g.add_argument("--live-seconds", type=number(float, 0, 24 * 3600, above=True), default=20.0, help="seconds of audio per precision (default 20)")
+    g.add_argument("--load", dest="loads", action="append", type=number(int, 0, 64), metavar="N",
+                   help="run the loop with N CPU-bound processes beside it (repeatable, in one run: --load 0 --load 1 "
+                        "--load 2 gives the idle figure and two loads side by side; default 0)")
     g = p.add_argument_group("whole pipelines (--pipeline): generate, redub and live at several output sizes, stage by stage")
     g.add_argument("--pipeline", action="store_true", help="time the pipelines instead of the engines")
     g.add_argument("--size", dest="sizes", action="append", type=number(int, 64, MAX_SIDE), metavar="PX",

@@ -343,6 +343,7 @@ class LiveConfig:
     # (a larger value than the model's is capped to it; a smaller one fills the unheard columns with silence)
     lookahead_ms: float | None = None
     drop_policy: DropPolicy = "repeat"  # engine behind: repeat (hold the last image) | drop (skip the slot)
+    nice: int = -10  # the loop's threads ask for this priority (-20..19; below 0 needs CAP_SYS_NICE; 0: unchanged)
     late_ms: float = 80.0  # a frame later than look-ahead + this is counted late
     # photo: a square of the photo around the face, at its own resolution (photo_side at most), with only the
     # lower face generated (as generate's compose: photo); face: the 109x109 network face alone, upscaled
@@ -378,6 +379,8 @@ class LiveConfig:
             low, step, high = (lookahead_seconds(r) * 1e3 for r in (0, 1, MAX_LOOKAHEAD_COLUMNS))
             raise ConfigError(f"{where}: 'live.lookahead_ms' must be {low:g} + {step - low:g} R ms for R = 0..{MAX_LOOKAHEAD_COLUMNS} "
                               f"({low:g}, {step:g}, ..., {high:g}), got {self.lookahead_ms}")
+        if not -20 <= self.nice <= 19:
+            raise ConfigError(f"{where}: 'live.nice' must be within -20..19, got {self.nice}")
         if not 16 <= self.blocksize <= 16000:
             raise ConfigError(f"{where}: 'live.blocksize' must be within 16..16000 samples (1 s), got {self.blocksize}")
         if not 0.5 <= self.ring_seconds <= 600:

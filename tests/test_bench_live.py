@@ -86,3 +86,54 @@ def test_live_without_int8_runs_the_configured_precision_and_says_why(lite_loade
         chosen = live_precision(s, explicit=False, make=_maker(lite_loaded))
     assert chosen.engine.precision == "fp32"
     assert "no usable INT8 engine" in caplog.text and "speech2vid build --precision int8" in caplog.text
+
+
+def test_bench_live_under_load_runs_the_busy_processes_beside_and_stops_them(lite_loaded, lite_onnx, engine_cache) -> None:  # type: ignore[no-untyped-def]
+    """``bench --live --load 0 --load 1``: one row per load in one run; the load's processes really work
+    while the loop runs and are gone after it."""
+    from speech2vid.bench.cpu_load import CpuLoad
+    from speech2vid.bench.live import format_live_table, run_live_bench
+
+    with CpuLoad(2) as load:
+        assert all(p.is_alive() for p in load.processes)
+        pids = [p.pid for p in load.processes]
+        first = [_cpu_seconds(pid) for pid in pids]
+        while min(_cpu_seconds(pid) for pid in pids) < min(first) + 0.2:  # they spin: CPU time accumulates
+            pass
+    assert not any(p.is_alive() for p in load.processes)
+    settings = Settings(engine=EngineConfig(cache_dir=str(engine_cache)))
+    rows = run_live_bench(settings, _maker(lite_loaded), audio=sample_speech(),
+                          avatar=Avatar.bare([align_photo(sample_face()).image]),
+                          precisions=["fp32"], seconds=2.0, loads=[0, 1])  # fmt: skip
+    assert [(r.precision, r.load, r.frames) for r in rows] == [("fp32", 0, 50), ("fp32", 1, 50)]
+    assert "fp32 load 1" in format_live_table(rows)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_loop_asks_for_priority_and_says_when_it_may_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``live.nice``: every thread of the process gets it where the OS allows (root, CAP_SYS_NICE); else
+    nothing changes and a line says how to allow it. Run in a child, so that this test process keeps its own."""
+    import subprocess
+    import sys
+
+    code = ("import logging, os, threading, time\n"
+            "logging.basicConfig(level=logging.INFO)\n"
+            "from speech2vid.runtime.priority import raise_priority\n"
+            "t = threading.Thread(target=time.sleep, args=(2,)); t.start()\n"
+            "took = raise_priority(-5)\n"
+            "nices = {os.getpriority(os.PRIO_PROCESS, int(x)) for x in os.listdir('/proc/self/task')}\n"
+            "print(took, sorted(nices), raise_priority(0))\n")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    took, rest = run.stdout.split(" ", 1)
+    if took == "True":
+        assert rest.strip() == "[-5] False"  # every thread, the new one included; 0 leaves them alone
+    else:
+        assert "CAP_SYS_NICE" in run.stderr and "-5" not in rest
