@@ -74,10 +74,11 @@ def test_cached_identity_equals_full_forward(lite) -> None:  # type: ignore[no-u
     with torch.inference_mode():
         full = lite(mfcc, face.expand(4, -1, -1, -1))
         ident = lite.identity_graph()(face)  # batch 1, computed once
-        cached = lite.frame_graph()(mfcc, *ident)  # broadcast over the 4 windows inside the graph
-        tiled = lite.frame_graph()(mfcc, *(t.expand(4, *t.shape[1:]) for t in ident))
+        cached, motion = lite.frame_graph()(mfcc, *ident)  # broadcast over the 4 windows inside the graph
+        tiled, tiled_motion = lite.frame_graph()(mfcc, *(t.expand(4, *t.shape[1:]) for t in ident))
     torch.testing.assert_close(cached, full, rtol=0, atol=1e-5)
     torch.testing.assert_close(cached, tiled, rtol=0, atol=0)
+    torch.testing.assert_close(motion, tiled_motion, rtol=0, atol=0)  # the warp head's motion, beside the frame
 
 
 def test_one_face_config() -> None:
