@@ -59,7 +59,6 @@ from speech2vid.errors import OutputError
 from speech2vid.features.constants import HOP
 from speech2vid.features.pauses import PauseDetector, PauseParams
 from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
-from speech2vid.runtime.priority import raise_priority
 from speech2vid.features.windows import (
     FPS,
     LEFT_PAD,
@@ -71,6 +70,7 @@ from speech2vid.features.windows import (
     n_frames_for,
 )
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
+from speech2vid.runtime.priority import raise_priority
 from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
