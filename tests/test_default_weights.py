@@ -62,3 +62,46 @@ def test_the_mouth_closes_in_silence(measured: LipScore) -> None:
 
 def test_the_face_stays_the_same_person(measured: LipScore) -> None:
     assert measured.identity_distance <= 0.5, measured  # measured 0.20; dlib's same-person threshold is 0.6
+
+
+BLUE_BACKDROPS = ("08_crawford.jpg", "13_clyburn.jpg", "14_omar.jpg")  # studio portraits on a blue backdrop
+
+
+def test_the_open_mouth_never_takes_the_blue_backdrops_colour(tmp_path: Path) -> None:
+    """Issue 24: the drawn inside of an open mouth must come from mouths, not from the photo's background.
+    On three blue-backdrop evaluation photos, the composed frame where the bundled model's mask draws (its
+    widest opening on real speech) is a dark, warm colour far from the backdrop (CIE76 dE, Lab)."""
+    import cv2
+
+    from speech2vid.config import load_model_config, load_settings
+    from speech2vid.engine.factory import make_engine
+    from speech2vid.features.windows import speech_windows
+    from speech2vid.frames.photo_canvas import compose_on_photo
+    from speech2vid.model.ref import model_ref
+    from speech2vid.runtime.avatar import photo_inputs
+
+    def lab(rgb: np.ndarray) -> np.ndarray:
+        px = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+        return px.astype(np.float64) * [100 / 255, 1, 1] - [0, 128, 128]
+
+    signal = load_speech(ROOT / "data" / "eval" / "speech" / "jfk_inaugural.flac")[1]
+    settings = load_settings(overrides={"engine": {"cache_dir": str(tmp_path)}})
+    ref = model_ref(load_model_config("lite"), None)
+    with make_engine(ref, settings.engine) as engine:
+        windows = speech_windows(signal, 120, engine.lookahead_columns)
+        for name in BLUE_BACKDROPS:
+            photo = photo_inputs([ROOT / "data" / "eval" / "photos" / name], max_side=1280, rest_mouth=True)
+            canvas = photo.canvas
+            assert canvas is not None
+            engine.set_identity(photo.faces)
+            faces = np.concatenate([engine.render_faces(windows[i : i + 40]) for i in range(0, len(windows), 40)])
+            k = int(np.argmax(faces[..., 5].reshape(len(faces), -1).mean(axis=1)))  # the mask's widest
+            to_frame = canvas.crop_to_roi.copy()
+            to_frame[:, 2] += (canvas.x0, canvas.y0)
+            drawn = cv2.warpAffine(faces[k][..., 5], to_frame, canvas.size, flags=cv2.INTER_LINEAR) > 0.5
+            assert drawn.sum() > 200, name  # the mouth opens
+            inside = lab(compose_on_photo(canvas, faces[k])[drawn]).mean(axis=0)
+            backdrop = lab(canvas.photo[:20, :20]).mean(axis=0)
+            assert backdrop[2] < -30, (name, backdrop)  # the corner really is the blue backdrop
+            # Measured: dE 58-72; the inside L 27-38, a* 16-19, b* 6-9 (a dark red), the backdrops' b* -46..-57.
+            assert np.linalg.norm(inside - backdrop) > 30 and inside[2] > 0, (name, inside, backdrop)
