@@ -40,9 +40,9 @@ import soxr
 from speech2vid.errors import AudioError
 
 from .constants import SAMPLE_RATE
+from .wav import wav_truncation
 
 log = logging.getLogger("speech2vid.audio.io")
-from .wav import wav_truncation
 
 SILENCE_THRESHOLD_DBFS = -60.0
 _RESAMPLE_QUALITY = "HQ"

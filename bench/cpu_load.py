@@ -23,7 +23,6 @@ class CpuLoad:
     def __init__(self, processes: int) -> None:
         if processes < 0:
             raise ValueError(f"processes must be >= 0, got {processes}")
-        self.n = processes
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
         self.processes = [ctx.Process(target=_spin, args=(self._stop,), name=f"speech2vid-load-{i}", daemon=True)

@@ -63,10 +63,9 @@ def run_live_bench(
     """
     from speech2vid.engine.cache import EngineRefused
     from speech2vid.runtime.live import run_live
+    from speech2vid.bench.cpu_load import CpuLoad
     from speech2vid.runtime.sources import FileSource
     from speech2vid.sinks.live import NullSink
-
-    from speech2vid.bench.cpu_load import CpuLoad
 
     rows = []
     for precision, load in ((p, n) for p in precisions for n in loads):

@@ -149,11 +149,6 @@ class TalkingFaceEngine:
             return TalkingFaceEngine._frames(out)
         return np.transpose(np.concatenate([out[FRAME], out[MOTION]], axis=1), (0, 2, 3, 1))  # (B, 109, 109, 9)
 
-    @property
-    def has_motion(self) -> bool:
-        """Whether rendered faces carry the warp head's motion (``render_faces``, ``collect_faces``)."""
-        return any(t.name == MOTION for t in self.frame_runner.spec.outputs)
-
     def render(self, windows: np.ndarray) -> np.ndarray:
         """(B, 12, 35) MFCC windows -> (B, 109, 109, 3) float32 RGB frames in [0, 1]."""
         return self._frames(self.frame_runner.infer(self._feeds(windows)))

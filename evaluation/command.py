@@ -103,21 +103,17 @@ def _real_videos(args: argparse.Namespace, settings: Any) -> int:
     from speech2vid.evaluation.visible import write_json
     from speech2vid.files import VIDEO_SUFFIXES, files_in
     from speech2vid.outputs import check_distinct, check_output
+    from speech2vid.sinks.image_file import check_image_path
 
     clips = files_in(args.videos, VIDEO_SUFFIXES, "talking clips", "--videos")
-    outputs = [("--json", check_output(args.json, what="--json", inputs=clips) if args.json else None),
-               ("--figure", check_output(args.figure, what="--figure", inputs=clips) if args.figure else None)]
+    figure = check_image_path(args.figure, option="--figure", description="the figure", inputs=clips) if args.figure else None
+    outputs = [("--json", check_output(args.json, what="--json", inputs=clips) if args.json else None), ("--figure", figure)]
     check_distinct(outputs)
-    if args.figure:
-        import cv2
-
-        if not cv2.haveImageWriter(str(args.figure)):
-            raise UserError(f"cannot write the figure {args.figure}: give a file name ending in .png or .jpg")
     ref, engine, render = _generate_path(settings)
     with engine:
         try:
             results = evaluate_videos(clips, render, photo_frame=args.photo_frame, seconds=args.seconds,
-                                      figure=outputs[1][1], progress=sys.stderr.isatty() and not args.quiet)
+                                      figure=figure, progress=sys.stderr.isatty() and not args.quiet)
         except ValueError as exc:  # a clip without a face where the photo is taken
             raise UserError(str(exc)) from None
     results["model"] = _model_note(ref, settings)

@@ -112,7 +112,7 @@ def clip_ticks(frames: int, rate: Fraction, samples_16k: int, seconds: float | N
 
 def measure_clip(path: Path, inst: Any, keep: Callable[[int], set[int]], seconds: float | None = None) -> MeasuredClip:
     """Decode a talking clip (rotation applied), streaming, and measure every tick's face; ``keep(n)``
-    names the ticks whose frames are kept, given the tick count."""
+    names the ticks whose frames are kept, given the tick count (called before any frame is decoded)."""
     from speech2vid.audio.io import load_speech
     from speech2vid.features.windows import SAMPLES_PER_FRAME
     from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
@@ -195,10 +195,14 @@ def evaluate_videos(
     with tempfile.TemporaryDirectory(prefix="speech2vid-eval-videos-") as tmp_name:
         tmp = Path(tmp_name)
         for path in clips:
-            clip = measure_clip(path, inst, lambda n: figure_ticks(n) | {photo_frame}, seconds)
+
+            def keep(n: int) -> set[int]:  # said before the clip is decoded and measured
+                if photo_frame >= n:
+                    raise ValueError(f"{path.name} has {n} frames at 25 fps: --photo-frame {photo_frame} is past its end")
+                return figure_ticks(n) | {photo_frame}
+
+            clip = measure_clip(path, inst, keep, seconds)
             n = len(clip.points)
-            if photo_frame >= n:
-                raise ValueError(f"{path.name} has {n} frames at 25 fps: --photo-frame {photo_frame} is past its end")
             photo_pts = clip.points[photo_frame]
             if photo_pts is None:
                 raise ValueError(f"dlib finds no face in frame {photo_frame} of {path.name}: give another --photo-frame")
@@ -270,9 +274,7 @@ def table(result: dict[str, Any]) -> str:
 
 def write_figure(path: Path, rows: list[np.ndarray]) -> None:
     """Stack the clips' rows (real above rendered) into one image, written atomically."""
-    import cv2
-
-    from speech2vid.files import atomic_path
+    from speech2vid.sinks.image_file import write_image
 
     width = max(r.shape[1] for r in rows)
     gap = np.full((10, width, 3), 255, np.uint8)
@@ -280,7 +282,4 @@ def write_figure(path: Path, rows: list[np.ndarray]) -> None:
     for r in rows:
         pad = np.full((r.shape[0], width - r.shape[1], 3), 255, np.uint8)
         parts += [np.concatenate([r, pad], axis=1), gap]
-    image = np.concatenate(parts[:-1], axis=0)
-    with atomic_path(path, path.suffix) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write the figure {path}")
+    write_image(path, np.concatenate(parts[:-1], axis=0), "the figure")

@@ -121,6 +121,11 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
 
+def _stamp(cfg_dict: dict[str, Any], lookahead_columns: int) -> dict[str, Any]:
+    """The settings a video's record carries: a rerun with other settings prepares it again."""
+    return {**cfg_dict, "lookahead_columns": lookahead_columns}
+
+
 def _run_job(args: tuple[VideoJob, str, dict[str, Any], dict[str, Any], int]) -> dict[str, Any]:
     job, out_root, cfg_dict, stamp, lookahead_columns = args
     cfg = PrepareConfig(**cfg_dict)
@@ -132,7 +137,7 @@ def _run_job(args: tuple[VideoJob, str, dict[str, Any], dict[str, Any], int]) ->
                   "status": "skipped", "reason": f"internal error ({type(exc).__name__}: {exc})", "tracks": [],
                   "samples": 0, "track_seconds": 0.0, "shard": None}  # fmt: skip
     record["source"] = stamp
-    record["settings"] = {**cfg_dict, "lookahead_columns": lookahead_columns}
+    record["settings"] = _stamp(cfg_dict, lookahead_columns)
     write_json_atomic(Path(out_root) / RECORDS_DIR / f"{job.video_id}.json", record)
     return record
 
@@ -174,6 +179,7 @@ def run_prepare(
     rels = [p.relative_to(src).as_posix() for p in paths]
     splits = assign_splits((group_of(r) for r in rels), cfg.val_fraction, _read_splits_file(src))
     cfg_dict = dataclasses.asdict(cfg)
+    stamped = _stamp(cfg_dict, lookahead_columns)
     done = {r["video"]: r for r in read_records(root)}
     jobs, resumed = [], 0
     for p, rel in zip(paths, rels):
@@ -183,7 +189,7 @@ def run_prepare(
             unreadable.append(f"{rel}: cannot read ({exc.strerror})")
             continue
         old = done.get(rel)
-        if old and old.get("source") == stamp and old.get("settings") == {**cfg_dict, "lookahead_columns": lookahead_columns} and (
+        if old and old.get("source") == stamp and old.get("settings") == stamped and (
             old["status"] != "ok" or (root / old["shard"]).is_file()
         ):
             resumed += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+
 def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[[Any], Any], command: str, gain: str,
                 missing: int) -> Any:  # fmt: skip
     """``settings`` with the INT8 engine when ``enabled``, on CPU with ONNX Runtime, no ``--precision`` given

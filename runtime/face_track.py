@@ -163,7 +163,6 @@ def _points_frame(points: np.ndarray) -> tuple[float, float, float]:
 
 def _thumbnail(rgb: np.ndarray, box: Box) -> np.ndarray:
     """The face box's pixels as a THUMB_PX x THUMB_PX grey float32 image (edge pixels repeated off the frame)."""
-    h, w = rgb.shape[:2]
     scale = THUMB_PX / max(box.width, box.height, 1.0)
     m = np.array([[scale, 0.0, -box.left * scale], [0.0, scale, -box.top * scale]])
     small = cv2.warpAffine(rgb, m, (THUMB_PX, THUMB_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)

@@ -119,11 +119,9 @@ def render_video(
     engine.set_identity(inputs.faces)
     vad = vad or VadConfig()
     gating = cfg.idle != "off" and vad.detector == "silero"  # the level detector is live-only
-    gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), engine.lookahead_columns,
-                      pauses=PauseParams.from_db(vad.pause_below_db)) if gating else None  # fmt: skip
+    gate = speech_gate(vad, engine.lookahead_columns) if gating else None
     silence = silence_column()
-    quiet = np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy()
-    still = engine.render_faces(quiet)[0] if gating else None
+    still = still_face(engine, silence) if gating else None
     animator = IdleAnimator() if gating and cfg.idle == "alive" else None
     eyes = inputs.eyes or ()
     n_frames = inputs.n_frames
@@ -182,6 +180,18 @@ def render_video(
                             clock.per_frame_ms(sink.frames_written))
     log.info("%d frames in %.1f s (%.1f frames/s)", result.frames, elapsed, result.fps)
     return result
+
+
+def speech_gate(vad: VadConfig, lookahead_columns: int) -> WindowGate:
+    """The offline speech gate of ``vad`` (Silero VAD, hangover, pre-roll, pauses) for a model's windows."""
+    return WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), lookahead_columns,
+                      pauses=PauseParams.from_db(vad.pause_below_db))  # fmt: skip
+
+
+def still_face(engine: TalkingFaceEngine, silence: np.ndarray) -> np.ndarray:
+    """The rendered face (with its motion) of a window of digital silence: what pauses show."""
+    face: np.ndarray = engine.render_faces(np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy())[0]
+    return face
 
 
 def photo_frame(canvas: PhotoCanvas, face: np.ndarray, animator: IdleAnimator | None, silent: bool,

@@ -28,24 +28,24 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
-from speech2vid.files import atomic_path
 from speech2vid.audio.io import SpeechInfo, check_not_silent, scan_speech
 from speech2vid.config import EncodeConfig, RedubConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
-from speech2vid.errors import FaceError, OutputError
+from speech2vid.errors import FaceError
 from speech2vid.faces import align_photo
 from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.render import to_uint8, watermark
 from speech2vid.frames.rendered import face_rgb
 from speech2vid.frames.strip import before_after_strip
-from speech2vid.outputs import check_distinct, check_output
+from speech2vid.outputs import check_distinct
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
 from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
+from speech2vid.sinks.image_file import check_image_path, write_image
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 from speech2vid.stage_clock import StageClock
 
@@ -243,20 +243,9 @@ def run_redub(
 
 def check_strip_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
     """Fail before any work is done when the strip image cannot be written (the one output rule)."""
-    import cv2
-
-    p = check_output(path, what="--strip", inputs=inputs)
-    if not cv2.haveImageWriter(str(p)):
-        raise OutputError(f"cannot write the strip image {p}: give a file name ending in .png or .jpg")
-    return p
+    return check_image_path(path, option="--strip", description="the strip image", inputs=inputs)
 
 
 def write_strip(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Path:
     """Save a before/after strip (PNG, or what the extension says), written to a temporary name then renamed."""
-    import cv2
-
-    with atomic_path(path, path.suffix) as tmp:  # cv2 picks the format by the extension
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(before_after_strip(pairs), cv2.COLOR_RGB2BGR), params):
-            raise OutputError(f"cannot write the strip image {path}")
-    return path
+    return write_image(path, before_after_strip(pairs), "the strip image")

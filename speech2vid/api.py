@@ -26,14 +26,14 @@ from typing import Any, AsyncIterable, AsyncIterator, Sequence
 
 import numpy as np
 
-from speech2vid.audio.io import Audio, ModelRateStream
+from speech2vid.audio.io import MIN_SAMPLE_RATE, Audio, ModelRateStream
 from speech2vid.errors import UserError
-from speech2vid.features.pauses import PauseParams
-from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
-from speech2vid.features.windows import FPS, N_CEPS, SAMPLES_PER_FRAME, WINDOW_COLS, StreamingWindows, lookahead_seconds
+from speech2vid.features.vad import is_silent, silence_column
+from speech2vid.features.windows import FPS, SAMPLES_PER_FRAME, StreamingWindows, lookahead_seconds
+from speech2vid.runtime.offline import speech_gate, still_face
 
 MAX_CHUNK_SECONDS = 600  # one push at most: longer audio goes in several (memory stays bounded)
-MIN_RATE, MAX_RATE = 4000, 384000
+MAX_RATE = 384000  # Hz: the highest rate audio interfaces run at
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +104,7 @@ class Avatar:
             self.engine.set_identity(self._photo.faces)
             self._silence = silence_column()
             self._gating = gen.idle != "off" and settings.vad.detector == "silero"
-            quiet = np.broadcast_to(self._silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy()
-            self._still = self.engine.render_faces(quiet)[0]
+            self._still = still_face(self.engine, self._silence)
         except BaseException:
             self.engine.close()
             raise
@@ -133,8 +132,8 @@ class Avatar:
         """Add speech: float (-1..1) or int16 samples, ``(n,)`` or ``(n, channels)``, at ``sample_rate``.
         Returns the frames that this audio completes (possibly none: the look-ahead is not heard yet)."""
         samples = _as_float(pcm)
-        if not MIN_RATE <= int(sample_rate) <= MAX_RATE:
-            raise UserError(f"sample_rate must be within {MIN_RATE}..{MAX_RATE} Hz, got {sample_rate}")
+        if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_RATE:
+            raise UserError(f"sample_rate must be within {MIN_SAMPLE_RATE}..{MAX_RATE} Hz, got {sample_rate}")
         if samples.shape[0] > MAX_CHUNK_SECONDS * sample_rate:
             raise UserError(f"push at most {MAX_CHUNK_SECONDS} s at a time, got {samples.shape[0] / sample_rate:.0f} s")
         frames: list[Frame] = []
@@ -187,11 +186,9 @@ class Avatar:
     # ------------------------------------------------------------------ the pipeline
 
     def _start_utterance(self) -> None:
-        vad = self.settings.vad
         lookahead = self.engine.lookahead_columns
         self._windows = StreamingWindows(lookahead_columns=lookahead)
-        self._gate = WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), lookahead,
-                                pauses=PauseParams.from_db(vad.pause_below_db)) if self._gating else None  # fmt: skip
+        self._gate = speech_gate(self.settings.vad, lookahead) if self._gating else None
         self._resampler = None
         self._pushed = 0  # 16 kHz samples of this utterance
         self._made = 0  # frames of this utterance

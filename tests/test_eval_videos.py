@@ -127,7 +127,7 @@ def clone(tmp_path: Path) -> tuple[Path, str]:
 
 def test_grid_extracts_the_pinned_commit_and_resumes(clone: tuple[Path, str], tmp_path: Path) -> None:
     repo, commit = clone
-    source = GridSource("sx", "someone/repo", commit, "clips", "words", 2, "test")
+    source = GridSource("sx", "someone/repo", commit, "clips", "words")
     out = tmp_path / "out"
     written = extract(source, repo, out, progress=False)
     assert [p.name for p in written] == ["a.mpg", "b.mpg"]
@@ -143,7 +143,7 @@ def test_grid_extracts_the_pinned_commit_and_resumes(clone: tuple[Path, str], tm
 
 def test_grid_refuses_a_clone_without_the_commit(clone: tuple[Path, str], tmp_path: Path) -> None:
     repo, _ = clone
-    source = GridSource("sx", "someone/repo", "1" * 40, "clips", None, 2, "test")
+    source = GridSource("sx", "someone/repo", "1" * 40, "clips", None)
     with pytest.raises(UserError, match="git clone https://github.com/someone/repo"):
         extract(source, repo, tmp_path / "out", progress=False)
     run = subprocess.run([sys.executable, "-m", "speech2vid", "grid", "--from", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o")],
