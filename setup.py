@@ -6,31 +6,12 @@ they install together as sub-packages of the ``speech2vid`` namespace so that a 
 called ``engine`` never collides with another project's ``engine`` module.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
-# top-level folder -> installed package
-STAGES = {
-    "speech2vid": "speech2vid",  # CLI, config parsing, errors
-    "speech2vid.audio": "audio",  # decode any audio/video file, resample to 16 kHz mono
-    "speech2vid.features": "features",  # MFCC (batch + streaming) and the 12x35 frame windows
-    "speech2vid.faces": "faces",  # photo loading, face detection, 68 landmarks, registration
-    "speech2vid.model": "model",  # the PyTorch Speech2Vid networks, weight files, and the graphs' IO contract
-    "speech2vid.engine": "engine",  # backends behind one interface (PyTorch, ONNX Runtime, TensorRT), engine cache
-    "speech2vid.build_engines": "build_engines",  # ONNX export (PyTorch) and engine builds
-    "speech2vid.calib": "calib",  # calibration data for INT8 engines
-    "speech2vid.frames": "frames",  # network output -> displayable frames (resize, watermark)
-    "speech2vid.sinks": "sinks",  # where frames go: video files
-    "speech2vid.runtime": "runtime",  # pipelines that wire source -> features -> engine -> sinks
-    "speech2vid.bench": "bench",  # latency benchmarks
-    "speech2vid.configs": "configs",  # YAML defaults
-    "speech2vid.configs.models": "configs/models",
-    "speech2vid.assets": "assets",  # bundled sample face and speech
-    "speech2vid.datasets": "datasets",  # training data on disk: tar shards, JSON index, streaming reader
-    "speech2vid.prepare": "prepare",  # real videos -> dataset (shots, tracks, landmarks, speaker, samples)
-    "speech2vid.synth": "synth",  # synthetic talking-face corpus (TTS, visemes, face renderer, photos)
-    "speech2vid.training": "training",  # train the generator and the deblur CNN (DDP), MatConvNet import
-    "speech2vid.evaluation": "evaluation",  # PSNR/SSIM, mouth agreement, SyncNet-style LSE-D/C vs baselines
-}
+# The installed tree is the checkout's: speech2vid/ holds the CLI, config and errors, and one symbolic link per
+# top-level stage folder (speech2vid/runtime -> ../runtime), so `speech2vid.runtime` is runtime/ for Python,
+# for the editable install, for import-linter and mypy alike. A wheel copies the linked files.
+PACKAGES = find_packages(include=["speech2vid", "speech2vid.*"])
 
 RUNTIME = [
     "numpy>=1.24",
@@ -64,8 +45,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=list(STAGES),
-    package_dir=STAGES,
+    packages=PACKAGES,
     package_data={
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],

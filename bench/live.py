@@ -64,7 +64,7 @@ def run_live_bench(
     from speech2vid.engine.cache import EngineRefused
     from speech2vid.runtime.live import run_live
     from speech2vid.bench.cpu_load import CpuLoad
-    from speech2vid.runtime.sources import FileSource
+    from speech2vid.sources.live import FileSource
     from speech2vid.sinks.live import NullSink
 
     rows = []

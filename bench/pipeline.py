@@ -162,7 +162,7 @@ def _live(settings: Settings, make_engine: Callable[[Settings], Any], side: int,
           seconds: float) -> PipelineRow:  # fmt: skip
     from speech2vid.runtime.avatar import live_avatar
     from speech2vid.runtime.live import run_live
-    from speech2vid.runtime.sources import FileSource
+    from speech2vid.sources.live import FileSource
     from speech2vid.sinks.live import NullSink
 
     from speech2vid.assets import sample_face

@@ -19,12 +19,12 @@ import numpy as np  # noqa: E402
 
 from speech2vid.assets import sample_face  # noqa: E402
 from speech2vid.audio.io import read_audio, to_model_rate  # noqa: E402
-from speech2vid.datasets import read_shard  # noqa: E402
+from speech2vid.training.datasets import read_shard  # noqa: E402
 from speech2vid.faces import read_photo  # noqa: E402
-from speech2vid.prepare.speaker import frame_energy  # noqa: E402
-from speech2vid.synth import make_corpus  # noqa: E402
-from speech2vid.synth.face_render import FaceRenderer, random_identity  # noqa: E402
-from speech2vid.synth.photo_anim import PhotoAnimator  # noqa: E402
+from speech2vid.training.prepare.speaker import frame_energy  # noqa: E402
+from speech2vid.training.synth import make_corpus  # noqa: E402
+from speech2vid.training.synth.face_render import FaceRenderer, random_identity  # noqa: E402
+from speech2vid.training.synth.photo_anim import PhotoAnimator  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ the photo at full resolution) with a real recording (LJ Speech LJ050-0131, publi
 taken from the decoded MP4: one in the silence before the speech, then the widest and narrowest mouth
 openings while speech is heard; below,
 the speech's loudness and each row's lip gap over time, measured by dlib's pretrained 68-point landmarks
-(inner-lip gap / inter-ocular distance, evaluation/visible.py), with the shown frames marked.
+(inner-lip gap / inter-ocular distance, training/evaluation/visible.py), with the shown frames marked.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from speech2vid.assets import sample_face  # noqa: E402
 from speech2vid.audio.io import load_speech  # noqa: E402
-from speech2vid.evaluation.visible import Instruments, decode_video, frame_loudness, pearson, write_wav  # noqa: E402
+from speech2vid.training.evaluation.visible import Instruments, decode_video, frame_loudness, pearson, write_wav  # noqa: E402
 from speech2vid.features.windows import FPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def main() -> None:
             for f in frames:
                 shape = inst.face(f)
                 pts = inst.points(shape)
-                from speech2vid.evaluation.visible import lip_gap_ratio
+                from speech2vid.training.evaluation.visible import lip_gap_ratio
 
                 gaps.append(lip_gap_ratio(pts))
                 boxes.append(pts)

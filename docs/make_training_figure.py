@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from speech2vid.config import load_model_config  # noqa: E402
-from speech2vid.datasets import ShardedSamples  # noqa: E402
+from speech2vid.training.datasets import ShardedSamples  # noqa: E402
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE  # noqa: E402
 from speech2vid.model.weights import load_model  # noqa: E402
 

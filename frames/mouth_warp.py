@@ -116,7 +116,7 @@ class MouthAnimator:
     """An image with known 68 landmarks, its lips and jaw moved to given visemes (no head motion).
 
     ``render(visemes)`` returns the warped image and its moved landmarks; the photo-mode videos
-    (:class:`PhotoAnimator`) and the registered talking-photo corpus (:mod:`speech2vid.synth.registered`)
+    (:class:`PhotoAnimator`) and the registered talking-photo corpus (:mod:`speech2vid.training.synth.registered`)
     share it, so both animate a photo the same way.
     """
 

@@ -17,7 +17,7 @@ from speech2vid.errors import FaceError
 from speech2vid.faces import align_image, detect_faces, note_face_choice, transform_points
 from speech2vid.faces.ibug68 import INNER_LIPS
 from speech2vid.frames.yuv import frame_rgb
-from speech2vid.runtime.video_source import VideoInfo, upright
+from speech2vid.sources.video_file import VideoInfo, upright
 
 log = logging.getLogger("speech2vid.runtime.identity_frames")
 

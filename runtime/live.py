@@ -71,7 +71,7 @@ from speech2vid.features.windows import (
 )
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.runtime.priority import raise_priority
-from speech2vid.runtime.sources import POLL_SECONDS, PacedSource, Source, SourceError
+from speech2vid.sources.live import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
 

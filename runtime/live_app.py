@@ -101,7 +101,7 @@ def plan_live(args: argparse.Namespace, settings: Any) -> LivePlan:
     an input (a face photo, the source file, the background image) or another output, or a device."""
     from speech2vid.assets import sample_face
     from speech2vid.outputs import check_distinct, check_output
-    from speech2vid.runtime.sources import CaptureOptions, parse_source
+    from speech2vid.sources.live import CaptureOptions, parse_source
     from speech2vid.sinks.live import sink_spec
     from speech2vid.sinks.video_file import check_output_path
 
@@ -263,7 +263,7 @@ def stage_table(report: Any) -> str:
 
 
 def print_devices() -> int:
-    from speech2vid.runtime.sources import list_devices
+    from speech2vid.sources.live import list_devices
 
     devices = list_devices()
     if not devices:

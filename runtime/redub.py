@@ -44,7 +44,7 @@ from speech2vid.runtime.frame_pump import Batch, pump
 from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
 from speech2vid.runtime.speech_feed import SpeechFeed
-from speech2vid.runtime.video_source import SourceFrames, VideoInfo, fit_plan, probe_video
+from speech2vid.sources.video_file import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.sinks.image_file import check_image_path, write_image
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 from speech2vid.stage_clock import StageClock

@@ -399,7 +399,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from speech2vid.evaluation.command import run_eval_command
+    from speech2vid.training.evaluation.command import run_eval_command
 
     _check_outputs([("--json", getattr(args, "json", None))], [getattr(args, "weights", None)])
     args.config = list(args.config) + list(args.eval_config)
@@ -440,13 +440,13 @@ def cmd_pack_landmarks(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from speech2vid.prepare.command import run_prepare_command
+    from speech2vid.training.prepare.command import run_prepare_command
 
     return run_prepare_command(args, _settings(args))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from speech2vid.synth.command import run_synth_command
+    from speech2vid.training.synth.command import run_synth_command
 
     return run_synth_command(args, _settings(args))
 
@@ -458,7 +458,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from speech2vid.prepare.grid import SOURCES, extract
+    from speech2vid.training.prepare.grid import SOURCES, extract
 
     source = SOURCES[args.speaker]
     out = Path(args.output).expanduser()
@@ -639,10 +639,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=number(int, 1, 100_000), metavar="N", help="the first N clips only")
 
     training = {
-        "prepare": (cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples", "speech2vid.prepare.command", "add_prepare_arguments"),
-        "synth": (cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)", "speech2vid.synth.command", "add_synth_arguments"),
+        "prepare": (cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples", "speech2vid.training.prepare.command", "add_prepare_arguments"),
+        "synth": (cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)", "speech2vid.training.synth.command", "add_synth_arguments"),
         "train": (cmd_train, "train the generator or the deblurring CNN on a dataset (DDP under torchrun)", "speech2vid.training.command", "add_train_arguments"),
-        "eval": (cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines", "speech2vid.evaluation.command", "add_eval_arguments"),
+        "eval": (cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines", "speech2vid.training.evaluation.command", "add_eval_arguments"),
     }  # fmt: skip
     for name, (func, help_, module, adder) in training.items():
         p = add(name, func, help_ + ("" if _torch_installed() else f" [needs {TRAIN_EXTRA}]"))

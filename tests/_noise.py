@@ -29,7 +29,7 @@ def babble(n: int, voices: int, seed: int) -> np.ndarray:
     """``voices`` eSpeak NG voices, each saying sentences, summed at equal level with random offsets."""
     import soxr
 
-    from speech2vid.synth.tts import synthesize
+    from speech2vid.training.synth.tts import synthesize
 
     rng = np.random.default_rng(seed)
     texts = ["the quick brown fox jumps over the lazy dog again and again",

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from speech2vid.audio.io import Audio
-from speech2vid.datasets.format import FPS
+from speech2vid.training.datasets.format import FPS
 
-from speech2vid.synth.face_render import FaceRenderer, blink_track, random_identity
-from speech2vid.synth.tts import Speech, synthesize
-from speech2vid.synth.visemes import viseme_track
+from speech2vid.training.synth.face_render import FaceRenderer, blink_track, random_identity
+from speech2vid.training.synth.tts import Speech, synthesize
+from speech2vid.training.synth.visemes import viseme_track
 
 HALF = 256  # px: each face's half of the 512x256 frame
 
@@ -34,7 +34,7 @@ class SceneTruth:
 
 
 def speak_fresh(text: str, voice: str, rate_wpm: int) -> Speech:
-    """eSpeak NG in a new process: its output depends on what the process spoke before (synth/tts.py),
+    """eSpeak NG in a new process: its output depends on what the process spoke before (training/synth/tts.py),
     and the scene must not change with the tests that ran first (it did, and the speaker's offset with it)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
         return fresh.submit(synthesize, text, voice, rate_wpm=rate_wpm).result()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speech2vid.datasets import Track, write_shard
-from speech2vid.datasets.index import RECORDS_DIR, build_index
+from speech2vid.training.datasets import Track, write_shard
+from speech2vid.training.datasets.index import RECORDS_DIR, build_index
 
 STRIDE, MIN_GAP = 5, 25
 

@@ -57,7 +57,7 @@ def lite_built(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped
 
 @pytest.fixture(scope="session")
 def synth_corpus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A small synthetic talking-face dataset (`speech2vid.synth.make_corpus` defaults); do not modify it."""
-    from speech2vid.synth import make_corpus
+    """A small synthetic talking-face dataset (`speech2vid.training.synth.make_corpus` defaults); do not modify it."""
+    from speech2vid.training.synth import make_corpus
 
     return make_corpus(tmp_path_factory.mktemp("synth-corpus"))

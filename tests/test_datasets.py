@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech2vid.datasets import (
+from speech2vid.training.datasets import (
     N_VISEMES,
     DatasetError,
     ShardedSamples,
@@ -19,7 +19,7 @@ from speech2vid.datasets import (
     target_crop,
     write_shard,
 )
-from speech2vid.datasets.index import build_index, write_json_atomic
+from speech2vid.training.datasets.index import build_index, write_json_atomic
 
 GAP = 10
 

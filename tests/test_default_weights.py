@@ -6,7 +6,7 @@ photo never used in training; data/README.md) speaking a real recording (LJ Spee
 docs/data.md) with a second of silence before and after. (A closed mouth is what a kiosk photo should
 have; photos with a toothy grin, like the bundled sample, still open and close visibly, but dlib reads
 their teeth as an open gap in silence: README, "Default weights", has every evaluation photo.) The video is decoded and measured with dlib's own pretrained
-68-point landmarks and face-recognition model (evaluation/visible.py), which nobody here trained: the
+68-point landmarks and face-recognition model (training/evaluation/visible.py), which nobody here trained: the
 lips must move visibly, follow the loudness, close in the silences, and the face must stay the same
 person. Thresholds sit below the measured values (in the comments) with a margin for other machines.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from speech2vid.audio.io import load_speech
-from speech2vid.evaluation.visible import Instruments, LipScore, decode_video, frame_loudness, score, write_wav
+from speech2vid.training.evaluation.visible import Instruments, LipScore, decode_video, frame_loudness, score, write_wav
 from speech2vid.faces import read_photo
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from speech2vid.errors import UserError
-from speech2vid.evaluation.real_video import FIGURE_PX, FIGURE_TILES, clip_ticks, compare, mouth_distance
-from speech2vid.prepare.grid import GridSource, extract
+from speech2vid.training.evaluation.real_video import FIGURE_PX, FIGURE_TILES, clip_ticks, compare, mouth_distance
+from speech2vid.training.prepare.grid import GridSource, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_VIDEOS = ROOT / "data" / "eval" / "videos"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech2vid.evaluation.visible import (
+from speech2vid.training.evaluation.visible import (
     frame_loudness,
     lagged_correlations,
     lip_gap_ratio,

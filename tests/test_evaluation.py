@@ -16,8 +16,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from _toy_dataset import TINY_MODEL, make_toy_dataset
 from speech2vid.cli import main
 from speech2vid.config import EvalConfig
-from speech2vid.evaluation.helpers import helpers
-from speech2vid.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
+from speech2vid.training.evaluation.helpers import helpers
+from speech2vid.training.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
 
 EVAL = {"sync_steps": 120, "reader_steps": 100, "batch": 24}
 
@@ -85,7 +85,7 @@ def test_eval_table_and_json_with_baselines(toy: Path, tmp_path: Path, capsys: p
     assert 0 < result["audio_effect"]["mean_abs"] < 1 and 0 <= result["audio_effect"]["mouth_band_mean_abs"] < 1
     # the trained helpers are cached: asking again trains nothing
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
-    import speech2vid.evaluation.helpers as h
+    import speech2vid.training.evaluation.helpers as h
 
     def no_training(*a: object, **k: object) -> None:
         raise AssertionError("trained again instead of using the cache")
@@ -99,7 +99,7 @@ def test_eval_table_and_json_with_baselines(toy: Path, tmp_path: Path, capsys: p
 
 
 def test_helpers_refuse_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
-    from speech2vid.datasets import DatasetError
+    from speech2vid.training.datasets import DatasetError
 
     with pytest.raises(DatasetError):
         helpers(tmp_path, EvalConfig(), cache_dir=tmp_path / "c")

@@ -21,7 +21,7 @@ from speech2vid.config import EngineConfig, LiveConfig, VadConfig
 from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live, silence_window
-from speech2vid.runtime.sources import FileSource, SilenceSource
+from speech2vid.sources.live import FileSource, SilenceSource
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
 
 LEVEL_GATE = VadConfig(detector="level")  # the -50 dBFS level gate with its hold (live.idle_threshold_dbfs)

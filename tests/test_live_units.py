@@ -14,8 +14,8 @@ from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.assets import sample_speech
 from speech2vid.config import LiveConfig
 from speech2vid.errors import OutputError
-from speech2vid.runtime.ring import SampleRing, StampRing
-from speech2vid.runtime.sources import CaptureOptions, FileSource, SilenceSource, SourceError, parse_source
+from speech2vid.sources.ring import SampleRing, StampRing
+from speech2vid.sources.live import CaptureOptions, FileSource, SilenceSource, SourceError, parse_source
 from speech2vid.runtime.stats import BIN_MS, CaptureClock, LatencyHistogram, frame_level_dbfs
 from speech2vid.sinks.live import parse_sink
 
@@ -255,7 +255,7 @@ def test_profiles_load_by_name() -> None:
 
 def test_microphone_at_48khz_is_resampled_to_16khz() -> None:
     """A device that cannot open 16 kHz: blocks arrive in the PortAudio callback at 48 kHz, the loop gets 16 kHz."""
-    from speech2vid.runtime.sources import MicSource
+    from speech2vid.sources.live import MicSource
 
     mic = MicSource(None, CaptureOptions())
     mic._prepare(48_000)

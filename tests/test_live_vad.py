@@ -24,7 +24,7 @@ from speech2vid.model.io_spec import OUTPUT_SIZE
 from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live
 from speech2vid.frames.idle import photo_eyes
-from speech2vid.runtime.sources import FileSource
+from speech2vid.sources.live import FileSource
 from speech2vid.sinks.live import FrameInfo, LiveSink
 
 from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise

@@ -28,8 +28,8 @@ from speech2vid.assets import sample_face, sample_speech
 from speech2vid.assets.synthetic_video import source_frames
 from speech2vid.audio.io import Audio, read_audio
 from speech2vid.errors import AudioError
-from speech2vid.prepare.video import _frames as prepare_frames
-from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
+from speech2vid.training.prepare.video import _frames as prepare_frames
+from speech2vid.sources.video_file import SourceFrames, fit_plan, probe_video
 from test_hostile import one_line_error, run_cli
 
 FPS = 25
@@ -91,7 +91,7 @@ def portrait() -> list[np.ndarray]:
 
 
 def test_upright_turns_clockwise() -> None:
-    from speech2vid.runtime.video_source import upright
+    from speech2vid.sources.video_file import upright
 
     a = np.arange(6).reshape(2, 3)
     assert upright(a, 0) is a

@@ -98,7 +98,7 @@ def test_the_live_square_keeps_the_face_and_its_registration() -> None:
 def test_live_shows_the_photo_square_with_only_the_lower_face_generated(tmp_path: Path) -> None:
     """``speech2vid live`` (file source, file sink, the bundled weights): the MP4 holds the photo square, the
     eyes region within a few grey levels of the photo's, and the mouth region changing with the speech."""
-    from speech2vid.evaluation.visible import decode_video
+    from speech2vid.training.evaluation.visible import decode_video
     from speech2vid.frames.photo_canvas import square_around_face
 
     photo = ROOT / "data" / "eval" / "photos" / "06_london-024-neutral.jpg"
@@ -158,7 +158,7 @@ def test_closing_a_grin_draws_lips_not_pixels_from_far_away() -> None:
     between the lips, which a viewer and dlib read as an open mouth. Every pixel between the mouth
     corners must now come from the face (no background blue), and dlib, measuring the closed face at the
     size a viewer sees it, must find the lips nearly closed where the photo's are wide apart."""
-    from speech2vid.evaluation.visible import Instruments
+    from speech2vid.training.evaluation.visible import Instruments
     from speech2vid.faces.ibug68 import lip_gap_ratio
     from speech2vid.frames.photo_canvas import rest_mouth_identity
 

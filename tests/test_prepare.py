@@ -1,6 +1,6 @@
 """``speech2vid prepare``: shots, tracks, speaker choice, samples, bad inputs, resumability.
 
-The videos are made here: rendered talking faces (speech2vid.synth) edited into a cut between two
+The videos are made here: rendered talking faces (speech2vid.training.synth) edited into a cut between two
 shots, the second with two faces of which only one speaks the soundtrack.
 """
 
@@ -18,11 +18,11 @@ import pytest
 
 from speech2vid.audio.io import Audio
 from speech2vid.cli import main
-from speech2vid.datasets import ShardedSamples, open_dataset, read_shard
-from speech2vid.prepare.run import assign_splits, group_of
-from speech2vid.prepare.shots import shot_boundaries
-from speech2vid.prepare.speaker import frame_energy, select_speakers, smooth_landmarks, sync_score
-from speech2vid.prepare.tracks import link_detections
+from speech2vid.training.datasets import ShardedSamples, open_dataset, read_shard
+from speech2vid.training.prepare.run import assign_splits, group_of
+from speech2vid.training.prepare.shots import shot_boundaries
+from speech2vid.training.prepare.speaker import frame_energy, select_speakers, smooth_landmarks, sync_score
+from speech2vid.training.prepare.tracks import link_detections
 
 
 
@@ -70,7 +70,7 @@ def test_sync_offset_is_not_a_syllable_away_on_rhythmic_speech() -> None:
     2 of these 20 noise draws came out at -8. A mouth that really lags by 3 frames is still found.
     """
     from speech2vid.audio.io import to_model_rate
-    from speech2vid.synth.visemes import viseme_track
+    from speech2vid.training.synth.visemes import viseme_track
     from _scenes import HEARD, speak_fresh
 
     s = speak_fresh(HEARD + ".", "en-us+m3", 150)
@@ -109,7 +109,7 @@ def test_groups_and_splits_never_share_a_group() -> None:
 
 def _no_face_video(path: Path) -> None:
     from speech2vid.sinks.video_file import VideoFileSink
-    from speech2vid.synth.tts import synthesize
+    from speech2vid.training.synth.tts import synthesize
 
     s = synthesize("There is nobody here to see.", "en-us")
     rng = np.random.default_rng(3)
@@ -272,9 +272,9 @@ def test_the_speaker_is_found_when_both_faces_speak_throughout(tmp_path: Path) -
 
 def test_other_frame_rates_are_sampled_on_the_25_fps_grid(tmp_path: Path) -> None:
     from speech2vid.sinks.video_file import VideoFileSink
-    from speech2vid.synth.face_render import FaceRenderer, random_identity
-    from speech2vid.synth.tts import synthesize
-    from speech2vid.synth.visemes import viseme_track
+    from speech2vid.training.synth.face_render import FaceRenderer, random_identity
+    from speech2vid.training.synth.tts import synthesize
+    from speech2vid.training.synth.visemes import viseme_track
 
     s = synthesize("Bring me the blue umbrella before lunch, please.", "en-us")
     n25, n30 = int(s.duration * 25), int(s.duration * 30)
@@ -303,8 +303,8 @@ def test_real_talking_clips_prepared_for_the_lite_models_look_ahead(tmp_path: Pa
     import shutil
 
     from speech2vid.audio.io import load_speech
-    from speech2vid.datasets.format import read_shard
-    from speech2vid.datasets.index import open_dataset
+    from speech2vid.training.datasets.format import read_shard
+    from speech2vid.training.datasets.index import open_dataset
     from speech2vid.features.windows import speech_windows
 
     clip = Path(__file__).resolve().parents[1] / "data" / "eval" / "videos" / "grid_s4_prai9p.mp4"

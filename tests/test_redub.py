@@ -33,7 +33,7 @@ from speech2vid.faces import align_image, detect_faces
 from speech2vid.faces.ibug68 import LEFT_EYE, RIGHT_EYE
 from speech2vid.frames.blend import crop_to_frame, paste_face, region_mask
 from speech2vid.frames.poisson import poisson_blend
-from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
+from speech2vid.sources.video_file import SourceFrames, fit_plan, probe_video
 
 FPS, N_FRAMES, SIZE = 25, 50, (320, 240)
 BLANK = (20, 21, 22)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from speech2vid.audio.io import read_audio, to_model_rate
-from speech2vid.datasets import ShardedSamples, open_dataset, read_shard
+from speech2vid.training.datasets import ShardedSamples, open_dataset, read_shard
 from speech2vid.faces import Box, landmarks_68
-from speech2vid.prepare.speaker import frame_energy
-from speech2vid.synth import make_corpus
-from speech2vid.synth.face_render import FaceRenderer, random_identity
-from speech2vid.synth.tts import synthesize
-from speech2vid.synth.visemes import viseme_track
+from speech2vid.training.prepare.speaker import frame_energy
+from speech2vid.training.synth import make_corpus
+from speech2vid.training.synth.face_render import FaceRenderer, random_identity
+from speech2vid.training.synth.tts import synthesize
+from speech2vid.training.synth.visemes import viseme_track
 
 # Mouth opening measured on the target images (dlib's inner lips) vs speech energy, z-scored per
 # video (identity appearance removed), pooled over the corpus: measured 0.58 on this corpus (96
@@ -50,7 +50,7 @@ def test_visemes_close_the_lips_for_bilabials_and_open_for_vowels() -> None:
 
 
 def test_rendered_face_is_found_and_its_landmarks_are_right() -> None:
-    from speech2vid.prepare.video import detect
+    from speech2vid.training.prepare.video import detect
 
     errors = []
     for seed in range(4):

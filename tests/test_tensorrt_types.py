@@ -1,7 +1,7 @@
-"""mypy --strict over the whole ``speech2vid`` package, as setup.py installs it: every folder in setup.py's
-``STAGES`` (the CLI and config at the root, audio, features, faces, model, engine, build_engines, calib,
-frames, sinks, runtime, bench, configs, assets, datasets, prepare, synth, training, evaluation), with
-the TensorRT and CUDA modules checked against the real ``tensorrt-stubs`` package.
+"""mypy --strict over the whole ``speech2vid`` package as it installs: ``speech2vid/`` and every stage folder
+linked into it (audio, features, faces, model, engine, build_engines, calib, frames, sources, sinks,
+runtime, bench, configs, assets, training with its data, prepare, synth and evaluation), with the TensorRT
+and CUDA modules checked against the real ``tensorrt-stubs`` package.
 
 TensorRT cannot run on CI (no GPU, and the ``tensorrt`` wheels download their libraries from NVIDIA's
 own index), so its API use is type-checked instead: a misspelt method, a wrong argument type or a
@@ -9,15 +9,14 @@ removed enum member is a test failure here. The rest of the package is held to t
 Third-party packages are checked through their own annotations or stub packages (``types-PyYAML``,
 ``scipy-stubs``: the test extra); those with neither are listed in ``MYPY_INI``.
 
-Two things stand between mypy and the code, and this test builds them in a temporary folder:
+One thing stands between mypy and the code, and this test builds it in a temporary folder:
 
 * ``tensorrt-stubs`` installs ``tensorrt/__init__.pyi`` without a ``py.typed`` marker, which mypy
   ignores in site-packages (PEP 561); the ``.pyi`` files are copied into a stub folder on ``MYPYPATH``,
   with two stub-generator slips repaired on the way (plugin methods with a parameter named ``in``, a
   keyword; one ``add_scale_nd`` parameter without a default after defaulted ones; neither is API we use)
   and ``bool`` in annotations pointed at the builtin (the stub module's own ``bool`` DataType shadows it);
-* the project's folders install as ``speech2vid.<stage>`` through setup.py's ``package_dir`` mapping,
-  which mypy cannot follow in an editable install; a folder of symlinks gives it the installed layout.
+* nothing else: mypy checks ``speech2vid/`` as the checkout holds it (its stage folders are linked in).
 """
 
 from __future__ import annotations
@@ -30,14 +29,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from package_tree import REPO, stages
 
 pytestmark = pytest.mark.slow  # mypy over the whole package: about 25 s on two cores (a fresh cache each run)
 
-# setup.py's packages (installed name -> repository folder), read without running setup.py. All of them
-# are checked: a folder added to setup.py is type-checked from then on.
-STAGES = stages()
-CHECKED = tuple(STAGES)
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "speech2vid"
 
 MYPY_INI = """[mypy]
 strict = True
@@ -92,38 +88,17 @@ def _stub_dir(root: Path) -> Path:
     return out
 
 
-def _layout(root: Path) -> Path:
-    """root/pkg/speech2vid/<stage> -> the repo's folders, as setup.py installs them (CHECKED, nothing else)."""
-    pkg = root / "pkg" / "speech2vid"
-    pkg.mkdir(parents=True)
-    for package in CHECKED:
-        folder = REPO / STAGES[package]
-        parts = package.split(".")[1:]
-        if not parts:  # the root package: its modules sit beside the stage folders
-            for item in folder.iterdir():
-                if item.suffix == ".py":
-                    (pkg / item.name).symlink_to(item)
-        elif len(parts) == 1:
-            (pkg / parts[0]).symlink_to(folder, target_is_directory=True)
-        else:  # a sub-package inside its parent's folder (configs/models), linked with that folder
-            parent = ".".join(package.split(".")[:-1])
-            assert (REPO / STAGES[parent] / parts[-1]).resolve() == folder.resolve(), package
-    return pkg
-
-
 def _modules() -> int:
-    """How many .py files the installed package has: what mypy must report as checked."""
-    return sum(
-        1 for package in CHECKED for f in (REPO / STAGES[package]).iterdir() if f.suffix == ".py"
-    )
+    """How many .py files the installed package has (through the stage links): what mypy must report as checked."""
+    return sum(1 for _, _, files in os.walk(PACKAGE, followlinks=True) for f in files if f.endswith(".py"))
 
 
 def test_mypy_strict_on_the_whole_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("mypy")
     stub_dir = _stub_dir(tmp_path)
-    pkg = _layout(tmp_path)
+    pkg = PACKAGE
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
-    env = {**os.environ, "MYPYPATH": f"{stub_dir}{os.pathsep}{pkg.parent}"}
+    env = {**os.environ, "MYPYPATH": str(stub_dir)}
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache"), str(pkg)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,

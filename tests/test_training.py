@@ -64,7 +64,7 @@ def reference_run(setup: dict[str, Path]) -> Path:
 
 def test_tiny_run_on_the_synthetic_corpus_lowers_validation_l1(setup: dict[str, Path], synth_corpus: Path,
                                                                tmp_path: Path) -> None:
-    """Held-out identity of the project's synthetic corpus (speech2vid.synth.make_corpus)."""
+    """Held-out identity of the project's synthetic corpus (speech2vid.training.synth.make_corpus)."""
     cfg = tmp_path / "corpus.yaml"
     cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "steps_per_epoch": 7, "log_every": 100}}))
     out = tmp_path / "corpus-run"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from speech2vid.config import TrainConfig, load_model_config, load_settings
-from speech2vid.datasets import TARGET_OFFSET, TARGET_SIZE
+from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.errors import ConfigError
 from speech2vid.faces.template import TEMPLATE_ALIGNED
 from speech2vid.model.speech2vid import build_model

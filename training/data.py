@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from speech2vid.datasets import DatasetError, ShardedSamples, open_dataset
+from speech2vid.training.datasets import DatasetError, ShardedSamples, open_dataset
 from speech2vid.training.distributed import Dist
 
 
@@ -21,7 +21,7 @@ class Batch:
     identity: torch.Tensor  # (N, 3F, 112, 112) float32 raw 0-255 (the model's input convention)
     target: torch.Tensor  # (N, 3, 109, 109) float32 in [0, 1]
     raw: dict[str, Any]  # everything else the reader yields (key, video, frame, mouth_open, visemes)
-    flow: torch.Tensor | None = None  # (N, 2, 109, 109) ground-truth motion field (synth/motion_truth.py)
+    flow: torch.Tensor | None = None  # (N, 2, 109, 109) ground-truth motion field (training/synth/motion_truth.py)
     cavity: torch.Tensor | None = None  # (N, 1, 109, 109) the target's open mouth
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from speech2vid.datasets import TARGET_OFFSET, TARGET_SIZE
+from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.faces.template import TEMPLATE_ALIGNED
 
 NOSE_TIP = 33  # iBUG 68 index (0-based) of the nose tip

@@ -35,7 +35,7 @@ from speech2vid.model.weights import load_weights
 from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speech2vid.training.data import BatchStream, batches, blur_like_generator, loader, split_dataset
-from speech2vid.datasets.index import open_dataset
+from speech2vid.training.datasets.index import open_dataset
 from speech2vid.training.loss import motion_loss, weighted_l1
 
 log = logging.getLogger("speech2vid.train")

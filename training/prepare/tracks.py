@@ -50,7 +50,7 @@ def link_detections(
 
     Args:
         detections: frame -> boxes found in it.
-        shots: ``[start, end)`` frame ranges (:func:`speech2vid.prepare.shots.shot_boundaries`).
+        shots: ``[start, end)`` frame ranges (:func:`speech2vid.training.prepare.shots.shot_boundaries`).
         min_iou: a detection continues a track when its IoU with the track's last box is at least this.
         max_gap: a track missing for up to this many frames is continued, the gap filled by linear
             interpolation of the boxes; after a longer miss it ends.

@@ -1,6 +1,6 @@
 """Phoneme timeline -> per-frame mouth parameters (visemes), with coarticulation.
 
-Each phoneme has a target for the four parameters of :data:`speech2vid.datasets.VISEME_NAMES`
+Each phoneme has a target for the four parameters of :data:`speech2vid.training.datasets.VISEME_NAMES`
 (jaw opening 0..1, lip width -1..1 (negative = narrow), lip rounding 0..1, teeth showing 0..1) and a
 dominance: how strongly it holds the mouth against its neighbours. The track is the
 dominance-weighted mean of all targets (Cohen & Massaro, "Modeling coarticulation in synthetic
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from speech2vid.datasets.format import FPS, N_VISEMES
+from speech2vid.training.datasets.format import FPS, N_VISEMES
 from speech2vid.faces.mouth_model import REST_VISEMES
 
 TAU_S = 0.045  # decay of a phoneme's dominance outside its own interval
@@ -88,7 +88,7 @@ def viseme_track(
     """Per-frame mouth parameters, float32 ``(n_frames, 4)``, for frames at ``k / 25`` s.
 
     Args:
-        phonemes: ``(symbol, start_s, end_s)`` in order (from :func:`speech2vid.synth.tts.synthesize`).
+        phonemes: ``(symbol, start_s, end_s)`` in order (from :func:`speech2vid.training.synth.tts.synthesize`).
         n_frames: frames wanted; time not covered by a phoneme (before, between, after) is rest (closed mouth).
         articulation: a speaker's scale of the jaw opening (1 = the table's values).
     """

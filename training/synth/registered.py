@@ -3,12 +3,12 @@
 ``speech2vid synth --photos DIR --registered`` skips what photo-mode videos spend their time on (H.264
 encoding, then dlib on every frame in ``prepare``): a photo's landmarks are found once, the photo is
 registered once (at twice the resolution, for clean resampling), and each frame is its lips and jaw
-moved to that frame's visemes (:class:`~speech2vid.synth.photo_anim.MouthAnimator`, the same mouth
+moved to that frame's visemes (:class:`~speech2vid.training.synth.photo_anim.MouthAnimator`, the same mouth
 model as the videos) and shrunk to 112x112. The speech is eSpeak NG's, as in ``synth``, made to sound
 like a recording (room echo, band limits, noise at random levels, also in the pauses) so that what
 the network learns carries over to microphones.
 
-Each clip is one track of the dataset format (``datasets/format.py``); its MFCC windows are cut with
+Each clip is one track of the dataset format (``training/datasets/format.py``); its MFCC windows are cut with
 the model's look-ahead (``lookahead_columns``, recorded in index.json and checked by ``train``).
 Per clip a photo gets its own look: mirrored or not, colour and light changed, the registration
 nudged by a few pixels (as dlib's landmarks would), and JPEG artefacts.
@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 from scipy import signal as sps
 
-from speech2vid.datasets.format import FPS, Track, write_shard
-from speech2vid.datasets.index import RECORDS_DIR, build_index, write_json_atomic
+from speech2vid.training.datasets.format import FPS, Track, write_shard
+from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_json_atomic
 from speech2vid.faces import detect_faces, landmarks_68, read_photo
 from speech2vid.faces.align import registration_transform, transform_points
 from speech2vid.faces.derive_template import mirror_landmarks
@@ -171,7 +171,7 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
         # pixel centres: p_112 = (p_224 + 0.5) / 2 - 0.5
         marks[j] = (dst + 0.5) / WORK_SCALE - 0.5
         gaps[j] = np.mean([np.linalg.norm(dst[a] - dst[b]) for a, b in INNER_LIP_PAIRS]) / WORK_SCALE
-    from speech2vid.datasets.format import identity_candidates
+    from speech2vid.training.datasets.format import identity_candidates
 
     min_gap = FPS  # identity faces at least a second from the target, as prepare's default
     cands = identity_candidates(rows, min_gap)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from speech2vid.config import EvalConfig, to_dict
 from speech2vid.files import atomic_path, user_path
-from speech2vid.datasets import ShardedSamples, open_dataset
+from speech2vid.training.datasets import ShardedSamples, open_dataset
 
 log = logging.getLogger("speech2vid.eval")
 VERSION = "1"

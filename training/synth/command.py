@@ -8,7 +8,7 @@ import dataclasses
 import time
 from typing import Any
 
-from speech2vid.prepare.run import stats_table
+from speech2vid.training.prepare.run import stats_table
 
 from .corpus import SynthError, find_photos, run_synth
 

@@ -49,7 +49,7 @@ def make_sample(track: Track, i: int, identity_faces: int, min_gap: int, rng: np
         "identity_frames": track.frames[pick].astype(np.int64),
     }
     if track.landmarks is not None:  # the warp head's ground truth: reference = the first identity face
-        from speech2vid.synth.motion_truth import motion_truth
+        from speech2vid.training.synth.motion_truth import motion_truth
 
         sample["flow"], sample["cavity"] = motion_truth(track.landmarks[pick[0]], track.landmarks[i])
     return sample

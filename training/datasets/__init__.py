@@ -5,7 +5,7 @@ format, so training never knows which one it reads. The full description is docs
 
 Contract (other code relies on these names)::
 
-    from speech2vid.datasets import open_dataset, ShardedSamples
+    from speech2vid.training.datasets import open_dataset, ShardedSamples
 
     index = open_dataset("data/synth")        # DatasetIndex: splits, shards, counts, fps, provenance
     index.split("train").samples              # sample count of a split

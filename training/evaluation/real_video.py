@@ -3,7 +3,7 @@
 For each clip, one of its frames is the photo (the first by default) and the clip's own audio is the
 speech. ``generate`` renders that photo speaking that audio (the product's own path, MP4 and all), and
 both the rendered video and the real one are measured frame by frame with dlib's pretrained 68-point
-model (the original, not the runtime's compact copy: :class:`speech2vid.evaluation.visible.Instruments`).
+model (the original, not the runtime's compact copy: :class:`speech2vid.training.evaluation.visible.Instruments`).
 
 Per clip and system:
 
@@ -115,7 +115,7 @@ def measure_clip(path: Path, inst: Any, keep: Callable[[int], set[int]], seconds
     names the ticks whose frames are kept, given the tick count (called before any frame is decoded)."""
     from speech2vid.audio.io import load_speech
     from speech2vid.features.windows import SAMPLES_PER_FRAME
-    from speech2vid.runtime.video_source import SourceFrames, fit_plan, probe_video
+    from speech2vid.sources.video_file import SourceFrames, fit_plan, probe_video
 
     info = probe_video(path)
     signal = load_speech(path)[1]
@@ -186,7 +186,7 @@ def evaluate_videos(
     import cv2
     from tqdm import tqdm
 
-    from speech2vid.evaluation.visible import Instruments, decode_video, write_wav
+    from speech2vid.training.evaluation.visible import Instruments, decode_video, write_wav
 
     inst = Instruments()
     per_clip: list[dict[str, Any]] = []

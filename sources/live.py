@@ -5,7 +5,7 @@ which that sample was captured). The live loop keeps its frame clock in samples 
 ``640 k``) and uses the stamps only to measure latency, so audio and video cannot drift apart.
 
 ``mic://``: a PortAudio input stream (sounddevice) whose callback only copies into preallocated rings
-(:mod:`speech2vid.runtime.ring`); resampling to 16 kHz (soxr) happens on the reading side when the device
+(:mod:`speech2vid.sources.ring`); resampling to 16 kHz (soxr) happens on the reading side when the device
 cannot open 16 kHz. ``file://``: a file played at the audio clock's pace (``?realtime=0`` for as fast as
 possible, ``?loop=1`` to repeat, ``?play=1`` to hear it on the default output device as well).
 ``silence://``: digital silence at the audio clock's pace.
@@ -25,9 +25,9 @@ import numpy as np
 
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.errors import UserError
-from speech2vid.runtime.ring import SampleRing, StampRing
+from speech2vid.sources.ring import SampleRing, StampRing
 
-log = logging.getLogger("speech2vid.runtime.sources")
+log = logging.getLogger("speech2vid.sources.live")
 
 # The consumer polls the ring instead of being woken by the callback, so the callback takes no lock;
 # 2 ms adds at most 2 ms to a frame's latency.

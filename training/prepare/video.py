@@ -19,7 +19,7 @@ import numpy as np
 
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import PrepareConfig
-from speech2vid.datasets.format import FPS, N_VISEMES, Track, identity_candidates, write_shard
+from speech2vid.training.datasets.format import FPS, N_VISEMES, Track, identity_candidates, write_shard
 from speech2vid.errors import UserError
 from speech2vid.faces.align import registration_transform, transform_points, warp_aligned
 from speech2vid.faces.dlib_models import frontal_face_detector
@@ -27,13 +27,13 @@ from speech2vid.faces.detect import Box
 from speech2vid.faces.landmarks import landmarks_68
 from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, speech_windows
 from speech2vid.frames.yuv import frame_rgb
-from speech2vid.runtime.video_source import frame_turn, upright
+from speech2vid.sources.video_file import frame_turn, upright
 
 from .shots import colour_histogram, shot_boundaries
 from .speaker import frame_energy, mouth_opening, select_speakers, smooth_landmarks, sync_score
 from .tracks import link_detections
 
-log = logging.getLogger("speech2vid.prepare")
+log = logging.getLogger("speech2vid.training.prepare")
 
 HOG_MIN_FACE_PX = 80  # dlib's HOG window: faces smaller than this are missed without upsampling
 MAX_DETECT_SIDE = 1280

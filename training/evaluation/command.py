@@ -10,10 +10,10 @@ from typing import Any, Callable
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DATASET_DIR", help="dataset; its val split (held-out identities) is scored")
     p.add_argument("--photos", metavar="DIR", help="real face photos: render each with each --speech file and measure "
-                   "what a viewer sees with dlib's own pretrained models (evaluation/visible.py)")
+                   "what a viewer sees with dlib's own pretrained models (training/evaluation/visible.py)")
     p.add_argument("--speech", metavar="DIR", help="real speech recordings (with --photos)")
     p.add_argument("--videos", metavar="DIR", help="real talking clips: a frame of each is the photo, its own audio the "
-                   "speech; the rendered lips are measured against the real ones (evaluation/real_video.py)")
+                   "speech; the rendered lips are measured against the real ones (training/evaluation/real_video.py)")
     p.add_argument("--photo-frame", type=int, default=0, metavar="N",
                    help="with --videos: the frame (at 25 fps) used as the photo (default 0, the first)")
     p.add_argument("--figure", metavar="FILE.png", help="with --videos: real and rendered mouths side by side, per clip")
@@ -50,7 +50,7 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
 
     from speech2vid.config import load_model_config
     from speech2vid.errors import UserError
-    from speech2vid.evaluation.evaluate import evaluate, format_table, write_json
+    from speech2vid.training.evaluation.evaluate import evaluate, format_table, write_json
     from speech2vid.model.weights import load_model
 
     loaded = load_model(load_model_config(settings.model), settings.weights)
@@ -99,8 +99,8 @@ def _real_videos(args: argparse.Namespace, settings: Any) -> int:
     import sys
 
     from speech2vid.errors import UserError
-    from speech2vid.evaluation.real_video import evaluate_videos, table
-    from speech2vid.evaluation.visible import write_json
+    from speech2vid.training.evaluation.real_video import evaluate_videos, table
+    from speech2vid.training.evaluation.visible import write_json
     from speech2vid.files import VIDEO_SUFFIXES, files_in
     from speech2vid.outputs import check_distinct, check_output
     from speech2vid.sinks.image_file import check_image_path
@@ -129,7 +129,7 @@ def _real_videos(args: argparse.Namespace, settings: Any) -> int:
 def _visible(args: argparse.Namespace, settings: Any) -> int:
     import sys
 
-    from speech2vid.evaluation.visible import Renderer, evaluate_visible, table, write_json
+    from speech2vid.training.evaluation.visible import Renderer, evaluate_visible, table, write_json
     from speech2vid.files import PHOTO_SUFFIXES, SPEECH_SUFFIXES, files_in
 
     photos = files_in(args.photos, PHOTO_SUFFIXES, "face photos", "--photos")

@@ -35,9 +35,9 @@ from tqdm import tqdm
 
 from speech2vid.config import EvalConfig
 from speech2vid.files import atomic_path
-from speech2vid.datasets import ShardedSamples, open_dataset
-from speech2vid.evaluation.helpers import MouthReader, SyncNet, helpers
-from speech2vid.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
+from speech2vid.training.datasets import ShardedSamples, open_dataset
+from speech2vid.training.evaluation.helpers import MouthReader, SyncNet, helpers
+from speech2vid.training.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 from speech2vid.model.speech2vid import Speech2Vid
 from speech2vid.training.loss import mouth_band_top

@@ -1,10 +1,10 @@
 """The synthetic talking-face corpus: eSpeak NG speech with its phoneme timeline, visemes with
 coarticulation, a procedural face renderer, photo animation, and ``make_corpus`` for tests.
 
-    from speech2vid.synth import make_corpus
+    from speech2vid.training.synth import make_corpus
     root = make_corpus(tmp_path / "ds", identities=2, minutes=0.2, seed=0)   # a small dataset, seconds
 
-The names are imported lazily, so that ``python -m speech2vid.synth.speech`` (one video's speech in a
+The names are imported lazily, so that ``python -m speech2vid.training.synth.speech`` (one video's speech in a
 fresh process) stays light.
 """
 
@@ -20,4 +20,4 @@ def __getattr__(name: str) -> Any:
         from . import corpus
 
         return getattr(corpus, name)
-    raise AttributeError(f"module 'speech2vid.synth' has no attribute {name!r}")
+    raise AttributeError(f"module 'speech2vid.training.synth' has no attribute {name!r}")

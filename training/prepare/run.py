@@ -25,13 +25,13 @@ from typing import Any, Iterable
 from speech2vid.config import PrepareConfig
 from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS
 from speech2vid.files import VIDEO_SUFFIXES, atomic_path
-from speech2vid.datasets.format import SPLITS
-from speech2vid.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
+from speech2vid.training.datasets.format import SPLITS
+from speech2vid.training.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
 from speech2vid.errors import UserError
 
 from .video import VideoJob, prepare_video
 
-log = logging.getLogger("speech2vid.prepare")
+log = logging.getLogger("speech2vid.training.prepare")
 
 SPLITS_FILE = "splits.json"
 

@@ -4,7 +4,7 @@ eSpeak NG keeps state from one utterance to the next (a voice variant's settings
 generator), so the same text sounds slightly different depending on what the process said before;
 re-initialising the library in-process hangs, and forking a process that runs other threads can
 deadlock. Each video's speech is therefore made by a new interpreter (``python -m
-speech2vid.synth.speech``, importing only numpy and ctypes: about 0.2 s), which makes every video
+speech2vid.training.synth.speech``, importing only numpy and ctypes: about 0.2 s), which makes every video
 reproducible on its own, whatever process or order makes it. Parameters and results travel as pickles
 over stdin/stdout.
 """
@@ -70,7 +70,7 @@ def speech_for(req: SpeechRequest) -> tuple[np.ndarray, int, Timeline, list[str]
 
 def speech_in_fresh_process(req: SpeechRequest) -> tuple[np.ndarray, int, Timeline, list[str]]:
     """:func:`speech_for` run by a new interpreter (clean eSpeak NG state); errors come back as raised."""
-    run = subprocess.run([sys.executable, "-m", "speech2vid.synth.speech"], input=pickle.dumps(req),
+    run = subprocess.run([sys.executable, "-m", "speech2vid.training.synth.speech"], input=pickle.dumps(req),
                          capture_output=True, check=False)  # fmt: skip
     if run.returncode != 0 or not run.stdout:
         tail = run.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]

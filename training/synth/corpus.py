@@ -26,7 +26,7 @@ import numpy as np
 
 from speech2vid.audio.io import Audio
 from speech2vid.config import PrepareConfig, SynthConfig
-from speech2vid.datasets.format import FPS
+from speech2vid.training.datasets.format import FPS
 from speech2vid.errors import UserError
 from speech2vid.files import partial_path
 from speech2vid.faces.photo import read_photo
@@ -170,7 +170,7 @@ def run_synth(
     progress: bool = True,
 ) -> tuple[Any, dict[str, float]]:
     """Make the corpus in ``out_dir``; returns (prepare summary, timings in seconds)."""
-    from speech2vid.prepare.run import run_prepare
+    from speech2vid.training.prepare.run import run_prepare
 
     cfg = cfg or SynthConfig()
     prepare_cfg = prepare_cfg or PrepareConfig()
