@@ -5,12 +5,11 @@ a slowly panning and zooming camera (one affine warp per frame). Chosen frames c
 (a uniform grey, no face) to exercise the pass-through path. Frames are made and written one at a
 time, so a long video costs no more memory than a short one::
 
-    python3 -m speech2vid.assets.synthetic_video talking_head.mp4 --frames 75 --blank 50-54
+    python3 -m speech2vid.cli.synthetic_video talking_head.mp4 --frames 75 --blank 50-54
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,7 +24,7 @@ FACE_SIDE = 270  # px, the sample photo's size in the scene
 BLANK_GREY = 128
 
 
-def _scene(seed: int = 0) -> np.ndarray:
+def scene(seed: int = 0) -> np.ndarray:
     """(300, 400, 3) uint8 RGB: a textured background with the sample face in the middle."""
     w, h = CANVAS
     rng = np.random.default_rng(seed)
@@ -59,12 +58,12 @@ def camera(t: float, size: tuple[int, int]) -> np.ndarray:
 
 def source_frames(n: int, fps: int = 25, size: tuple[int, int] = (320, 240), blank: Iterable[int] = ()) -> Iterator[np.ndarray]:
     """Yield ``n`` (h, w, 3) uint8 RGB frames of the filmed scene; indices in ``blank`` are plain grey."""
-    scene, blank = _scene(), set(blank)
+    still, blank = scene(), set(blank)
     for i in range(n):
         if i in blank:
             yield np.full((size[1], size[0], 3), BLANK_GREY, np.uint8)
         else:
-            yield np.asarray(cv2.warpAffine(scene, camera(i / fps, size), size, flags=cv2.INTER_LINEAR,
+            yield np.asarray(cv2.warpAffine(still, camera(i / fps, size), size, flags=cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
 
 
@@ -77,30 +76,3 @@ def write_source_video(path: str | Path, n: int = 50, fps: int = 25, size: tuple
         for frame in source_frames(n, fps, size, blank):
             sink.write(frame)
     return Path(path)
-
-
-def _frame_ranges(text: str) -> set[int]:
-    """``"20-22,40"`` -> {20, 21, 22, 40}."""
-    out: set[int] = set()
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python3 -m speech2vid.assets.synthetic_video",
-                                description="Write a synthetic talking-head source video (the sample face, a moving camera).")
-    p.add_argument("output", help="MP4 file to write")
-    p.add_argument("--frames", type=int, default=50, help="number of frames (default 50)")
-    p.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
-    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT, even numbers (default 320x240)")
-    p.add_argument("--blank", default="", help="frames left blank (no face), e.g. 20-22,40")
-    args = p.parse_args(argv)
-    w, _, h = args.size.partition("x")
-    path = write_source_video(args.output, n=args.frames, fps=args.fps, size=(int(w), int(h)), blank=_frame_ranges(args.blank))
-    print(f"wrote {path} ({args.frames} frames at {args.fps} fps, {args.size})")
-
-
-if __name__ == "__main__":
-    main()

@@ -148,10 +148,10 @@ def _engine_files(model: Any, backend: str, precision: str, cfg: EngineConfig, c
 
     root = cache_root(cfg, cache_dir)
     if backend == "torch":
-        from speech2vid.build_engines.build import _loaded
+        from speech2vid.build_engines.build import loaded_model
 
         itemsize = 2 if precision in ("fp16", "bf16") else 4
-        return sum(p.numel() for p in _loaded(model).model.parameters()) * itemsize / 1e6, None
+        return sum(p.numel() for p in loaded_model(model).model.parameters()) * itemsize / 1e6, None
     size: float | None = 0.0
     seconds: float | None = 0.0
     for graph in GRAPHS:
@@ -188,10 +188,10 @@ def _frame_macs(model: Any, engine_cfg: EngineConfig, cache_dir: str | Path | No
     from speech2vid.engine.factory import torch_installed
 
     if torch_installed():
-        from speech2vid.build_engines.build import _loaded
+        from speech2vid.build_engines.build import loaded_model
         from speech2vid.model.cost import per_frame_macs
 
-        return per_frame_macs(_loaded(model).model)
+        return per_frame_macs(loaded_model(model).model)
     from speech2vid.build_engines.build import ensure_fp32_export
     from speech2vid.build_engines.graph_cost import graph_cost
     from speech2vid.engine.cache import cache_root

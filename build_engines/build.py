@@ -92,7 +92,7 @@ def ensure_fp32_export(model: ModelIdentity, engine_cfg: EngineConfig, root: Pat
         from speech2vid.build_engines.onnx_export import export_fp32
 
         log.debug("exporting the FP32 graphs (%s)", exc.kind)  # the weights are read first: a bad file is one line
-        found = export_fp32(_loaded(model), engine_cfg, root, force=force)
+        found = export_fp32(loaded_model(model), engine_cfg, root, force=force)
     for graph, entry in found.items():
         log.info("FP32 ONNX %s graph: %s (%.1f MB)", graph, entry.path, _mb(entry.path))
     log.info("step 1 (FP32 ONNX graphs) done in %.1f s", time.perf_counter() - t0)
@@ -109,7 +109,7 @@ def ready_engine(model: ModelIdentity, engine_cfg: EngineConfig, cache_dir: str 
     return make_engine(model, engine_cfg, cache_dir=cache_dir)
 
 
-def _loaded(model: ModelIdentity) -> Any:
+def loaded_model(model: ModelIdentity) -> Any:
     """``model`` as a LoadedModel (PyTorch): itself when it is one."""
     if getattr(model, "model", None) is not None:
         return model

@@ -166,10 +166,10 @@ def precision_failure(entry: EngineFile) -> str | None:
 def _reference_runners(model: ModelIdentity, settings: Settings, fp32: Mapping[str, EngineFile]) -> tuple[Any, Any, str]:
     """(identity runner, frame runner, what they are): PyTorch FP32 when installed, else the FP32 ONNX export."""
     if torch_installed():
-        from speech2vid.build_engines.build import _loaded
+        from speech2vid.build_engines.build import loaded_model
         from speech2vid.engine.torch_backend import torch_runners
 
-        identity, frame = torch_runners(_loaded(model).model, graph_specs(model.cfg))
+        identity, frame = torch_runners(loaded_model(model).model, graph_specs(model.cfg))
         return identity, frame, "PyTorch FP32"
     from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner
 

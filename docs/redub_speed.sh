@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 first_py=${installs[0]#*=}
-"$first_py" -m speech2vid.assets.synthetic_video src.mp4 --frames 250 --size 640x480 >/dev/null
+"$first_py" -m speech2vid.cli.synthetic_video src.mp4 --frames 250 --size 640x480 >/dev/null
 speech=$("$first_py" -c 'from speech2vid.assets import sample_speech; print(sample_speech())')
 for r in $(seq "$rounds"); do
     for pair in "${installs[@]}"; do

@@ -33,3 +33,30 @@ def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[
     log.info("%s: running the INT8 engine on CPU (%s.prefer_int8; --precision %s to run %s)", command, command,
              e.precision, e.precision)  # fmt: skip
     return int8
+
+
+def live_threads(settings: Any) -> Any:
+    """``settings`` with ONNX Runtime's intra-op threads set to ``live.inference_threads`` (when not 0)."""
+    import dataclasses
+
+    n = settings.live.inference_threads
+    e = settings.engine
+    if n == 0 or e.backend != "onnxruntime":
+        return settings
+    ort = dataclasses.replace(e.onnxruntime, intra_op_threads=n)
+    return dataclasses.replace(settings, engine=dataclasses.replace(e, onnxruntime=ort))
+
+
+def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any]) -> Any:
+    """The settings ``live`` runs with: :func:`live_threads`, and on CPU with ONNX Runtime and
+    ``live.prefer_int8``, the INT8 engine when it is built (``make(settings)`` refuses it otherwise); the
+    choice and its reason are logged, never silent. ``explicit``: ``--precision`` was given (always obeyed)."""
+    return prefer_int8(
+        live_threads(settings),
+        enabled=settings.live.prefer_int8,
+        explicit=explicit,
+        make=make,
+        command="live",
+        gain="lower latency",
+        missing=logging.WARNING,
+    )

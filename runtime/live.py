@@ -41,13 +41,10 @@ Threads
 
 from __future__ import annotations
 
-
 import logging
 import queue
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -70,10 +67,12 @@ from speech2vid.features.windows import (
     n_frames_for,
 )
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
+from speech2vid.runtime.inference_worker import InferenceWorker
+from speech2vid.runtime.live_report import FrameStamps, LiveReport
 from speech2vid.runtime.priority import raise_priority
-from speech2vid.sources.live import POLL_SECONDS, PacedSource, Source, SourceError
 from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level_dbfs, rss_mb
 from speech2vid.sinks.live import FrameInfo, LiveSink
+from speech2vid.sources.live import POLL_SECONDS, PacedSource, Source, SourceError
 
 if TYPE_CHECKING:  # the live loop reads an avatar; making one (photos, dlib) is the caller's
     from speech2vid.runtime.avatar import Avatar
@@ -82,99 +81,7 @@ log = logging.getLogger("speech2vid.runtime.live")
 
 HISTORY_SAMPLES = 2 * SAMPLE_RATE  # recent audio kept for frame levels (a window spans 0.35 s)
 WARMUP_RENDERS = 5  # engine calls timed at start-up for the expected latency
-STAMP_HISTORY = 1500  # per-frame stamps kept for the stats (the last 60 s): memory stays flat
 VAD_KEEP_CHUNKS = 64  # VAD decisions kept behind the newest window (2 s; a window reads 0.35 s)
-# Stages of a fresh frame's latency, each from the previous stamp (the first from the window centre's capture).
-STAGES = ("lookahead", "capture", "features", "queue", "inference", "handoff", "sinks")
-
-
-@dataclass
-class FrameStamps:
-    """Monotonic times (s) of one fresh frame on its way through the loop; None where not reached."""
-
-    k: int
-    centre: float  # the window centre's sample captured (the latency's origin)
-    heard: float  # the last sample the window needs captured (the audio callback's clock)
-    read: float  # its block read from the ring by the loop
-    window: float  # MFCC window complete, VAD gate applied
-    staged: float | None = None  # handed to the inference worker
-    started: float | None = None  # the engine began rendering it
-    rendered: float | None = None  # the engine returned it
-    emitted: float | None = None  # the loop began writing it to the sinks
-    shown: float | None = None  # every sink has it (display: drawn)
-
-    def stage_ms(self) -> dict[str, float] | None:
-        """Durations of :data:`STAGES` in ms (None unless every stamp is there)."""
-        t = (self.centre, self.heard, self.read, self.window, self.started, self.rendered, self.emitted, self.shown)
-        if any(v is None for v in t):
-            return None
-        ts = [float(v) for v in t]  # type: ignore[arg-type]
-        # "queue" runs from the window to the engine's start (staging is instantaneous)
-        out = {name: (b - a) * 1e3 for name, a, b in zip(STAGES, ts, ts[1:])}
-        out["total"] = (ts[-1] - ts[0]) * 1e3
-        return out
-
-
-class InferenceWorker:
-    """One thread runs ``render``; one staging slot holds the next frame's window (the double buffer).
-
-    ``render`` maps float32 ``(1, 12, 35)`` to ``(1, 109, 109, 3)``. Results arrive on :attr:`results` as
-    ``(k, frame or None, exception or None, started, done)`` in submission order (monotonic seconds).
-    """
-
-    def __init__(self, render: Callable[[np.ndarray], np.ndarray]):
-        self._render = render
-        self._cv = threading.Condition()
-        self._staged: tuple[int, np.ndarray] | None = None
-        self._busy = False
-        self._stopping = False
-        self.results: queue.Queue[tuple[int, np.ndarray | None, BaseException | None, float, float]] = queue.Queue()
-        self.max_in_flight = 0  # observed, for tests: never above 2
-        self._thread = threading.Thread(target=self._run, name="speech2vid-inference", daemon=True)
-        self._thread.start()
-
-    @property
-    def in_flight(self) -> int:
-        return int(self._busy) + int(self._staged is not None)
-
-    def stage(self, k: int, window: np.ndarray, *, wait: bool = False) -> int | None:
-        """Stage frame ``k``; returns the index of a stale staged frame it replaced (None if the slot was free).
-
-        ``wait=True`` (sources faster than real time, the end-of-stream flush) waits for the slot instead.
-        """
-        with self._cv:
-            if wait:
-                self._cv.wait_for(lambda: self._staged is None)
-            replaced = self._staged[0] if self._staged is not None else None
-            self._staged = (k, window)
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            self._cv.notify_all()
-        return replaced
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._staged is not None or self._stopping)
-                if self._staged is None:
-                    return
-                (k, window), self._staged = self._staged, None
-                self._busy = True
-                self._cv.notify_all()
-            started = time.monotonic()
-            try:
-                frame = self._render(window[None])[0]
-                self.results.put((k, frame, None, started, time.monotonic()))
-            except BaseException as exc:  # handed to the loop, which raises it there
-                self.results.put((k, None, exc, started, time.monotonic()))
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
-
-    def close(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
-        self._thread.join()
 
 
 class AudioHistory:
@@ -200,87 +107,6 @@ class AudioHistory:
         if hi <= lo:
             return self._buf[:0]
         return self._buf[lo - self.end + HISTORY_SAMPLES : hi - self.end + HISTORY_SAMPLES]
-
-
-@dataclass
-class LiveReport:
-    """What a run did; :meth:`as_dict` is the ``--stats`` JSON."""
-
-    frames: int = 0  # slots emitted (= 25 fps x audio seconds)
-    rendered: int = 0  # fresh images from the engine
-    idle: int = 0  # slots showing the still face
-    skipped: int = 0  # windows the engine had no time for
-    dropped: int = 0  # skipped slots real-time sinks did not get (drop policy)
-    repeated: int = 0  # skipped slots filled with the last image (repeat policy)
-    late: int = 0
-    audio_samples: int = 0
-    overflows: int = 0
-    reopens: int = 0
-    mic_lost_seconds: float = 0.0  # silence stood in for a lost microphone while it was reopened (the face idled)
-    max_in_flight: int = 0
-    lookahead_ms: float = 0.0
-    model_lookahead_ms: float = 0.0  # the model's own right context (live.lookahead_ms may emit earlier)
-    vad: str = ""  # silero | level | off
-    speech_frames: int = 0  # frames whose window held speech (VAD) or was loud enough (level)
-    blinks: int = 0
-    blink_frames: list[int] = field(default_factory=list)  # the first frame of each of the last 256 blinks
-    expected_latency_ms: float = 0.0
-    inference_ms: float = 0.0
-    wall_seconds: float = 0.0
-    ended: str = ""
-    error: str | None = None
-    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-    # per stage of the frames the engine rendered, and their total (``latency`` also counts still frames)
-    stages: dict[str, LatencyHistogram] = field(default_factory=lambda: {s: LatencyHistogram() for s in (*STAGES, "total")})
-    stamps: deque[FrameStamps] = field(default_factory=lambda: deque(maxlen=STAMP_HISTORY))
-    soak: list[dict[str, float | int | None]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def add_stamps(self, st: FrameStamps) -> None:
-        self.stamps.append(st)
-        ms = st.stage_ms()
-        if ms is not None:
-            for name, v in ms.items():
-                self.stages[name].add(max(0.0, v))
-
-    def stage_table(self) -> list[tuple[str, float | None, float | None]]:
-        """(stage, p50 ms, p99 ms) for each stage and the total, over the frames the engine rendered."""
-        return [(n, h.quantile(0.5), h.quantile(0.99)) for n, h in self.stages.items()]
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("latency", "soak", "meta", "stages", "stamps")}
-        out["audio_seconds"] = self.audio_samples / SAMPLE_RATE
-        out["latency_ms"] = self.latency.summary()
-        out["stages_ms"] = {n: h.summary() for n, h in self.stages.items()}
-        t0 = self.stamps[0].centre if self.stamps else 0.0
-        out["frame_stamps"] = {  # seconds since the first kept frame's centre sample was captured
-            "fields": ["k", "centre", "heard", "read", "window", "staged", "started", "rendered", "emitted", "shown"],
-            "frames": [[st.k] + [None if v is None else round(v - t0, 6) for v in
-                                 (st.centre, st.heard, st.read, st.window, st.staged, st.started, st.rendered, st.emitted, st.shown)]
-                       for st in self.stamps],
-        }  # fmt: skip
-        if self.soak:
-            out["soak"] = self.soak
-            out["soak_drift"] = soak_drift(self.soak)
-        return {**self.meta, **out}
-
-
-def soak_drift(samples: list[dict[str, float | int | None]]) -> dict[str, float | None]:
-    """Memory and latency drift over a soak: the change from the first sample after warm-up to the last, and
-    the least-squares slopes (RSS in MiB per hour, latency in ms per hour) over all samples after warm-up."""
-    kept = samples[1:] if len(samples) > 2 else samples  # the first interval includes start-up
-
-    def values(key: str) -> tuple[np.ndarray, np.ndarray]:
-        pts = [(float(s["t_s"]), float(s[key])) for s in kept if s.get(key) is not None]  # type: ignore[arg-type]
-        arr = np.array(pts, dtype=np.float64).reshape(-1, 2)
-        return arr[:, 0], arr[:, 1]
-
-    out: dict[str, float | None] = {}
-    for key in ("rss_mb", "latency_median_ms", "latency_p99_ms"):
-        t, v = values(key)
-        out[key] = float(v[-1] - v[0]) if v.size else None
-        out[f"{key}_per_hour"] = float(np.polyfit(t / 3600, v, 1)[0]) if v.size >= 3 else None
-    return out
 
 
 def silence_window() -> np.ndarray:
@@ -380,7 +206,7 @@ class LiveLoop:
         self.recent: list[float] = []  # times of the last fresh images, for the overlay's fps
         self.soak_hist, self.soak_t = LatencyHistogram(), time.monotonic()
         self.soak_interval: float | None = None
-        self.t_start = time.monotonic()
+        self.t_start = self.t_open = time.monotonic()
         self.sinks: Sequence[LiveSink] = ()
         self.worker: InferenceWorker | None = None
 
@@ -564,79 +390,92 @@ class LiveLoop:
         soak_interval: float | None,
         on_start: Callable[[LiveReport], None] | None,
     ) -> LiveReport:
-        report = self.report
+        """Chunk by chunk: capture -> features and speech gate -> engine -> sinks, until something ends the run
+        (:meth:`_ended`); then the engine drained and everything closed, whatever happened."""
         self.sinks, self.soak_interval = sinks, soak_interval
-        max_samples = None if duration is None else round(duration * SAMPLE_RATE)
-        wait_for_slot = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
-        self.worker = worker = InferenceWorker(self.render)
-        self.t_open = time.monotonic()
+        self.worker = InferenceWorker(self.render)
+        limit = None if duration is None else round(duration * SAMPLE_RATE)
+        wait = isinstance(source, PacedSource) and not source.realtime  # no real-time deadline to keep
         completed = False
         try:
             source.open()
-            raise_priority(self.cfg.nice)  # the loop, the engine's worker and its pool, the sinks' threads
             try:
-                block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
-                report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
-                if on_start is not None:
-                    on_start(report)  # after open(): the summary can name the device's real rate
-                self.t_open = time.monotonic()
-                while True:
-                    if stop.is_set():
-                        report.ended = "stopped"
-                        break
-                    if any(s.quit_requested for s in sinks):
-                        report.ended = "window closed"
-                        break
-                    if max_samples is not None and report.audio_samples >= max_samples:
-                        report.ended = "duration reached"
-                        break
-                    if source.finished:
-                        report.ended = "source ended"
-                        break
-                    try:
-                        chunk = source.read(POLL_SECONDS)
-                    except SourceError as exc:
-                        report.ended, report.error = "source failed", str(exc)
-                        break
+                self._started(source, on_start)
+                while not self._ended(source, stop, limit):
+                    chunk = source.read(POLL_SECONDS)  # capture
                     read_at = time.monotonic()
-                    samples = chunk.samples
-                    if max_samples is not None:
-                        samples = samples[: max_samples - report.audio_samples]
-                    try:
-                        if samples.size:
-                            self._read(samples, chunk.stamps, read_at, wait=wait_for_slot)
-                        self._collect(block=worker.in_flight > 0 and samples.size == 0)
-                    except OutputError as exc:  # a file sink could not write (a full disk): its file is gone
-                        report.ended, report.error = "output failed", str(exc)
-                        break
+                    samples = chunk.samples[: None if limit is None else limit - self.report.audio_samples]
+                    if samples.size:
+                        self._read(samples, chunk.stamps, read_at, wait=wait)  # features, speech gate, engine
+                    self._collect(block=self.worker.in_flight > 0 and samples.size == 0)  # sinks
                     self._sample_soak()
+            except SourceError as exc:
+                self._fail("source failed", exc)
+            except OutputError as exc:  # a file sink could not write (a full disk): its file is gone
+                self._fail("output failed", exc)
             finally:
                 source.close()
-            if report.ended != "output failed":
-                try:
-                    self._flush()
-                except OutputError as exc:
-                    report.ended, report.error = "output failed", str(exc)
-            self._sample_soak(final=True)
+            self._drain()
             completed = True
         finally:
-            worker.close()
-            report.max_in_flight = worker.max_in_flight
-            report.overflows = source.overflows
-            report.reopens = getattr(source, "reopens", 0)
-            report.mic_lost_seconds = getattr(source, "lost_seconds", 0.0)
-            report.wall_seconds = time.monotonic() - self.t_start
-            report.blinks = self.animator.blink_count if self.animator is not None else 0
-            report.blink_frames = list(self.animator.blinks) if self.animator is not None else []
-            errors: list[Exception] = []
-            for s in sinks:
-                try:
-                    s.close(abort=not completed)  # an engine error or a crash discards files; a failed mic does not
-                except OutputError as exc:  # a file that could not be finished (a full disk): reported, not raised
-                    if completed and report.error is None:
-                        report.ended, report.error = "output failed", str(exc)
-                except Exception as exc:  # close the others; the first failure is raised below
-                    errors.append(exc)
-            if errors and completed:
-                raise errors[0]
-        return report
+            self._close(source, sinks, completed=completed)
+        return self.report
+
+    def _started(self, source: Source, on_start: Callable[[LiveReport], None] | None) -> None:
+        raise_priority(self.cfg.nice)  # the loop, the engine's worker and its pool, the sinks' threads
+        report = self.report
+        block_ms = 1e3 * getattr(source, "blocksize", SAMPLES_PER_FRAME) / SAMPLE_RATE
+        report.expected_latency_ms = report.lookahead_ms + block_ms + report.inference_ms
+        if on_start is not None:
+            on_start(report)  # after open(): the summary can name the device's real rate
+        self.t_open = time.monotonic()
+
+    def _ended(self, source: Source, stop: threading.Event, limit: int | None) -> bool:
+        """Whether the run is over, with the reason in ``report.ended``."""
+        report = self.report
+        if stop.is_set():
+            report.ended = "stopped"
+        elif any(s.quit_requested for s in self.sinks):
+            report.ended = "window closed"
+        elif limit is not None and report.audio_samples >= limit:
+            report.ended = "duration reached"
+        elif source.finished:
+            report.ended = "source ended"
+        return bool(report.ended)
+
+    def _fail(self, ended: str, exc: Exception) -> None:
+        self.report.ended, self.report.error = ended, str(exc)
+
+    def _drain(self) -> None:
+        """The frames still owed once the audio stopped (unless a file could not be written), the last soak sample."""
+        if self.report.ended != "output failed":
+            try:
+                self._flush()
+            except OutputError as exc:
+                self._fail("output failed", exc)
+        self._sample_soak(final=True)
+
+    def _close(self, source: Source, sinks: Sequence[LiveSink], *, completed: bool) -> None:
+        """Stop the worker, note what the source and the animator saw, and close every sink: an engine error or
+        a crash (not ``completed``) discards files; a failed microphone does not."""
+        assert self.worker is not None
+        report = self.report
+        self.worker.close()
+        report.max_in_flight = self.worker.max_in_flight
+        report.overflows = source.overflows
+        report.reopens = getattr(source, "reopens", 0)
+        report.mic_lost_seconds = getattr(source, "lost_seconds", 0.0)
+        report.wall_seconds = time.monotonic() - self.t_start
+        report.blinks = self.animator.blink_count if self.animator is not None else 0
+        report.blink_frames = list(self.animator.blinks) if self.animator is not None else []
+        errors: list[Exception] = []
+        for s in sinks:
+            try:
+                s.close(abort=not completed)
+            except OutputError as exc:  # a file that could not be finished (a full disk): reported, not raised
+                if completed and report.error is None:
+                    self._fail("output failed", exc)
+            except Exception as exc:  # close the others; the first failure is raised below
+                errors.append(exc)
+        if errors and completed:
+            raise errors[0]

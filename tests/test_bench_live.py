@@ -32,7 +32,7 @@ def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loa
 
     from speech2vid.bench.live import format_live_table, run_live_bench, write_live_json
     from speech2vid.features.windows import lookahead_seconds
-    from speech2vid.runtime.live import STAGES
+    from speech2vid.runtime.live_report import STAGES
 
     # A private cache with the FP32 graphs only (the session's shared cache gets INT8 from other tests).
     folder = lite_onnx["frame"].parent
@@ -62,7 +62,7 @@ def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loa
 
 
 def test_live_runs_int8_when_built_and_says_so(lite_loaded, lite_built, caplog) -> None:  # type: ignore[no-untyped-def]
-    from speech2vid.runtime.live_app import live_precision
+    from speech2vid.runtime.engine_choice import live_precision
 
     built_settings, _ = lite_built  # INT8 and FP16 built into the private cache
     make = _maker(lite_loaded)
@@ -78,7 +78,7 @@ def test_live_runs_int8_when_built_and_says_so(lite_loaded, lite_built, caplog) 
 
 def test_live_without_int8_runs_the_configured_precision_and_says_why(lite_loaded, lite_onnx, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from speech2vid.build_engines.onnx_export import export_fp32
-    from speech2vid.runtime.live_app import live_precision
+    from speech2vid.runtime.engine_choice import live_precision
 
     s = Settings(engine=EngineConfig(cache_dir=str(tmp_path / "cache")))  # an empty cache: nothing built
     export_fp32(lite_loaded, s.engine, tmp_path / "cache")

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from speech2vid.assets.synthetic_video import _scene, camera
+from speech2vid.assets.synthetic_video import camera, scene
 from speech2vid.config import RedubConfig
 from speech2vid.faces import align_image
 from speech2vid.faces.align import transform_points
@@ -35,14 +35,14 @@ def fast_camera(i: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    scene = _scene()
-    return [cv2.warpAffine(scene, fast_camera(i), SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for i in range(N)]
+    still = scene()
+    return [cv2.warpAffine(still, fast_camera(i), SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for i in range(N)]
 
 
 @pytest.fixture(scope="module")
 def truth() -> np.ndarray:
     """(N, 68, 2) landmarks of every frame: the scene's, through the camera."""
-    scene_points = align_image(_scene()).landmarks.astype(np.float64)
+    scene_points = align_image(scene()).landmarks.astype(np.float64)
     return np.stack([transform_points(fast_camera(i), scene_points) for i in range(N)])
 
 

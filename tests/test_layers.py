@@ -3,6 +3,7 @@ forbidden import breaks them, and importing the runtime's modules does not impor
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -72,20 +73,21 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, add
 
 def test_runtime_modules_import_without_pytorch() -> None:
     """What `pip install speech2vid` imports for generate, redub, live, build, verify, bench and the CLI: none
-    of it imports PyTorch at module level (it is installed here, so an import would show in sys.modules).
-    (The CLI's parser does, here: with PyTorch installed it adds the training commands' options.)"""
+    of it imports PyTorch at module level (it is installed here, so an import would show in sys.modules), and
+    neither does building the whole parser (``--help`` stays quick where PyTorch is installed)."""
     modules = [
         "speech2vid.cli", "speech2vid.engine.factory", "speech2vid.engine.cache", "speech2vid.engine.base",
         "speech2vid.engine.onnxruntime_backend", "speech2vid.engine.tensorrt_backend", "speech2vid.engine.talking_face",
-        "speech2vid.build_engines.build", "speech2vid.build_engines.verify", "speech2vid.build_engines.commands",
+        "speech2vid.build_engines.build", "speech2vid.build_engines.verify",
         "speech2vid.build_engines.quantize", "speech2vid.build_engines.fp16", "speech2vid.build_engines.graph_cost",
         "speech2vid.bench.latency", "speech2vid.runtime.offline", "speech2vid.runtime.redub", "speech2vid.runtime.live",
-        "speech2vid.runtime.live_app", "speech2vid.calib.data", "speech2vid.model", "speech2vid.model.io_spec",
-        "speech2vid.model.ref",
-    ]  # fmt: skip
+        "speech2vid.sources.live", "speech2vid.calib.data", "speech2vid.model", "speech2vid.model.io_spec",
+        "speech2vid.model.ref", "speech2vid.api",
+    ]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
+        "importlib.import_module('speech2vid.cli').build_parser()\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -107,3 +109,60 @@ def test_demo_renders_with_pytorch_blocked(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert out.stat().st_size > 10_000
+
+
+def _package_files() -> list[Path]:
+    """Every module of the installed package, by its path in the package (the stage links followed)."""
+    root = REPO / "speech2vid"
+    return sorted(Path(d, f) for d, _, files in os.walk(root, followlinks=True) for f in files if f.endswith(".py"))
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, names, line) of every import in ``path``, at any depth (inside functions too), made absolute."""
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, [], node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])])
+            out.append((base, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def test_only_the_cli_package_imports_argparse() -> None:
+    """import-linter sees module-level imports; an ``import argparse`` inside a function is found here too."""
+    cli = REPO / "speech2vid" / "cli"
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in _package_files()
+        if cli not in path.parents
+        for module, _, line in _imports(path)
+        if module == "argparse" or module.startswith("argparse.")
+    ]
+    assert offenders == []
+    assert any(m == "argparse" for m, _, _ in _imports(cli / "options.py"))  # the walk does see imports
+
+
+def _folder(module: str) -> str:
+    """The folder a module lives in: speech2vid.training.prepare.run -> speech2vid.training.prepare."""
+    return module.rsplit(".", 1)[0]
+
+
+def test_no_private_names_cross_folders() -> None:
+    """A leading underscore means "this folder's own": no module imports one from another folder."""
+    offenders = []
+    for path in _package_files():
+        here = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        here_folder = _folder(here) if path.name != "__init__.py" else here.removesuffix(".__init__")
+        for module, names, line in _imports(path):
+            if not module.startswith("speech2vid"):
+                continue
+            for name in names:
+                private = name.startswith("_") and not name.startswith("__")
+                folder = module if (REPO / Path(*module.split("."))).is_dir() else _folder(module)
+                if private and folder != here_folder:
+                    offenders.append(f"{path.relative_to(REPO)}:{line} imports {name} from {module}")
+    assert offenders == []

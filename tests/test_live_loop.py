@@ -252,7 +252,7 @@ def test_stage_stamps_follow_each_frame_and_add_up(engine, speech_wav) -> None: 
     order, the stages add up to its latency, the look-ahead stage is the window's (from the audio clock),
     and inference includes the engine's 30 ms."""
     from speech2vid.features.windows import LEFT_PAD
-    from speech2vid.runtime.live import STAGES
+    from speech2vid.runtime.live_report import STAGES
 
     report = run_live(SlowEngine(engine, 0.03), AVATAR, FileSource(speech_wav, 160, realtime=True), [NullSink()],
                       LiveConfig(idle="off"))  # fmt: skip

@@ -32,6 +32,7 @@ from speech2vid.config import ModelConfig, TrainConfig, to_dict
 from speech2vid.errors import UserError
 from speech2vid.model.speech2vid import Speech2Vid, build_model, encode_identity
 from speech2vid.model.weights import load_weights
+from speech2vid.training import KINDS
 from speech2vid.training import distributed as D
 from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speech2vid.training.data import BatchStream, batches, blur_like_generator, loader, split_dataset
@@ -40,7 +41,6 @@ from speech2vid.training.loss import motion_loss, weighted_l1
 
 log = logging.getLogger("speech2vid.train")
 Kind = Literal["generator", "deblur"]
-KINDS = ("generator", "deblur")
 
 
 class GeneratorNet(nn.Module):

@@ -195,12 +195,12 @@ def photo_mode_truth(photo_path: Path, seed: int, seconds: float) -> tuple[list[
     import soxr
 
     from speech2vid.faces import read_photo
-    from speech2vid.training.synth.corpus import _speaker
+    from speech2vid.training.synth.corpus import random_speaker
     from speech2vid.training.synth.photo_anim import PhotoAnimator
     from speech2vid.training.synth.speech import SpeechRequest, speech_in_fresh_process
     from speech2vid.training.synth.visemes import viseme_track
 
-    sp = _speaker(f"truth-{photo_path.stem}", seed)
+    sp = random_speaker(f"truth-{photo_path.stem}", seed)
     samples, rate, phonemes, _ = speech_in_fresh_process(
         SpeechRequest(seed, seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range))
     n = int(round(samples.size / rate * FPS))

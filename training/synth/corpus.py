@@ -68,7 +68,7 @@ class VideoPlan:
         return f"{self.speaker.name}/utt{self.index:04d}.mp4"
 
 
-def _speaker(name: str, seed: int, photo: str | None = None) -> Speaker:
+def random_speaker(name: str, seed: int, photo: str | None = None) -> Speaker:
     rng = np.random.default_rng([seed, 1])
     voice = f"{VOICES[int(rng.integers(len(VOICES)))]}+{VARIANTS[int(rng.integers(len(VARIANTS)))]}"
     return Speaker(name, seed, voice, int(rng.integers(130, 200)), int(rng.integers(25, 80)), int(rng.integers(20, 80)), photo)
@@ -80,8 +80,8 @@ def plan_corpus(identities: int, minutes: float, seed: int, cfg: SynthConfig, ph
         raise SynthError(f"--identities must be at least 1, got {identities}")
     if minutes <= 0:
         raise SynthError(f"--minutes must be positive, got {minutes}")
-    speakers = [_speaker(f"photo-{p.stem}", seed * 100003 + 50000 + k, str(p)) for k, p in enumerate(photos)]
-    speakers += [_speaker(f"id{k:04d}", seed * 100003 + k) for k in range(max(0, identities - len(speakers)))]
+    speakers = [random_speaker(f"photo-{p.stem}", seed * 100003 + 50000 + k, str(p)) for k, p in enumerate(photos)]
+    speakers += [random_speaker(f"id{k:04d}", seed * 100003 + k) for k in range(max(0, identities - len(speakers)))]
     per_identity = minutes * 60.0 / len(speakers)
     lo, hi = cfg.utterance_seconds
     plans = []

@@ -36,7 +36,7 @@ from speech2vid.faces.template import ALIGNED_SIZE
 from speech2vid.features.constants import SAMPLE_RATE
 from speech2vid.features.windows import n_frames_for, speech_windows
 
-from .corpus import SynthError, _speaker
+from .corpus import SynthError, random_speaker
 from .photo_anim import MouthAnimator
 from .speech import SpeechRequest, speech_in_fresh_process
 from .visemes import viseme_track
@@ -147,7 +147,7 @@ def shrink(image: np.ndarray, rng: np.random.Generator, jpeg_quality: int | None
 def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
     """Render one clip into ``shards/<key>.tar``; returns its record (``records/<key>.json``)."""
     rng = np.random.default_rng([plan.seed, 7])
-    sp = _speaker(plan.key, plan.seed)
+    sp = random_speaker(plan.key, plan.seed)
     samples, rate, phonemes, _ = speech_in_fresh_process(
         SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range))
     import soxr

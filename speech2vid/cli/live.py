@@ -1,7 +1,4 @@
-"""``speech2vid live`` and ``speech2vid devices``: options, start-up summary, signals, the final report.
-
-Kept out of ``speech2vid/cli.py`` so the CLI stays a thin table of commands.
-"""
+"""``live`` and ``devices``: options, start-up summary, signals, the final report."""
 
 from __future__ import annotations
 
@@ -15,18 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from speech2vid.cli.options import RANDOM_LABEL, add_engine_options, engine_for, settings_from
 from speech2vid.errors import UserError
 from speech2vid.files import write_json_atomic
 
 log = logging.getLogger("speech2vid.live")
 
-RANDOM_LABEL = "RANDOM WEIGHTS - NOT A TRAINED MODEL"
 MAX_DURATION_S = 7 * 24 * 3600.0  # --duration: a week; a longer kiosk run needs no stop at all
 
 
-def add_live_arguments(p: argparse.ArgumentParser) -> None:
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, lookahead_seconds
 
+    p = add("live", cmd_live, "a face speaking live: microphone (or file) -> window, MP4 or null, with measured latency")
     p.add_argument("--face", action="append", metavar="PHOTO",
                    help="face photo (repeat up to 5 times; default the bundled sample face)")
     p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
@@ -48,6 +46,19 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-policy", choices=["drop", "repeat"], help="when the engine falls behind (default repeat)")
     p.add_argument("--fullscreen", action="store_true", help="kiosk: borderless fullscreen window, cursor hidden")
     p.add_argument("--no-overlay", action="store_true", help="no fps/latency/level text on the window")
+    add_engine_options(p)
+
+    add("devices", cmd_devices, "list the capture devices a mic:// source can name")
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from speech2vid.runtime.engine_choice import live_precision
+
+    settings = settings_from(args)
+    plan = plan_live(args, settings)  # URIs and paths are checked before any engine loads
+    settings = live_precision(settings, explicit=args.precision is not None, make=engine_for)
+    ref, engine = engine_for(settings)
+    return run_planned(plan, settings, engine, ref)
 
 
 def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,11 +137,11 @@ def plan_live(args: argparse.Namespace, settings: Any) -> LivePlan:
     return LivePlan(photos, args.source, source, specs, stats, duration, aligned=args.aligned, soak=args.soak)
 
 
-def run_live_command(plan: LivePlan, settings: Any, engine: Any, model: Any) -> int:
+def run_planned(plan: LivePlan, settings: Any, engine: Any, model: Any) -> int:
     """Run ``speech2vid live`` as ``plan`` says with ``engine`` (made by the CLI, not opened yet) for
     ``model`` (its ``name`` and ``is_random`` label the outputs)."""
     from speech2vid.runtime.avatar import live_avatar
-    from speech2vid.runtime.live import run_live
+    from speech2vid.runtime import live
     from speech2vid.sinks.live import open_sink
 
     cfg = settings.live
@@ -159,7 +170,7 @@ def run_live_command(plan: LivePlan, settings: Any, engine: Any, model: Any) -> 
             sinks.append(open_sink(spec, cfg, label=label, codec=codec))
         with engine:
             soak_interval = (max(10.0, duration / 10) if duration else 60.0) if plan.soak else None
-            report = run_live(engine, avatar, source, sinks, cfg, vad=settings.vad, duration=duration, stop=stop,
+            report = live.run_live(engine, avatar, source, sinks, cfg, vad=settings.vad, duration=duration, stop=stop,
                               soak_interval=soak_interval, on_start=summary)  # fmt: skip
     except BaseException:
         for s in sinks:  # run_live closes them itself once it has started; closing twice is harmless
@@ -205,52 +216,6 @@ def _stopped_by(signum: int | None) -> int:
     return code
 
 
-def live_threads(settings: Any) -> Any:
-    """``settings`` with ONNX Runtime's intra-op threads set to ``live.inference_threads`` (when not 0)."""
-    import dataclasses
-
-    n = settings.live.inference_threads
-    e = settings.engine
-    if n == 0 or e.backend != "onnxruntime":
-        return settings
-    ort = dataclasses.replace(e.onnxruntime, intra_op_threads=n)
-    return dataclasses.replace(settings, engine=dataclasses.replace(e, onnxruntime=ort))
-
-
-def live_precision(settings: Any, *, explicit: bool, make: Callable[[Any], Any]) -> Any:
-    """The settings ``live`` runs with: :func:`live_threads`, and on CPU with ONNX Runtime and
-    ``live.prefer_int8``, the INT8 engine when it is built (``make(settings)`` refuses it otherwise); the
-    choice and its reason are logged, never silent. ``explicit``: ``--precision`` was given (always obeyed)."""
-    from speech2vid.runtime.engine_choice import prefer_int8
-
-    return prefer_int8(live_threads(settings), enabled=settings.live.prefer_int8, explicit=explicit, make=make,
-                       command="live", gain="lower latency", missing=logging.WARNING)  # fmt: skip
-
-
-def run_live_bench_command(settings: Any, make_engine: Callable[[Any], Any], *, audio: str | None,
-                           precisions: list[str] | None, seconds: float, json_path: str | None,
-                           loads: list[int] | None = None) -> int:  # fmt: skip
-    """``speech2vid bench --live``: the live loop from a file in real time, a stage table per precision."""
-    from speech2vid.assets import sample_face, sample_speech
-    from speech2vid.bench.live import DEFAULT_PRECISIONS, format_live_table, run_live_bench, write_live_json
-    from speech2vid.runtime.avatar import live_avatar
-
-    if seconds <= 0:
-        raise UserError(f"--live-seconds must be positive, got {seconds}")
-    cfg = settings.live
-    avatar = live_avatar([sample_face()], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side,
-                         rest_mouth=settings.generate.rest_mouth)  # what `live` shows: the photo composite, by default
-    rows = run_live_bench(live_threads(settings), make_engine, audio=audio or sample_speech(), avatar=avatar,
-                          precisions=precisions or DEFAULT_PRECISIONS, seconds=seconds, loads=loads or [0])  # fmt: skip
-    if all(r.skipped is not None for r in rows):
-        raise UserError("no engine of the asked precisions is built: " + "; ".join(f"{r.precision}: {r.skipped}" for r in rows))
-    print(format_live_table(rows))
-    if json_path:
-        write_live_json(rows, json_path)
-        print(f"wrote {json_path}")
-    return 0
-
-
 def stage_table(report: Any) -> str:
     """The per-stage latency breakdown of fresh frames: p50 / p99 in ms, then the total."""
     rows = report.stage_table()
@@ -262,7 +227,7 @@ def stage_table(report: Any) -> str:
     return "\n".join(lines)
 
 
-def print_devices() -> int:
+def cmd_devices(args: argparse.Namespace) -> int:
     from speech2vid.sources.live import list_devices
 
     devices = list_devices()

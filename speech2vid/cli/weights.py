@@ -1,0 +1,70 @@
+"""``import-matconvnet``, ``pack-weights`` and ``pack-landmarks``: the model files that ship, made."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from speech2vid.cli.options import check_outputs, settings_from
+from speech2vid.errors import UserError
+
+
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add("import-matconvnet", cmd_import_matconvnet,
+            "convert the authors' MatConvNet weights (v201.mat generator, v114.mat deblurrer) to safetensors")
+    p.add_argument("files", nargs="+", metavar="FILE.mat", help="generator file, optionally followed by the deblurrer")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
+    p.add_argument("--model", help="geometry the file must match (default paper)")
+
+    p = add("pack-weights", cmd_pack_weights,
+            "trained weights -> the file that ships (FP16, checked against FP32, or --fp32)")
+    p.add_argument("weights", metavar="IN.safetensors", help="trained weights (e.g. runs/lite/last/weights.safetensors)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
+    p.add_argument("--model", help="geometry of the weights: lite (default), paper, or a model YAML")
+    p.add_argument("--fp32", action="store_true",
+                   help="keep FP32 (the bundled lite: FP16 rounding moves its warped frames)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra metadata to record (repeatable)")
+
+    p = add("pack-landmarks", cmd_pack_landmarks, "dlib's 68-point landmark model -> the compact copy the runtime ships")
+    p.add_argument("-o", "--output", metavar="OUT.dat", help="file to write (default: the package's assets/landmarks copy)")
+    p.add_argument("--cascades", type=int, help="cascades to keep (default: as shipped, assets/landmarks/README.md)")
+    p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
+    p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")
+
+
+def cmd_import_matconvnet(args: argparse.Namespace) -> int:
+    from speech2vid.model.matconvnet import import_to_file
+
+    check_outputs([("-o", args.output)], list(args.files), (".safetensors",))
+    print(import_to_file(args.files, args.output, args.model or "paper"))
+    return 0
+
+
+def cmd_pack_weights(args: argparse.Namespace) -> int:
+    from speech2vid.config import load_model_config
+    from speech2vid.model.pack import pack_weights
+
+    check_outputs([("-o", args.output)], [args.weights], (".safetensors",))
+    extra = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--meta '{item}' is not KEY=VALUE")
+        extra[key] = value
+    cfg = load_model_config(settings_from(args).model)
+    print(pack_weights(args.weights, args.output, cfg, extra, half=not args.fp32))
+    return 0
+
+
+def cmd_pack_landmarks(args: argparse.Namespace) -> int:
+    from speech2vid.assets import landmark_model
+    from speech2vid.faces.compact_predictor import SHIPPED, Compaction, pack_landmarks
+
+    check_outputs([("-o", args.output)], [])
+    compaction = Compaction(
+        args.cascades or SHIPPED.cascades, args.trees or SHIPPED.trees, args.mantissa_bits or SHIPPED.mantissa_bits
+    )
+    print(pack_landmarks(Path(args.output) if args.output else landmark_model(), compaction))
+    return 0
