@@ -49,10 +49,22 @@ setup(
     package_data={
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.configs.models": ["*.yaml"],
-        "speech2vid.assets": ["*.png", "*.jpg", "*.wav", "*.md", "weights/*.safetensors", "weights/*.md",
-                              "vad/*.onnx", "vad/LICENSE", "landmarks/*.xz", "landmarks/*.json", "landmarks/*.md",
-                              # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
-                              "graphs/*/*.onnx", "graphs/*/*.json"],
+        "speech2vid.assets": [
+            "*.png",
+            "*.jpg",
+            "*.wav",
+            "*.md",
+            "weights/*.safetensors",
+            "weights/*.md",
+            "vad/*.onnx",
+            "vad/LICENSE",
+            "landmarks/*.xz",
+            "landmarks/*.json",
+            "landmarks/*.md",
+            # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
+            "graphs/*/*.onnx",
+            "graphs/*/*.json",
+        ],
     },
     # The runtime: generate, redub, live, devices, info, build (ONNX Runtime FP32/FP16/INT8; TensorRT with
     # [gpu]), verify and bench. No PyTorch: the default model ships as ONNX graphs (assets/graphs/).
@@ -64,7 +76,9 @@ setup(
         "plot": PLOT,
         # The GPU stack: never needed on a CPU install.
         "gpu": ["tensorrt>=10", "cuda-python>=12"],
-        "test": TRAIN + PLOT + [
+        "test": TRAIN
+        + PLOT
+        + [
             "pytest>=7",
             "python_speech_features>=0.6",
             "librosa>=0.10",
@@ -76,6 +90,8 @@ setup(
             "types-tqdm>=4.66",
             "scipy-stubs>=1.15",
             "import-linter>=2.0",  # the layer contracts in .importlinter (tests/test_layers.py)
+            # ruff.toml: the one layout and import rule (tests/test_style.py); a pinned minor: its style moves
+            "ruff>=0.14,<0.15",
             "hypothesis>=6.100",  # tests/test_fuzz.py: generated configs, WAV headers and image bytes
             # tests/test_vad.py: Silero's own TorchScript model, the reference for the vendored ONNX graph
             "silero-vad==6.2.3",

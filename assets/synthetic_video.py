@@ -38,7 +38,9 @@ def scene(seed: int = 0) -> np.ndarray:
         raise FileNotFoundError(f"cannot read the bundled sample face {sample_face()}")
     face = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA)
     ellipse = np.zeros((FACE_SIDE, FACE_SIDE), np.float32)
-    cv2.ellipse(ellipse, (FACE_SIDE // 2, FACE_SIDE * 9 // 20), (FACE_SIDE * 9 // 25, FACE_SIDE * 12 // 25), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(
+        ellipse, (FACE_SIDE // 2, FACE_SIDE * 9 // 20), (FACE_SIDE * 9 // 25, FACE_SIDE * 12 // 25), 0, 0, 360, 1.0, -1
+    )
     mask = cv2.GaussianBlur(ellipse, (0, 0), 5)[..., None]
     x0, y0 = (w - FACE_SIDE) // 2, (h - FACE_SIDE) // 2 + 10
     roi = bg[y0 : y0 + FACE_SIDE, x0 : x0 + FACE_SIDE]
@@ -56,19 +58,31 @@ def camera(t: float, size: tuple[int, int]) -> np.ndarray:
     return np.array([[zoom, 0.0, w / 2 - zoom * cx], [0.0, zoom, h / 2 - zoom * cy]])
 
 
-def source_frames(n: int, fps: int = 25, size: tuple[int, int] = (320, 240), blank: Iterable[int] = ()) -> Iterator[np.ndarray]:
+def source_frames(
+    n: int, fps: int = 25, size: tuple[int, int] = (320, 240), blank: Iterable[int] = ()
+) -> Iterator[np.ndarray]:
     """Yield ``n`` (h, w, 3) uint8 RGB frames of the filmed scene; indices in ``blank`` are plain grey."""
     still, blank = scene(), set(blank)
     for i in range(n):
         if i in blank:
             yield np.full((size[1], size[0], 3), BLANK_GREY, np.uint8)
         else:
-            yield np.asarray(cv2.warpAffine(still, camera(i / fps, size), size, flags=cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
+            yield np.asarray(
+                cv2.warpAffine(
+                    still, camera(i / fps, size), size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                ),
+                dtype=np.uint8,
+            )
 
 
-def write_source_video(path: str | Path, n: int = 50, fps: int = 25, size: tuple[int, int] = (320, 240),
-                       blank: Iterable[int] = (), crf: int = 12) -> Path:
+def write_source_video(
+    path: str | Path,
+    n: int = 50,
+    fps: int = 25,
+    size: tuple[int, int] = (320, 240),
+    blank: Iterable[int] = (),
+    crf: int = 12,
+) -> Path:
     """Write :func:`source_frames` as an H.264 MP4 (no audio); returns the path."""
     from speech2vid.sinks.video_file import VideoFileSink
 

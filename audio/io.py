@@ -37,10 +37,9 @@ import av
 import numpy as np
 import soxr
 
+from speech2vid.audio.constants import SAMPLE_RATE
+from speech2vid.audio.wav import wav_truncation
 from speech2vid.errors import AudioError
-
-from .constants import SAMPLE_RATE
-from .wav import wav_truncation
 
 log = logging.getLogger("speech2vid.audio.io")
 
@@ -295,8 +294,12 @@ class _Damage:
         if not rate or self.damaged > max(1, MAX_DAMAGED_SHARE * self.packets):
             assert self.first is not None
             raise self.first
-        log.warning("%s: %d of %d audio packets are damaged; replaced by silence of the same length", name,
-                    self.damaged, self.packets)
+        log.warning(
+            "%s: %d of %d audio packets are damaged; replaced by silence of the same length",
+            name,
+            self.damaged,
+            self.packets,
+        )
 
 
 @dataclass(frozen=True)
@@ -304,7 +307,9 @@ class _Gap:
     seconds: Fraction | None  # the damaged packet's duration, where the container states it
 
 
-def _gap_samples(missing: list[_Gap], rate: int, block: int, time: float | None, start: float | None, position: int) -> int:
+def _gap_samples(
+    missing: list[_Gap], rate: int, block: int, time: float | None, start: float | None, position: int
+) -> int:
     """Samples of silence for damaged packets: up to the next good frame's time where frames carry times
     (a demuxer may merge packets), else their stated durations, else one frame each."""
     if time is not None and start is not None:
@@ -346,9 +351,11 @@ class ModelRateStream:
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self._soxr = None if rate == SAMPLE_RATE else soxr.ResampleStream(
-            rate, SAMPLE_RATE, 1, dtype="float32", quality=_RESAMPLE_QUALITY
-        )  # fmt: skip
+        self._soxr = (
+            None
+            if rate == SAMPLE_RATE
+            else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+        )
 
     def push(self, block: Audio) -> np.ndarray:
         """``block`` at ``self.rate`` -> float32 ``(m,)`` at 16 kHz (m may be 0: the resampler's delay)."""

@@ -25,8 +25,10 @@ class CpuLoad:
             raise ValueError(f"processes must be >= 0, got {processes}")
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
-        self.processes = [ctx.Process(target=_spin, args=(self._stop,), name=f"speech2vid-load-{i}", daemon=True)
-                          for i in range(processes)]  # fmt: skip
+        self.processes = [
+            ctx.Process(target=_spin, args=(self._stop,), name=f"speech2vid-load-{i}", daemon=True)
+            for i in range(processes)
+        ]
 
     def __enter__(self) -> CpuLoad:
         for p in self.processes:

@@ -37,7 +37,16 @@ from speech2vid.features.windows import FPS
 from speech2vid.files import write_json_atomic
 from speech2vid.text_table import table_lines
 
-__all__ = ["BenchResult", "bench", "default_targets", "format_table", "machine_info", "parse_target", "run_bench", "to_json"]
+__all__ = [
+    "BenchResult",
+    "bench",
+    "default_targets",
+    "format_table",
+    "machine_info",
+    "parse_target",
+    "run_bench",
+    "to_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +150,9 @@ def _time_engine(engine: Any, windows: np.ndarray, warmup: int, seconds: float, 
             return times
 
 
-def _engine_files(model: Any, backend: str, precision: str, cfg: EngineConfig, cache_dir: str | Path | None) -> tuple[float | None, float | None]:
+def _engine_files(
+    model: Any, backend: str, precision: str, cfg: EngineConfig, cache_dir: str | Path | None
+) -> tuple[float | None, float | None]:
     """(engine MB, build seconds) of both graphs, from the cache manifests; torch: parameter bytes, no build."""
     from speech2vid.engine.cache import EngineRefused, cache_root, cached_engine, fp32_export, read_manifest
     from speech2vid.model.io_spec import GRAPHS
@@ -224,7 +235,10 @@ def bench(
     from speech2vid.model.ref import model_ref
 
     if not batches or min(batches) < 1 or warmup < 0 or seconds <= 0 or (iters is not None and iters < 1):
-        raise EngineError(f"bench needs batches >= 1, warmup >= 0, seconds > 0, iters >= 1; got {list(batches)}, {warmup}, {seconds}, {iters}")
+        raise EngineError(
+            f"bench needs batches >= 1, warmup >= 0, seconds > 0, iters >= 1; got {list(batches)}, {warmup}, "
+            f"{seconds}, {iters}"
+        )
     settings = settings or load_settings()
     base = settings.engine
     parsed = [parse_target(t, base) for t in targets]
@@ -256,18 +270,42 @@ def bench(
                 fps = batch / (median / 1e3)
                 gflops = flops_per_frame * fps / 1e9
                 r = BenchResult(
-                    model=loaded.name, backend=backend, device=device, precision=precision, batch=batch,
-                    weights=loaded.source, calls=len(times), seconds=float(sum(times)),
-                    call_median_ms=median, call_p90_ms=p90, call_p99_ms=p99,
-                    frame_median_ms=median / batch, frame_p90_ms=p90 / batch, frame_p99_ms=p99 / batch,
-                    fps=fps, realtime_factor=fps / VIDEO_FPS,
+                    model=loaded.name,
+                    backend=backend,
+                    device=device,
+                    precision=precision,
+                    batch=batch,
+                    weights=loaded.source,
+                    calls=len(times),
+                    seconds=float(sum(times)),
+                    call_median_ms=median,
+                    call_p90_ms=p90,
+                    call_p99_ms=p99,
+                    frame_median_ms=median / batch,
+                    frame_p90_ms=p90 / batch,
+                    frame_p99_ms=p99 / batch,
+                    fps=fps,
+                    realtime_factor=fps / VIDEO_FPS,
                     peak_memory_mb=None if memory.peak_bytes is None else memory.peak_bytes / 1e6,
-                    engine_mb=engine_mb, build_s=build_s,
-                    gflops=gflops, peak_gflops=peaks[peak_kind], peak_fraction=gflops / peaks[peak_kind],
-                )  # fmt: skip
-                log.info("%s %s batch %d: %.2f ms/frame median, %.2f p90, %.2f p99, %.1f fps (x%.2f real time), %.1f%% of peak",
-                         r.model, r.target, batch, r.frame_median_ms, r.frame_p90_ms, r.frame_p99_ms, r.fps,
-                         r.realtime_factor, 100 * r.peak_fraction)  # fmt: skip
+                    engine_mb=engine_mb,
+                    build_s=build_s,
+                    gflops=gflops,
+                    peak_gflops=peaks[peak_kind],
+                    peak_fraction=gflops / peaks[peak_kind],
+                )
+                log.info(
+                    "%s %s batch %d: %.2f ms/frame median, %.2f p90, %.2f p99, %.1f fps (x%.2f real time), %.1f%% of "
+                    "peak",
+                    r.model,
+                    r.target,
+                    batch,
+                    r.frame_median_ms,
+                    r.frame_p90_ms,
+                    r.frame_p99_ms,
+                    r.fps,
+                    r.realtime_factor,
+                    100 * r.peak_fraction,
+                )
                 results.append(r)
     return results
 
@@ -278,16 +316,46 @@ def _opt(v: float | None, fmt: str) -> str:
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """Plain-text table, one row per model x target x batch, aligned for a terminal or a Markdown code block."""
-    head = ["model", "backend", "device", "precision", "batch", "ms/frame median", "p90", "p99", "frames/s",
-            "x real time", "GFLOP/s", "% of peak", "peak mem MB", "engine MB", "build s", "calls"]  # fmt: skip
+    head = [
+        "model",
+        "backend",
+        "device",
+        "precision",
+        "batch",
+        "ms/frame median",
+        "p90",
+        "p99",
+        "frames/s",
+        "x real time",
+        "GFLOP/s",
+        "% of peak",
+        "peak mem MB",
+        "engine MB",
+        "build s",
+        "calls",
+    ]
     rows = []
     for r in results:
-        rows.append([
-            r.model, r.backend, r.device, r.precision, str(r.batch), f"{r.frame_median_ms:.2f}", f"{r.frame_p90_ms:.2f}",
-            f"{r.frame_p99_ms:.2f}", f"{r.fps:.1f}", f"{r.realtime_factor:.2f}", f"{r.gflops:.1f}",
-            f"{100 * r.peak_fraction:.0f}", _opt(r.peak_memory_mb, ".0f"), _opt(r.engine_mb, ".1f"), _opt(r.build_s, ".1f"),
-            str(r.calls),
-        ])  # fmt: skip
+        rows.append(
+            [
+                r.model,
+                r.backend,
+                r.device,
+                r.precision,
+                str(r.batch),
+                f"{r.frame_median_ms:.2f}",
+                f"{r.frame_p90_ms:.2f}",
+                f"{r.frame_p99_ms:.2f}",
+                f"{r.fps:.1f}",
+                f"{r.realtime_factor:.2f}",
+                f"{r.gflops:.1f}",
+                f"{100 * r.peak_fraction:.0f}",
+                _opt(r.peak_memory_mb, ".0f"),
+                _opt(r.engine_mb, ".1f"),
+                _opt(r.build_s, ".1f"),
+                str(r.calls),
+            ]
+        )
     out = table_lines(head, rows, right=range(4, len(head)))
     peaks = sorted({(r.device, r.peak_gflops) for r in results})
     if peaks:
@@ -333,8 +401,16 @@ def run_bench(
     else:
         batches = (batch,) if isinstance(batch, int) else tuple(batch)
     machine = machine_info()  # before the run: its load average is the other processes', not ours
-    results = bench(models, backends or default_targets(), batches=batches, warmup=warmup, seconds=seconds,
-                    weights=weights, settings=settings, cache_dir=cache_dir)  # fmt: skip
+    results = bench(
+        models,
+        backends or default_targets(),
+        batches=batches,
+        warmup=warmup,
+        seconds=seconds,
+        weights=weights,
+        settings=settings,
+        cache_dir=cache_dir,
+    )
     if json_path is not None:
         path = Path(json_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)

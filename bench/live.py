@@ -61,18 +61,20 @@ def run_live_bench(
     an ``EngineRefused`` (engine not built) skips that precision. ``sinks()`` makes fresh sinks per run
     (default one ``null://``). ``present`` and ``sway_scale``: as ``live`` shows the photo (``runtime.avatar``).
     """
+    from speech2vid.bench.cpu_load import CpuLoad
     from speech2vid.engine.cache import EngineRefused
     from speech2vid.runtime.live import run_live
-    from speech2vid.bench.cpu_load import CpuLoad
-    from speech2vid.sources.live import FileSource
     from speech2vid.sinks.live import NullSink
+    from speech2vid.sources.live import FileSource
 
     rows = []
     for precision, load in ((p, n) for p in precisions for n in loads):
         row = LiveBenchRow(precision, load)
         rows.append(row)
         # a name from the CLI's --precision choices (the engine precisions)
-        s = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=cast(Precision, precision)))
+        s = dataclasses.replace(
+            settings, engine=dataclasses.replace(settings.engine, precision=cast(Precision, precision))
+        )
         try:
             engine = make_engine(s)
         except EngineRefused as exc:
@@ -80,11 +82,20 @@ def run_live_bench(
             log.warning("bench --live: %s skipped: %s", precision, row.skipped)
             continue
         row.engine = engine.label
-        log.info("bench --live: %s, %.0f s of real-time audio, %d CPU-bound processes beside", engine.label, seconds, load)
+        log.info(
+            "bench --live: %s, %.0f s of real-time audio, %d CPU-bound processes beside", engine.label, seconds, load
+        )
         source = FileSource(str(audio), settings.live.blocksize, realtime=True, loop=True)
         with engine, CpuLoad(load):
-            report = run_live(engine, avatar, source, sinks() if sinks else [NullSink()], settings.live,
-                              vad=settings.vad, duration=seconds)  # fmt: skip
+            report = run_live(
+                engine,
+                avatar,
+                source,
+                sinks() if sinks else [NullSink()],
+                settings.live,
+                vad=settings.vad,
+                duration=seconds,
+            )
         row.frames, row.rendered = report.frames, report.rendered
         row.repeated, row.dropped = report.repeated, report.dropped
         row.lookahead_ms = report.lookahead_ms
@@ -102,18 +113,28 @@ def format_live_table(rows: Sequence[LiveBenchRow]) -> str:
     width = 17
     lines = []
     if ran:
-        lines.append(f"{'stage (ms, p50 / p99)':<24}" + "".join(f"{r.precision + (f' load {r.load}' if len(rows) > 1 and any(x.load for x in rows) else ''):>{width}}" for r in ran))
+        lines.append(
+            f"{'stage (ms, p50 / p99)':<24}"
+            + "".join(
+                f"{r.precision + (f' load {r.load}' if len(rows) > 1 and any(x.load for x in rows) else ''):>{width}}"
+                for r in ran
+            )
+        )
         for i, (name, _, _) in enumerate(ran[0].stages):
             cells = "".join(f"{fmt(r.stages[i][1]) + ' / ' + fmt(r.stages[i][2]):>{width}}" for r in ran)
             lines.append(f"{name:<24}{cells}")
         lines.append(f"{'rendered / frames':<24}" + "".join(f"{f'{r.rendered} / {r.frames}':>{width}}" for r in ran))
         lines.append(f"{'look-ahead (ms)':<24}" + "".join(f"{r.lookahead_ms:>{width}.1f}" for r in ran))
-        lines += [f"  {r.precision}: {r.engine}" + (f", {r.load} CPU-bound processes beside" if r.load else "") for r in ran]
+        lines += [
+            f"  {r.precision}: {r.engine}" + (f", {r.load} CPU-bound processes beside" if r.load else "") for r in ran
+        ]
     lines += [f"  {r.precision}: skipped ({r.skipped})" for r in rows if r.skipped is not None]
     return "\n".join(lines)
 
 
 def write_live_json(rows: Sequence[LiveBenchRow], path: str | Path) -> None:
-    data = [{**dataclasses.asdict(r), "stages": [{"stage": n, "p50_ms": a, "p99_ms": b} for n, a, b in r.stages]}
-            for r in rows]  # fmt: skip
+    data = [
+        {**dataclasses.asdict(r), "stages": [{"stage": n, "p50_ms": a, "p99_ms": b} for n, a, b in r.stages]}
+        for r in rows
+    ]
     write_json_atomic(Path(path).expanduser(), data)

@@ -38,7 +38,8 @@ def short_windows(signal_16k: np.ndarray, columns: int) -> np.ndarray:
 
 
 def lookahead_effects(signal_16k: np.ndarray, render=None, columns=DEFAULT_COLUMNS) -> list[LookaheadEffect]:  # type: ignore[no-untyped-def]
-    """One :class:`LookaheadEffect` per look-ahead; ``render`` maps (n, 12, 35) windows to (n, H, W, 3) frames in [0, 1]."""
+    """One :class:`LookaheadEffect` per look-ahead; ``render`` maps (n, 12, 35) windows to (n, H, W, 3) frames
+    in [0, 1]."""
     exact = speech_windows(signal_16k)
     silence = short_windows(np.zeros(1, np.float32), 0)[0]  # every column the MFCC of digital silence
     scale = float(np.sqrt(np.mean((exact - silence) ** 2)))

@@ -33,8 +33,17 @@ log = logging.getLogger("speech2vid.bench.pipeline")
 
 PIPELINES = ("generate", "redub", "live")
 SIZES = (256, 512, 1024, 1280, 1920)
-STAGES = ("decode", "detect/track", "waiting for tracking", "features", "engine", "composite", "encode",
-          "x264 (thread)", "mux")  # fmt: skip
+STAGES = (
+    "decode",
+    "detect/track",
+    "waiting for tracking",
+    "features",
+    "engine",
+    "composite",
+    "encode",
+    "x264 (thread)",
+    "mux",
+)
 
 
 @dataclass
@@ -74,7 +83,9 @@ def bench_video(path: Path, side: int, frames: int) -> Path:
     width = side // 2 * 2
     height = (side * 9 // 16) // 2 * 2
     scale = max(width / photo.shape[1], height / photo.shape[0])
-    base = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    base = cv2.resize(
+        photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
     y0 = max(0, (base.shape[0] - height) // 2)
     with VideoFileSink(path, fps=25, size=(width, height), preset="ultrafast") as sink:
         for i in range(frames):
@@ -120,8 +131,9 @@ def run_pipeline_bench(
     return rows
 
 
-def _generate(settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path,
-              seconds: float) -> PipelineRow:  # fmt: skip
+def _generate(
+    settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path, seconds: float
+) -> PipelineRow:
     from speech2vid.runtime.offline import prepare_inputs, render_video
 
     photo = work / f"photo-{side}.png"
@@ -130,43 +142,71 @@ def _generate(settings: Settings, make_engine: Callable[[Settings], Any], side: 
 
     g = dataclasses.replace(settings.generate, photo_max_side=side)
     # what `generate` runs: the INT8 engine when it is built (generate.prefer_int8)
-    settings = prefer_int8(settings, enabled=g.prefer_int8, explicit=False, make=make_engine, command="generate",
-                           gain="speed", missing=logging.INFO)  # fmt: skip
-    inputs = prepare_inputs([photo], audio, work / "out-generate.mp4", compose="photo", photo_max_side=side,
-                            rest_mouth=g.rest_mouth, silence_threshold_dbfs=g.silence_threshold_dbfs)  # fmt: skip
+    settings = prefer_int8(
+        settings,
+        enabled=g.prefer_int8,
+        explicit=False,
+        make=make_engine,
+        command="generate",
+        gain="speed",
+        missing=logging.INFO,
+    )
+    inputs = prepare_inputs(
+        [photo],
+        audio,
+        work / "out-generate.mp4",
+        compose="photo",
+        photo_max_side=side,
+        rest_mouth=g.rest_mouth,
+        silence_threshold_dbfs=g.silence_threshold_dbfs,
+    )
     with make_engine(settings) as engine:
         result = render_video(engine, inputs, g, settings.encode, progress=False, vad=settings.vad)
     assert inputs.canvas is not None
     w, h = inputs.canvas.size
-    return PipelineRow("generate", f"{w}x{h}", result.frames, result.fps, result.fps / 25, result.stages,
-                       settings.engine.precision)
+    return PipelineRow(
+        "generate", f"{w}x{h}", result.frames, result.fps, result.fps / 25, result.stages, settings.engine.precision
+    )
 
 
-def _redub(settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path,
-           seconds: float) -> PipelineRow:  # fmt: skip
+def _redub(
+    settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path, seconds: float
+) -> PipelineRow:
     from speech2vid.runtime.redub import prepare_redub, run_redub
 
     video = work / f"clip-{side}.mp4"
     if not video.exists():
         bench_video(video, side, max(50, round(seconds * 25)))
-    inputs = prepare_redub(video, audio, work / "out-redub.mp4", settings.redub,
-                           silence_threshold_dbfs=settings.generate.silence_threshold_dbfs)  # fmt: skip
+    inputs = prepare_redub(
+        video,
+        audio,
+        work / "out-redub.mp4",
+        settings.redub,
+        silence_threshold_dbfs=settings.generate.silence_threshold_dbfs,
+    )
     with make_engine(settings) as engine:
         result = run_redub(engine, inputs, settings.redub, settings.encode, progress=False)
     fps = result.frames / max(result.wall_seconds, 1e-9)
-    return PipelineRow("redub", f"{inputs.video.width}x{inputs.video.height}", result.frames, fps,
-                       fps / float(inputs.video.rate), result.stages, settings.engine.precision)  # fmt: skip
+    return PipelineRow(
+        "redub",
+        f"{inputs.video.width}x{inputs.video.height}",
+        result.frames,
+        fps,
+        fps / float(inputs.video.rate),
+        result.stages,
+        settings.engine.precision,
+    )
 
 
-def _live(settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path,
-          seconds: float) -> PipelineRow:  # fmt: skip
-    from speech2vid.runtime.avatar import live_avatar
-    from speech2vid.runtime.live import run_live
-    from speech2vid.sources.live import FileSource
-    from speech2vid.sinks.live import NullSink
-
+def _live(
+    settings: Settings, make_engine: Callable[[Settings], Any], side: int, audio: Path, work: Path, seconds: float
+) -> PipelineRow:
     from speech2vid.assets import sample_face
     from speech2vid.faces import read_photo
+    from speech2vid.runtime.avatar import live_avatar
+    from speech2vid.runtime.live import run_live
+    from speech2vid.sinks.live import NullSink
+    from speech2vid.sources.live import FileSource
 
     # live shows a square around the face, 2.2 times the face's extent: about 0.63 of the sample portrait's
     # side, so the portrait enlarged to 1.6 times the size gives a square of at least the size
@@ -175,8 +215,9 @@ def _live(settings: Settings, make_engine: Callable[[Settings], Any], side: int,
     square = cv2.resize(read_photo(sample_face()), (big, big), interpolation=cv2.INTER_CUBIC)
     cv2.imwrite(str(photo), cv2.cvtColor(square, cv2.COLOR_RGB2BGR))
     cfg = dataclasses.replace(settings.live, photo_side=max(64, side))
-    avatar = live_avatar([photo], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side,
-                         rest_mouth=settings.generate.rest_mouth)  # fmt: skip
+    avatar = live_avatar(
+        [photo], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side, rest_mouth=settings.generate.rest_mouth
+    )
     source = FileSource(str(audio), cfg.blocksize, realtime=True, loop=False)
     start = time.perf_counter()
     with make_engine(settings) as engine:
@@ -186,10 +227,19 @@ def _live(settings: Settings, make_engine: Callable[[Settings], Any], side: int,
     lat = report.latency.summary()
     stages = {name: p50 for name, p50, _ in report.stage_table() if p50 is not None}
     side_px = avatar.present(np.zeros((109, 109, 3), np.float32)).shape if avatar.present else (109, 109)
-    note = (f"{report.repeated} repeated, {report.dropped} dropped of {report.frames} slots; latency p99 "
-            f"{lat['p99'] or float('nan'):.1f} ms")  # fmt: skip
-    return PipelineRow("live", f"{side_px[1]}x{side_px[0]}", report.frames, fresh / max(wall, 1e-9),
-                       fresh / max(report.frames, 1), stages, note)  # fmt: skip
+    note = (
+        f"{report.repeated} repeated, {report.dropped} dropped of {report.frames} slots; latency p99 "
+        f"{lat['p99'] or float('nan'):.1f} ms"
+    )
+    return PipelineRow(
+        "live",
+        f"{side_px[1]}x{side_px[0]}",
+        report.frames,
+        fresh / max(wall, 1e-9),
+        fresh / max(report.frames, 1),
+        stages,
+        note,
+    )
 
 
 def format_pipeline_table(rows: Sequence[PipelineRow]) -> str:
@@ -201,14 +251,33 @@ def format_pipeline_table(rows: Sequence[PipelineRow]) -> str:
     out = []
     if offline:
         header = ("pipeline", "size", "frames", "fps", "x real time", *(f"{n} ms" for n in names), "engine")
-        body = [[r.pipeline, r.size, str(r.frames), f"{r.fps:.1f}", f"{r.realtime:.2f}",
-                 *(f"{r.stages[n]:.2f}" if n in r.stages else "-" for n in names), r.note] for r in offline]  # fmt: skip
+        body = [
+            [
+                r.pipeline,
+                r.size,
+                str(r.frames),
+                f"{r.fps:.1f}",
+                f"{r.realtime:.2f}",
+                *(f"{r.stages[n]:.2f}" if n in r.stages else "-" for n in names),
+                r.note,
+            ]
+            for r in offline
+        ]
         out += table_lines(header, body, right=tuple(range(2, len(header))))
     live = [r for r in rows if r.pipeline == "live"]
     if live:
         names = list(dict.fromkeys(n for r in live for n in r.stages))
         header = ("live", "size", "fresh fps", "fresh share", *(f"{n} p50 ms" for n in names), "slots")
-        body = [[r.pipeline, r.size, f"{r.fps:.1f}", f"{r.realtime:.2f}",
-                 *(f"{r.stages[n]:.1f}" if n in r.stages else "-" for n in names), r.note] for r in live]  # fmt: skip
+        body = [
+            [
+                r.pipeline,
+                r.size,
+                f"{r.fps:.1f}",
+                f"{r.realtime:.2f}",
+                *(f"{r.stages[n]:.1f}" if n in r.stages else "-" for n in names),
+                r.note,
+            ]
+            for r in live
+        ]
         out += [""] + table_lines(header, body, right=tuple(range(2, len(header) - 1)))
     return "\n".join(out)

@@ -74,7 +74,9 @@ def _mb(path: Path) -> float:
 # ----------------------------------------------------------------------------- steps
 
 
-def ensure_fp32_export(model: ModelIdentity, engine_cfg: EngineConfig, root: Path, *, force: bool = False) -> dict[str, EngineFile]:
+def ensure_fp32_export(
+    model: ModelIdentity, engine_cfg: EngineConfig, root: Path, *, force: bool = False
+) -> dict[str, EngineFile]:
     """Step 1: both FP32 ONNX graphs, {graph: engine file}: shipped or cached ones when valid, else
     exported now. Exporting needs PyTorch; without it, the refusal names the extra to install."""
     t0 = time.perf_counter()
@@ -118,7 +120,9 @@ def loaded_model(model: ModelIdentity) -> Any:
     return load_model(model.cfg, model.source)
 
 
-def calibration_feeds(model: ModelIdentity, settings: Settings, fp32: dict[str, EngineFile]) -> dict[str, list[dict[str, Any]]]:
+def calibration_feeds(
+    model: ModelIdentity, settings: Settings, fp32: dict[str, EngineFile]
+) -> dict[str, list[dict[str, Any]]]:
     """Step 2: calibration samples per graph, ``{graph: [{input_name: array}, ...]}``; the frame graph's
     identity tensors come from the FP32 identity graph run by ONNX Runtime (no PyTorch needed)."""
     from speech2vid.calib.data import graph_feeds, load_calibration
@@ -127,9 +131,14 @@ def calibration_feeds(model: ModelIdentity, settings: Settings, fp32: dict[str, 
     t0 = time.perf_counter()
     data = load_calibration(settings.calib, model.cfg.identity_faces)
     specs = graph_specs(model.cfg)
-    identity = OnnxRuntimeRunner(fp32[IDENTITY_GRAPH].path, specs[IDENTITY_GRAPH], device="cpu", options=settings.engine.onnxruntime)
+    identity = OnnxRuntimeRunner(
+        fp32[IDENTITY_GRAPH].path, specs[IDENTITY_GRAPH], device="cpu", options=settings.engine.onnxruntime
+    )
     with identity:
-        feeds = {IDENTITY_GRAPH: graph_feeds(data, IDENTITY_GRAPH), FRAME_GRAPH: graph_feeds(data, FRAME_GRAPH, identity.infer)}
+        feeds = {
+            IDENTITY_GRAPH: graph_feeds(data, IDENTITY_GRAPH),
+            FRAME_GRAPH: graph_feeds(data, FRAME_GRAPH, identity.infer),
+        }
     log.info("step 2 (calibration data) done: %s in %.1f s", data.describe(), time.perf_counter() - t0)
     return feeds
 
@@ -148,7 +157,9 @@ def make_fp16_graph(fp32_onnx: Path, out: Path) -> Path:
     return convert_fp16(fp32_onnx, out)
 
 
-def make_tensorrt_engine(onnx_path: Path, out: Path, graph: str, model: ModelIdentity, precision: str, settings: Settings, root: Path) -> Path:
+def make_tensorrt_engine(
+    onnx_path: Path, out: Path, graph: str, model: ModelIdentity, precision: str, settings: Settings, root: Path
+) -> Path:
     """Step 4: a serialised TensorRT engine; the timing cache lives in the cache root, one per GPU kind."""
     from speech2vid.build_engines.tensorrt_build import build_engine
 
@@ -168,7 +179,10 @@ def _builder_info(backend: str, precision: str) -> dict[str, str]:
     if precision == "int8":
         import onnxruntime
 
-        return {"name": "onnxruntime.quantization.quantize_static (QDQ, per-channel, symmetric int8)", "version": onnxruntime.__version__}
+        return {
+            "name": "onnxruntime.quantization.quantize_static (QDQ, per-channel, symmetric int8)",
+            "version": onnxruntime.__version__,
+        }
     from importlib.metadata import version
 
     return {"name": "onnxconverter_common.float16 (keep_io_types)", "version": version("onnxconverter-common")}
@@ -194,11 +208,22 @@ def recipe(backend: str, precision: str, settings: Settings) -> dict[str, Any]:
     if backend == "tensorrt":
         return {"tensorrt": to_dict(settings.engine.tensorrt), "batch": to_dict(settings.engine.batch)}
     if precision == "int8":
-        return {"calib": to_dict(settings.calib), "qdq": "s8 symmetric, per-channel weights", "fp32_ops": list(FP32_TAIL_OPS)}
+        return {
+            "calib": to_dict(settings.calib),
+            "qdq": "s8 symmetric, per-channel weights",
+            "fp32_ops": list(FP32_TAIL_OPS),
+        }
     return {"fp32_ops": list(FP32_OPS)}
 
 
-def _reusable(model: ModelIdentity, entry: EngineFile, opset: int, source_sha: str, env: dict[str, Any] | None, want: dict[str, Any]) -> dict[str, Any] | None:
+def _reusable(
+    model: ModelIdentity,
+    entry: EngineFile,
+    opset: int,
+    source_sha: str,
+    env: dict[str, Any] | None,
+    want: dict[str, Any],
+) -> dict[str, Any] | None:
     try:
         manifest = check_engine(model, entry, opset=opset, source_sha256=source_sha, environment=env)
     except EngineRefused as exc:
@@ -224,7 +249,10 @@ def build(
     ``model`` is a ``model.ref.ModelRef`` (no PyTorch needed when its FP32 graphs exist) or a LoadedModel.
     """
     if precision not in ENGINE_PRECISIONS:
-        raise EngineError(f"cannot build '{precision}' engines: choose one of {', '.join(ENGINE_PRECISIONS)} (bf16 runs on --backend torch)")
+        raise EngineError(
+            f"cannot build '{precision}' engines: choose one of {', '.join(ENGINE_PRECISIONS)} (bf16 runs on "
+            "--backend torch)"
+        )
     if backend not in ENGINE_BACKENDS:
         raise EngineError(f"cannot build engines for backend '{backend}': choose one of {', '.join(ENGINE_BACKENDS)}")
     if backend == "tensorrt":
@@ -238,13 +266,25 @@ def build(
     root = cache_root(settings.engine, cache_dir)
     name = model.name
     opset = settings.engine.opset
-    fp32 = ensure_fp32_export(model, settings.engine, root, force=force and backend == "onnxruntime" and precision == EXPORT_PRECISION)
+    fp32 = ensure_fp32_export(
+        model, settings.engine, root, force=force and backend == "onnxruntime" and precision == EXPORT_PRECISION
+    )
     built: list[Built] = []
     if backend == "onnxruntime" and precision == EXPORT_PRECISION:
         for graph, export in fp32.items():  # the export is the engine
             exported = check_engine(model, export, opset=opset)
-            built.append(Built(name, graph, backend, precision, export.path, export.path.stat().st_size,
-                               float(exported.get("build_seconds") or 0.0), True))  # fmt: skip
+            built.append(
+                Built(
+                    name,
+                    graph,
+                    backend,
+                    precision,
+                    export.path,
+                    export.path.stat().st_size,
+                    float(exported.get("build_seconds") or 0.0),
+                    True,
+                )
+            )
             log.info("%s %s graph: the FP32 ONNX Runtime engine is the export itself (%s)", name, graph, export.path)
         return built
 
@@ -273,7 +313,18 @@ def build(
             todo.append((graph, entry, source_sha))
             continue
         log.info("reusing %s: %s (%.1f MB)", entry.describe(), entry.path, _mb(entry.path))
-        built.append(Built(name, graph, backend, precision, entry.path, entry.path.stat().st_size, float(manifest.get("build_seconds", 0.0)), True))
+        built.append(
+            Built(
+                name,
+                graph,
+                backend,
+                precision,
+                entry.path,
+                entry.path.stat().st_size,
+                float(manifest.get("build_seconds", 0.0)),
+                True,
+            )
+        )
     if not todo:
         return built
 
@@ -305,20 +356,42 @@ def build(
             if backend == "tensorrt":
                 config["onnx"] = onnx_for_trt[graph].name
             write_manifest(
-                model, new, opset=opset, source_sha256=source_sha, builder=builder,
-                config=config, build_seconds=seconds, environment=env, recipe=want,
-            )  # fmt: skip
+                model,
+                new,
+                opset=opset,
+                source_sha256=source_sha,
+                builder=builder,
+                config=config,
+                build_seconds=seconds,
+                environment=env,
+                recipe=want,
+            )
             made.append((new, entry, seconds))
         install_engines([(new, entry) for new, entry, _ in made])
     for _, entry, seconds in made:
         log.info("built %s: %s (%.1f MB) in %.1f s", entry.describe(), entry.path, _mb(entry.path), seconds)
-        built.append(Built(name, entry.graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False))
+        built.append(
+            Built(name, entry.graph, backend, precision, entry.path, entry.path.stat().st_size, seconds, False)
+        )
     order = {graph: i for i, graph in enumerate(GRAPHS)}
-    return sorted(built, key=lambda b: (b.backend == backend, order[b.graph]))  # TensorRT's ONNX graphs first, each in graph order
+    return sorted(
+        built, key=lambda b: (b.backend == backend, order[b.graph])
+    )  # TensorRT's ONNX graphs first, each in graph order
 
 
 def format_built(rows: list[Built]) -> str:
     head = ("model", "graph", "backend", "precision", "MB", "build s", "", "file")
-    lines = [(r.model, r.graph, r.backend, r.precision, f"{r.size_bytes / 1e6:.1f}", f"{r.build_seconds:.1f}",
-              "reused" if r.reused else "built", str(r.path)) for r in rows]  # fmt: skip
+    lines = [
+        (
+            r.model,
+            r.graph,
+            r.backend,
+            r.precision,
+            f"{r.size_bytes / 1e6:.1f}",
+            f"{r.build_seconds:.1f}",
+            "reused" if r.reused else "built",
+            str(r.path),
+        )
+        for r in rows
+    ]
     return "\n".join(table_lines(head, lines))

@@ -68,9 +68,18 @@ def convert_fp16(fp32_onnx: str | Path, out_path: str | Path, keep_fp32_ops: tup
             half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=list(keep_fp32_ops))
         clipped = sum("truncated" in str(w.message) for w in caught)
         if clipped:
-            log.info("%d weights closer to 0 than 1e-7 were set to +-1e-7 by the converter (harmless at these magnitudes)", clipped)
+            log.info(
+                "%d weights closer to 0 than 1e-7 were set to +-1e-7 by the converter (harmless at these magnitudes)",
+                clipped,
+            )
         onnx.checker.check_model(half)
         onnx.save(half, str(tmp))
-    log.info("converted %s -> %s (FP16 inside, FP32 IO; kept FP32: %s; %.1f MB) in %.1f s",
-             Path(fp32_onnx).name, out, ", ".join(keep_fp32_ops), out.stat().st_size / 1e6, time.perf_counter() - t0)
+    log.info(
+        "converted %s -> %s (FP16 inside, FP32 IO; kept FP32: %s; %.1f MB) in %.1f s",
+        Path(fp32_onnx).name,
+        out,
+        ", ".join(keep_fp32_ops),
+        out.stat().st_size / 1e6,
+        time.perf_counter() - t0,
+    )
     return out

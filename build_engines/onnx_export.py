@@ -101,7 +101,9 @@ class _ExportFrameGraph(nn.Module):
     def forward(self, mfcc: torch.Tensor, *identity: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         # The identity tensors in io_spec's order, however many the model has (graph_specs decides); the
         # outputs too (the frame, and the warp head's motion).
-        out: torch.Tensor | tuple[torch.Tensor, ...] = self.frame_graph(mfcc, *(broadcast_batch(t, mfcc) for t in identity))
+        out: torch.Tensor | tuple[torch.Tensor, ...] = self.frame_graph(
+            mfcc, *(broadcast_batch(t, mfcc) for t in identity)
+        )
         return out
 
 
@@ -157,7 +159,10 @@ def _interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
 def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: BatchRange) -> Any:
     """torch.export + ONNX translation of one graph -> ``torch.onnx.ONNXProgram`` (in memory)."""
     if opset < MIN_OPSET:
-        raise EngineError(f"ONNX opset {opset} cannot be exported by torch {torch.__version__}: set engine.opset to {MIN_OPSET} or more")
+        raise EngineError(
+            f"ONNX opset {opset} cannot be exported by torch {torch.__version__}: set engine.opset to {MIN_OPSET} or "
+            "more"
+        )
     spec = graph_specs(model.cfg)[graph_name]
     module = graph_module(model, graph_name)
     # torch.export specialises a dynamic dim whose example is 0 or 1, so the example batch is >= 2.
@@ -201,8 +206,18 @@ def export_onnx_program(model: Speech2Vid, graph_name: str, opset: int, batch: B
     nodes = len(program.model.graph)
     written = program.model.opset_imports.get("", None)
     if written != opset:
-        raise EngineError(f"torch {torch.__version__} wrote ONNX opset {written} for the {graph_name} graph, asked for {opset}: set engine.opset to {written}")
-    log.info("exported %s graph of '%s' to ONNX opset %d: %d nodes in %.1f s", graph_name, model.cfg.name, opset, nodes, time.perf_counter() - t0)
+        raise EngineError(
+            f"torch {torch.__version__} wrote ONNX opset {written} for the {graph_name} graph, asked for {opset}: set "
+            f"engine.opset to {written}"
+        )
+    log.info(
+        "exported %s graph of '%s' to ONNX opset %d: %d nodes in %.1f s",
+        graph_name,
+        model.cfg.name,
+        opset,
+        nodes,
+        time.perf_counter() - t0,
+    )
     return program
 
 
@@ -227,7 +242,9 @@ def check_onnx(path: Path, spec: GraphSpec) -> None:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise EngineError(f"{path}: the exported ONNX graph is invalid ({first}); please report this as a bug") from None
+        raise EngineError(
+            f"{path}: the exported ONNX graph is invalid ({first}); please report this as a bug"
+        ) from None
 
     def declared(values: Any) -> dict[str, tuple[tuple[int | str, ...], np.dtype]]:
         out = {}
@@ -243,8 +260,13 @@ def check_onnx(path: Path, spec: GraphSpec) -> None:
         # check_declared lets a fixed batch pass (-1 matches anything): the export must keep it dynamic.
         want = axis_name(spec.name, name, spec)
         if dims[0] != want:
-            raise EngineError(f"{path}: '{name}' has batch axis {dims[0]!r}, expected the dynamic axis '{want}'; please report this as a bug")
-    log.info("checked %s: onnx.checker full check and shape inference ok in %.1f s", path.name, time.perf_counter() - t0)
+            raise EngineError(
+                f"{path}: '{name}' has batch axis {dims[0]!r}, expected the dynamic axis '{want}'; please report this "
+                "as a bug"
+            )
+    log.info(
+        "checked %s: onnx.checker full check and shape inference ok in %.1f s", path.name, time.perf_counter() - t0
+    )
 
 
 def export_graph(model: Speech2Vid, graph_name: str, path: str | Path, opset: int, batch: BatchRange) -> Path:
@@ -260,7 +282,13 @@ def export_graph(model: Speech2Vid, graph_name: str, path: str | Path, opset: in
         program = export_onnx_program(model, graph_name, opset, batch)
         save_onnx(program, tmp)
         check_onnx(tmp, graph_specs(model.cfg)[graph_name])
-    log.info("%s graph ready: %s (%.1f MB, %.1f s in all)", graph_name, path, path.stat().st_size / 1e6, time.perf_counter() - t0)
+    log.info(
+        "%s graph ready: %s (%.1f MB, %.1f s in all)",
+        graph_name,
+        path,
+        path.stat().st_size / 1e6,
+        time.perf_counter() - t0,
+    )
     return path
 
 
@@ -273,8 +301,15 @@ def _builder() -> dict[str, str]:
     return {"name": "torch.onnx.export (dynamo)", "version": f"torch {torch.__version__}, onnx {onnx.__version__}"}
 
 
-def _export_into(loaded: LoadedModel, ref: ModelIdentity, folder: Path, settings: EngineConfig, *, force: bool,
-                 weights_sha256: str | None) -> dict[str, EngineFile]:
+def _export_into(
+    loaded: LoadedModel,
+    ref: ModelIdentity,
+    folder: Path,
+    settings: EngineConfig,
+    *,
+    force: bool,
+    weights_sha256: str | None,
+) -> dict[str, EngineFile]:
     out = {graph_name: engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, folder) for graph_name in GRAPHS}
     todo = []
     for graph_name, entry in out.items():
@@ -294,15 +329,24 @@ def _export_into(loaded: LoadedModel, ref: ModelIdentity, folder: Path, settings
             new = engine_file(ref, graph_name, EXPORT_BACKEND, EXPORT_PRECISION, stage)
             t0 = time.perf_counter()
             export_graph(loaded.model, graph_name, new.path, settings.opset, settings.batch)
-            write_manifest(ref, new, opset=settings.opset, source_sha256=None, builder=_builder(),
-                           build_seconds=time.perf_counter() - t0, config={"batch": dataclasses.asdict(settings.batch)},
-                           weights_sha256=weights_sha256)  # fmt: skip
+            write_manifest(
+                ref,
+                new,
+                opset=settings.opset,
+                source_sha256=None,
+                builder=_builder(),
+                build_seconds=time.perf_counter() - t0,
+                config={"batch": dataclasses.asdict(settings.batch)},
+                weights_sha256=weights_sha256,
+            )
             staged.append((new, out[graph_name]))
         install_engines(staged)
     return out
 
 
-def export_fp32(loaded: LoadedModel, settings: EngineConfig, root: str | Path, *, force: bool = False) -> dict[str, EngineFile]:
+def export_fp32(
+    loaded: LoadedModel, settings: EngineConfig, root: str | Path, *, force: bool = False
+) -> dict[str, EngineFile]:
     """Both FP32 graphs of ``loaded`` in the engine cache under ``root``: {graph name: engine file}.
 
     A cached export is reused when its manifest matches (model fingerprint, opset, tensor specs) and
@@ -329,4 +373,6 @@ def export_bundled_graphs(model_name: str, settings: EngineConfig) -> dict[str, 
     # The manifest names the weights by file name: the package is installed anywhere.
     shipped_ref = dataclasses.replace(ref, source=weights.name)
     folder = shipped_folder(cfg.name)
-    return _export_into(load_model(cfg, weights), shipped_ref, folder, settings, force=True, weights_sha256=ref.weights_sha256)
+    return _export_into(
+        load_model(cfg, weights), shipped_ref, folder, settings, force=True, weights_sha256=ref.weights_sha256
+    )

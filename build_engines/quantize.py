@@ -79,7 +79,11 @@ def quantize_int8(
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    methods = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
+    methods = {
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+        "minmax": CalibrationMethod.MinMax,
+    }
     if method not in methods:
         raise EngineError(f"unknown calibration method '{method}': choose one of {', '.join(METHODS)}")
     out = Path(out_path)
@@ -91,7 +95,9 @@ def quantize_int8(
     }
     if method == "percentile":
         extra["CalibPercentile"] = percentile
-    excluded = [n.name for n in onnx.load(str(fp32_onnx), load_external_data=False).graph.node if n.op_type in keep_fp32_ops]
+    excluded = [
+        n.name for n in onnx.load(str(fp32_onnx), load_external_data=False).graph.node if n.op_type in keep_fp32_ops
+    ]
     t0 = time.perf_counter()
     hint = _DropPreprocessHint()
     root_logger = logging.getLogger()
@@ -102,11 +108,17 @@ def quantize_int8(
         # The calibrator prints its histogram progress with print(): kept out of the user's terminal.
         with atomic_path(out, ".onnx") as tmp, contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
-                str(fp32_onnx), str(tmp), _reader(feeds),
-                quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                calibrate_method=methods[method], extra_options=extra, nodes_to_exclude=excluded,
-            )  # fmt: skip
+                str(fp32_onnx),
+                str(tmp),
+                _reader(feeds),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+                extra_options=extra,
+                nodes_to_exclude=excluded,
+            )
             check_qdq(tmp)
     finally:
         root_logger.removeFilter(hint)
@@ -115,9 +127,16 @@ def quantize_int8(
         # The quantiser leaves its augmented calibration model next to the working directory's temp files.
         for leftover in Path.cwd().glob("augmented_model*.onnx"):
             leftover.unlink(missing_ok=True)
-    log.info("quantised %s -> %s (INT8 Q/DQ, %s calibration, %d nodes kept FP32: %s; %.1f MB) in %.1f s",
-             Path(fp32_onnx).name, out, method, len(excluded), ", ".join(keep_fp32_ops), out.stat().st_size / 1e6,
-             time.perf_counter() - t0)
+    log.info(
+        "quantised %s -> %s (INT8 Q/DQ, %s calibration, %d nodes kept FP32: %s; %.1f MB) in %.1f s",
+        Path(fp32_onnx).name,
+        out,
+        method,
+        len(excluded),
+        ", ".join(keep_fp32_ops),
+        out.stat().st_size / 1e6,
+        time.perf_counter() - t0,
+    )
     return out
 
 
@@ -145,9 +164,13 @@ def check_qdq(path: str | Path) -> dict[str, int]:
             raise EngineError(f"{path}: {node.name}'s zero point {zp_name} is not a constant")
         zp = numpy_helper.to_array(zp_t)
         if zp.dtype != np.int8 or np.any(zp != 0):
-            raise EngineError(f"{path}: {node.name} has zero point {zp.dtype} {zp.ravel()[:3]}, expected int8 0 (symmetric)")
+            raise EngineError(
+                f"{path}: {node.name} has zero point {zp.dtype} {zp.ravel()[:3]}, expected int8 0 (symmetric)"
+            )
         if node.op_type == "DequantizeLinear" and node.input[0] in inits and zp.size > 1:
             counts["per_channel_weights"] += 1
     if counts["quantize"] == 0 or counts["per_channel_weights"] == 0:
-        raise EngineError(f"{path}: no Q/DQ nodes or no per-channel weights ({counts}): the quantiser did not run as asked")
+        raise EngineError(
+            f"{path}: no Q/DQ nodes or no per-channel weights ({counts}): the quantiser did not run as asked"
+        )
     return counts

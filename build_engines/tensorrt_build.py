@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from speech2vid.config import BatchRange, TensorRTConfig
-from speech2vid.errors import EngineError
-from speech2vid.files import atomic_path
 from speech2vid.engine.tensorrt_backend import (  # noqa: F401  (the engine owns these; builds share them)
     gpu_environment,
     installed_tensorrt_version,
     make_logger,
     require_tensorrt,
 )
+from speech2vid.errors import EngineError
+from speech2vid.files import atomic_path
 from speech2vid.model.io_spec import GraphSpec
 
 if TYPE_CHECKING:
@@ -91,8 +91,13 @@ def parse_onnx(
 
 
 def builder_config(
-    builder: "trt.Builder", network: "trt.INetworkDefinition", spec: GraphSpec, path: BuildPath,
-    batch: BatchRange, cfg: TensorRTConfig, major: int,
+    builder: "trt.Builder",
+    network: "trt.INetworkDefinition",
+    spec: GraphSpec,
+    path: BuildPath,
+    batch: BatchRange,
+    cfg: TensorRTConfig,
+    major: int,
 ) -> "trt.IBuilderConfig":
     """Workspace, precision flags, DLA, the optimisation profile of the batch axis."""
     import tensorrt as trt
@@ -104,9 +109,13 @@ def builder_config(
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if cfg.dla_core is not None:
         if major >= STRONGLY_TYPED_FROM:
-            raise EngineError(f"engine.tensorrt.dla_core is set but TensorRT {major} has no DLA support: set it to null")
+            raise EngineError(
+                f"engine.tensorrt.dla_core is set but TensorRT {major} has no DLA support: set it to null"
+            )
         if builder.num_DLA_cores <= cfg.dla_core:
-            raise EngineError(f"engine.tensorrt.dla_core {cfg.dla_core} asked for, this device has {builder.num_DLA_cores} DLA cores")
+            raise EngineError(
+                f"engine.tensorrt.dla_core {cfg.dla_core} asked for, this device has {builder.num_DLA_cores} DLA cores"
+            )
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = cfg.dla_core
         if cfg.gpu_fallback:
@@ -114,14 +123,21 @@ def builder_config(
     profile = builder.create_optimization_profile()
     for t in spec.inputs:
         rest = list(t.shape[1:])
-        profile.set_shape(t.name, trt.Dims([batch.min, *rest]), trt.Dims([batch.opt, *rest]), trt.Dims([batch.max, *rest]))
+        profile.set_shape(
+            t.name, trt.Dims([batch.min, *rest]), trt.Dims([batch.opt, *rest]), trt.Dims([batch.max, *rest])
+        )
     config.add_optimization_profile(profile)
     return config
 
 
 def build_engine(
-    onnx_path: str | Path, out_path: str | Path, spec: GraphSpec, precision: str,
-    batch: BatchRange, cfg: TensorRTConfig, timing_cache: str | Path | None = None,
+    onnx_path: str | Path,
+    out_path: str | Path,
+    spec: GraphSpec,
+    precision: str,
+    batch: BatchRange,
+    cfg: TensorRTConfig,
+    timing_cache: str | Path | None = None,
 ) -> Path:
     """Build and serialise one engine (temp + rename); returns ``out_path``.
 
@@ -145,11 +161,16 @@ def build_engine(
         if config.set_timing_cache(cache, ignore_mismatch=False):
             log.info("timing cache %s: %s", cache_file, f"{len(blob) / 1e3:.0f} kB reused" if blob else "new")
         else:
-            log.warning("TensorRT rejected the timing cache %s (another GPU or version): starting a new one", cache_file)
+            log.warning(
+                "TensorRT rejected the timing cache %s (another GPU or version): starting a new one", cache_file
+            )
             config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineError(f"TensorRT {version} failed to build the {spec.name} {precision} engine from {onnx_path} (see the TensorRT messages above)")
+        raise EngineError(
+            f"TensorRT {version} failed to build the {spec.name} {precision} engine from {onnx_path} (see the "
+            "TensorRT messages above)"
+        )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

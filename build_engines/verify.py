@@ -163,7 +163,9 @@ def precision_failure(entry: EngineFile) -> str | None:
     return None
 
 
-def _reference_runners(model: ModelIdentity, settings: Settings, fp32: Mapping[str, EngineFile]) -> tuple[Any, Any, str]:
+def _reference_runners(
+    model: ModelIdentity, settings: Settings, fp32: Mapping[str, EngineFile]
+) -> tuple[Any, Any, str]:
     """(identity runner, frame runner, what they are): PyTorch FP32 when installed, else the FP32 ONNX export."""
     if torch_installed():
         from speech2vid.build_engines.build import loaded_model
@@ -174,18 +176,30 @@ def _reference_runners(model: ModelIdentity, settings: Settings, fp32: Mapping[s
     from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner
 
     specs = graph_specs(model.cfg)
-    runners = [OnnxRuntimeRunner(fp32[g].path, specs[g], device="cpu", options=settings.engine.onnxruntime) for g in GRAPHS]
+    runners = [
+        OnnxRuntimeRunner(fp32[g].path, specs[g], device="cpu", options=settings.engine.onnxruntime) for g in GRAPHS
+    ]
     return runners[0], runners[1], "the FP32 ONNX graph (ONNX Runtime; PyTorch is not installed)"
 
 
-def _references(identity: Any, frame: Any, feeds: Mapping[str, list[dict[str, np.ndarray]]], batch: int) -> dict[str, dict[str, np.ndarray]]:
+def _references(
+    identity: Any, frame: Any, feeds: Mapping[str, list[dict[str, np.ndarray]]], batch: int
+) -> dict[str, dict[str, np.ndarray]]:
     with identity, frame:
-        return {IDENTITY_GRAPH: _batched(identity, feeds[IDENTITY_GRAPH], batch), FRAME_GRAPH: _batched(frame, feeds[FRAME_GRAPH], batch)}
+        return {
+            IDENTITY_GRAPH: _batched(identity, feeds[IDENTITY_GRAPH], batch),
+            FRAME_GRAPH: _batched(frame, feeds[FRAME_GRAPH], batch),
+        }
 
 
 def verify_engine(
-    model: ModelIdentity, engine: Any, precision: str, backend: str,
-    feeds: Mapping[str, list[dict[str, np.ndarray]]], refs: Mapping[str, Mapping[str, np.ndarray]], batch: int,
+    model: ModelIdentity,
+    engine: Any,
+    precision: str,
+    backend: str,
+    feeds: Mapping[str, list[dict[str, np.ndarray]]],
+    refs: Mapping[str, Mapping[str, np.ndarray]],
+    batch: int,
 ) -> EngineCheck:
     """Compare one opened TalkingFaceEngine's two runners with the references."""
     metrics = []
@@ -227,12 +241,19 @@ def verify(
         device = "cuda" if backend == "tensorrt" else settings.engine.device
         for precision in precisions:
             if backend == "onnxruntime" and precision == "fp32" and not torch_installed():
-                notes.append("onnxruntime fp32: it is the reference itself (install PyTorch to check it against the model)")
+                notes.append(
+                    "onnxruntime fp32: it is the reference itself (install PyTorch to check it against the model)"
+                )
                 continue
             try:
-                engine = make_engine(model, settings.engine, backend=backend, device=device, precision=precision, cache_dir=cache_dir)
-                wrong = [f for f in (precision_failure(cached_engine(model, g, backend, precision, root)) for g in GRAPHS)
-                         if f is not None and precision != "fp32"]  # fmt: skip
+                engine = make_engine(
+                    model, settings.engine, backend=backend, device=device, precision=precision, cache_dir=cache_dir
+                )
+                wrong = [
+                    f
+                    for f in (precision_failure(cached_engine(model, g, backend, precision, root)) for g in GRAPHS)
+                    if f is not None and precision != "fp32"
+                ]
                 if wrong:
                     check = EngineCheck(model.name, backend, precision, (), tuple(wrong), 0)
                 else:
@@ -246,7 +267,13 @@ def verify(
             except EngineError as exc:
                 notes.append(f"{backend} {precision}: cannot run here ({exc})")
                 continue
-            log.info("%s %s %s: %s", check.model, backend, precision, "pass" if check.passed else "FAIL: " + "; ".join(check.failures))
+            log.info(
+                "%s %s %s: %s",
+                check.model,
+                backend,
+                precision,
+                "pass" if check.passed else "FAIL: " + "; ".join(check.failures),
+            )
             checks.append(check)
     return checks, notes, reference
 
@@ -259,22 +286,41 @@ def format_checks(checks: Sequence[EngineCheck], random_weights: bool) -> str:
         if not c.metrics:
             rows.append((c.model, c.backend, c.precision, "-", "-", "-", "-", "-", f"FAIL: {c.failures[0]}"))
         for m in c.metrics:
-            rows.append((c.model, c.backend, c.precision, f"{m.graph}/{m.output}", f"{m.max_abs:.2e}", f"{m.cosine:.6f}",
-                         f"{m.psnr_db:.1f}", f"{m.snr_db:.1f}", verdict))  # fmt: skip
+            rows.append(
+                (
+                    c.model,
+                    c.backend,
+                    c.precision,
+                    f"{m.graph}/{m.output}",
+                    f"{m.max_abs:.2e}",
+                    f"{m.cosine:.6f}",
+                    f"{m.psnr_db:.1f}",
+                    f"{m.snr_db:.1f}",
+                    verdict,
+                )
+            )
     lines = table_lines(head, rows)
     tol = "; ".join(
-        f"{p}: " + ", ".join(x for x in (
-            f"frame max abs < {t.frame_max_abs:.0e}" if t.frame_max_abs is not None else "",
-            f"frame PSNR > {t.frame_psnr_db:.0f} dB" if t.frame_psnr_db is not None else "",
-            f"SNR > {t.snr_db:.0f} dB on every output") if x)
+        f"{p}: "
+        + ", ".join(
+            x
+            for x in (
+                f"frame max abs < {t.frame_max_abs:.0e}" if t.frame_max_abs is not None else "",
+                f"frame PSNR > {t.frame_psnr_db:.0f} dB" if t.frame_psnr_db is not None else "",
+                f"SNR > {t.snr_db:.0f} dB on every output",
+            )
+            if x
+        )
         for p, t in TOLERANCES.items()
-    )  # fmt: skip
+    )
     lines.append(f"tolerances: {tol}")
     for c in checks:
         for f in c.failures:
             lines.append(f"FAIL {c.model} {c.backend} {c.precision}: {f}")
     if random_weights:
-        lines.append("(random weights: frames barely vary, so frame PSNR says little; the SNR column is the test that bites)")
+        lines.append(
+            "(random weights: frames barely vary, so frame PSNR says little; the SNR column is the test that bites)"
+        )
     return "\n".join(lines)
 
 

@@ -132,7 +132,9 @@ def load_calibration(cfg: CalibConfig, identity_faces: int) -> CalibrationData:
     per_photo = max(1, -(-cfg.size // len(aligned)))  # ceil: augment when there are fewer photos than samples
     variants = [v for face in aligned for v in _augment(face, per_photo, rng)][: cfg.size]
     # One identity per row; a row stacks K variants of the same person, as five photos of one speaker would.
-    faces = np.stack([_stack(variants[i : i + identity_faces] or variants[i:], identity_faces) for i in range(len(variants))])
+    faces = np.stack(
+        [_stack(variants[i : i + identity_faces] or variants[i:], identity_faces) for i in range(len(variants))]
+    )
     data = CalibrationData(np.ascontiguousarray(faces, np.float32), np.ascontiguousarray(windows, np.float32), source)
     log.info("calibration data: %s (method %s)", data.describe(), cfg.method)
     return data
@@ -159,4 +161,3 @@ def graph_feeds(data: CalibrationData, graph: str, identity: IdentityFn | None =
             idents.append({k: np.ascontiguousarray(v, np.float32) for k, v in out.items()})
         return [{MFCC: data.windows[i : i + 1], **idents[i % len(idents)]} for i in range(len(data.windows))]
     raise ValueError(f"unknown graph '{graph}'")
-

@@ -34,8 +34,11 @@ def main() -> int:
     tts = subprocess.Popen(["espeak-ng", "--stdout", args.text], stdout=subprocess.PIPE)
     assert tts.stdout is not None
     tts.stdout.read(WAV_HEADER)
-    with speech2vid.Avatar(face=args.face) as avatar, \
-            VideoFileSink(args.output, fps=25, size=avatar.size, audio_rate=16000, audio_channels=1) as sink:  # fmt: skip
+    with (
+        speech2vid.Avatar(face=args.face) as avatar,
+        VideoFileSink(args.output, fps=25, size=avatar.size, audio_rate=16000, audio_channels=1) as sink,
+    ):
+
         def show(frames: list[speech2vid.Frame]) -> None:
             for frame in frames:
                 sink.write(frame.image)

@@ -14,8 +14,8 @@ import numpy as np
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.audio.io import read_audio, to_model_rate
-from speech2vid.config import load_model_config, load_settings
 from speech2vid.build_engines.build import ready_engine
+from speech2vid.config import load_model_config, load_settings
 from speech2vid.faces import TEMPLATE_ALIGNED, align_photo, read_photo
 from speech2vid.faces.ibug68 import REGISTRATION_INDICES
 from speech2vid.features.mfcc import mfcc

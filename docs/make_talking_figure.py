@@ -26,8 +26,14 @@ import numpy as np  # noqa: E402
 
 from speech2vid.assets import sample_face  # noqa: E402
 from speech2vid.audio.io import load_speech  # noqa: E402
-from speech2vid.training.evaluation.visible import Instruments, decode_video, frame_loudness, pearson, write_wav  # noqa: E402
 from speech2vid.features.windows import FPS  # noqa: E402
+from speech2vid.training.evaluation.visible import (  # noqa: E402
+    Instruments,
+    decode_video,
+    frame_loudness,
+    pearson,
+    write_wav,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = (ROOT / "data/eval/photos/06_london-024-neutral.jpg", ROOT / "data/eval/photos/01_obama.jpg", sample_face())
@@ -48,7 +54,19 @@ def main() -> None:
         wav = write_wav(Path(tmp) / "speech.wav", signal)
         for photo in PHOTOS:
             out = Path(tmp) / "talk.mp4"
-            cmd = [sys.executable, "-m", "speech2vid", "-q", "generate", "--face", str(photo), "--audio", str(wav), "-o", str(out)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "speech2vid",
+                "-q",
+                "generate",
+                "--face",
+                str(photo),
+                "--audio",
+                str(wav),
+                "-o",
+                str(out),
+            ]
             subprocess.run(cmd + (["--weights", args.weights] if args.weights else []), check=True)
             frames = list(decode_video(out))
             gaps = []
@@ -108,12 +126,18 @@ def main() -> None:
         ax.axvline(k / FPS, color="0.85", lw=0.8, zorder=0)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [x.get_label() for x in lines], loc="upper left", fontsize=7, ncol=2)
-    fig.suptitle("speech2vid generate, bundled weights: real photos speaking a real recording (LJ Speech LJ050-0131)", fontsize=10)
+    fig.suptitle(
+        "speech2vid generate, bundled weights: real photos speaking a real recording (LJ Speech LJ050-0131)",
+        fontsize=10,
+    )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=80)
     floor = np.percentile(loud, 95) - 40
     for photo, _, gaps, _ in rows:
-        print(f"{Path(photo).name}: lip gap std {gaps.std():.3f}, r with loudness {pearson(gaps, np.maximum(loud, floor)):.2f}")
+        print(
+            f"{Path(photo).name}: lip gap std {gaps.std():.3f}, r with loudness "
+            f"{pearson(gaps, np.maximum(loud, floor)):.2f}"
+        )
     print(f"wrote {args.output}")
 
 

@@ -1,6 +1,6 @@
 """Draw docs/training.png: a run's validation L1 curve and one held-out track as each method renders it.
 
-    python docs/make_training_figure.py RUN_DIR DATASET_DIR WEIGHTS [--model lite] [-o docs/training.png]
+python docs/make_training_figure.py RUN_DIR DATASET_DIR WEIGHTS [--model lite] [-o docs/training.png]
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from speech2vid.config import load_model_config  # noqa: E402
-from speech2vid.training.datasets import ShardedSamples  # noqa: E402
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE  # noqa: E402
 from speech2vid.model.weights import load_model  # noqa: E402
+from speech2vid.training.datasets import ShardedSamples  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
             rows["ground truth"].append(x["target"].transpose(1, 2, 0))
             for name, m in (("model", mfcc), ("audio zeroed", torch.zeros_like(mfcc))):
                 rows[name].append((model(m, faces)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
-            rows["still image"].append(identity[0:3, o:o + s, o:o + s].transpose(1, 2, 0))
+            rows["still image"].append(identity[0:3, o : o + s, o : o + s].transpose(1, 2, 0))
 
     fig = plt.figure(figsize=(12, 7.5))
     ax = fig.add_axes((0.07, 0.62, 0.88, 0.33))

@@ -39,8 +39,12 @@ def audio(path: str) -> np.ndarray:
 
 
 def offset(shown: np.ndarray, heard: np.ndarray) -> tuple[int, float]:
-    err = {d: float(np.mean(np.abs(shown[max(d, 0) : len(shown) + min(d, 0)] - heard[max(-d, 0) : len(heard) - max(d, 0)])))
-           for d in range(-5, 6)}  # fmt: skip
+    err = {
+        d: float(
+            np.mean(np.abs(shown[max(d, 0) : len(shown) + min(d, 0)] - heard[max(-d, 0) : len(heard) - max(d, 0)]))
+        )
+        for d in range(-5, 6)
+    }
     best = min(err, key=lambda d: err[d])
     return best, err[best]
 
@@ -48,7 +52,9 @@ def offset(shown: np.ndarray, heard: np.ndarray) -> tuple[int, float]:
 def main(path: str) -> None:
     shown, x = meter_levels(path), audio(path)
     n = len(shown)
-    heard = np.clip([frame_level_dbfs(x[max(0, k * FRAME - FRAME // 2) : k * FRAME + FRAME // 2]) for k in range(n)], -METER_DB, 0)
+    heard = np.clip(
+        [frame_level_dbfs(x[max(0, k * FRAME - FRAME // 2) : k * FRAME + FRAME // 2]) for k in range(n)], -METER_DB, 0
+    )
     print(f"{n} frames ({n / 25 / 60:.1f} min), {x.size / SAMPLE_RATE / 60:.1f} min of audio")
     starts = sorted({0, *range(0, max(n - WINDOW, 0), max(n // 10, 1)), max(n - WINDOW, 0)})
     for s in starts:

@@ -54,8 +54,8 @@ import numpy as np
 from speech2vid.config import BACKENDS, ENGINE_PRECISIONS, EngineConfig, ModelConfig, to_dict
 from speech2vid.errors import EngineError
 from speech2vid.files import host_tag, sha256_file, user_path, write_json_atomic
-from speech2vid.partials import remove_stale_staging
 from speech2vid.model.io_spec import FRAME_GRAPH, GraphSpec, graph_specs
+from speech2vid.partials import remove_stale_staging
 
 ENGINE_FORMAT = "speech2vid-engine-2"
 ENGINE_BACKENDS = tuple(b for b in BACKENDS if b != "torch")  # the backends that run engine files
@@ -148,8 +148,15 @@ def engine_file(model: ModelIdentity, graph: str, backend: str, precision: str, 
         raise EngineError(f"no '{precision}' engine files: choose one of {', '.join(ENGINE_PRECISIONS)}")
     folder = Path(folder)
     stem = f"{graph}-{precision}-{backend}"
-    return EngineFile(graph, backend, precision, model.name, model.fingerprint,
-                      folder / f"{stem}{EXTENSIONS[backend]}", folder / f"{stem}.json")  # fmt: skip
+    return EngineFile(
+        graph,
+        backend,
+        precision,
+        model.name,
+        model.fingerprint,
+        folder / f"{stem}{EXTENSIONS[backend]}",
+        folder / f"{stem}.json",
+    )
 
 
 def cached_engine(model: ModelIdentity, graph: str, backend: str, precision: str, root: str | Path) -> EngineFile:
@@ -290,10 +297,14 @@ def check_engine(
         raise refuse(CORRUPT, f"its manifest {entry.manifest_path.name} is not a {ENGINE_FORMAT} manifest")
     for key in ("model", "fingerprint", "graph", "backend", "precision"):
         if key not in manifest:  # not "built for model 'None'": nothing says what it was built for
-            raise refuse(CORRUPT, f"its manifest {entry.manifest_path.name} has no '{key}' (written by hand or another tool?)")
+            raise refuse(
+                CORRUPT, f"its manifest {entry.manifest_path.name} has no '{key}' (written by hand or another tool?)"
+            )
         if manifest.get(key) != getattr(entry, key):
             built_for = str(manifest.get(key))[:16]
-            raise refuse(FOREIGN, f"it was built for {key} '{built_for}', this run needs '{str(getattr(entry, key))[:16]}'")
+            raise refuse(
+                FOREIGN, f"it was built for {key} '{built_for}', this run needs '{str(getattr(entry, key))[:16]}'"
+            )
     got_env = manifest.get("environment")
     for key, want in (environment or {}).items():
         got = got_env.get(key) if isinstance(got_env, dict) else None
@@ -357,7 +368,8 @@ def writable_folder(folder: Path) -> Path:
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise EngineError(
-            f"cannot write engines to {folder} ({why}): pass --cache-dir DIR (or set engine.cache_dir) to a writable folder"
+            f"cannot write engines to {folder} ({why}): pass --cache-dir DIR (or set engine.cache_dir) to a writable "
+            "folder"
         ) from None
     return folder
 
@@ -462,13 +474,19 @@ def list_cache(root: Path) -> list[CacheFolder]:
         manifests = [m for m in (read_manifest(p) for p in folder.glob("*.json")) if m is not None]
         model = str(manifests[0].get("model", "?")) if manifests else "?"
         weights = str(manifests[0].get("weights", "?")) if manifests else "?"
-        out.append(CacheFolder(folder, model, weights, sum(p.stat().st_size for p in files), len(files), folder.stat().st_mtime))
+        out.append(
+            CacheFolder(
+                folder, model, weights, sum(p.stat().st_size for p in files), len(files), folder.stat().st_mtime
+            )
+        )
     return sorted(out, key=lambda f: f.last_used, reverse=True)
 
 
 def other_folders(root: Path) -> list[Path]:
     """Folders in the cache that hold no engines (the expanded landmark model): listed, never pruned."""
-    return sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
+    return (
+        sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
+    )
 
 
 def describe_missing_root(root: Path) -> str | None:

@@ -103,7 +103,9 @@ class CudaPython:
         self._check("cudaSetDevice", self.rt.cudaSetDevice(device))
 
     def stream_create(self) -> Any:
-        return self._check("cudaStreamCreateWithFlags", self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
+        return self._check(
+            "cudaStreamCreateWithFlags", self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking)
+        )
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
@@ -142,11 +144,15 @@ class CudaPython:
 
     def copy_htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check("cudaMemcpyAsync(host to device)", self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream))
+        self._check(
+            "cudaMemcpyAsync(host to device)", self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream)
+        )
 
     def copy_dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check("cudaMemcpyAsync(device to host)", self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
+        self._check(
+            "cudaMemcpyAsync(device to host)", self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream)
+        )
 
 
 class PyCuda:
@@ -165,7 +171,9 @@ class PyCuda:
         try:
             return fn(*args)
         except self.drv.Error as exc:
-            raise CudaError(f"{call} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+            raise CudaError(
+                f"{call} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from None
 
     def device_count(self) -> int:
         return int(self._call("cuDeviceGetCount", self.drv.Device.count))
@@ -173,7 +181,11 @@ class PyCuda:
     def device_properties(self, device: int) -> DeviceProperties:
         dev = self._call("cuDeviceGet", self.drv.Device, device)
         major, minor = self._call("cuDeviceComputeCapability", dev.compute_capability)
-        return DeviceProperties(str(self._call("cuDeviceGetName", dev.name)), f"{major}.{minor}", int(self._call("cuDeviceTotalMem", dev.total_memory)))
+        return DeviceProperties(
+            str(self._call("cuDeviceGetName", dev.name)),
+            f"{major}.{minor}",
+            int(self._call("cuDeviceTotalMem", dev.total_memory)),
+        )
 
     def set_device(self, device: int) -> None:
         if self._context is None:
@@ -312,7 +324,9 @@ class PinnedBuffer:
     def view(self, shape: Sequence[int]) -> np.ndarray:
         n = int(np.prod(shape)) * self.dtype.itemsize
         if n > self.nbytes:
-            raise EngineError(f"a tensor of shape {tuple(shape)} does not fit the buffer allocated for {self.max_shape}")
+            raise EngineError(
+                f"a tensor of shape {tuple(shape)} does not fit the buffer allocated for {self.max_shape}"
+            )
         return self._bytes[:n].view(self.dtype).reshape(tuple(shape))
 
     def close(self) -> None:
@@ -362,7 +376,13 @@ class SlotBuffers:
             self.close()
             raise
         total = sum(b.nbytes for s in self.slots for b in s.host.values())
-        log.debug("allocated %d slots: %.1f MB pinned + %.1f MB device (%s)", n_slots, total / 1e6, total / 1e6, self.cuda.name)
+        log.debug(
+            "allocated %d slots: %.1f MB pinned + %.1f MB device (%s)",
+            n_slots,
+            total / 1e6,
+            total / 1e6,
+            self.cuda.name,
+        )
 
     def upload(self, slot: int, name: str, array: np.ndarray) -> None:
         """Stage ``array`` in the slot's pinned buffer and enqueue its copy to the device on the slot's stream."""

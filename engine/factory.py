@@ -74,9 +74,13 @@ def available_backends() -> list[str]:
     return out
 
 
-def resolve(engine_cfg: EngineConfig, *, backend: str | None = None, device: str | None = None, precision: str | None = None) -> EngineConfig:
+def resolve(
+    engine_cfg: EngineConfig, *, backend: str | None = None, device: str | None = None, precision: str | None = None
+) -> EngineConfig:
     """``engine_cfg`` with the given overrides, checked as the YAML loader checks a config file."""
-    changes: dict[str, Any] = {k: v for k, v in (("backend", backend), ("device", device), ("precision", precision)) if v is not None}
+    changes: dict[str, Any] = {
+        k: v for k, v in (("backend", backend), ("device", device), ("precision", precision)) if v is not None
+    }
     cfg = dataclasses.replace(engine_cfg, **changes)
     if cfg.backend not in BACKENDS:
         raise EngineError(f"unknown backend '{cfg.backend}': choose one of {', '.join(BACKENDS)}")
@@ -108,7 +112,9 @@ def make_engine(
     if (backend or engine_cfg.backend) == "tensorrt":  # before resolve(): its device check would say less
         ok, why = tensorrt_available()
         if not ok:
-            raise EngineError(f"the TensorRT backend cannot run here ({why}): use --backend onnxruntime or --backend torch")
+            raise EngineError(
+                f"the TensorRT backend cannot run here ({why}): use --backend onnxruntime or --backend torch"
+            )
     cfg = resolve(engine_cfg, backend=backend, device=device, precision=precision)
     root = cache_root(cfg, cache_dir)
     specs = graph_specs(model.cfg)
@@ -116,7 +122,10 @@ def make_engine(
     runners: list[Runner]
     if cfg.backend == "torch":
         if not torch_installed():
-            raise EngineError(f"the torch backend needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}, or use --backend onnxruntime")
+            raise EngineError(
+                f"the torch backend needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}, or use "
+                "--backend onnxruntime"
+            )
         from speech2vid.engine.torch_backend import require_device, require_precision, torch_runners
 
         require_device(cfg.device)  # refuse now rather than at open()
@@ -137,8 +146,9 @@ def make_engine(
         runners = _built_runners(model, cfg, root)
         mark_used(cache_folder(model, root))
     log.info("engine ready to open: %s", label)
-    return TalkingFaceEngine(runners[0], runners[1], model.cfg.identity_faces, label=label,
-                             lookahead_columns=model.cfg.lookahead_columns)
+    return TalkingFaceEngine(
+        runners[0], runners[1], model.cfg.identity_faces, label=label, lookahead_columns=model.cfg.lookahead_columns
+    )
 
 
 def _torch_model(model: ModelIdentity) -> Any:
@@ -181,6 +191,14 @@ def _built_runners(model: ModelIdentity, cfg: EngineConfig, root: Path) -> list[
             from speech2vid.engine.onnxruntime_backend import OnnxRuntimeRunner, providers_for
 
             providers_for(cfg.device)
-            runners.append(OnnxRuntimeRunner(entry.path, specs[graph], device=cfg.device, options=cfg.onnxruntime,
-                                             precision=cfg.precision, precheck=precheck))
+            runners.append(
+                OnnxRuntimeRunner(
+                    entry.path,
+                    specs[graph],
+                    device=cfg.device,
+                    options=cfg.onnxruntime,
+                    precision=cfg.precision,
+                    precheck=precheck,
+                )
+            )
     return runners

@@ -56,9 +56,7 @@ def _ort() -> Any:
 def _ort_errors(ort: Any) -> tuple[type[BaseException], ...]:
     """ONNX Runtime's exception classes: they share no base class but Exception."""
     state = ort.capi.onnxruntime_pybind11_state
-    return tuple(
-        v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception)
-    ) or (RuntimeError,)
+    return tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception)) or (RuntimeError,)
 
 
 def providers_for(device: str) -> list[str]:
@@ -155,9 +153,12 @@ class OnnxRuntimeRunner(Runner):
         self.providers = used
         log.info(
             "opened %s with %s (optimisation %s, intra-op threads %s) in %.2f s",
-            self.describe(), ", ".join(used), self.options.graph_optimization,
-            self.options.intra_op_threads or "auto", time.perf_counter() - t0,
-        )  # fmt: skip
+            self.describe(),
+            ", ".join(used),
+            self.options.graph_optimization,
+            self.options.intra_op_threads or "auto",
+            time.perf_counter() - t0,
+        )
 
     def _close(self) -> None:
         self._session = None

@@ -10,8 +10,8 @@ import numpy as np
 
 from speech2vid.engine.base import N_SLOTS, Runner
 from speech2vid.errors import EngineError
-from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, MFCC, MOTION
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
+from speech2vid.model.io_spec import FACE_SIZE, FACES, FRAME, MFCC, MOTION
 
 
 def stack_faces(faces: list[np.ndarray] | np.ndarray, count: int) -> np.ndarray:
@@ -51,13 +51,19 @@ def probe_inputs() -> tuple[np.ndarray, np.ndarray]:
     """The probe face (112, 112, 3) uint8 and two different MFCC windows (2, 12, 35) float32 (silence and
     a ramp across every cepstrum): a patterned picture, not a face, so that no trained weights are needed."""
     ramp = np.linspace(0, 255, FACE_SIZE, dtype=np.float32)
-    gradient = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.outer(ramp, ramp) / 255], -1)
+    gradient = np.stack(
+        [np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.outer(ramp, ramp) / 255], -1
+    )
     y, x = np.mgrid[0:FACE_SIZE, 0:FACE_SIZE].astype(np.float32)
     px, py = PROBE_TEXTURE_PERIODS
     texture = PROBE_TEXTURE_AMPLITUDE * np.sin(2 * np.pi * x / px) * np.sin(2 * np.pi * y / py)
     face = np.clip(gradient / 2 + PROBE_RAMP_OFFSET + texture[..., None], 0, 255).astype(np.uint8)
-    windows = np.stack([np.zeros((N_CEPS, WINDOW_COLS), np.float32),
-                        np.linspace(-20, 20, N_CEPS * WINDOW_COLS, dtype=np.float32).reshape(N_CEPS, WINDOW_COLS)])
+    windows = np.stack(
+        [
+            np.zeros((N_CEPS, WINDOW_COLS), np.float32),
+            np.linspace(-20, 20, N_CEPS * WINDOW_COLS, dtype=np.float32).reshape(N_CEPS, WINDOW_COLS),
+        ]
+    )
     return face, windows
 
 
@@ -69,7 +75,9 @@ def audio_effect(frames: np.ndarray) -> float:
 class TalkingFaceEngine:
     """``set_identity`` once, then ``render`` (or ``submit``/``collect``) MFCC windows into frames."""
 
-    def __init__(self, identity: Runner, frame: Runner, identity_faces: int, label: str = "", lookahead_columns: int = 17):
+    def __init__(
+        self, identity: Runner, frame: Runner, identity_faces: int, label: str = "", lookahead_columns: int = 17
+    ):
         self.identity_runner = identity
         self.frame_runner = frame
         self.identity_faces = identity_faces
@@ -108,8 +116,10 @@ class TalkingFaceEngine:
             what = "the same frame for different speech (a face that never moves: all-zero or constant weights?)"
         else:
             return
-        raise EngineError(f"the {self.label} engine outputs {what} on a probe input: the weights or the engine"
-                          " file are broken; use other weights (an earlier checkpoint), or rebuild the engine")
+        raise EngineError(
+            f"the {self.label} engine outputs {what} on a probe input: the weights or the engine"
+            " file are broken; use other weights (an earlier checkpoint), or rebuild the engine"
+        )
 
     def close(self) -> None:
         self.frame_runner.close()

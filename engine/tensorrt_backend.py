@@ -47,6 +47,7 @@ def installed_tensorrt_version() -> str | None:
     version = getattr(trt, "__version__", None)
     return str(version) if version is not None and hasattr(trt, "Builder") else None
 
+
 def require_tensorrt() -> str:
     """The installed TensorRT version; EngineError (one line, what to do) when it is not installed."""
     version = installed_tensorrt_version()
@@ -56,6 +57,7 @@ def require_tensorrt() -> str:
             " JetPack on Jetson), or use --backend onnxruntime"
         )
     return version
+
 
 def make_logger() -> "trt.ILogger":
     """TensorRT's messages into our log: errors and warnings as such, INFO and VERBOSE at debug level."""
@@ -76,6 +78,7 @@ def make_logger() -> "trt.ILogger":
 
     return Logger()
 
+
 def gpu_environment() -> dict[str, Any]:
     """TensorRT version, GPU name and compute capability: what a TensorRT engine is tied to."""
     from speech2vid.engine import cuda
@@ -85,7 +88,6 @@ def gpu_environment() -> dict[str, Any]:
     return {"tensorrt": version, "gpu": props.name, "compute_capability": props.compute_capability}
 
 
-
 Declared = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
@@ -93,10 +95,14 @@ def numpy_dtype(dtype: "trt.DataType") -> np.dtype:
     import tensorrt as trt
 
     table = {
-        trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16, trt.DataType.INT8: np.int8,
-        trt.DataType.INT32: np.int32, trt.DataType.INT64: np.int64, trt.DataType.BOOL: np.bool_,
+        trt.DataType.FLOAT: np.float32,
+        trt.DataType.HALF: np.float16,
+        trt.DataType.INT8: np.int8,
+        trt.DataType.INT32: np.int32,
+        trt.DataType.INT64: np.int64,
+        trt.DataType.BOOL: np.bool_,
         trt.DataType.UINT8: np.uint8,
-    }  # fmt: skip
+    }
     if dtype not in table:
         raise EngineError(f"engine tensor type {dtype} has no numpy equivalent here (expected float32 IO)")
     return np.dtype(table[dtype])
@@ -124,7 +130,9 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, entry: "EngineFile", spec: GraphSpec, *, precheck: Callable[[], object], max_batch: int, device: int = 0):
+    def __init__(
+        self, entry: "EngineFile", spec: GraphSpec, *, precheck: Callable[[], object], max_batch: int, device: int = 0
+    ):
         super().__init__(spec)
         self.entry = entry
         self.precision = entry.precision
@@ -156,7 +164,10 @@ class TensorRTRunner(Runner):
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.entry.path.read_bytes())
         if engine is None:
-            raise EngineError(f"TensorRT could not deserialise {self.entry.path} (see its messages above): rebuild it with `speech2vid build`")
+            raise EngineError(
+                f"TensorRT could not deserialise {self.entry.path} (see its messages above): rebuild it with "
+                "`speech2vid build`"
+            )
         inputs, outputs = engine_io(engine)
         check_declared(self.spec, inputs, outputs, str(self.entry.path))
         max_shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
@@ -168,16 +179,26 @@ class TensorRTRunner(Runner):
             for slot in self._buffers.slots:
                 context = engine.create_execution_context()
                 if context is None:
-                    raise EngineError(f"TensorRT could not create an execution context for {self.entry.path} (out of GPU memory?)")
+                    raise EngineError(
+                        f"TensorRT could not create an execution context for {self.entry.path} (out of GPU memory?)"
+                    )
                 for name, buf in slot.device.items():
                     if not context.set_tensor_address(name, buf.ptr):
-                        raise EngineError(f"IExecutionContext.set_tensor_address failed for '{name}' of {self.entry.path}")
+                        raise EngineError(
+                            f"IExecutionContext.set_tensor_address failed for '{name}' of {self.entry.path}"
+                        )
                 self._contexts.append(context)
         except BaseException:
             self._close()
             raise
         self._busy = [False] * N_SLOTS
-        log.info("opened %s: %d slots, batch <= %d, in %.2f s", self.describe(), N_SLOTS, self._max_batch, time.perf_counter() - t0)
+        log.info(
+            "opened %s: %d slots, batch <= %d, in %.2f s",
+            self.describe(),
+            N_SLOTS,
+            self._max_batch,
+            time.perf_counter() - t0,
+        )
 
     def _close(self) -> None:
         if self._buffers is not None:
@@ -198,13 +219,20 @@ class TensorRTRunner(Runner):
         for name in self._input_names:
             array = feeds[name]
             if array.shape[0] > self._max_batch:
-                raise EngineError(f"{self.describe()}: batch {array.shape[0]} is above the engine's maximum {self._max_batch} (engine.batch.max)")
+                raise EngineError(
+                    f"{self.describe()}: batch {array.shape[0]} is above the engine's maximum {self._max_batch} "
+                    "(engine.batch.max)"
+                )
             if not context.set_input_shape(name, tuple(array.shape)):
-                raise EngineError(f"{self.describe()}: input '{name}' of shape {array.shape} is outside the engine's profile")
+                raise EngineError(
+                    f"{self.describe()}: input '{name}' of shape {array.shape} is outside the engine's profile"
+                )
             buffers.upload(slot, name, array)
         stream = buffers.slots[slot].stream
         if not context.execute_async_v3(stream.handle):
-            raise EngineError(f"IExecutionContext.execute_async_v3 failed for {self.describe()} (see the TensorRT messages above)")
+            raise EngineError(
+                f"IExecutionContext.execute_async_v3 failed for {self.describe()} (see the TensorRT messages above)"
+            )
         for name in self._output_names:
             buffers.download(slot, name, dims(context.get_tensor_shape(name)))
         buffers.slots[slot].done.record(stream)

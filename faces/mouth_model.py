@@ -47,6 +47,7 @@ def mouth_shape(shape: np.ndarray, visemes: np.ndarray, lip_thickness: float = 1
     # Outer upper lip 48..54 (left corner to right corner).
     out[48:55, 0] = centre[0] + hw * x
     out[48:55, 1] = centre[1] - raise_up * np.abs(np.cos(x * math.pi / 2)) - up_t * bow
+
     # Opening profile across the mouth: rounded lips open more evenly.
     def profile(xs: np.ndarray) -> np.ndarray:
         return np.asarray(np.cos(np.clip(xs, -1, 1) * math.pi / 2) ** (1.2 - 0.8 * rnd), dtype=np.float64)

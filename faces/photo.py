@@ -52,8 +52,10 @@ def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise FaceError(f"{file} is not an image Pillow can read: pass a PNG or JPEG photo") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise FaceError(f"{file} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels): "
-                        "downscale it first (a face needs far fewer)") from None
+        raise FaceError(
+            f"{file} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels): "
+            "downscale it first (a face needs far fewer)"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated/corrupt data, bad EXIF
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FaceError(f"{file} is corrupt or truncated ({reason}): re-export or re-download it") from exc

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .constants import (
+from speech2vid.features.constants import (
     FRAME_LEN,
     HOP,
     LIFTER,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import FPS, SAMPLES_PER_FRAME
+from speech2vid.features.windows import FPS, SAMPLES_PER_FRAME
 
 HALF = SAMPLES_PER_FRAME // 2  # the 40 ms level span: frame time +- 20 ms
 FLOOR_DB = -120.0  # the level of digital silence

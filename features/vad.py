@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HOP, SAMPLE_RATE
-from .pauses import PauseDetector, PauseParams
-from .windows import LEFT_PAD, N_CEPS, SAMPLES_PER_FRAME, WINDOW_COLS, StreamingWindows
+from speech2vid.features.constants import HOP, SAMPLE_RATE
+from speech2vid.features.pauses import PauseDetector, PauseParams
+from speech2vid.features.windows import LEFT_PAD, N_CEPS, SAMPLES_PER_FRAME, WINDOW_COLS, StreamingWindows
 
 log = logging.getLogger("speech2vid.features.vad")
 
@@ -191,7 +191,9 @@ def column_samples(frame_indices: np.ndarray, lookahead_columns: int = 17) -> np
     (features/windows.py).
     """
     k = np.asarray(frame_indices, dtype=np.int64)[:, None]
-    return k * SAMPLES_PER_FRAME + HOP * (np.arange(WINDOW_COLS, dtype=np.int64)[None] - (WINDOW_COLS - 1) + lookahead_columns)
+    return k * SAMPLES_PER_FRAME + HOP * (
+        np.arange(WINDOW_COLS, dtype=np.int64)[None] - (WINDOW_COLS - 1) + lookahead_columns
+    )
 
 
 def silence_column() -> np.ndarray:
@@ -225,8 +227,13 @@ class WindowGate:
     ``(32 ms x (1 + preroll)) + 40 ms`` of audio, and VAD decisions trimmed behind them.
     """
 
-    def __init__(self, params: GateParams = GateParams(), lookahead_columns: int = 17, vad: SileroVAD | None = None,
-                 pauses: PauseParams | None = PauseParams()):  # fmt: skip
+    def __init__(
+        self,
+        params: GateParams = GateParams(),
+        lookahead_columns: int = 17,
+        vad: SileroVAD | None = None,
+        pauses: PauseParams | None = PauseParams(),
+    ):
         self._pauses = PauseDetector(pauses) if pauses is not None else None
         self._vad = vad or SileroVAD()
         self._vad.reset()

@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .constants import FRAME_LEN, HOP, MFCC_RATE, N_MFCC, SAMPLE_RATE, exact_div
-from .mfcc import StreamingMFCC, mfcc
+from speech2vid.features.constants import FRAME_LEN, HOP, MFCC_RATE, N_MFCC, SAMPLE_RATE, exact_div
+from speech2vid.features.mfcc import StreamingMFCC, mfcc
 
 FPS = 25
 COLS_PER_FRAME = exact_div(MFCC_RATE, FPS)  # 4
@@ -92,7 +92,9 @@ def n_columns_for(n_frames: int) -> int:
     return 0 if n_frames <= 0 else COLS_PER_FRAME * (n_frames - 1) + WINDOW_COLS
 
 
-def pad_for_windows(signal_16k: np.ndarray, n_frames: int, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> np.ndarray:
+def pad_for_windows(
+    signal_16k: np.ndarray, n_frames: int, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS
+) -> np.ndarray:
     """Zero-pad (or trim) a 16 kHz signal so that its MFCC has exactly ``n_columns_for(n_frames)`` columns.
 
     Args:
@@ -160,13 +162,19 @@ class StreamingWindows:
     concatenated signal. Only the columns still needed (fewer than 35) are kept between pushes.
     """
 
-    def __init__(self, emit_after_columns: int | None = None, *, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> None:
+    def __init__(
+        self, emit_after_columns: int | None = None, *, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS
+    ) -> None:
         """``lookahead_columns``: the model's right context; ``emit_after_columns`` (<= it, default it): emit
         early, filling the unheard columns with silence (module doc). Both 0..17."""
         self.lookahead_columns = check_lookahead(lookahead_columns)
-        self.emit_after_columns = lookahead_columns if emit_after_columns is None else check_lookahead(emit_after_columns)
+        self.emit_after_columns = (
+            lookahead_columns if emit_after_columns is None else check_lookahead(emit_after_columns)
+        )
         if self.emit_after_columns > self.lookahead_columns:
-            raise ValueError(f"emit_after_columns ({emit_after_columns}) exceeds the model's look-ahead ({lookahead_columns})")
+            raise ValueError(
+                f"emit_after_columns ({emit_after_columns}) exceeds the model's look-ahead ({lookahead_columns})"
+            )
         self._mfcc = StreamingMFCC()
         self.reset()
 
@@ -232,7 +240,9 @@ class StreamingWindows:
 
         After :meth:`flush` no more than ``n_frames_for(samples_pushed)`` frames are emitted in total.
         """
-        need = WINDOW_COLS - (self.lookahead_columns - self.emit_after_columns)  # columns of frame j's window that must exist
+        need = WINDOW_COLS - (
+            self.lookahead_columns - self.emit_after_columns
+        )  # columns of frame j's window that must exist
         n_ready = 0 if columns.shape[1] < need else 1 + (columns.shape[1] - need) // COLS_PER_FRAME
         if self._finished:
             n_ready = max(0, min(n_ready, n_frames_for(self.samples_pushed) - self.frames_emitted))

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from speech2vid.faces.align import compose, invert_transform, transform_points
-from speech2vid.frames.poisson import poisson_blend
 from speech2vid.faces.ibug68 import JAW, LEFT_BROW, LEFT_EYE, NOSE_BASE, RIGHT_BROW, RIGHT_EYE
+from speech2vid.frames.poisson import poisson_blend
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
 
 Region = Literal["lower", "full"]
@@ -152,8 +152,9 @@ def paste_face(
             return out, "poisson"
     elif method != "alpha":
         raise ValueError(f"method must be 'poisson' or 'alpha', got {method!r}")
-    alpha = cv2.warpAffine(feather_alpha(mask, feather), m, size, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = cv2.warpAffine(
+        feather_alpha(mask, feather), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     alpha *= region > 0  # the interpolator may leak a sliver past the region's edge
     out = frame.copy()
     roi = out[y0:y1, x0:x1].astype(np.float32)

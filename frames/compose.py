@@ -22,8 +22,11 @@ def background(size: tuple[int, int], colour: tuple[int, int, int], image: str |
     if bgr is None:
         raise UserError(f"cannot read background image {image}: give a PNG or JPEG file (live.background_image)")
     scale = max(w / bgr.shape[1], h / bgr.shape[0])
-    big = cv2.resize(bgr, (max(w, round(bgr.shape[1] * scale)), max(h, round(bgr.shape[0] * scale))),
-                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)  # fmt: skip
+    big = cv2.resize(
+        bgr,
+        (max(w, round(bgr.shape[1] * scale)), max(h, round(bgr.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
     y, x = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
     return np.ascontiguousarray(big[y : y + h, x : x + w, ::-1])
 

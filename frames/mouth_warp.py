@@ -28,7 +28,9 @@ def anchor_ring(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     a = np.linspace(0, 2 * math.pi, 16, endpoint=False)
     ring = np.stack([c[0] + 0.95 * extent[0] * np.cos(a), c[1] + 0.95 * extent[1] * np.sin(a)], axis=1)
     w, h = size
-    border = np.array([[0, 0], [w / 2, 0], [w - 1, 0], [w - 1, h / 2], [w - 1, h - 1], [w / 2, h - 1], [0, h - 1], [0, h / 2]])
+    border = np.array(
+        [[0, 0], [w / 2, 0], [w - 1, 0], [w - 1, h / 2], [w - 1, h - 1], [w / 2, h - 1], [0, h - 1], [0, h / 2]]
+    )
     inside = (ring[:, 0] > 1) & (ring[:, 0] < w - 2) & (ring[:, 1] > 1) & (ring[:, 1] < h - 2)
     return np.concatenate([ring[inside], border])
 
@@ -49,7 +51,9 @@ def triangulate(points: np.ndarray, size: tuple[int, int], margin: int = 1) -> n
 MIN_AREA = 1e-3  # px²: a destination triangle this thin (closed lips) covers no pixel of its own
 
 
-def warp_triangles(src: np.ndarray, out: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray) -> None:
+def warp_triangles(
+    src: np.ndarray, out: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray
+) -> None:
     """Piecewise-affine warp of ``src`` into ``out`` for the given triangles (src_pts -> dst_pts).
 
     One dense map and one ``cv2.remap``: every destination pixel takes the affine map of the triangle
@@ -107,9 +111,13 @@ def lip_seam(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     width = float(np.linalg.norm(pts[54] - pts[48]))
     line = pts[[60, 61, 62, 63, 64]]
     mask = np.zeros(image.shape[:2], np.float32)
-    cv2.polylines(mask, [np.round(line * 16).astype(np.int32)], False, 1.0, max(1, int(round(SEAM_WIDTH * width))), cv2.LINE_AA, 4)
+    cv2.polylines(
+        mask, [np.round(line * 16).astype(np.int32)], False, 1.0, max(1, int(round(SEAM_WIDTH * width))), cv2.LINE_AA, 4
+    )
     a = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.5 * SEAM_WIDTH * width))[..., None]
-    return np.clip(image.astype(np.float32) * (1.0 - SEAM_DARKEN * np.minimum(a, 1.0)) + 0.5, 0, 255).astype(image.dtype)
+    return np.clip(image.astype(np.float32) * (1.0 - SEAM_DARKEN * np.minimum(a, 1.0)) + 0.5, 0, 255).astype(
+        image.dtype
+    )
 
 
 class MouthAnimator:
@@ -129,7 +137,9 @@ class MouthAnimator:
         self.from_canvas = invert_transform(self.to_canvas)
         self.canvas_shape = transform_points(self.to_canvas, self.landmarks)
         w0 = float(np.linalg.norm(self.canvas_shape[54] - self.canvas_shape[48]))
-        lips = (self.canvas_shape[57, 1] - self.canvas_shape[66, 1]) + (self.canvas_shape[62, 1] - self.canvas_shape[51, 1])
+        lips = (self.canvas_shape[57, 1] - self.canvas_shape[66, 1]) + (
+            self.canvas_shape[62, 1] - self.canvas_shape[51, 1]
+        )
         self.lip_thickness = float(np.clip(lips / (0.36 * w0), 0.6, 1.5))
         self.anchors = anchor_ring(self.landmarks, (w, h))
         self.tris = triangulate(np.concatenate([self.landmarks, self.anchors]), (w, h))

@@ -76,8 +76,9 @@ def output_scale(width: int, height: int, max_side: int) -> float:
     return min(1.0, max_side / max(width, height))
 
 
-def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, max_side: int,
-                 rest_mouth: bool = False) -> PhotoCanvas:  # fmt: skip
+def photo_canvas(
+    photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray, max_side: int, rest_mouth: bool = False
+) -> PhotoCanvas:
     """Prepare ``photo`` (RGB uint8) whose face has ``landmarks`` and registration ``transform``.
 
     Args:
@@ -101,8 +102,18 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
     ys, xs = np.nonzero(mask)
     pts = np.stack([xs, ys], axis=1).astype(np.float64)
     corners = np.concatenate([pts.min(axis=0) - 1, pts.max(axis=0) + 1]).reshape(2, 2)
-    box = np.array([[corners[0, 0], corners[0, 1]], [corners[1, 0], corners[0, 1]], [corners[0, 0], corners[1, 1]],
-                    [corners[1, 0], corners[1, 1]]]) @ to_frame[:, :2].T + to_frame[:, 2]  # fmt: skip
+    box = (
+        np.array(
+            [
+                [corners[0, 0], corners[0, 1]],
+                [corners[1, 0], corners[0, 1]],
+                [corners[0, 0], corners[1, 1]],
+                [corners[1, 0], corners[1, 1]],
+            ]
+        )
+        @ to_frame[:, :2].T
+        + to_frame[:, 2]
+    )
     # Even bounds (the frame's sides are even too): the region then covers whole 2x2 blocks of H.264's
     # 4:2:0 chroma, so a writer can convert just the region and patch it into the photo's planes.
     x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0) // 2 * 2
@@ -111,18 +122,41 @@ def photo_canvas(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray
     m[:, 2] -= (x0, y0)
     roi = (int(x1 - x0), int(y1 - y0))
     scale = float(np.sqrt(abs(np.linalg.det(to_frame[:, :2]))))
-    alpha = cv2.warpAffine(feather_alpha(mask, FEATHER_CROP_PX), m, roi, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    alpha = cv2.warpAffine(
+        feather_alpha(mask, FEATHER_CROP_PX),
+        m,
+        roi,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     if scale > 1.5:  # soften the ramp's own staircase once it is enlarged
         alpha = cv2.GaussianBlur(alpha, (0, 0), scale / 3)
-    reference = warp_aligned(photo, transform)[CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE, CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE]
+    reference = warp_aligned(photo, transform)[
+        CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE, CROP_OFFSET : CROP_OFFSET + OUTPUT_SIZE
+    ]
     alpha = alpha[..., None].astype(np.float32)
     base = frame[y0:y1, x0:x1].astype(np.float32)
     lift = _enlarge(reference.astype(np.float32), m, roi) - base
     moving = rest_mouth_image(frame, out_landmarks) if rest_mouth else frame
     grid_y, grid_x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    return PhotoCanvas(frame, out_landmarks, int(x0), int(y0), int(x1), int(y1), m, alpha,
-                       reference.astype(np.float32) / 255.0, scale, base, alpha * lift, moving, grid_x, grid_y)  # fmt: skip
+    return PhotoCanvas(
+        frame,
+        out_landmarks,
+        int(x0),
+        int(y0),
+        int(x1),
+        int(y1),
+        m,
+        alpha,
+        reference.astype(np.float32) / 255.0,
+        scale,
+        base,
+        alpha * lift,
+        moving,
+        grid_x,
+        grid_y,
+    )
 
 
 def _enlarge(img: np.ndarray, crop_to_roi: np.ndarray, roi: tuple[int, int]) -> np.ndarray:
@@ -199,10 +233,16 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
     """
     size = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
     m = canvas.crop_to_roi
-    fields = cv2.warpAffine(np.ascontiguousarray(motion[..., :3]), m, size, flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    colour = cv2.warpAffine(np.ascontiguousarray(motion[..., 3:6]) * np.float32(255.0), m, size,
-                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    fields = cv2.warpAffine(
+        np.ascontiguousarray(motion[..., :3]), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    colour = cv2.warpAffine(
+        np.ascontiguousarray(motion[..., 3:6]) * np.float32(255.0),
+        m,
+        size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     a = m[:, :2].astype(np.float32)
     fx, fy = fields[..., 0], fields[..., 1]
     map_x = canvas.grid_x + a[0, 0] * fx + a[0, 1] * fy

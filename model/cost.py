@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 from speech2vid.model.io_spec import FACE_SIZE
 from speech2vid.model.speech2vid import Speech2Vid
-from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 
 MODULES = ("audio", "identity", "decoder", "deblur")
 PER_FRAME = ("audio", "decoder", "deblur")  # the identity is encoded once and cached

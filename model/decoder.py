@@ -51,7 +51,9 @@ def identity_grid(size: int) -> torch.Tensor:
 class Decoder(nn.Module):
     grid: torch.Tensor  # the warp head's buffer (register_buffer below)
 
-    def __init__(self, cfg: DecoderConfig, audio_embedding: int, id_embedding: int, skip_channels: tuple[int, int, int]):
+    def __init__(
+        self, cfg: DecoderConfig, audio_embedding: int, id_embedding: int, skip_channels: tuple[int, int, int]
+    ):
         super().__init__()
         self.head = cfg.head
         ca, cb, cc = skip_channels

@@ -37,7 +37,12 @@ REFERENCE = "reference"  # warp head only: the face whose pixels the motion fiel
 FRAME = "frame"
 MOTION = "motion"  # warp head only: flow x, y (face px), mask, colour R, G, B
 MOTION_CHANNELS = 6
-IDENTITY_FEATURES = (ID_EMBEDDING, SKIP_A, SKIP_B, SKIP_C)  # every head; identity_feature_specs adds REFERENCE for "warp"
+IDENTITY_FEATURES = (
+    ID_EMBEDDING,
+    SKIP_A,
+    SKIP_B,
+    SKIP_C,
+)  # every head; identity_feature_specs adds REFERENCE for "warp"
 
 IDENTITY_GRAPH = "identity"
 FRAME_GRAPH = "frame"

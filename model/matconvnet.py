@@ -35,7 +35,19 @@ from speech2vid.model.speech2vid import Speech2Vid
 GENERATOR, DEBLUR = "generator", "deblur"
 CONV, BNORM = "dagnn.Conv", "dagnn.BatchNorm"
 GROWN = ("conv4", "conv5_1", "conv5_2", "conv5_3")  # decoder convs that pad (top 2, bottom 1, left 2, right 1)
-DECODER = ("conv8", "conv1_1", "conv1_2", "conv1_3", "conv2", "conv3_1", "conv3_2", "conv4", "conv5_1", "conv5_2", "conv5_3")
+DECODER = (
+    "conv8",
+    "conv1_1",
+    "conv1_2",
+    "conv1_3",
+    "conv2",
+    "conv3_1",
+    "conv3_2",
+    "conv4",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+)
 ENCODER = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 
 
@@ -163,7 +175,14 @@ def read_dagnn(path: str | Path) -> DagNN:
             raw = np.asarray(f.get("block", []), dtype=object)
             block = _fields(raw.reshape(-1)[0]) if raw.size else {}
             layers.append(
-                Layer(_text(f["name"]), _text(f["type"]), _texts(f["inputs"]), _texts(f["outputs"]), _texts(f["params"]), block)
+                Layer(
+                    _text(f["name"]),
+                    _text(f["type"]),
+                    _texts(f["inputs"]),
+                    _texts(f["outputs"]),
+                    _texts(f["params"]),
+                    block,
+                )
             )
         params = {}
         for s in _items(root["params"]):
@@ -270,8 +289,17 @@ class Imported:
     mapping: list[Mapping]
 
 
-def _fill(net: DagNN, slots: list[ConvSlot], convs: list[int], branch: str, producers: dict[str, int],
-          bns: dict[str, int], bn_eps: dict[str, float], out: dict[str, torch.Tensor], mapping: list[Mapping]) -> None:
+def _fill(
+    net: DagNN,
+    slots: list[ConvSlot],
+    convs: list[int],
+    branch: str,
+    producers: dict[str, int],
+    bns: dict[str, int],
+    bn_eps: dict[str, float],
+    out: dict[str, torch.Tensor],
+    mapping: list[Mapping],
+) -> None:
     for k, slot in enumerate(slots):
         if k >= len(convs):
             raise WeightsError(
@@ -299,18 +327,25 @@ def _fill(net: DagNN, slots: list[ConvSlot], convs: list[int], branch: str, prod
         bn_index = bns.get(layer.outputs[0]) if layer.outputs else None
         if slot.bn is None:
             if bn_index is not None:
-                raise WeightsError(f"{where} is followed by BatchNorm '{net.layers[bn_index].name}'; this module has none")
+                raise WeightsError(
+                    f"{where} is followed by BatchNorm '{net.layers[bn_index].name}'; this module has none"
+                )
             out[f"{slot.module}.bias"] = bias
             continue
         if bn_index is None:
             raise WeightsError(f"{where} is not followed by a BatchNorm layer; this module has one")
         bn = net.layers[bn_index]
         if len(bn.params) != 3:
-            raise WeightsError(f"{net.path}: BatchNorm layer '{bn.name}' has {len(bn.params)} parameters, expected 3 (multiplier, bias, moments)")
+            raise WeightsError(
+                f"{net.path}: BatchNorm layer '{bn.name}' has {len(bn.params)} parameters, expected 3 (multiplier, "
+                "bias, moments)"
+            )
         gain, beta, moments = (_param(net, bn, j) for j in range(3))
         c = shape[3]
         if _vec(gain).size != c or _vec(beta).size != c or moments.size != 2 * c:
-            raise WeightsError(f"{net.path}: BatchNorm layer '{bn.name}' does not have {c} channels like '{layer.name}'")
+            raise WeightsError(
+                f"{net.path}: BatchNorm layer '{bn.name}' does not have {c} channels like '{layer.name}'"
+            )
         moments = moments.reshape(c, 2, order="F") if moments.shape != (c, 2) else moments
         mean, sigma = moments[:, 0].astype(np.float64), moments[:, 1].astype(np.float64)
         if (sigma <= 0).any():
@@ -324,14 +359,18 @@ def _fill(net: DagNN, slots: list[ConvSlot], convs: list[int], branch: str, prod
         mapping.append(Mapping(bn.name, slot.bn))
     if len(convs) > len(slots):
         extra = net.layers[convs[len(slots)]]
-        raise WeightsError(f"{net.path}: layer '{extra.name}' is an extra convolution in the {branch} branch (expected {len(slots)})")
+        raise WeightsError(
+            f"{net.path}: layer '{extra.name}' is an extra convolution in the {branch} branch (expected {len(slots)})"
+        )
 
 
 def import_dagnn(net: DagNN, model: Speech2Vid) -> Imported:
     """Map a parsed generator or deblurrer onto ``model``'s state-dict names (refusing any mismatch)."""
     for layer in net.layers:
         if layer.params and layer.type not in (CONV, BNORM):
-            raise WeightsError(f"{net.path}: layer '{layer.name}' ({layer.type}) has parameters; this model has no place for them")
+            raise WeightsError(
+                f"{net.path}: layer '{layer.name}' ({layer.type}) has parameters; this model has no place for them"
+            )
     inputs, depends, producers = _ancestry(net)
     keep = set(range(len(net.layers)))
     if "prediction" in producers:  # the generator's output: auxiliary loss branches are not part of it
@@ -361,7 +400,9 @@ def import_dagnn(net: DagNN, model: Speech2Vid) -> Imported:
         kind = GENERATOR
         audio = next((v for v in used if first_cin(v) == 1), None)
         if audio is None:
-            raise WeightsError(f"{net.path}: no input feeds a 1-channel convolution (the 12x35 MFCC window); inputs: {', '.join(used)}")
+            raise WeightsError(
+                f"{net.path}: no input feeds a 1-channel convolution (the 12x35 MFCC window); inputs: {', '.join(used)}"
+            )
         face = next(v for v in used if v != audio)
         branches = {
             "audio": [i for i in convs if depends[i] == {audio}],

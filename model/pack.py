@@ -2,7 +2,8 @@
 
 Halving every float tensor halves the file; the loader upcasts to FP32, so only the rounding of the
 weights remains. Where that rounding shows (the warp head of ``lite`` resamples the photo at
-coordinates it computes: FP16 weights move its frames by up to 0.15), ``--fp32`` keeps full precision. The packer measures that rounding's effect on rendered
+coordinates it computes: FP16 weights move its frames by up to 0.15), ``--fp32`` keeps full precision. The packer
+measures that rounding's effect on rendered
 frames before it writes, and keeps where the weights came from (the training run's step, epoch,
 data and config, read from the run folder's state.json) in the file's metadata.
 """
@@ -83,12 +84,19 @@ def pack_weights(
     if half:
         rounded = build_model(cfg)
         with torch.no_grad():
-            rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in full.state_dict().items()})
+            rounded.load_state_dict(
+                {k: v.half().float() if v.is_floating_point() else v for k, v in full.state_dict().items()}
+            )
         diff = frame_diff(full, rounded)
         if not diff <= MAX_FRAME_DIFF:
-            raise WeightsError(f"FP16 rounding changes frames of {src} by up to {diff:.2e} (limit {MAX_FRAME_DIFF:g}): "
-                               "pack with --fp32")
-    provenance = {**run_provenance(src), "source_sha256": sha256_file(src),
-                  **{str(k): str(v) for k, v in (extra or {}).items()}}
+            raise WeightsError(
+                f"FP16 rounding changes frames of {src} by up to {diff:.2e} (limit {MAX_FRAME_DIFF:g}): "
+                "pack with --fp32"
+            )
+    provenance = {
+        **run_provenance(src),
+        "source_sha256": sha256_file(src),
+        **{str(k): str(v) for k, v in (extra or {}).items()},
+    }
     save_weights(full, dst, half=half, extra=provenance)
     return PackReport(dst, src.stat().st_size, dst.stat().st_size, diff, provenance, half)

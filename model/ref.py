@@ -120,11 +120,22 @@ _OTHER_FORMATS = (
 # and BF16 are upcast on load. Any other float (F64, the F8 kinds) is a file written wrongly: the
 # graphs, engines and tolerances are made for these three.
 WEIGHT_FLOAT_DTYPES = ("F32", "F16", "BF16")
-_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-                "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}  # fmt: skip
+_DTYPE_NAMES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
 # Where a path that is not a regular file is named for what it is (os.stat mode tests).
-_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def check_weights_path(path: Path) -> None:
@@ -157,7 +168,9 @@ def read_weights_header(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             head = f.read(_HEADER_LEN_BYTES + 1)
             n = int.from_bytes(head[:_HEADER_LEN_BYTES], "little") if len(head) > _HEADER_LEN_BYTES else -1
-            is_safetensors = 0 < n <= min(size - _HEADER_LEN_BYTES, _MAX_HEADER_BYTES) and head[_HEADER_LEN_BYTES:] == b"{"
+            is_safetensors = (
+                0 < n <= min(size - _HEADER_LEN_BYTES, _MAX_HEADER_BYTES) and head[_HEADER_LEN_BYTES:] == b"{"
+            )
             text = head[_HEADER_LEN_BYTES:] + f.read(n - 1) if is_safetensors else b""
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {path} ({exc.strerror or type(exc).__name__})") from None
@@ -173,8 +186,10 @@ def read_weights_header(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         header = None
     if not isinstance(header, dict):
-        raise WeightsError(f"{path} is not a readable safetensors weights file (its header is not a JSON object):"
-                           " the file is damaged; copy or export it again")
+        raise WeightsError(
+            f"{path} is not a readable safetensors weights file (its header is not a JSON object):"
+            " the file is damaged; copy or export it again"
+        )
     for name, info in header.items():
         dtype = info.get("dtype") if isinstance(info, dict) and name != "__metadata__" else None
         if isinstance(dtype, str) and dtype.startswith(("F", "BF")) and dtype not in WEIGHT_FLOAT_DTYPES:

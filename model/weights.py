@@ -18,14 +18,20 @@ from safetensors.torch import load_file, save_file
 from speech2vid.config import ModelConfig, to_dict
 from speech2vid.errors import WeightsError
 from speech2vid.files import atomic_path, sha256_file
-from speech2vid.model.ref import RANDOM, bundled_weights, model_ref  # noqa: F401  (RANDOM, bundled_weights: re-exported)
-from speech2vid.model.ref import read_weights_header
+from speech2vid.model.ref import (  # noqa: F401  (RANDOM, bundled_weights: re-exported)
+    RANDOM,
+    bundled_weights,
+    model_ref,
+    read_weights_header,
+)
 from speech2vid.model.speech2vid import Speech2Vid
 
 FORMAT = "speech2vid-weights-1"
 
 
-def save_weights(model: Speech2Vid, path: str | Path, *, half: bool = False, extra: dict[str, str] | None = None) -> Path:
+def save_weights(
+    model: Speech2Vid, path: str | Path, *, half: bool = False, extra: dict[str, str] | None = None
+) -> Path:
     """Write the state dict (optionally as FP16) atomically: a temporary file renamed when complete."""
     path = Path(path)
     dtype = torch.float16 if half else None
@@ -87,12 +93,16 @@ def _check_values(path: Path, name: str, got: torch.Tensor, want: torch.Tensor) 
     if want.is_floating_point():
         if got.dtype not in _FLOAT_DTYPES:
             kind = "FP32, FP16 or BF16" if got.is_floating_point() else "floating point (FP32, FP16 or BF16)"
-            raise WeightsError(f"{path}: tensor '{name}' is {str(got.dtype).removeprefix('torch.')}, expected {kind}:"
-                               " the file was written wrongly; re-export the weights")
+            raise WeightsError(
+                f"{path}: tensor '{name}' is {str(got.dtype).removeprefix('torch.')}, expected {kind}:"
+                " the file was written wrongly; re-export the weights"
+            )
         bad = int((~torch.isfinite(got)).sum())
         if bad:
-            raise WeightsError(f"{path}: tensor '{name}' holds {bad} non-finite values (NaN or infinity): the weights are"
-                               " broken (a diverged training run?); use an earlier checkpoint")
+            raise WeightsError(
+                f"{path}: tensor '{name}' holds {bad} non-finite values (NaN or infinity): the weights are"
+                " broken (a diverged training run?); use an earlier checkpoint"
+            )
     elif got.is_floating_point() or got.dtype == torch.bool:
         raise WeightsError(f"{path}: tensor '{name}' is {str(got.dtype).removeprefix('torch.')}, expected an integer")
 

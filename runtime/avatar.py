@@ -18,7 +18,13 @@ import numpy as np
 
 from speech2vid.faces import align_image, align_photo, read_photo
 from speech2vid.frames.idle import EyeBox, eye_boxes, photo_eyes
-from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, photo_canvas, rest_mouth_identity, square_around_face
+from speech2vid.frames.photo_canvas import (
+    PhotoCanvas,
+    compose_on_photo,
+    photo_canvas,
+    rest_mouth_identity,
+    square_around_face,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,9 @@ def live_avatar(
     photos: Sequence[str | Path], *, aligned: bool, compose: str, photo_side: int, rest_mouth: bool
 ) -> Avatar:
     """``live``'s avatar: a square of the photo around the face (square avatars: the window, file sinks)."""
-    inputs = photo_inputs(photos, aligned=aligned, compose=compose, max_side=photo_side, rest_mouth=rest_mouth, square=True)
+    inputs = photo_inputs(
+        photos, aligned=aligned, compose=compose, max_side=photo_side, rest_mouth=rest_mouth, square=True
+    )
     canvas = inputs.canvas
     if canvas is None:
         return Avatar.bare(inputs.faces, inputs.eyes)

@@ -10,8 +10,9 @@ import logging
 from typing import Any, Callable
 
 
-def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[[Any], Any], command: str, gain: str,
-                missing: int) -> Any:  # fmt: skip
+def prefer_int8(
+    settings: Any, *, enabled: bool, explicit: bool, make: Callable[[Any], Any], command: str, gain: str, missing: int
+) -> Any:
     """``settings`` with the INT8 engine when ``enabled``, on CPU with ONNX Runtime, no ``--precision`` given
     (``explicit``) and the engine built (``make(settings)`` refuses it otherwise). The choice is logged, never
     silent; an INT8 engine that is not built is said at level ``missing``, with how to build it."""
@@ -27,11 +28,22 @@ def prefer_int8(settings: Any, *, enabled: bool, explicit: bool, make: Callable[
     try:
         make(int8)
     except EngineRefused as exc:
-        log.log(missing, "%s: no usable INT8 engine (%s); running %s. Build it for %s: speech2vid build "
-                "--precision int8", command, str(exc).split(": ", 1)[-1], e.precision, gain)  # fmt: skip
+        log.log(
+            missing,
+            "%s: no usable INT8 engine (%s); running %s. Build it for %s: speech2vid build --precision int8",
+            command,
+            str(exc).split(": ", 1)[-1],
+            e.precision,
+            gain,
+        )
         return settings
-    log.info("%s: running the INT8 engine on CPU (%s.prefer_int8; --precision %s to run %s)", command, command,
-             e.precision, e.precision)  # fmt: skip
+    log.info(
+        "%s: running the INT8 engine on CPU (%s.prefer_int8; --precision %s to run %s)",
+        command,
+        command,
+        e.precision,
+        e.precision,
+    )
     return int8
 
 

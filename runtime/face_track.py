@@ -147,10 +147,14 @@ class FaceTracker:
         fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
         rects = frontal_face_detector()(np.ascontiguousarray(window), 0)
         boxes = [
-            Box((r.left() + 0.5) / fx - 0.5 + x0, (r.top() + 0.5) / fy - 0.5 + y0,
-                (r.right() + 0.5) / fx - 0.5 + x0, (r.bottom() + 0.5) / fy - 0.5 + y0)
+            Box(
+                (r.left() + 0.5) / fx - 0.5 + x0,
+                (r.top() + 0.5) / fy - 0.5 + y0,
+                (r.right() + 0.5) / fx - 0.5 + x0,
+                (r.bottom() + 0.5) / fy - 0.5 + y0,
+            )
             for r in rects
-        ]  # fmt: skip
+        ]
         return min(boxes, key=lambda b: self._distance(b, last)) if boxes else None
 
 

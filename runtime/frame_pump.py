@@ -53,7 +53,9 @@ def pump(engine: SlotEngine, batches: Iterable[Batch[T]]) -> Iterator[tuple[T, n
     for batch in batches:
         wanted = np.asarray(batch.render, dtype=bool)
         if len(wanted) != len(batch.items) or len(batch.windows) != len(batch.items):
-            raise ValueError(f"a batch of {len(batch.items)} items came with {len(batch.windows)} windows and {len(wanted)} flags")
+            raise ValueError(
+                f"a batch of {len(batch.items)} items came with {len(batch.windows)} windows and {len(wanted)} flags"
+            )
         if wanted.any():
             engine.submit(slot, np.ascontiguousarray(batch.windows[wanted]))
         if in_flight is not None:

@@ -102,8 +102,10 @@ def sample_faces(
     where = f"{len(wanted)} frames sampled across {str(info.path)!r}"
     if most_faces == 0:
         raise FaceError(f"no face found in {where}: re-dubbing needs a video of a speaker facing the camera")
-    raise FaceError(f"--face-index {index} asks for face {index + 1}, but at most {most_faces} face(s) show in "
-                    f"{where}: use --face-index 0..{most_faces - 1}")
+    raise FaceError(
+        f"--face-index {index} asks for face {index + 1}, but at most {most_faces} face(s) show in "
+        f"{where}: use --face-index 0..{most_faces - 1}"
+    )
 
 
 def check_has_face(info: VideoInfo, n_samples: int, face_index: int | None = None) -> None:
@@ -116,6 +118,9 @@ def identity_from_video(info: VideoInfo, n_samples: int, face_index: int | None 
     samples = sample_faces(info, n_samples, face_index)
     picks = spread_picks(np.array([s.frame for s in samples]), np.array([s.mouth_open for s in samples]))
     chosen = [samples[i] for i in picks]
-    log.info("identity from frames %s (mouth opening %s px)", [s.frame for s in chosen],
-             [round(s.mouth_open, 1) for s in chosen])
+    log.info(
+        "identity from frames %s (mouth opening %s px)",
+        [s.frame for s in chosen],
+        [round(s.mouth_open, 1) for s in chosen],
+    )
     return chosen

@@ -55,7 +55,15 @@ from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import OutputError
 from speech2vid.features.constants import HOP
 from speech2vid.features.pauses import PauseDetector, PauseParams
-from speech2vid.features.vad import VAD_CHUNK, GateParams, SileroVAD, SpeechGate, column_samples, gate_windows, silence_column
+from speech2vid.features.vad import (
+    VAD_CHUNK,
+    GateParams,
+    SileroVAD,
+    SpeechGate,
+    column_samples,
+    gate_windows,
+    silence_column,
+)
 from speech2vid.features.windows import (
     FPS,
     LEFT_PAD,
@@ -138,10 +146,18 @@ def run_live(
     (``report.error``) files are finalised; after an engine error or an interrupt they are discarded and
     the exception propagates.
     """
-    loop = LiveLoop(engine, avatar.faces, cfg, vad=vad or VadConfig(), eyes=avatar.eyes, present=avatar.present,
-                    sway_scale=avatar.sway_scale)  # fmt: skip
-    return loop.run(source, sinks, duration=duration, stop=stop or threading.Event(), soak_interval=soak_interval,
-                    on_start=on_start)  # fmt: skip
+    loop = LiveLoop(
+        engine,
+        avatar.faces,
+        cfg,
+        vad=vad or VadConfig(),
+        eyes=avatar.eyes,
+        present=avatar.present,
+        sway_scale=avatar.sway_scale,
+    )
+    return loop.run(
+        source, sinks, duration=duration, stop=stop or threading.Event(), soak_interval=soak_interval, on_start=on_start
+    )
 
 
 class LiveLoop:
@@ -173,12 +189,19 @@ class LiveLoop:
             still = self.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
         report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
         self.still = still
-        self.still_shown = present(still) if present is not None else still  # composed once: silence shows it every frame
-        self.model_cols = model_cols = int(getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS))  # the model's right context
+        self.still_shown = (
+            present(still) if present is not None else still
+        )  # composed once: silence shows it every frame
+        self.model_cols = model_cols = int(
+            getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS)
+        )  # the model's right context
         emit_cols = model_cols if cfg.lookahead_columns is None else min(cfg.lookahead_columns, model_cols)
         if cfg.lookahead_columns is not None and cfg.lookahead_columns > model_cols:
-            log.info("live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
-                     cfg.lookahead_ms, lookahead_seconds(model_cols) * 1e3)  # fmt: skip
+            log.info(
+                "live.lookahead_ms %.1f is more than the model reads past a frame: using the model's %.1f ms",
+                cfg.lookahead_ms,
+                lookahead_seconds(model_cols) * 1e3,
+            )
         self.windows = StreamingWindows(emit_after_columns=emit_cols, lookahead_columns=model_cols)
         report.lookahead_ms = self.windows.lookahead_seconds * 1e3
         report.model_lookahead_ms = lookahead_seconds(model_cols) * 1e3
@@ -197,7 +220,9 @@ class LiveLoop:
         self.eyes = tuple(eyes or ())
 
         self.clock, self.history = CaptureClock(), AudioHistory()
-        self.done: dict[int, tuple[np.ndarray | None, bool]] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
+        self.done: dict[
+            int, tuple[np.ndarray | None, bool]
+        ] = {}  # finished slots waiting for their turn: (image or None = skipped, idle)
         self.pending: dict[int, FrameStamps] = {}  # stamps of frames in the engine
         self.idle_run = 0
         self.next_window = self.next_emit = 0
@@ -247,7 +272,10 @@ class LiveLoop:
             self.idle_run = self.idle_run + 1 if self._window_level(k) < cfg.idle_threshold_dbfs else 0
             silent = self.idle_run >= cfg.idle_hold_frames
         if silent:
-            self.done[k] = (self.still, True)  # no inference: the still face (= the engine's output for an all-silent window)
+            self.done[k] = (
+                self.still,
+                True,
+            )  # no inference: the still face (= the engine's output for an all-silent window)
             report.idle += 1
             return
         report.speech_frames += 1
@@ -368,14 +396,27 @@ class LiveLoop:
 
     def _sample_soak(self, final: bool = False) -> None:
         now = time.monotonic()
-        if self.soak_interval is None or (now - self.soak_t < self.soak_interval and not (final and self.soak_hist.count)):
+        if self.soak_interval is None or (
+            now - self.soak_t < self.soak_interval and not (final and self.soak_hist.count)
+        ):
             return
         report = self.report
-        report.soak.append({"t_s": round(now - self.t_start, 1), "rss_mb": round(rss_mb(), 1), "frames": report.frames,
-                            "latency_median_ms": self.soak_hist.quantile(0.5),
-                            "latency_p99_ms": self.soak_hist.quantile(0.99)})  # fmt: skip
-        log.info("soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms", now - self.t_start, report.soak[-1]["rss_mb"],
-                 report.soak[-1]["latency_median_ms"], report.soak[-1]["latency_p99_ms"])  # fmt: skip
+        report.soak.append(
+            {
+                "t_s": round(now - self.t_start, 1),
+                "rss_mb": round(rss_mb(), 1),
+                "frames": report.frames,
+                "latency_median_ms": self.soak_hist.quantile(0.5),
+                "latency_p99_ms": self.soak_hist.quantile(0.99),
+            }
+        )
+        log.info(
+            "soak %.0f s: RSS %.1f MiB, latency median %s ms, p99 %s ms",
+            now - self.t_start,
+            report.soak[-1]["rss_mb"],
+            report.soak[-1]["latency_median_ms"],
+            report.soak[-1]["latency_p99_ms"],
+        )
         self.soak_hist, self.soak_t = LatencyHistogram(), now
 
     # ------------------------------------------------------------------ the run

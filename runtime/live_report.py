@@ -73,7 +73,9 @@ class LiveReport:
     error: str | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     # per stage of the frames the engine rendered, and their total (``latency`` also counts still frames)
-    stages: dict[str, LatencyHistogram] = field(default_factory=lambda: {s: LatencyHistogram() for s in (*STAGES, "total")})
+    stages: dict[str, LatencyHistogram] = field(
+        default_factory=lambda: {s: LatencyHistogram() for s in (*STAGES, "total")}
+    )
     stamps: deque[FrameStamps] = field(default_factory=lambda: deque(maxlen=STAMP_HISTORY))
     soak: list[dict[str, float | int | None]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -97,10 +99,25 @@ class LiveReport:
         t0 = self.stamps[0].centre if self.stamps else 0.0
         out["frame_stamps"] = {  # seconds since the first kept frame's centre sample was captured
             "fields": ["k", "centre", "heard", "read", "window", "staged", "started", "rendered", "emitted", "shown"],
-            "frames": [[st.k] + [None if v is None else round(v - t0, 6) for v in
-                                 (st.centre, st.heard, st.read, st.window, st.staged, st.started, st.rendered, st.emitted, st.shown)]
-                       for st in self.stamps],
-        }  # fmt: skip
+            "frames": [
+                [st.k]
+                + [
+                    None if v is None else round(v - t0, 6)
+                    for v in (
+                        st.centre,
+                        st.heard,
+                        st.read,
+                        st.window,
+                        st.staged,
+                        st.started,
+                        st.rendered,
+                        st.emitted,
+                        st.shown,
+                    )
+                ]
+                for st in self.stamps
+            ],
+        }
         if self.soak:
             out["soak"] = self.soak
             out["soak_drift"] = soak_drift(self.soak)

@@ -90,8 +90,9 @@ def prepare_inputs(
     info = scan_speech(audio)
     if not allow_silence:
         check_not_silent(info, audio, silence_threshold_dbfs)
-    photo = photo_inputs(faces, face_index=face_index, aligned=aligned, compose=compose, max_side=photo_max_side,
-                         rest_mouth=rest_mouth)  # fmt: skip
+    photo = photo_inputs(
+        faces, face_index=face_index, aligned=aligned, compose=compose, max_side=photo_max_side, rest_mouth=rest_mouth
+    )
     return Inputs(info, photo.faces, out, photo.eyes, photo.canvas)
 
 
@@ -165,7 +166,9 @@ def render_video(
                     if canvas is not None:
                         image = photo_frame(canvas, frame, animator, silent, eyes, label)
                     elif animator is not None:
-                        image = video_frame(animate(face_rgb(frame), animator.step(silent), eyes), cfg.output_size, label)
+                        image = video_frame(
+                            animate(face_rgb(frame), animator.step(silent), eyes), cfg.output_size, label
+                        )
                     else:
                         image = video_frame(face_rgb(frame), cfg.output_size, label)
                 with clock("encode"):
@@ -176,16 +179,20 @@ def render_video(
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
-    result = GenerateResult(inputs.output, sink.frames_written, inputs.audio.duration, elapsed,
-                            clock.per_frame_ms(sink.frames_written))
+    result = GenerateResult(
+        inputs.output, sink.frames_written, inputs.audio.duration, elapsed, clock.per_frame_ms(sink.frames_written)
+    )
     log.info("%d frames in %.1f s (%.1f frames/s)", result.frames, elapsed, result.fps)
     return result
 
 
 def speech_gate(vad: VadConfig, lookahead_columns: int) -> WindowGate:
     """The offline speech gate of ``vad`` (Silero VAD, hangover, pre-roll, pauses) for a model's windows."""
-    return WindowGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms), lookahead_columns,
-                      pauses=PauseParams.from_db(vad.pause_below_db))  # fmt: skip
+    return WindowGate(
+        GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms),
+        lookahead_columns,
+        pauses=PauseParams.from_db(vad.pause_below_db),
+    )
 
 
 def still_face(engine: TalkingFaceEngine, silence: np.ndarray) -> np.ndarray:
@@ -194,8 +201,14 @@ def still_face(engine: TalkingFaceEngine, silence: np.ndarray) -> np.ndarray:
     return face
 
 
-def photo_frame(canvas: PhotoCanvas, face: np.ndarray, animator: IdleAnimator | None, silent: bool,
-                eyes: tuple[EyeBox, ...], label: str | None) -> np.ndarray:  # fmt: skip
+def photo_frame(
+    canvas: PhotoCanvas,
+    face: np.ndarray,
+    animator: IdleAnimator | None,
+    silent: bool,
+    eyes: tuple[EyeBox, ...],
+    label: str | None,
+) -> np.ndarray:
     """One output frame of ``compose: photo``: the generated lower face on the photo, idle motion on top."""
     out = compose_on_photo(canvas, face)
     if animator is not None:

@@ -26,8 +26,12 @@ def raise_priority(nice: int) -> bool:
         for tid in tids:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
     except PermissionError:
-        log.info("live: running at normal priority (live.nice %d needs CAP_SYS_NICE: run as a systemd unit with "
-                 "Nice=%d, or set live.nice: 0 to silence this)", nice, nice)  # fmt: skip
+        log.info(
+            "live: running at normal priority (live.nice %d needs CAP_SYS_NICE: run as a systemd unit with "
+            "Nice=%d, or set live.nice: 0 to silence this)",
+            nice,
+            nice,
+        )
         return False
     except ProcessLookupError:  # a thread ended meanwhile: the others are set
         pass

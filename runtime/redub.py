@@ -4,7 +4,8 @@ Pass 1 (bounded): sample up to ``redub.identity_samples`` frames for the five id
 that the video shows a face when ``--face`` photos are given). Pass 2 (streamed, frame by frame):
 
     source frame (plan: loop | trim | pingpong) -> face tracker (smoothed landmarks, registration)
-      -> engine (MFCC window nearest the frame's time; batches, runtime.frame_pump) -> inverse warp + Poisson blend of the
+      -> engine (MFCC window nearest the frame's time; batches, runtime.frame_pump) -> inverse warp + Poisson blend of
+      the
       lower face -> VideoFileSink (source size and frame rate, new audio muxed)
 
 Frame rates: the network is driven by 25 fps windows (features.windows); the output keeps the source
@@ -41,12 +42,12 @@ from speech2vid.frames.strip import before_after_strip
 from speech2vid.outputs import check_distinct
 from speech2vid.runtime.face_track import FaceTracker, TrackedFace
 from speech2vid.runtime.frame_pump import Batch, pump
-from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.identity_frames import N_IDENTITY, check_has_face, identity_from_video
+from speech2vid.runtime.prefetch import Prefetch
 from speech2vid.runtime.speech_feed import SpeechFeed
-from speech2vid.sources.video_file import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.sinks.image_file import check_image_path, write_image
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
+from speech2vid.sources.video_file import SourceFrames, VideoInfo, fit_plan, probe_video
 from speech2vid.stage_clock import StageClock
 
 log = logging.getLogger("speech2vid.runtime.redub")
@@ -82,9 +83,11 @@ class RedubResult:
     stages: dict[str, float] = field(default_factory=dict)  # ms per frame of each stage (speech2vid.stage_clock)
 
     def summary(self) -> str:
-        return (f"wrote {self.output} ({self.frames} frames at {float(self.fps):.3g} fps: {self.face_frames} re-dubbed "
-                f"[{self.poisson_frames} Poisson, {self.alpha_frames} alpha], {self.no_face_frames} without a face "
-                f"passed through; {self.frames / max(self.wall_seconds, 1e-9):.1f} frames/s)")
+        return (
+            f"wrote {self.output} ({self.frames} frames at {float(self.fps):.3g} fps: {self.face_frames} re-dubbed "
+            f"[{self.poisson_frames} Poisson, {self.alpha_frames} alpha], {self.no_face_frames} without a face "
+            f"passed through; {self.frames / max(self.wall_seconds, 1e-9):.1f} frames/s)"
+        )
 
 
 def output_frames(n_samples_16k: int, rate: Fraction) -> int:
@@ -168,18 +171,24 @@ def run_redub(
     engine.set_identity(inputs.faces)
     plan = fit_plan(info.frames, inputs.n_output, cfg.fit)
     if cfg.fit == "trim" and inputs.n_output > info.frames:
-        log.warning("the new audio is longer than the video: holding its last frame for %d frames (--fit trim)",
-                    inputs.n_output - info.frames)
+        log.warning(
+            "the new audio is longer than the video: holding its last frame for %d frames (--fit trim)",
+            inputs.n_output - info.frames,
+        )
     windows_of = window_for_frames(inputs.n_output, info.rate, n_frames_for(inputs.audio.n_samples_16k))
     strip_at = set(np.linspace(0, inputs.n_output - 1, min(STRIP_TILES, inputs.n_output)).round().astype(int).tolist())
     strip_pairs: list[tuple[np.ndarray, np.ndarray]] = []
     tracker = FaceTracker(float(info.rate), cfg, face_index)
     counts = _Counts()
     sink = VideoFileSink(
-        inputs.output, fps=info.rate, size=(info.width, info.height),
-        audio_rate=inputs.audio.rate, audio_channels=inputs.audio.channels,
-        **encode.codec_options(), clock=clock,
-    )  # fmt: skip
+        inputs.output,
+        fps=info.rate,
+        size=(info.width, info.height),
+        audio_rate=inputs.audio.rate,
+        audio_channels=inputs.audio.channels,
+        **encode.codec_options(),
+        clock=clock,
+    )
 
     def batches(tracked: Iterator[_Pending]) -> Iterator[Batch[_Pending]]:
         """Batches of tracked source frames; every frame's window is read (in order), so the feed
@@ -195,8 +204,14 @@ def run_redub(
         if p.face is not None and rendered is not None:
             with clock("composite"):
                 mask = region_mask(p.face.landmarks, p.face.transform, cfg.region, cfg.below_eyes)
-                out, method = paste_face(p.source, to_uint8(face_rgb(rendered)), mask, crop_to_frame(p.face.transform),
-                                         method=cfg.blend, feather=cfg.feather)
+                out, method = paste_face(
+                    p.source,
+                    to_uint8(face_rgb(rendered)),
+                    mask,
+                    crop_to_frame(p.face.transform),
+                    method=cfg.blend,
+                    feather=cfg.feather,
+                )
         else:
             method = "no face"
         if method in ("poisson", "alpha"):
@@ -217,6 +232,7 @@ def run_redub(
     try:
         with sink, SourceFrames(info) as source:
             feed = SpeechFeed(inputs.audio, sink.write_audio, engine.lookahead_columns)
+
             # The engine renders batch k while this thread blends batch k - 1 (the sink encodes on its own
             # thread) and a third decodes and tracks the frames after them.
             def tracked_frames() -> Iterator[_Pending]:
@@ -226,18 +242,33 @@ def run_redub(
                     yield _Pending(j, rgb, face)
 
             with Prefetch(tracked_frames(), TRACK_AHEAD * cfg.batch) as tracked:
-                for pending, rendered in clock.iterate(pump(engine, batches(clock.iterate(tracked, "waiting for tracking"))), "engine"):
+                for pending, rendered in clock.iterate(
+                    pump(engine, batches(clock.iterate(tracked, "waiting for tracking"))), "engine"
+                ):
                     finish(pending, rendered)
             feed.finish()  # the audio past the last frame's window, for the muxed track
             # Before the sink closes: should the strip fail, the video is discarded too, not left looking done.
             strip_path = write_strip(inputs.strip, strip_pairs) if inputs.strip is not None and strip_pairs else None
     finally:
         bar.close()
-    result = RedubResult(inputs.output, sink.frames_written, counts.face, counts.no_face, counts.poisson,
-                         counts.alpha, info.rate, time.perf_counter() - start, strip_path,
-                         clock.per_frame_ms(sink.frames_written))
-    log.debug("face detector ran on %d of %d frames; landmark filter restarted %d times (lost faces, cuts)",
-              tracker.detections, sink.frames_written, tracker.resets)
+    result = RedubResult(
+        inputs.output,
+        sink.frames_written,
+        counts.face,
+        counts.no_face,
+        counts.poisson,
+        counts.alpha,
+        info.rate,
+        time.perf_counter() - start,
+        strip_path,
+        clock.per_frame_ms(sink.frames_written),
+    )
+    log.debug(
+        "face detector ran on %d of %d frames; landmark filter restarted %d times (lost faces, cuts)",
+        tracker.detections,
+        sink.frames_written,
+        tracker.resets,
+    )
     return result
 
 

@@ -30,8 +30,13 @@ class SpeechFeed:
         gate: voice activity (:class:`~speech2vid.features.vad.WindowGate`): non-speech columns become silence.
     """
 
-    def __init__(self, info: SpeechInfo, audio_out: Callable[[np.ndarray], None], lookahead_columns: int = 17,
-                 gate: WindowGate | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        info: SpeechInfo,
+        audio_out: Callable[[np.ndarray], None],
+        lookahead_columns: int = 17,
+        gate: WindowGate | None = None,
+    ) -> None:
         self._gate = gate
         self.info = info
         self.n_windows = n_frames_for(info.n_samples_16k)

@@ -16,8 +16,9 @@ from speech2vid.files import atomic_path
 from speech2vid.outputs import check_output
 
 
-def check_image_path(path: str | os.PathLike[str], *, option: str, description: str,
-                     inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:  # fmt: skip
+def check_image_path(
+    path: str | os.PathLike[str], *, option: str, description: str, inputs: Iterable[str | os.PathLike[str] | None] = ()
+) -> Path:
     """``path`` checked as ``option``'s output, in a format OpenCV writes (by its extension)."""
     import cv2
 

@@ -174,7 +174,9 @@ class DisplaySink(LiveSink):
         self._side = avatar_side(self.size, cfg.avatar_scale)
         self._closed = False
         self._latency = "-"
-        self.description = f"display {self._window.kind} {self.size[0]}x{self.size[1]}{' fullscreen' if cfg.fullscreen else ''}"
+        self.description = (
+            f"display {self._window.kind} {self.size[0]}x{self.size[1]}{' fullscreen' if cfg.fullscreen else ''}"
+        )
 
     def render(self, frame: np.ndarray, info: FrameInfo) -> np.ndarray:
         """The window's image: (height, width, 3) uint8 RGB."""
@@ -186,8 +188,13 @@ class DisplaySink(LiveSink):
             if info.latency_ms is not None:
                 self._latency = f"{info.latency_ms:.0f} ms"  # a held frame shows the last measured latency
             lat = self._latency
-            overlay(out, [f"{info.fps:4.1f} fps  latency {lat}", f"level {info.level_dbfs:5.1f} dBFS  skipped {info.dropped}"
-                          + ("  idle" if info.idle else "")])  # fmt: skip
+            overlay(
+                out,
+                [
+                    f"{info.fps:4.1f} fps  latency {lat}",
+                    f"level {info.level_dbfs:5.1f} dBFS  skipped {info.dropped}" + ("  idle" if info.idle else ""),
+                ],
+            )
         return out
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
@@ -297,7 +304,9 @@ def _open_window(title: str, size: tuple[int, int], fullscreen: bool) -> _Window
     try:
         import tkinter  # noqa: F401
     except ImportError:
-        raise UserError("display:// needs an OpenCV build with a GUI (pip install opencv-python) or Python's tkinter") from None
+        raise UserError(
+            "display:// needs an OpenCV build with a GUI (pip install opencv-python) or Python's tkinter"
+        ) from None
     return _TkWindow(title, size, fullscreen)
 
 
@@ -321,7 +330,9 @@ def sink_spec(uri: str) -> SinkSpec:
         raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1] or null://")
     for key, value in query.items():
         if key not in allowed or value not in ("0", "1"):
-            raise OutputError(f"sink '{uri}': unknown option '{key}={value}' (file:// takes meter=0|1; others take none)")
+            raise OutputError(
+                f"sink '{uri}': unknown option '{key}={value}' (file:// takes meter=0|1; others take none)"
+            )
     if scheme != "file":
         return SinkSpec(uri, scheme)
     path = unquote(parts.netloc + parts.path)
@@ -330,7 +341,9 @@ def sink_spec(uri: str) -> SinkSpec:
     return SinkSpec(uri, scheme, path, meter=query.get("meter") == "1")
 
 
-def open_sink(spec: SinkSpec, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None) -> LiveSink:
+def open_sink(
+    spec: SinkSpec, cfg: LiveConfig, *, label: str | None = None, codec: dict[str, Any] | None = None
+) -> LiveSink:
     """Open the sink ``spec`` describes (a window, a file being written, or a counter)."""
     if spec.scheme == "null":
         return NullSink()

@@ -165,8 +165,13 @@ class VideoFileSink:
         self.width, self.height = size
         self.encoded_size = even_size(size)  # (width, height) in the file: odd sides padded by one
         if self.encoded_size != (self.width, self.height):
-            log.warning("%dx%d frames have an odd side, which H.264 (4:2:0) cannot store: writing %dx%d "
-                        "(the last column or row repeated)", self.width, self.height, *self.encoded_size)
+            log.warning(
+                "%dx%d frames have an odd side, which H.264 (4:2:0) cannot store: writing %dx%d "
+                "(the last column or row repeated)",
+                self.width,
+                self.height,
+                *self.encoded_size,
+            )
         self.frames_written = 0
         streamed = audio_rate if audio_rate is not None else live_audio_rate
         if audio is not None and streamed is not None:
@@ -198,10 +203,15 @@ class VideoFileSink:
                 if self._audio_rate != streamed:
                     import soxr
 
-                    log.info("audio at %d Hz, which %s does not take: resampled to %d Hz", streamed, audio_codec,
-                             self._audio_rate)
-                    self._resampler = soxr.ResampleStream(streamed, self._audio_rate, self._audio_channels,
-                                                          dtype="float32", quality="HQ")
+                    log.info(
+                        "audio at %d Hz, which %s does not take: resampled to %d Hz",
+                        streamed,
+                        audio_codec,
+                        self._audio_rate,
+                    )
+                    self._resampler = soxr.ResampleStream(
+                        streamed, self._audio_rate, self._audio_channels, dtype="float32", quality="HQ"
+                    )
                 layout = "mono" if self._audio_channels == 1 else "stereo"
                 sound = self._container.add_stream(audio_codec, rate=self._audio_rate, layout=layout)
                 if not isinstance(sound, av.audio.stream.AudioStream):
@@ -233,7 +243,9 @@ class VideoFileSink:
         end = min(end_sample, self._audio_base + self._audio_samples.shape[1])
         if end <= self._audio_pos:
             return
-        chunk = np.ascontiguousarray(self._audio_samples[:, self._audio_pos - self._audio_base : end - self._audio_base])
+        chunk = np.ascontiguousarray(
+            self._audio_samples[:, self._audio_pos - self._audio_base : end - self._audio_base]
+        )
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono" if chunk.shape[0] == 1 else "stereo")
         frame.sample_rate = self._audio_rate
         frame.pts = self._audio_pos
@@ -255,6 +267,7 @@ class VideoFileSink:
         if clock is None:
             self._encoder.submit(job)
         else:
+
             def timed() -> None:
                 with clock("x264 (thread)"):
                     job()
@@ -275,7 +288,9 @@ class VideoFileSink:
 
         w, h = self.encoded_size
         if planes.shape != (h * 3 // 2, w) or planes.dtype != np.uint8:
-            raise ValueError(f"I420 planes of a {w}x{h} frame are ({h * 3 // 2}, {w}) uint8, got {planes.shape} {planes.dtype}")
+            raise ValueError(
+                f"I420 planes of a {w}x{h} frame are ({h * 3 // 2}, {w}) uint8, got {planes.shape} {planes.dtype}"
+            )
         self._write_frame(av.VideoFrame.from_ndarray(planes, format="yuv420p"))
 
     def _write_frame(self, frame: Any) -> None:
@@ -336,8 +351,14 @@ class VideoFileSink:
         except BaseException:
             self._discard()
             raise
-        log.info("wrote %s: %d frames of %dx%d at %.3g fps, %.1f kB", self.path, self.frames_written,
-                 *self.encoded_size, float(self.fps), self.path.stat().st_size / 1e3)
+        log.info(
+            "wrote %s: %d frames of %dx%d at %.3g fps, %.1f kB",
+            self.path,
+            self.frames_written,
+            *self.encoded_size,
+            float(self.fps),
+            self.path.stat().st_size / 1e3,
+        )
         return self.path
 
     def _discard(self) -> None:

@@ -245,7 +245,9 @@ class MicSource(Source):
             except sd.PortAudioError:
                 info = sd.query_devices(self.device, "input")
                 rate = int(info["default_samplerate"])
-                log.info("%s cannot capture at %d Hz: capturing at %d Hz and resampling", self.description, SAMPLE_RATE, rate)
+                log.info(
+                    "%s cannot capture at %d Hz: capturing at %d Hz and resampling", self.description, SAMPLE_RATE, rate
+                )
         except (ValueError, sd.PortAudioError) as exc:
             raise SourceError(f"cannot open {self.description}: {exc} (see `speech2vid devices`)") from None
         self._prepare(rate)
@@ -266,9 +268,14 @@ class MicSource(Source):
         blocksize = max(1, round(self.options.blocksize * self.device_rate / SAMPLE_RATE))
         try:
             self._stream = sd.InputStream(
-                device=self.device, samplerate=self.device_rate, channels=1, dtype="float32",
-                blocksize=blocksize, latency=self.options.latency, callback=self._callback,
-            )  # fmt: skip
+                device=self.device,
+                samplerate=self.device_rate,
+                channels=1,
+                dtype="float32",
+                blocksize=blocksize,
+                latency=self.options.latency,
+                callback=self._callback,
+            )
             self._stream.start()
         except (ValueError, sd.PortAudioError) as exc:
             self._stream = None
@@ -297,8 +304,12 @@ class MicSource(Source):
         now = time.monotonic()
         # Silence starts where the device's audio stopped, so the outage takes its real length in the output.
         self._lost = _Outage(why, since=min(now, self._last_data), next_try=now, delay=REOPEN_FIRST_DELAY)
-        log.warning("%s %s: showing the idle face and reopening it for up to %g s", self.description, why,
-                    self.options.reopen_seconds)  # fmt: skip
+        log.warning(
+            "%s %s: showing the idle face and reopening it for up to %g s",
+            self.description,
+            why,
+            self.options.reopen_seconds,
+        )
 
     def _while_lost(self) -> None:
         """Fill the ring with the silence due by now (real-time pace) and try a reopen when one is due.
@@ -323,8 +334,10 @@ class MicSource(Source):
         if now < lost.next_try:
             return
         if now - lost.since > self.options.reopen_seconds:
-            raise SourceError(f"{self.description} {lost.why} and could not be reopened within "
-                              f"{self.options.reopen_seconds:g} s ({lost.attempts} attempts)")
+            raise SourceError(
+                f"{self.description} {lost.why} and could not be reopened within "
+                f"{self.options.reopen_seconds:g} s ({lost.attempts} attempts)"
+            )
         lost.attempts += 1
         self.reopens += 1
         try:
@@ -346,7 +359,11 @@ class MicSource(Source):
             if self._lost is not None:
                 self._while_lost()
             else:
-                limit = self.options.stall_seconds if self._started else max(self.options.stall_seconds, START_GRACE_SECONDS)
+                limit = (
+                    self.options.stall_seconds
+                    if self._started
+                    else max(self.options.stall_seconds, START_GRACE_SECONDS)
+                )
                 if now - self._last_data > limit or not self._stream.active:
                     self._lose("stopped delivering audio" if self._stream.active else "stream ended with an error")
                     continue
@@ -390,12 +407,18 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:  # the Python package is there but libportaudio2 is not
-        raise SourceError(f"cannot load PortAudio ({exc}): install libportaudio2 (apt-get install libportaudio2)") from None
+        raise SourceError(
+            f"cannot load PortAudio ({exc}): install libportaudio2 (apt-get install libportaudio2)"
+        ) from None
     return sounddevice
 
 
 # Query options each scheme accepts, with their defaults.
-_OPTIONS: dict[str, dict[str, bool]] = {"mic": {}, "file": {"realtime": True, "loop": False, "play": False}, "silence": {"realtime": True}}
+_OPTIONS: dict[str, dict[str, bool]] = {
+    "mic": {},
+    "file": {"realtime": True, "loop": False, "play": False},
+    "silence": {"realtime": True},
+}
 _FORMS = "mic://default, mic://<device name or index>, file://speech.wav[?realtime=0&loop=1&play=1] or silence://"
 
 
@@ -430,7 +453,13 @@ def list_devices() -> list[dict[str, Any]]:
     sd = _sounddevice()
     default = sd.default.device[0]
     return [
-        {"index": i, "name": d["name"], "channels": d["max_input_channels"],
-         "default_samplerate": d["default_samplerate"], "default": i == default}
-        for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
-    ]  # fmt: skip
+        {
+            "index": i,
+            "name": d["name"],
+            "channels": d["max_input_channels"],
+            "default_samplerate": d["default_samplerate"],
+            "default": i == default,
+        }
+        for i, d in enumerate(sd.query_devices())
+        if d["max_input_channels"] > 0
+    ]

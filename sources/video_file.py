@@ -99,7 +99,9 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             if turn in (90, 270):
                 width, height = height, width
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"cannot read {name} as a video ({type(exc).__name__}): pass an MP4, MOV or MKV file") from None
+        raise VideoError(
+            f"cannot read {name} as a video ({type(exc).__name__}): pass an MP4, MOV or MKV file"
+        ) from None
     if not rate or rate <= 0:
         raise VideoError(f"{name} does not state a frame rate: re-encode it (e.g. ffmpeg -i IN -r 25 OUT.mp4)")
     if frames <= 0 or width <= 0 or height <= 0:
@@ -177,7 +179,11 @@ class SourceFrames:
     def _decode_from(self, index: int) -> Iterator[tuple[int, np.ndarray]]:
         """Seek to the keyframe at or before ``index`` and yield ``(i, rgb)`` for i >= index."""
         tb = self._stream.time_base
-        ts = 0 if index == 0 or tb is None else int((self._stream.start_time or 0) + Fraction(index) / self.info.rate / tb)
+        ts = (
+            0
+            if index == 0 or tb is None
+            else int((self._stream.start_time or 0) + Fraction(index) / self.info.rate / tb)
+        )
         self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
         counted = -1
         for frame in self._container.decode(self._stream):

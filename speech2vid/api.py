@@ -85,7 +85,9 @@ class Avatar:
         from speech2vid.runtime.avatar import photo_inputs
 
         overrides: dict[str, Any] = {}
-        engine = {k: v for k, v in (("precision", precision), ("backend", backend), ("device", device)) if v is not None}
+        engine = {
+            k: v for k, v in (("precision", precision), ("backend", backend), ("device", device)) if v is not None
+        }
         if engine:
             overrides["engine"] = engine
         if model is not None:

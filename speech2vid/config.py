@@ -92,17 +92,31 @@ class ModelConfig:
 
     def _check(self, where: str) -> None:
         widths = (
-            *self.audio.channels, self.audio.fc6, self.audio.embedding,
-            *self.identity.channels, self.identity.fc6, self.identity.embedding,
-            self.decoder.conv8, *self.decoder.conv1, self.decoder.conv2, *self.decoder.conv3,
-            self.decoder.conv4, *self.decoder.conv5, self.deblur.width,
-        )  # fmt: skip
+            *self.audio.channels,
+            self.audio.fc6,
+            self.audio.embedding,
+            *self.identity.channels,
+            self.identity.fc6,
+            self.identity.embedding,
+            self.decoder.conv8,
+            *self.decoder.conv1,
+            self.decoder.conv2,
+            *self.decoder.conv3,
+            self.decoder.conv4,
+            *self.decoder.conv5,
+            self.deblur.width,
+        )
         if min(widths) < 1 or max(widths) > MAX_WIDTH:
-            raise ConfigError(f"{where}: every channel width must be an integer within 1..{MAX_WIDTH}, got {min(widths)}..{max(widths)}")
+            raise ConfigError(
+                f"{where}: every channel width must be an integer within 1..{MAX_WIDTH}, got "
+                f"{min(widths)}..{max(widths)}"
+            )
         if self.deblur.layers > MAX_DEBLUR_LAYERS:
             raise ConfigError(f"{where}: 'deblur.layers' must be at most {MAX_DEBLUR_LAYERS}, got {self.deblur.layers}")
         if self.deblur.layers < 2 and not (self.deblur.layers == 0 and self.decoder.head == "warp"):
-            raise ConfigError(f"{where}: 'deblur.layers' must be at least 2 (first and last conv), or 0 with the warp head")
+            raise ConfigError(
+                f"{where}: 'deblur.layers' must be at least 2 (first and last conv), or 0 with the warp head"
+            )
         if not 0 <= self.lookahead_columns <= 17:
             raise ConfigError(f"{where}: 'lookahead_columns' must be 0..17 (17 = the centred window)")
 
@@ -141,7 +155,9 @@ class OnnxRuntimeConfig:
         for key in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, key)
             if not 0 <= value <= MAX_THREADS:
-                raise ConfigError(f"{where}: 'engine.onnxruntime.{key}' must be 0 (ONNX Runtime picks) to {MAX_THREADS}, got {value}")
+                raise ConfigError(
+                    f"{where}: 'engine.onnxruntime.{key}' must be 0 (ONNX Runtime picks) to {MAX_THREADS}, got {value}"
+                )
 
 
 @dataclass(frozen=True)
@@ -178,7 +194,8 @@ class EngineConfig:
         b = self.batch
         if not 1 <= b.min <= b.opt <= b.max <= MAX_BATCH:
             raise ConfigError(
-                f"{where}: 'engine.batch' needs 1 <= min <= opt <= max <= {MAX_BATCH}, got min={b.min} opt={b.opt} max={b.max}"
+                f"{where}: 'engine.batch' needs 1 <= min <= opt <= max <= {MAX_BATCH}, got min={b.min} opt={b.opt} "
+                f"max={b.max}"
             )
         if self.backend == "torch" and self.precision == "int8":
             raise ConfigError(
@@ -201,24 +218,35 @@ class GenerateConfig:
     # photo: the photo at its own resolution (shrunk to photo_max_side at most) with only
     # the lower face generated; face: the 109x109 network face alone, upscaled to output_size (frames/photo_canvas.py)
     compose: Literal["photo", "face"] = "photo"
-    rest_mouth: bool = True  # the identity photo's lips set to the mouth model's rest shape first (frames/photo_canvas.py)
+    rest_mouth: bool = (
+        True  # the identity photo's lips set to the mouth model's rest shape first (frames/photo_canvas.py)
+    )
     photo_max_side: int = 1280  # px: a larger photo is shrunk to this (H.264 needs even sides; so do kiosks' GPUs)
     output_size: int = 256  # px; compose face: the 109x109 network output is upscaled to this square
     batch: int = 8  # frames per engine call
     silence_threshold_dbfs: float = -60.0
-    idle: IdleBehaviour = "still"  # frames without speech (vad): still | alive (blinks, sway) | off (the network's output)
+    idle: IdleBehaviour = (
+        "still"  # frames without speech (vad): still | alive (blinks, sway) | off (the network's output)
+    )
     prefer_int8: bool = True  # CPU + ONNX Runtime, no --precision: the INT8 engine when built (logged either way)
 
     def _check(self, where: str) -> None:
         if not 16 <= self.output_size <= MAX_SIDE or self.output_size % 2:
-            raise ConfigError(f"{where}: 'generate.output_size' (--size) must be an even number within 16..{MAX_SIDE} "
-                              f"(H.264 4:2:0), got {self.output_size}")
+            raise ConfigError(
+                f"{where}: 'generate.output_size' (--size) must be an even number within 16..{MAX_SIDE} "
+                f"(H.264 4:2:0), got {self.output_size}"
+            )
         if not 64 <= self.photo_max_side <= MAX_SIDE:
-            raise ConfigError(f"{where}: 'generate.photo_max_side' (--size) must be within 64..{MAX_SIDE} px, got {self.photo_max_side}")
+            raise ConfigError(
+                f"{where}: 'generate.photo_max_side' (--size) must be within 64..{MAX_SIDE} px, got "
+                f"{self.photo_max_side}"
+            )
         if self.batch < 1:
             raise ConfigError(f"{where}: 'generate.batch' must be >= 1")
         if self.silence_threshold_dbfs > 0:
-            raise ConfigError(f"{where}: 'generate.silence_threshold_dbfs' must be <= 0 dBFS, got {self.silence_threshold_dbfs}")
+            raise ConfigError(
+                f"{where}: 'generate.silence_threshold_dbfs' must be <= 0 dBFS, got {self.silence_threshold_dbfs}"
+            )
 
 
 @dataclass(frozen=True)
@@ -241,12 +269,28 @@ class EncodeConfig:
 
     def codec_options(self, *, live: bool = False) -> dict[str, Any]:
         """The keyword arguments of :class:`speech2vid.sinks.video_file.VideoFileSink` for these settings."""
-        return {"video_codec": self.video_codec, "crf": self.crf, "preset": self.live_preset if live else self.preset,
-                "audio_codec": self.audio_codec, "audio_bitrate": self.audio_bitrate}  # fmt: skip
+        return {
+            "video_codec": self.video_codec,
+            "crf": self.crf,
+            "preset": self.live_preset if live else self.preset,
+            "audio_codec": self.audio_codec,
+            "audio_bitrate": self.audio_bitrate,
+        }
 
 
 # libx264's presets, fastest first (x264 --fullhelp); other encoders take the preset they document.
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 def check_codecs(cfg: EncodeConfig, where: str) -> None:
@@ -255,7 +299,10 @@ def check_codecs(cfg: EncodeConfig, where: str) -> None:
     for key in ("preset", "live_preset"):
         value = getattr(cfg, key)
         if cfg.video_codec == "libx264" and value not in X264_PRESETS:
-            raise ConfigError(f"{where}: 'encode.{key}' must be one of libx264's presets ({', '.join(X264_PRESETS)}), got {_brief(value)}")
+            raise ConfigError(
+                f"{where}: 'encode.{key}' must be one of libx264's presets ({', '.join(X264_PRESETS)}), got "
+                f"{_brief(value)}"
+            )
     import av  # here, not at the top: parsing a config should not load FFmpeg unless it is checked
 
     for key, kind in (("video_codec", "video"), ("audio_codec", "audio")):
@@ -265,8 +312,10 @@ def check_codecs(cfg: EncodeConfig, where: str) -> None:
         except Exception:  # PyAV raises its own UnknownCodecError (a ValueError) or FFmpeg's errors
             codec = None
         if codec is None or codec.type != kind:
-            raise ConfigError(f"{where}: 'encode.{key}' must be a {kind} encoder of this FFmpeg (e.g. "
-                              f"{'libx264' if kind == 'video' else 'aac'}), got {_brief(name)}")
+            raise ConfigError(
+                f"{where}: 'encode.{key}' must be a {kind} encoder of this FFmpeg (e.g. "
+                f"{'libx264' if kind == 'video' else 'aac'}), got {_brief(name)}"
+            )
 
 
 Region = Literal["lower", "full"]
@@ -288,7 +337,9 @@ class RedubConfig:
     cut_jump: float = 0.5  # face-box centre jump, in face widths, that counts as a shot cut (filter reset)
     track_margin: float = 0.6  # face widths of context around the last face box searched in the next frame
     detect_every: int = 5  # frames per face detection; between them the landmarks follow the face (1: every frame)
-    track_change: float = 24.0  # grey levels (mean abs, face-box thumbnail) of frame-to-frame change that forces a detection
+    track_change: float = (
+        24.0  # grey levels (mean abs, face-box thumbnail) of frame-to-frame change that forces a detection
+    )
     identity_samples: int = 24  # frames sampled in the first pass to pick the five identity faces
     batch: int = 8  # frames per engine call
 
@@ -300,7 +351,9 @@ class RedubConfig:
         if self.cut_jump <= 0 or self.track_margin <= 0:
             raise ConfigError(f"{where}: 'redub.cut_jump' and 'redub.track_margin' must be > 0")
         if not 1 <= self.detect_every <= 1000 or not 0 < self.track_change <= 255:
-            raise ConfigError(f"{where}: 'redub.detect_every' must be within 1..1000 and 'redub.track_change' within (0, 255]")
+            raise ConfigError(
+                f"{where}: 'redub.detect_every' must be within 1..1000 and 'redub.track_change' within (0, 255]"
+            )
         if not 1 <= self.identity_samples <= 1000 or self.batch < 1:
             raise ConfigError(f"{where}: 'redub.identity_samples' must be within 1..1000 and 'redub.batch' >= 1")
 
@@ -326,7 +379,10 @@ class VadConfig:
         if not 0 <= self.hangover_ms <= 2000 or not 0 <= self.preroll_ms <= 500:
             raise ConfigError(f"{where}: 'vad.hangover_ms' must be within 0..2000 and 'vad.preroll_ms' within 0..500")
         if not 0 <= self.pause_below_db <= 90:
-            raise ConfigError(f"{where}: 'vad.pause_below_db' must be within 0..90 (0 turns pauses off), got {self.pause_below_db}")
+            raise ConfigError(
+                f"{where}: 'vad.pause_below_db' must be within 0..90 (0 turns pauses off), got {self.pause_below_db}"
+            )
+
 
 SuggestedLatency = Literal["low", "high"]
 
@@ -377,8 +433,11 @@ class LiveConfig:
         ms = self.lookahead_ms
         if ms is not None and lookahead_columns_for(ms / 1e3) is None:
             low, step, high = (lookahead_seconds(r) * 1e3 for r in (0, 1, MAX_LOOKAHEAD_COLUMNS))
-            raise ConfigError(f"{where}: 'live.lookahead_ms' must be {low:g} + {step - low:g} R ms for R = 0..{MAX_LOOKAHEAD_COLUMNS} "
-                              f"({low:g}, {step:g}, ..., {high:g}), got {self.lookahead_ms}")
+            raise ConfigError(
+                f"{where}: 'live.lookahead_ms' must be {low:g} + {step - low:g} R ms for R = "
+                f"0..{MAX_LOOKAHEAD_COLUMNS} "
+                f"({low:g}, {step:g}, ..., {high:g}), got {self.lookahead_ms}"
+            )
         if not -20 <= self.nice <= 19:
             raise ConfigError(f"{where}: 'live.nice' must be within -20..19, got {self.nice}")
         if not 16 <= self.blocksize <= 16000:
@@ -386,11 +445,17 @@ class LiveConfig:
         if not 0.5 <= self.ring_seconds <= 600:
             raise ConfigError(f"{where}: 'live.ring_seconds' must be within 0.5..600, got {self.ring_seconds}")
         if isinstance(self.latency, float) and not 0 < self.latency <= 10:
-            raise ConfigError(f"{where}: 'live.latency' must be low, high or seconds within (0, 10], got {self.latency}")
+            raise ConfigError(
+                f"{where}: 'live.latency' must be low, high or seconds within (0, 10], got {self.latency}"
+            )
         if self.late_ms < 0 or self.idle_hold_frames < 0 or self.idle_threshold_dbfs > 0:
-            raise ConfigError(f"{where}: 'live.late_ms' and 'live.idle_hold_frames' must be >= 0 and 'live.idle_threshold_dbfs' <= 0")
+            raise ConfigError(
+                f"{where}: 'live.late_ms' and 'live.idle_hold_frames' must be >= 0 and 'live.idle_threshold_dbfs' <= 0"
+            )
         if self.inference_threads < 0:
-            raise ConfigError(f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)")
+            raise ConfigError(
+                f"{where}: 'live.inference_threads' must be >= 0 (0: engine.onnxruntime.intra_op_threads)"
+            )
         if self.inference_threads > MAX_THREADS:
             raise ConfigError(f"{where}: 'live.inference_threads' must be at most {MAX_THREADS}")
         if self.reopen_seconds < 0 or self.stall_seconds <= 0:
@@ -400,7 +465,10 @@ class LiveConfig:
         if not 64 <= self.photo_side <= MAX_SIDE:
             raise ConfigError(f"{where}: 'live.photo_side' must be 64..{MAX_SIDE} px, got {self.photo_side}")
         if min(self.window_size) < 64 or max(self.window_size) > 2 * MAX_SIDE:
-            raise ConfigError(f"{where}: 'live.window_size' must be within 64x64..{2 * MAX_SIDE}x{2 * MAX_SIDE}, got {self.window_size}")
+            raise ConfigError(
+                f"{where}: 'live.window_size' must be within 64x64..{2 * MAX_SIDE}x{2 * MAX_SIDE}, got "
+                f"{self.window_size}"
+            )
         if not 0.1 <= self.avatar_scale <= 1.0:
             raise ConfigError(f"{where}: 'live.avatar_scale' must be within 0.1..1.0, got {self.avatar_scale}")
         if any(not 0 <= c <= 255 for c in self.background_colour):
@@ -463,7 +531,9 @@ class TrainConfig:
     # to the rest (1: plain paper eq. 1); without it copying the identity face is a strong local minimum
     mouth_weight: float = 5.0
     bf16: bool = False  # CPU only: bfloat16 autocast (AVX-512 BF16 / AMX CPUs run about 1.5-2x faster)
-    motion_weight: float = 0.0  # warp head: weight of the ground-truth motion-field + mask loss (corpora with landmarks)
+    motion_weight: float = (
+        0.0  # warp head: weight of the ground-truth motion-field + mask loss (corpora with landmarks)
+    )
     pyramid_levels: int = 0  # extra L1 terms on 2x, 4x, ... pooled images (helps the warp head's motion field)
     audio_lr_mult: float = 1.0  # generator only: the audio encoder's learning rate = lr * this
     # generator with --real DATASET (real talking video): a batch of it joins every real_every-th step, its
@@ -481,10 +551,14 @@ class TrainConfig:
         if not 0 <= self.lr_hold_epochs < self.epochs:
             raise ConfigError(f"{where}: 'train.lr_hold_epochs' must be >= 0 and below 'train.epochs'")
         if self.epochs < 1 or self.batch < 1 or self.workers < 0 or self.patience < 0:
-            raise ConfigError(f"{where}: 'train.epochs' and 'train.batch' must be >= 1, 'train.workers'/'train.patience' >= 0")
+            raise ConfigError(
+                f"{where}: 'train.epochs' and 'train.batch' must be >= 1, 'train.workers'/'train.patience' >= 0"
+            )
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise ConfigError(f"{where}: 'train.checkpoint_every' and 'train.log_every' must be >= 1")
-        if (self.steps_per_epoch is not None and self.steps_per_epoch < 1) or (self.val_samples is not None and self.val_samples < 1):
+        if (self.steps_per_epoch is not None and self.steps_per_epoch < 1) or (
+            self.val_samples is not None and self.val_samples < 1
+        ):
             raise ConfigError(f"{where}: 'train.steps_per_epoch' and 'train.val_samples' must be >= 1 or null")
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise ConfigError(f"{where}: 'train.blur_sigma' must be [low, high] with 0 < low <= high")
@@ -504,7 +578,9 @@ class EvalConfig:
 
     def _check(self, where: str) -> None:
         if self.max_offset < 0 or self.sync_steps < 1 or self.reader_steps < 1 or self.batch < 2 or self.lr <= 0:
-            raise ConfigError(f"{where}: 'eval' needs max_offset >= 0, sync_steps/reader_steps >= 1, batch >= 2, lr > 0")
+            raise ConfigError(
+                f"{where}: 'eval' needs max_offset >= 0, sync_steps/reader_steps >= 1, batch >= 2, lr > 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -526,15 +602,19 @@ class PrepareConfig:
 
     def _check(self, where: str) -> None:
         if self.sample_stride < 1 or self.identity_min_gap < 1 or self.track_max_gap < 0 or self.max_av_offset < 0:
-            raise ConfigError(f"{where}: 'prepare.sample_stride' and 'prepare.identity_min_gap' must be >= 1, "
-                              "'prepare.track_max_gap' and 'prepare.max_av_offset' >= 0")
+            raise ConfigError(
+                f"{where}: 'prepare.sample_stride' and 'prepare.identity_min_gap' must be >= 1, "
+                "'prepare.track_max_gap' and 'prepare.max_av_offset' >= 0"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"{where}: 'prepare.val_fraction' must be within [0, 1), got {self.val_fraction}")
         if not 0.0 < self.shot_threshold <= 1.0 or not 0.0 < self.track_min_iou <= 1.0:
             raise ConfigError(f"{where}: 'prepare.shot_threshold' and 'prepare.track_min_iou' must be within (0, 1]")
         if self.min_face_px < 20 or self.min_track_seconds <= 0 or self.landmark_sigma < 0 or self.workers < 0:
-            raise ConfigError(f"{where}: 'prepare.min_face_px' must be >= 20, 'prepare.min_track_seconds' > 0, "
-                              "'prepare.landmark_sigma' and 'prepare.workers' >= 0")
+            raise ConfigError(
+                f"{where}: 'prepare.min_face_px' must be >= 20, 'prepare.min_track_seconds' > 0, "
+                "'prepare.landmark_sigma' and 'prepare.workers' >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -555,8 +635,9 @@ class SynthConfig:
         if not 2.0 <= lo <= hi:
             raise ConfigError(f"{where}: 'synth.utterance_seconds' must be [min, max] with 2 <= min <= max")
         if not 0.0 <= self.val_identity_fraction < 1.0 or not 0 <= self.crf <= 51 or self.workers < 0:
-            raise ConfigError(f"{where}: 'synth.val_identity_fraction' must be within [0, 1), 'synth.crf' 0..51, "
-                              "'synth.workers' >= 0")
+            raise ConfigError(
+                f"{where}: 'synth.val_identity_fraction' must be within [0, 1), 'synth.crf' 0..51, 'synth.workers' >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -615,8 +696,9 @@ class _ConfigLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML's Parser
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in config files; "
-                                              "write the value out", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in config files; write the value out", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -698,7 +780,9 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") 
         if key not in fields:
             dotted = f"{prefix}{str(key)[:80]}"
             if dotted in MOVED:
-                raise ConfigError(f"{where}: '{dotted}' is now '{MOVED[dotted]}' (the encode section serves generate, redub and live)")
+                raise ConfigError(
+                    f"{where}: '{dotted}' is now '{MOVED[dotted]}' (the encode section serves generate, redub and live)"
+                )
             known = ", ".join(fields)
             raise ConfigError(f"{where}: unknown key '{dotted}' (known keys here: {known})")
     kwargs = {}
@@ -724,8 +808,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: config files are limited to {MAX_CONFIG_BYTES // 1024} KB (a config is a few KB): "
-                          "is this the right file?")
+        raise ConfigError(
+            f"{path}: config files are limited to {MAX_CONFIG_BYTES // 1024} KB (a config is a few KB): "
+            "is this the right file?"
+        )
     try:
         data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader: no Python objects)
     except yaml.YAMLError as exc:

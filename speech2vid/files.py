@@ -33,8 +33,10 @@ def user_path(path: str | os.PathLike[str]) -> Path:
         except KeyError:  # no account entry (some containers): nowhere sensible to put it
             home = ""
     if not os.path.isabs(home):
-        raise UserError(f"cannot place {text}: HOME is not set and this user has no home folder; set HOME, or give "
-                        "an absolute path (e.g. --cache-dir /var/cache/speech2vid)")
+        raise UserError(
+            f"cannot place {text}: HOME is not set and this user has no home folder; set HOME, or give "
+            "an absolute path (e.g. --cache-dir /var/cache/speech2vid)"
+        )
     return Path(home, rest)
 
 
@@ -95,7 +97,18 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts")  # inputs: FFmpeg reads them
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".ts",
+)  # inputs: FFmpeg reads them
 
 
 def files_in(folder: str | os.PathLike[str], suffixes: tuple[str, ...], what: str, option: str) -> list[Path]:

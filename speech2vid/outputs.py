@@ -78,8 +78,10 @@ def check_output(
     except OSError as exc:  # a path through a file (a/b where a is a file), a loop of links, no permission
         raise OutputError(f"{what} {p} cannot be written ({_cause(exc)}): give another path") from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{what} {p} is {_kind(mode)}, not a regular file: give a file path; "
-                          "outputs are written to a temporary file and renamed, which would replace it")
+        raise OutputError(
+            f"{what} {p} is {_kind(mode)}, not a regular file: give a file path; "
+            "outputs are written to a temporary file and renamed, which would replace it"
+        )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{what} folder {parent} does not exist: create it first")
@@ -88,7 +90,9 @@ def check_output(
     if mode is not None:
         for given in inputs:
             if given is not None and _same_file(p, Path(given).expanduser()):
-                raise OutputError(f"{what} {p} is also an input ({given}): it would be overwritten; write to another file")
+                raise OutputError(
+                    f"{what} {p} is also an input ({given}): it would be overwritten; write to another file"
+                )
     _try_create(p, what)
     return p
 
@@ -102,7 +106,9 @@ def _try_create(path: Path, what: str) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise OutputError(f"{what} {path} cannot be written ({_cause(exc)}): give a path in a folder you can write") from None
+        raise OutputError(
+            f"{what} {path} cannot be written ({_cause(exc)}): give a path in a folder you can write"
+        ) from None
     os.close(fd)
     try:
         os.unlink(tmp)
@@ -126,12 +132,28 @@ def check_distinct(outputs: Sequence[tuple[str, Path | None]]) -> None:
 
 def _same_parent_name(a: Path, b: Path) -> bool:
     """The same name in the same folder reached two ways (``./x.mp4`` and ``dir/../x.mp4``, symlinked folders)."""
-    return a.name == b.name and _same_file(a.parent if str(a.parent) else Path("."), b.parent if str(b.parent) else Path("."))
+    return a.name == b.name and _same_file(
+        a.parent if str(a.parent) else Path("."), b.parent if str(b.parent) else Path(".")
+    )
 
 
 # OS errors that mean "this output cannot be written", as opposed to a bug or a missing input.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES,
-                          errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENXIO, errno.ESTALE})  # fmt: skip
+WRITE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EIO,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENXIO,
+        errno.ESTALE,
+    }
+)
 
 
 def _cause(exc: OSError) -> str:
@@ -147,8 +169,10 @@ def _cause(exc: OSError) -> str:
 def write_failed(path: str | os.PathLike[str], exc: OSError) -> WriteFailed:
     """The one-line error for an OS error while writing ``path``."""
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    return WriteFailed(f"cannot write {Path(path)}: {_cause(exc)}; nothing was left under that name: "
-                       f"{'free some space or ' if full else ''}give another path")
+    return WriteFailed(
+        f"cannot write {Path(path)}: {_cause(exc)}; nothing was left under that name: "
+        f"{'free some space or ' if full else ''}give another path"
+    )
 
 
 def is_write_error(exc: BaseException) -> bool:

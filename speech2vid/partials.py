@@ -47,7 +47,12 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match is None or match["host"] != here or not entry.is_file(follow_symlinks=False) or process_alive(int(match["pid"])):
+        if (
+            match is None
+            or match["host"] != here
+            or not entry.is_file(follow_symlinks=False)
+            or process_alive(int(match["pid"]))
+        ):
             continue
         try:
             os.unlink(entry.path)
@@ -75,7 +80,12 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _STAGING.match(entry.name)
-        if match is None or match["host"] != here or not entry.is_dir(follow_symlinks=False) or process_alive(int(match["pid"])):
+        if (
+            match is None
+            or match["host"] != here
+            or not entry.is_dir(follow_symlinks=False)
+            or process_alive(int(match["pid"]))
+        ):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))

@@ -32,10 +32,12 @@ def babble(n: int, voices: int, seed: int) -> np.ndarray:
     from speech2vid.training.synth.tts import synthesize
 
     rng = np.random.default_rng(seed)
-    texts = ["the quick brown fox jumps over the lazy dog again and again",
-             "we will meet at the station tomorrow morning before nine",
-             "please remember to bring the documents and the keys with you",
-             "this is a long sentence spoken in the background of a busy room"]  # fmt: skip
+    texts = [
+        "the quick brown fox jumps over the lazy dog again and again",
+        "we will meet at the station tomorrow morning before nine",
+        "please remember to bring the documents and the keys with you",
+        "this is a long sentence spoken in the background of a busy room",
+    ]
     variants = ["", "+f1", "+f2", "+f3", "+f4", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7"]
     out = np.zeros(n)
     for i in range(voices):

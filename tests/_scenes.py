@@ -16,7 +16,6 @@ import numpy as np
 
 from speech2vid.audio.io import Audio
 from speech2vid.training.datasets.format import FPS
-
 from speech2vid.training.synth.face_render import FaceRenderer, blink_track, random_identity
 from speech2vid.training.synth.tts import Speech, synthesize
 from speech2vid.training.synth.visemes import viseme_track
@@ -48,8 +47,15 @@ HEARD_MORE = " to watch the fishing boats come home with their nets full of silv
 UNHEARD_MORE = ", while the rain kept falling on the garden and the little dog dreamed of chasing them"
 
 
-def write_cut_two_faces(path: str | Path, seed: int = 0, shot1_s: float = 3.0, shot2_s: float = 4.0,
-                        speaker_side: str = "right", audio: bool = True, speak_throughout: bool = False) -> SceneTruth:
+def write_cut_two_faces(
+    path: str | Path,
+    seed: int = 0,
+    shot1_s: float = 3.0,
+    shot2_s: float = 4.0,
+    speaker_side: str = "right",
+    audio: bool = True,
+    speak_throughout: bool = False,
+) -> SceneTruth:
     """Write the test video (512x256, 25 fps, H.264 + AAC unless ``audio`` is False)."""
     from speech2vid.sinks.video_file import VideoFileSink
 
@@ -68,8 +74,14 @@ def write_cut_two_faces(path: str | Path, seed: int = 0, shot1_s: float = 3.0, s
     solo, speaker, distractor = (FaceRenderer(random_identity(seed * 10 + j, HALF)) for j in (1, 2, 3))
     blinks = [blink_track(n, rng) for _ in range(3)]
     still = np.full((HALF, HALF, 3), 0, np.uint8)
-    with VideoFileSink(path, fps=FPS, size=(2 * HALF, HALF), audio=Audio(samples[:, None], heard.rate) if audio else None,
-                       crf=18, preset="veryfast") as sink:  # fmt: skip
+    with VideoFileSink(
+        path,
+        fps=FPS,
+        size=(2 * HALF, HALF),
+        audio=Audio(samples[:, None], heard.rate) if audio else None,
+        crf=18,
+        preset="veryfast",
+    ) as sink:
         for f in range(n):
             t = f / FPS
             if f < n1:

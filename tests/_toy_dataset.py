@@ -42,12 +42,14 @@ def _face(bg: np.ndarray, skin: np.ndarray, opening: float) -> np.ndarray:
 
 # A model geometry small enough to train in seconds, for the training and evaluation tests.
 TINY_MODEL = {
-    "name": "tiny", "description": "test-only geometry", "identity_faces": 5,
+    "name": "tiny",
+    "description": "test-only geometry",
+    "identity_faces": 5,
     "audio": {"channels": [8, 8, 16, 16, 16], "fc6": 32, "embedding": 16},
     "identity": {"channels": [8, 16, 16, 16, 16], "fc6": 32, "embedding": 16},
     "decoder": {"conv8": 16, "conv1": [16, 16, 16], "conv2": 16, "conv3": [16, 8], "conv4": 8, "conv5": [8, 8]},
     "deblur": {"layers": 3, "width": 8},
-}  # fmt: skip
+}
 
 
 def make_toy_dataset(root: Path, *, train_ids: int = 4, val_ids: int = 2, frames: int = 40, seed: int = 0) -> Path:
@@ -61,20 +63,37 @@ def make_toy_dataset(root: Path, *, train_ids: int = 4, val_ids: int = 2, frames
         a = _opening(n_cols, rng)
         frame_idx = np.arange(frames) * STRIDE + 5
         centres = frame_idx * 4 + 20  # 4 MFCC columns per 25 fps frame
-        mfcc = np.stack([pattern[:, None] * 10 * a[c - 17:c + 18][None, :] for c in centres]).astype(np.float32)
+        mfcc = np.stack([pattern[:, None] * 10 * a[c - 17 : c + 18][None, :] for c in centres]).astype(np.float32)
         mfcc += rng.normal(scale=0.5, size=mfcc.shape).astype(np.float32)
         opening = a[centres].astype(np.float32)
         faces = np.stack([_face(bg, skin, float(o)) for o in opening])
         visemes = np.stack([opening, 0.5 + 0 * opening, 0 * opening, opening > 0.5], axis=1).astype(np.float32)
         key = f"id{i:02d}_v0_t0"
-        track = Track(key=key, faces=faces, mfcc=mfcc, frames=frame_idx.astype(np.int32),
-                      is_target=np.ones(frames, bool), mouth_open=opening, visemes=visemes,
-                      lip_gap=opening * 10, meta={"video": f"id{i:02d}_v0.mp4", "group": f"id{i:02d}"})
+        track = Track(
+            key=key,
+            faces=faces,
+            mfcc=mfcc,
+            frames=frame_idx.astype(np.int32),
+            is_target=np.ones(frames, bool),
+            mouth_open=opening,
+            visemes=visemes,
+            lip_gap=opening * 10,
+            meta={"video": f"id{i:02d}_v0.mp4", "group": f"id{i:02d}"},
+        )
         shard = f"shards/id{i:02d}_v0.tar"
         write_shard(root / shard, [track])
-        records.append({"video": f"id{i:02d}_v0.mp4", "status": "ok", "split": split, "shard": shard,
-                        "group": f"id{i:02d}", "samples": frames, "tracks": [{"key": key, "kept": True}],
-                        "track_seconds": frames * STRIDE / 25.0})
+        records.append(
+            {
+                "video": f"id{i:02d}_v0.mp4",
+                "status": "ok",
+                "split": split,
+                "shard": shard,
+                "group": f"id{i:02d}",
+                "samples": frames,
+                "tracks": [{"key": key, "kept": True}],
+                "track_seconds": frames * STRIDE / 25.0,
+            }
+        )
     (root / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
     for r in records:
         (root / RECORDS_DIR / f"{Path(r['video']).stem}.json").write_text(json.dumps(r))

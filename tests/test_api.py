@@ -58,8 +58,9 @@ def pushed(avatar: speech2vid.Avatar, x: np.ndarray, rate: int, seed: int | None
     return frames + avatar.end_of_speech()
 
 
-def test_chunks_of_any_size_make_generates_frames(avatar: speech2vid.Avatar, speech: tuple[np.ndarray, int],
-                                                  cfg: Path, tmp_path: Path) -> None:  # fmt: skip
+def test_chunks_of_any_size_make_generates_frames(
+    avatar: speech2vid.Avatar, speech: tuple[np.ndarray, int], cfg: Path, tmp_path: Path
+) -> None:
     x, rate = speech
     first = avatar.idle(0)  # nothing: the timeline continues where the last test left it
     assert first == []
@@ -69,12 +70,33 @@ def test_chunks_of_any_size_make_generates_frames(avatar: speech2vid.Avatar, spe
     assert all(f.pts == pytest.approx(f.index / 25) for f in frames)
     assert all(f.image.shape == (*avatar.size[::-1], 3) and f.image.dtype == np.uint8 for f in frames)
     assert 0 < sum(f.speech for f in frames) < len(frames)  # the pauses show the still face
-    assert np.allclose(np.concatenate([f.audio_16k for f in frames])[: x.size], x, atol=1e-6)  # 16 kHz: the audio itself
+    assert np.allclose(
+        np.concatenate([f.audio_16k for f in frames])[: x.size], x, atol=1e-6
+    )  # 16 kHz: the audio itself
 
     out = tmp_path / "gen.mp4"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "--config", str(cfg), "generate", "--face",
-                          str(sample_face()), "--audio", str(sample_speech()), "-o", str(out), "--precision", "fp32"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "--config",
+            str(cfg),
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(sample_speech()),
+            "-o",
+            str(out),
+            "--precision",
+            "fp32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     from speech2vid.config import EncodeConfig
     from speech2vid.frames.yuv import frame_rgb
@@ -116,7 +138,9 @@ def test_other_rates_and_int16_stereo(avatar: speech2vid.Avatar, speech: tuple[n
     assert np.median(diff) < 0.5 and max(diff) < 3.0, np.round(diff, 2)  # two resamplers: a faint difference
 
 
-def test_end_of_speech_closes_the_mouth_and_idle_goes_on(avatar: speech2vid.Avatar, speech: tuple[np.ndarray, int]) -> None:
+def test_end_of_speech_closes_the_mouth_and_idle_goes_on(
+    avatar: speech2vid.Avatar, speech: tuple[np.ndarray, int]
+) -> None:
     x, rate = speech
     frames = pushed(avatar, x[: rate * 2], rate, seed=4)  # cut mid-sentence: its last frames still speak
     assert frames[-1].speech
@@ -145,12 +169,15 @@ def test_the_async_stream_gives_the_same_frames(avatar: speech2vid.Avatar, speec
     assert len(got) == len(ref) and all(np.array_equal(a.image, b.image) for a, b in zip(got, ref))
 
 
-@pytest.mark.parametrize("pcm, rate, message", [
-    (np.full(100, np.nan, np.float32), 16000, "NaN"),
-    (np.zeros(100, np.int32), 16000, "int16"),
-    (np.zeros(100, np.float32), 100, "sample_rate"),
-    (np.zeros((2, 3, 4), np.float32), 16000, "shape"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pcm, rate, message",
+    [
+        (np.full(100, np.nan, np.float32), 16000, "NaN"),
+        (np.zeros(100, np.int32), 16000, "int16"),
+        (np.zeros(100, np.float32), 100, "sample_rate"),
+        (np.zeros((2, 3, 4), np.float32), 16000, "shape"),
+    ],
+)
 def test_bad_audio_is_one_line(avatar: speech2vid.Avatar, pcm: np.ndarray, rate: int, message: str) -> None:
     with pytest.raises(UserError, match=message):
         avatar.push(pcm, rate)
@@ -164,8 +191,12 @@ def test_the_readme_voice_agent_example_runs(tmp_path: Path) -> None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     out = tmp_path / "hello.mp4"
     script = Path(__file__).resolve().parents[1] / "docs" / "avatar_from_tts.py"
-    run = subprocess.run([sys.executable, str(script), "Hello, I am the avatar.", "-o", str(out)],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, str(script), "Hello, I am the avatar.", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     with av.open(str(out)) as c:
         video, audio = c.streams.video[0], c.streams.audio[0]

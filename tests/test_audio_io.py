@@ -257,14 +257,21 @@ def _mpeg_with_damage(path: Path, damaged: tuple[int, ...]) -> tuple[Path, int]:
         for k, packet in enumerate(packets):
             if k in damaged:
                 noise = av.Packet(np.random.default_rng(k).integers(0, 256, packet.size, dtype=np.uint8).tobytes())
-                noise.pts, noise.dts, noise.duration, noise.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                noise.pts, noise.dts, noise.duration, noise.time_base = (
+                    packet.pts,
+                    packet.dts,
+                    packet.duration,
+                    packet.time_base,
+                )
                 noise.stream = stream
                 packet = noise
             out.mux(packet)
     return path, rate
 
 
-def test_a_damaged_packet_becomes_silence_and_nothing_after_it_moves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_damaged_packet_becomes_silence_and_nothing_after_it_moves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     clean = read_audio(_mpeg_with_damage(tmp_path / "clean.mpg", ())[0]).samples[:, 0]
     path, rate = _mpeg_with_damage(tmp_path / "damaged.mpg", (30,))
     with caplog.at_level("WARNING"):

@@ -15,17 +15,37 @@ from speech2vid.errors import EngineError
 from speech2vid.model.cost import per_frame_macs
 
 RESULT_FIELDS = (
-    "model", "backend", "device", "precision", "batch", "calls", "call_median_ms", "call_p90_ms", "call_p99_ms",
-    "frame_median_ms", "frame_p90_ms", "frame_p99_ms", "fps", "realtime_factor", "peak_memory_mb", "engine_mb",
-    "build_s", "gflops", "peak_gflops", "peak_fraction", "target",
-)  # fmt: skip
+    "model",
+    "backend",
+    "device",
+    "precision",
+    "batch",
+    "calls",
+    "call_median_ms",
+    "call_p90_ms",
+    "call_p99_ms",
+    "frame_median_ms",
+    "frame_p90_ms",
+    "frame_p99_ms",
+    "fps",
+    "realtime_factor",
+    "peak_memory_mb",
+    "engine_mb",
+    "build_s",
+    "gflops",
+    "peak_gflops",
+    "peak_fraction",
+    "target",
+)
 
 
 def test_tiny_bench_run(lite_built, lite_loaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings, _ = lite_built
     targets = ["onnxruntime:cpu:fp32", "onnxruntime:cpu:int8", "torch:cpu:fp32"]
     json_path, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    results = run_bench(["lite"], targets, [1, 2], seconds=0.2, json_path=json_path, settings=settings, warmup=1, plot_path=png)
+    results = run_bench(
+        ["lite"], targets, [1, 2], seconds=0.2, json_path=json_path, settings=settings, warmup=1, plot_path=png
+    )
 
     assert [(r.target, r.batch) for r in results] == [(t, b) for t in targets for b in (1, 2)]
     flops = 2 * per_frame_macs(lite_loaded.model)
@@ -36,7 +56,9 @@ def test_tiny_bench_run(lite_built, lite_loaded, tmp_path) -> None:  # type: ign
         assert r.call_median_ms <= r.call_p90_ms <= r.call_p99_ms and r.calls >= 1
         assert r.frame_median_ms == pytest.approx(r.call_median_ms / r.batch)
         assert r.realtime_factor == pytest.approx(r.fps / 25.0)
-        assert r.gflops == pytest.approx(flops * r.fps / 1e9) and r.peak_fraction == pytest.approx(r.gflops / r.peak_gflops)
+        assert r.gflops == pytest.approx(flops * r.fps / 1e9) and r.peak_fraction == pytest.approx(
+            r.gflops / r.peak_gflops
+        )
         assert r.engine_mb is not None and r.engine_mb > 0
     int8 = next(r for r in results if r.precision == "int8")
     fp32 = next(r for r in results if r.target == "onnxruntime:cpu:fp32")
@@ -90,9 +112,25 @@ def test_pipeline_bench_runs_each_pipeline_and_times_its_stages(tmp_path: Path) 
     import sys
 
     out = tmp_path / "pipe.json"
-    proc = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "bench", "--pipeline", "--size", "160",
-                           "--pipeline-seconds", "2", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "bench",
+            "--pipeline",
+            "--size",
+            "160",
+            "--pipeline-seconds",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [r["pipeline"] for r in rows] == ["generate", "redub", "live"]

@@ -45,9 +45,14 @@ def test_bench_live_runs_each_built_precision_and_names_the_missing_one(lite_loa
     for p in ("int8",):  # the bench must not find an INT8 engine in this private cache
         with pytest.raises(EngineRefused):
             _maker(lite_loaded)(dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, precision=p)))
-    rows = run_live_bench(settings, _maker(lite_loaded), audio=sample_speech(),
-                          avatar=Avatar.bare([align_photo(sample_face()).image]),
-                          precisions=["fp32", "int8"], seconds=2.0)  # fmt: skip
+    rows = run_live_bench(
+        settings,
+        _maker(lite_loaded),
+        audio=sample_speech(),
+        avatar=Avatar.bare([align_photo(sample_face()).image]),
+        precisions=["fp32", "int8"],
+        seconds=2.0,
+    )
     fp32, int8 = rows
     assert fp32.skipped is None and "fp32" in fp32.engine and fp32.frames == 50
     assert [name for name, _, _ in fp32.stages] == [*STAGES, "total"]
@@ -88,7 +93,9 @@ def test_live_without_int8_runs_the_configured_precision_and_says_why(lite_loade
     assert "no usable INT8 engine" in caplog.text and "speech2vid build --precision int8" in caplog.text
 
 
-def test_bench_live_under_load_runs_the_busy_processes_beside_and_stops_them(lite_loaded, lite_onnx, engine_cache) -> None:  # type: ignore[no-untyped-def]
+def test_bench_live_under_load_runs_the_busy_processes_beside_and_stops_them(
+    lite_loaded, lite_onnx, engine_cache
+) -> None:  # type: ignore[no-untyped-def]
     """``bench --live --load 0 --load 1``: one row per load in one run; the load's processes really work
     while the loop runs and are gone after it."""
     from speech2vid.bench.cpu_load import CpuLoad
@@ -102,9 +109,15 @@ def test_bench_live_under_load_runs_the_busy_processes_beside_and_stops_them(lit
             pass
     assert not any(p.is_alive() for p in load.processes)
     settings = Settings(engine=EngineConfig(cache_dir=str(engine_cache)))
-    rows = run_live_bench(settings, _maker(lite_loaded), audio=sample_speech(),
-                          avatar=Avatar.bare([align_photo(sample_face()).image]),
-                          precisions=["fp32"], seconds=2.0, loads=[0, 1])  # fmt: skip
+    rows = run_live_bench(
+        settings,
+        _maker(lite_loaded),
+        audio=sample_speech(),
+        avatar=Avatar.bare([align_photo(sample_face()).image]),
+        precisions=["fp32"],
+        seconds=2.0,
+        loads=[0, 1],
+    )
     assert [(r.precision, r.load, r.frames) for r in rows] == [("fp32", 0, 50), ("fp32", 1, 50)]
     assert "fp32 load 1" in format_live_table(rows)
 
@@ -123,13 +136,15 @@ def test_the_loop_asks_for_priority_and_says_when_it_may_not(tmp_path) -> None: 
     import subprocess
     import sys
 
-    code = ("import logging, os, threading, time\n"
-            "logging.basicConfig(level=logging.INFO)\n"
-            "from speech2vid.runtime.priority import raise_priority\n"
-            "t = threading.Thread(target=time.sleep, args=(2,)); t.start()\n"
-            "took = raise_priority(-5)\n"
-            "nices = {os.getpriority(os.PRIO_PROCESS, int(x)) for x in os.listdir('/proc/self/task')}\n"
-            "print(took, sorted(nices), raise_priority(0))\n")  # fmt: skip
+    code = (
+        "import logging, os, threading, time\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from speech2vid.runtime.priority import raise_priority\n"
+        "t = threading.Thread(target=time.sleep, args=(2,)); t.start()\n"
+        "took = raise_priority(-5)\n"
+        "nices = {os.getpriority(os.PRIO_PROCESS, int(x)) for x in os.listdir('/proc/self/task')}\n"
+        "print(took, sorted(nices), raise_priority(0))\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     took, rest = run.stdout.split(" ", 1)

@@ -21,11 +21,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hostile import cache_config, one_line_error, speech
 
 from speech2vid.assets import sample_face
 from speech2vid.config import Settings, load_settings
 from speech2vid.errors import ConfigError
-from test_hostile import cache_config, one_line_error, speech
 
 ADDRESS_SPACE = 3 << 30  # bytes: a generate or live run needs under 2 GiB of address space
 HANG_S = 30.0
@@ -37,8 +37,9 @@ def run_bounded(args: list[str], timeout: float = HANG_S) -> subprocess.Complete
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
-    return subprocess.run([sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=limit)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True, timeout=timeout, preexec_fn=limit
+    )
 
 
 def clean_exit(proc: subprocess.CompletedProcess[str]) -> None:
@@ -93,8 +94,19 @@ def test_hostile_numbers_are_one_line(args: list[str], needle: str) -> None:
 def test_hostile_config_values_are_one_line(tmp_path: Path, text: str, needle: str) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
-    proc = run_bounded(["--config", str(cfg), "generate", "--face", str(sample_face()), "--audio",
-                        str(speech(tmp_path, 0.5)), "-o", str(tmp_path / "o.mp4")])  # fmt: skip
+    proc = run_bounded(
+        [
+            "--config",
+            str(cfg),
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(speech(tmp_path, 0.5)),
+            "-o",
+            str(tmp_path / "o.mp4"),
+        ]
+    )
     one_line_error(proc, needle)
     assert not (tmp_path / "o.mp4").exists()
 
@@ -111,8 +123,13 @@ def test_a_model_file_with_huge_layers_is_refused_before_it_allocates(tmp_path: 
 
 # -- fuzz: numeric options ----------------------------------------------------------------------------------
 
-FUZZ = settings(max_examples=24, deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = settings(
+    max_examples=24,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 hostile_numbers = st.one_of(
     st.sampled_from(["nan", "NaN", "inf", "-inf", "1e308", "-0", "0", "1e-300", "9" * 40, "-1", "0x10", "", "1_000"]),
@@ -143,8 +160,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from test_hostile import _tiny_video
 
     folder = tmp_path_factory.mktemp("fuzz")
-    return {"audio": speech(folder, 0.5), "video": _tiny_video(folder / "clip.mp4"), "folder": folder,
-            "config": cache_config(folder)}  # fmt: skip
+    return {
+        "audio": speech(folder, 0.5),
+        "video": _tiny_video(folder / "clip.mp4"),
+        "folder": folder,
+        "config": cache_config(folder),
+    }
 
 
 def _command(words: list[str], option: str, value: str, media: dict[str, Path]) -> list[str]:
@@ -158,15 +179,20 @@ def _command(words: list[str], option: str, value: str, media: dict[str, Path]) 
     elif cmd == "live":
         args += ["--source", f"file://{media['audio']}?realtime=0", "--sink", "null://", "--precision", "fp32"]
     elif cmd == "bench":
-        args += ["--backend", "onnxruntime:cpu:fp32", "--model", "lite"] if "--live" not in words else ["--precision", "fp32"]
+        args += (
+            ["--backend", "onnxruntime:cpu:fp32", "--model", "lite"]
+            if "--live" not in words
+            else ["--precision", "fp32"]
+        )
     return args
 
 
 @pytest.mark.slow
 @FUZZ
 @given(which=st.sampled_from(NUMERIC_OPTIONS), value=hostile_numbers)
-def test_fuzz_numeric_options_never_trace_hang_or_blow_up(media: dict[str, Path], which: tuple[list[str], str],
-                                                          value: str) -> None:  # fmt: skip
+def test_fuzz_numeric_options_never_trace_hang_or_blow_up(
+    media: dict[str, Path], which: tuple[list[str], str], value: str
+) -> None:
     proc = run_bounded(_command(*which, value, media))
     clean_exit(proc)
 
@@ -222,8 +248,13 @@ def test_fuzz_every_numeric_setting_is_checked(key: str, value: Any) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=16, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=16,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(key=st.sampled_from(NUMERIC_KEYS), value=config_numbers)
 def test_fuzz_config_values_through_generate(media: dict[str, Path], key: str, value: Any) -> None:
     cfg = media["folder"] / "fuzz.yaml"
@@ -232,6 +263,18 @@ def test_fuzz_config_values_through_generate(media: dict[str, Path], key: str, v
     for section, body in layer.items():
         base[section] = {**base.get(section, {}), **body} if isinstance(body, dict) else body
     cfg.write_text(yaml.safe_dump(base))
-    proc = run_bounded(["-q", "--config", str(cfg), "generate", "--face", str(sample_face()), "--audio",
-                        str(media["audio"]), "-o", str(media["folder"] / "cfg.mp4")])  # fmt: skip
+    proc = run_bounded(
+        [
+            "-q",
+            "--config",
+            str(cfg),
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(media["audio"]),
+            "-o",
+            str(media["folder"] / "cfg.mp4"),
+        ]
+    )
     clean_exit(proc)

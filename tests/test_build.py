@@ -124,7 +124,10 @@ def test_tensorrt_build_path_per_version() -> None:
     """TensorRT 10 (JetPack 6): builder flags on the FP32 graph for FP16, Q/DQ graph + INT8 flag;
     TensorRT 11: strongly typed networks only, each from the graph of its own precision."""
     assert build_path("10.3.0", "fp16").flags == ("FP16",) and build_path("10.3.0", "fp16").onnx_precision == "fp32"
-    assert build_path("10.13.0.35", "int8").flags == ("INT8",) and build_path("10.13.0.35", "int8").onnx_precision == "int8"
+    assert (
+        build_path("10.13.0.35", "int8").flags == ("INT8",)
+        and build_path("10.13.0.35", "int8").onnx_precision == "int8"
+    )
     assert not build_path("10.3.0", "fp32").strongly_typed
     for precision in ("fp32", "fp16", "int8"):
         path = build_path("11.4.0", precision)

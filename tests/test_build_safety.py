@@ -29,8 +29,11 @@ LANDMARKS = "landmarks"  # the expanded landmark model's folder in the cache
 
 def snapshot(root: Path) -> dict[str, str]:
     """{path under ``root``: sha256} of every file but the landmark model's: what a build must leave as it was."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.parent.name != LANDMARKS}  # fmt: skip
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.parent.name != LANDMARKS
+    }
 
 
 def engine_folders(root: Path) -> list[Path]:
@@ -51,7 +54,9 @@ def private_cache(built: Path, tmp_path: Path) -> Path:
 
 
 def assert_verify_passes(root: Path, precision: str, *extra: str) -> None:
-    run = run_cli("-q", "verify", "--precision", precision, "--backend", "onnxruntime", "--cache-dir", str(root), *extra)
+    run = run_cli(
+        "-q", "verify", "--precision", precision, "--backend", "onnxruntime", "--cache-dir", str(root), *extra
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 engines within tolerance, 0 outside" in run.stdout, run.stdout
 
@@ -62,8 +67,13 @@ def assert_int8_engines_open(root: Path) -> None:
     from speech2vid.engine.factory import make_engine
     from speech2vid.model.ref import model_ref
 
-    with make_engine(model_ref(load_model_config("lite"), None), EngineConfig(), backend="onnxruntime", precision="int8",
-                     cache_dir=root) as engine:  # fmt: skip
+    with make_engine(
+        model_ref(load_model_config("lite"), None),
+        EngineConfig(),
+        backend="onnxruntime",
+        precision="int8",
+        cache_dir=root,
+    ) as engine:
         assert engine.label.startswith("onnxruntime cpu int8")
 
 
@@ -90,8 +100,17 @@ def test_bad_calibration_folder_keeps_the_working_int8_engine(int8_built: Path, 
     """Without --force the other calib.source is a changed recipe, so it rebuilds too: same promise."""
     root = private_cache(int8_built, tmp_path)
     before = snapshot(root)
-    run = run_cli("-q", "build", "--precision", "int8", *(["--force"] if force else []), "--calib", str(tmp_path / "typo"),
-                  "--cache-dir", str(root))  # fmt: skip
+    run = run_cli(
+        "-q",
+        "build",
+        "--precision",
+        "int8",
+        *(["--force"] if force else []),
+        "--calib",
+        str(tmp_path / "typo"),
+        "--cache-dir",
+        str(root),
+    )
     one_line_error(run, f"calibration folder not found: {tmp_path / 'typo'}")
     assert_old_engines_intact(root, before)
     assert_verify_passes(root, "int8")  # was: "no engine was verified", and generate: "missing engine"
@@ -124,8 +143,9 @@ def _wait_for_line(start: str, proc: subprocess.Popen[str], lines: list[str]) ->
 def _stopped_build(argv: list[str], step_line: str, signum: int, cwd: Path) -> tuple[int, str]:
     """Run the CLI, send ``signum`` as soon as it logs a line starting with ``step_line``, and return
     (exit status, stderr). The quantiser writes a scratch model into the working folder: ``cwd`` holds it."""
-    proc = subprocess.Popen([sys.executable, "-m", "speech2vid", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=cwd)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speech2vid", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
     lines: list[str] = []
     try:
         _wait_for_line(step_line, proc, lines)
@@ -155,12 +175,14 @@ INT8_STEPS = {
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("step", list(INT8_STEPS))
-def test_forced_int8_build_stopped_at_any_step_keeps_the_old_engine(int8_built: Path, tmp_path: Path, step: str,
-                                                                    signum: int) -> None:  # fmt: skip
+def test_forced_int8_build_stopped_at_any_step_keeps_the_old_engine(
+    int8_built: Path, tmp_path: Path, step: str, signum: int
+) -> None:
     root = private_cache(int8_built, tmp_path)
     before = snapshot(root)
-    code, stderr = _stopped_build(["build", "--precision", "int8", "--force", "--cache-dir", str(root)], INT8_STEPS[step],
-                                  signum, tmp_path)  # fmt: skip
+    code, stderr = _stopped_build(
+        ["build", "--precision", "int8", "--force", "--cache-dir", str(root)], INT8_STEPS[step], signum, tmp_path
+    )
     assert_stopped_cleanly(code, stderr, signum)
     assert not list(tmp_path.glob("augmented_model*"))
     assert_old_engines_intact(root, before)
@@ -170,8 +192,13 @@ def test_forced_int8_build_stopped_at_any_step_keeps_the_old_engine(int8_built: 
 def test_forced_int8_build_that_completes_replaces_both_engines(int8_built: Path, tmp_path: Path) -> None:
     root = private_cache(int8_built, tmp_path)
     before = snapshot(root)
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "build", "--precision", "int8", "--force",
-                          "--cache-dir", str(root)], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "-q", "build", "--precision", "int8", "--force", "--cache-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0 and run.stdout.count(" built ") == 2, run.stdout + run.stderr
     after = snapshot(root)
     manifests = [name for name in before if name.endswith(".json")]
@@ -204,13 +231,32 @@ sys.exit(main(argv))
 """
 
 
-def build_interrupted_inside_export(tmp_path: Path, root: Path, signum: int, *args: str) -> subprocess.CompletedProcess[str]:
+def build_interrupted_inside_export(
+    tmp_path: Path, root: Path, signum: int, *args: str
+) -> subprocess.CompletedProcess[str]:
     """``speech2vid -q build --weights random ARGS`` with ``signum`` sent from inside the exporter: the one
     place of a build's export step that gives no log line or file to wait for (it takes seconds)."""
     marker = tmp_path / "fired"
-    run = subprocess.run([sys.executable, "-c", INTERRUPT_INSIDE_EXPORT, str(marker), signal.Signals(signum).name,
-                          "-q", "build", "--weights", "random", *args, "--cache-dir", str(root)],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            INTERRUPT_INSIDE_EXPORT,
+            str(marker),
+            signal.Signals(signum).name,
+            "-q",
+            "build",
+            "--weights",
+            "random",
+            *args,
+            "--cache-dir",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert marker.read_text() == "torch._dynamo.cache_size"  # the signal was sent inside the exporter
     run.stderr = "\n".join(ln for ln in run.stderr.splitlines() if ln.strip() and RANDOM_WARNING not in ln)
     return run
@@ -238,8 +284,9 @@ def test_forced_export_stopped_keeps_the_old_export(random_export: Path, tmp_pat
     assert_verify_passes(root, "fp32", "--weights", "random")
 
 
-def test_an_interrupt_during_the_swap_is_handled_once_every_engine_is_in_place(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_an_interrupt_during_the_swap_is_handled_once_every_engine_is_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two renames per engine (file, then manifest): a Ctrl-C between them would pair the new file with
     the old manifest. It is held until both engines are in place, then raised as usual."""
     from speech2vid.engine.cache import EngineFile, install_engines
@@ -248,8 +295,18 @@ def test_an_interrupt_during_the_swap_is_handled_once_every_engine_is_in_place(t
     stage.mkdir(parents=True)
     pairs = []
     for graph in ("identity", "frame"):
-        new, old = (EngineFile(graph, "onnxruntime", "int8", "lite", "0" * 64, d / f"{graph}-int8-onnxruntime.onnx",
-                               d / f"{graph}-int8-onnxruntime.json") for d in (stage, folder))  # fmt: skip
+        new, old = (
+            EngineFile(
+                graph,
+                "onnxruntime",
+                "int8",
+                "lite",
+                "0" * 64,
+                d / f"{graph}-int8-onnxruntime.onnx",
+                d / f"{graph}-int8-onnxruntime.json",
+            )
+            for d in (stage, folder)
+        )
         for entry, what in ((new, "new"), (old, "old")):
             entry.path.write_text(f"{what} {graph} engine")
             entry.manifest_path.write_text(f"{what} {graph} manifest")
@@ -271,6 +328,7 @@ def test_an_interrupt_during_the_swap_is_handled_once_every_engine_is_in_place(t
 
 
 # -- 2. Ctrl-C inside PyTorch's exporter -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_inside_the_exporter_exits_in_one_line(tmp_path: Path, signum: int) -> None:
@@ -333,8 +391,10 @@ def test_cache_list_says_when_its_folder_does_not_exist(tmp_path: Path) -> None:
     for action in (["list"], ["prune", "--keep", "1"]):
         run = run_cli("cache", *action, "--cache-dir", str(missing))
         assert run.returncode == 0 and not run.stderr, run.stderr
-        assert run.stdout.splitlines() == [f"engine cache {missing} does not exist: nothing is cached there"
-                                           " (another folder: --cache-dir DIR or engine.cache_dir)"]  # fmt: skip
+        assert run.stdout.splitlines() == [
+            f"engine cache {missing} does not exist: nothing is cached there"
+            " (another folder: --cache-dir DIR or engine.cache_dir)"
+        ]
     assert not missing.exists()  # listing or pruning creates nothing
     a_file = tmp_path / "file"
     a_file.write_text("not a folder")

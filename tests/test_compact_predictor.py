@@ -145,8 +145,13 @@ def test_compact_landmarks_stay_within_a_pixel_of_box_jitter() -> None:
         d = np.linalg.norm(points(compact, rgb, r) - ref, axis=1) / iod
         dev.append(d.mean())
         p = points(compact, rgb, r)
-        gap_bias.append((np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1).mean()
-                         - np.linalg.norm(ref[[61, 62, 63]] - ref[[67, 66, 65]], axis=1).mean()) / iod)
+        gap_bias.append(
+            (
+                np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1).mean()
+                - np.linalg.norm(ref[[61, 62, 63]] - ref[[67, 66, 65]], axis=1).mean()
+            )
+            / iod
+        )
         dev_mouth.append(d[48:68].mean())
         shifted = dlib.rectangle(r.left() + 1, r.top() + 1, r.right() + 1, r.bottom() + 1)
         jitter.append((np.linalg.norm(points(original, rgb, shifted) - ref, axis=1) / iod).mean())

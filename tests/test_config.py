@@ -95,7 +95,12 @@ def test_pipeline_batch_must_fit_the_engines(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "generate:\n  batch: 64\n"))
     with pytest.raises(ConfigError, match=r"'redub.batch: 16' is more than 'engine.batch.max: 8'"):
         load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 4, max: 8}\nredub:\n  batch: 16\n"))
-    assert load_settings(write(tmp_path, "engine:\n  batch: {min: 1, opt: 8, max: 64}\ngenerate:\n  batch: 64\n")).generate.batch == 64
+    assert (
+        load_settings(
+            write(tmp_path, "engine:\n  batch: {min: 1, opt: 8, max: 64}\ngenerate:\n  batch: 64\n")
+        ).generate.batch
+        == 64
+    )
 
 
 def test_the_default_yaml_states_every_dataclass_default_and_nothing_else() -> None:

@@ -30,11 +30,16 @@ def _track(key: str, n: int, seed: int, stride: int = 5) -> Track:
     faces = rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
     faces[:, 0, 0, 0] = np.arange(n)  # each face carries its row index in a corner pixel
     return Track(
-        key=key, faces=faces, mfcc=rng.standard_normal((n, 12, 35)).astype(np.float32), frames=frames,
-        is_target=np.ones(n, bool), mouth_open=rng.random(n).astype(np.float32),
-        visemes=rng.random((n, N_VISEMES)).astype(np.float32), lip_gap=rng.random(n).astype(np.float32),
+        key=key,
+        faces=faces,
+        mfcc=rng.standard_normal((n, 12, 35)).astype(np.float32),
+        frames=frames,
+        is_target=np.ones(n, bool),
+        mouth_open=rng.random(n).astype(np.float32),
+        visemes=rng.random((n, N_VISEMES)).astype(np.float32),
+        lip_gap=rng.random(n).astype(np.float32),
         meta={"video": f"{key}.mp4"},
-    )  # fmt: skip
+    )
 
 
 def _dataset(root: Path, n_shards: int = 6, per_shard: int = 2, n: int = 8) -> Path:
@@ -43,12 +48,23 @@ def _dataset(root: Path, n_shards: int = 6, per_shard: int = 2, n: int = 8) -> P
     for split, count in (("train", n_shards), ("val", 1)):
         for s in range(count):
             vid = f"{split}{s}"
-            tracks = [_track(f"{vid}-t{k}", n, seed=s * 10 + k + (100 if split == "val" else 0)) for k in range(per_shard)]
+            tracks = [
+                _track(f"{vid}-t{k}", n, seed=s * 10 + k + (100 if split == "val" else 0)) for k in range(per_shard)
+            ]
             write_shard(root / f"shards/{vid}.tar", tracks)
-            write_json_atomic(records / f"{vid}.json", {
-                "video": f"{vid}.mp4", "group": f"g-{vid}", "split": split, "status": "ok", "shard": f"shards/{vid}.tar",
-                "samples": per_shard * n, "tracks": [{"kept": True}] * per_shard, "track_seconds": per_shard * n * 0.2,
-            })  # fmt: skip
+            write_json_atomic(
+                records / f"{vid}.json",
+                {
+                    "video": f"{vid}.mp4",
+                    "group": f"g-{vid}",
+                    "split": split,
+                    "status": "ok",
+                    "shard": f"shards/{vid}.tar",
+                    "samples": per_shard * n,
+                    "tracks": [{"kept": True}] * per_shard,
+                    "track_seconds": per_shard * n * 0.2,
+                },
+            )
     build_index(root, {"sample_stride": 5, "identity_min_gap": GAP}, {"command": "test"})
     return root
 
@@ -68,8 +84,17 @@ def test_shard_round_trip(tmp_path: Path) -> None:
 def test_track_rejects_bad_shapes() -> None:
     t = _track("x-t0", 4, 0)
     with pytest.raises(ValueError, match="mfcc"):
-        Track(key="x-t1", faces=t.faces, mfcc=t.mfcc[:, :, :34], frames=t.frames, is_target=t.is_target,
-              mouth_open=t.mouth_open, visemes=t.visemes, lip_gap=t.lip_gap, meta={})  # fmt: skip
+        Track(
+            key="x-t1",
+            faces=t.faces,
+            mfcc=t.mfcc[:, :, :34],
+            frames=t.frames,
+            is_target=t.is_target,
+            mouth_open=t.mouth_open,
+            visemes=t.visemes,
+            lip_gap=t.lip_gap,
+            meta={},
+        )
 
 
 def test_target_is_the_central_109_crop() -> None:

@@ -5,7 +5,8 @@ renders a real photo with a closed mouth (the Face Research Lab London Set, CC B
 photo never used in training; data/README.md) speaking a real recording (LJ Speech, public domain;
 docs/data.md) with a second of silence before and after. (A closed mouth is what a kiosk photo should
 have; photos with a toothy grin, like the bundled sample, still open and close visibly, but dlib reads
-their teeth as an open gap in silence: README, "Default weights", has every evaluation photo.) The video is decoded and measured with dlib's own pretrained
+their teeth as an open gap in silence: README, "Default weights", has every evaluation photo.) The video is decoded
+and measured with dlib's own pretrained
 68-point landmarks and face-recognition model (training/evaluation/visible.py), which nobody here trained: the
 lips must move visibly, follow the loudness, close in the silences, and the face must stay the same
 person. Thresholds sit below the measured values (in the comments) with a margin for other machines.
@@ -21,8 +22,8 @@ import numpy as np
 import pytest
 
 from speech2vid.audio.io import load_speech
-from speech2vid.training.evaluation.visible import Instruments, LipScore, decode_video, frame_loudness, score, write_wav
 from speech2vid.faces import read_photo
+from speech2vid.training.evaluation.visible import Instruments, LipScore, decode_video, frame_loudness, score, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "data" / "eval" / "speech" / "ljspeech_LJ050-0131_f.flac"
@@ -37,8 +38,24 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> LipScore:
     signal = np.concatenate([quiet, speech, quiet])
     wav = write_wav(tmp / "speech.wav", signal)
     out = tmp / "talk.mp4"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "generate", "--face", str(PHOTO),
-                          "--audio", str(wav), "-o", str(out)], capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "generate",
+            "--face",
+            str(PHOTO),
+            "--audio",
+            str(wav),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     inst = Instruments()
     photo = read_photo(PHOTO)

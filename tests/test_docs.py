@@ -10,7 +10,11 @@ MAX_README_LINES = 250
 
 
 def _links(md: Path) -> list[str]:
-    return [t for t in re.findall(r"\]\(([^)\s]+)\)", md.read_text()) if not t.startswith(("http://", "https://", "#", "mailto:"))]
+    return [
+        t
+        for t in re.findall(r"\]\(([^)\s]+)\)", md.read_text())
+        if not t.startswith(("http://", "https://", "#", "mailto:"))
+    ]
 
 
 def test_the_readme_is_short_and_starts_with_the_two_quick_start_commands() -> None:
@@ -23,6 +27,10 @@ def test_the_readme_is_short_and_starts_with_the_two_quick_start_commands() -> N
 
 
 def test_every_relative_link_in_the_readme_and_docs_exists() -> None:
-    missing = [(str(md.relative_to(ROOT)), t) for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-               for t in _links(md) if not (md.parent / t.split("#")[0]).exists()]  # fmt: skip
+    missing = [
+        (str(md.relative_to(ROOT)), t)
+        for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for t in _links(md)
+        if not (md.parent / t.split("#")[0]).exists()
+    ]
     assert missing == []

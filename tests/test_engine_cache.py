@@ -39,8 +39,10 @@ def test_shipped_graphs_are_the_bundled_weights(name: str) -> None:
         try:
             entry, manifest = fp32_export(ref, graph, EngineConfig().opset, "/nonexistent-cache")
         except EngineRefused as exc:
-            pytest.fail(f"the shipped {graph} graph of '{name}' does not match its bundled weights ({exc}): "
-                        "run `speech2vid export --default` and commit assets/graphs/")  # fmt: skip
+            pytest.fail(
+                f"the shipped {graph} graph of '{name}' does not match its bundled weights ({exc}): "
+                "run `speech2vid export --default` and commit assets/graphs/"
+            )
         assert entry.path.parent == shipped_folder(name)
         assert manifest["weights"] == f"{name}.safetensors" and manifest["weights_sha256"] == ref.weights_sha256
 
@@ -55,7 +57,15 @@ def test_cache_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest
     for argv in (
         ["build", "--model", "lite", "--weights", "random", "--precision", "int8", "--cache-dir", str(not_a_folder)],
         ["export", "--model", "lite", "--weights", "random", "--cache-dir", str(not_a_folder)],
-        ["build", "--model", "lite", "--weights", "random", "--cache-dir", "/proc/speech2vid-engines"],  # root cannot write there either
+        [
+            "build",
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--cache-dir",
+            "/proc/speech2vid-engines",
+        ],  # root cannot write there either
     ):
         assert main(argv) == 2
         line = one_error_line(capsys)
@@ -70,7 +80,9 @@ def fake_folder(root: Path, name: str, size: int, days_ago: float) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "frame-fp32-onnxruntime.onnx").write_bytes(b"\0" * size)
-    (folder / "frame-fp32-onnxruntime.json").write_text(json.dumps({"model": name.split("-")[0], "weights": f"/w/{name}.safetensors"}))
+    (folder / "frame-fp32-onnxruntime.json").write_text(
+        json.dumps({"model": name.split("-")[0], "weights": f"/w/{name}.safetensors"})
+    )
     when = time.time() - days_ago * 86400
     os.utime(folder, (when, when))
     return folder
@@ -91,7 +103,9 @@ def test_cache_list_and_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     assert main(["cache", "list", "--cache-dir", str(root)]) == 0
     out = capsys.readouterr().out
-    assert f"engine cache {root}: 3 folders, 6.0 MB" in out and "paper, weights /w/paper-cccccccccccc.safetensors" in out
+    assert (
+        f"engine cache {root}: 3 folders, 6.0 MB" in out and "paper, weights /w/paper-cccccccccccc.safetensors" in out
+    )
     assert "landmarks      0.5 MB  (not engines: never pruned)" in out
 
     assert main(["cache", "prune", "--older-than", "30", "--cache-dir", str(root)]) == 0
@@ -168,12 +182,21 @@ def run_without_torch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_commands_that_need_pytorch_name_the_extra(tmp_path: Path) -> None:
-    for argv in (["train", "generator", "--data", "x"], ["export"], ["pack-weights", "a", "-o", "b"], ["synth", "-o", "x"]):
+    for argv in (
+        ["train", "generator", "--data", "x"],
+        ["export"],
+        ["pack-weights", "a", "-o", "b"],
+        ["synth", "-o", "x"],
+    ):
         run = run_without_torch(*argv, cwd=tmp_path)
         assert run.returncode == 2, (argv, run.stderr)
-        assert run.stderr.strip() == (f"speech2vid: error: `speech2vid {argv[0]}` needs PyTorch, which the runtime "
-                                      "install leaves out: pip install 'speech2vid[train]'")  # fmt: skip
-    run = run_without_torch("build", "--model", "lite", "--weights", "random", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+        assert run.stderr.strip() == (
+            f"speech2vid: error: `speech2vid {argv[0]}` needs PyTorch, which the runtime "
+            "install leaves out: pip install 'speech2vid[train]'"
+        )
+    run = run_without_torch(
+        "build", "--model", "lite", "--weights", "random", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path
+    )
     errors = [line for line in run.stderr.splitlines() if line.startswith("speech2vid: error:")]
     assert run.returncode == 2 and len(errors) == 1 and "speech2vid[train]" in errors[0], run.stderr
     assert "Traceback" not in run.stderr

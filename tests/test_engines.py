@@ -110,9 +110,10 @@ def test_backend_contract(backend, lite_loaded, engine_cache, lite_onnx) -> None
 def test_onnxruntime_matches_torch_lite(lite_torch, lite_loaded, lite_onnx) -> None:  # type: ignore[no-untyped-def]
     specs = graph_specs(lite_loaded.model.cfg)
     t_identity, t_frame = lite_torch
-    with OnnxRuntimeRunner(lite_onnx[IDENTITY_GRAPH], specs[IDENTITY_GRAPH]) as o_identity, OnnxRuntimeRunner(
-        lite_onnx[FRAME_GRAPH], specs[FRAME_GRAPH]
-    ) as o_frame:
+    with (
+        OnnxRuntimeRunner(lite_onnx[IDENTITY_GRAPH], specs[IDENTITY_GRAPH]) as o_identity,
+        OnnxRuntimeRunner(lite_onnx[FRAME_GRAPH], specs[FRAME_GRAPH]) as o_frame,
+    ):
         ident_t, ident_o = identity_of(t_identity), identity_of(o_identity)
         errors = max_err(ident_o, ident_t)
         feeds = frame_feeds(ident_t, 4)  # the same identity features into both frame graphs
@@ -208,7 +209,11 @@ def test_torch_bf16_cpu_close_to_fp32(lite_torch, lite_loaded) -> None:  # type:
     want = frame_fp32.infer(feeds)[FRAME]
     # The warp head resamples pixels: bf16 coordinates move a few sharp edges by a fraction of a pixel
     # (a large difference at those pixels), so the mean is the measure here, the max for drawing heads.
-    err = float(np.abs(got[FRAME] - want).mean()) if lite_loaded.model.cfg.decoder.head == "warp" else max_err(got, {FRAME: want})[FRAME]
+    err = (
+        float(np.abs(got[FRAME] - want).mean())
+        if lite_loaded.model.cfg.decoder.head == "warp"
+        else max_err(got, {FRAME: want})[FRAME]
+    )
     assert err < BF16_ATOL, err
     # The shared FP32 model was not converted in place.
     assert next(lite_loaded.model.parameters()).dtype == torch.float32
@@ -243,9 +248,10 @@ def test_onnxruntime_cuda_matches_torch(lite_torch, lite_loaded, lite_onnx) -> N
         pytest.skip("needs onnxruntime-gpu (no CUDAExecutionProvider)")
     _, frame_cpu = lite_torch
     specs = graph_specs(lite_loaded.model.cfg)
-    with OnnxRuntimeRunner(lite_onnx[IDENTITY_GRAPH], specs[IDENTITY_GRAPH], device="cuda") as identity, OnnxRuntimeRunner(
-        lite_onnx[FRAME_GRAPH], specs[FRAME_GRAPH], device="cuda"
-    ) as frame:
+    with (
+        OnnxRuntimeRunner(lite_onnx[IDENTITY_GRAPH], specs[IDENTITY_GRAPH], device="cuda") as identity,
+        OnnxRuntimeRunner(lite_onnx[FRAME_GRAPH], specs[FRAME_GRAPH], device="cuda") as frame,
+    ):
         assert identity.providers[0] == "CUDAExecutionProvider"
         feeds = frame_feeds(identity_of(identity), 4)
         assert max_err(frame.infer(feeds), frame_cpu.infer(feeds))[FRAME] < 2e-3
@@ -262,9 +268,10 @@ def test_torch_cuda_graphs_double_buffered(precision, atol, lite_torch, lite_loa
     spec = graph_specs(lite_loaded.model.cfg)[FRAME_GRAPH]
     ident = identity_of(identity_cpu)
     feeds4, feeds1 = frame_feeds(ident, 4), frame_feeds(ident, 1, seed=5)
-    with TorchRunner(lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision) as eager, TorchCudaGraphRunner(
-        lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision
-    ) as graphed:
+    with (
+        TorchRunner(lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision) as eager,
+        TorchCudaGraphRunner(lite_loaded.model.frame_graph(), spec, device="cuda", precision=precision) as graphed,
+    ):
         want4, want1 = eager.infer(feeds4)[FRAME], eager.infer(feeds1)[FRAME]
         graphed.submit(0, feeds4)
         graphed.submit(1, feeds1)  # both slots in flight, different batch sizes

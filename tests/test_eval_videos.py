@@ -51,7 +51,9 @@ def test_compare_skips_frames_without_a_face_and_scores_motion() -> None:
     same = compare(real, real)
     assert (same.frames, same.r_real, same.std_ratio, same.lmd) == (5, pytest.approx(1.0), pytest.approx(1.0), 0.0)
     still = compare([real[0]] * 5, real)
-    assert still.r_real == 0.0 and still.std_ratio == 0.0 and still.lmd == pytest.approx(np.mean([0, 2.25, 4.5, 2.25, 0]))
+    assert (
+        still.r_real == 0.0 and still.std_ratio == 0.0 and still.lmd == pytest.approx(np.mean([0, 2.25, 4.5, 2.25, 0]))
+    )
     half = compare([face(mouth_shift=s / 2) for s in (0.0, 2.0, 4.0, 2.0, 0.0)], [*real[:4], None])
     assert half.frames == 4 and half.r_real == pytest.approx(1.0) and half.std_ratio == pytest.approx(0.5, rel=0.05)
 
@@ -66,8 +68,24 @@ def test_clip_ticks_take_the_nearest_source_frame() -> None:
 
 def test_eval_videos_on_a_held_out_real_speaker(tmp_path: Path) -> None:
     out, figure = tmp_path / "videos.json", tmp_path / "mouths.png"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "eval", "--videos", str(EVAL_VIDEOS),
-                          "--json", str(out), "--figure", str(figure)], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "eval",
+            "--videos",
+            str(EVAL_VIDEOS),
+            "--json",
+            str(out),
+            "--figure",
+            str(figure),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     print(run.stdout)
@@ -94,7 +112,9 @@ def test_eval_videos_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
         "photo frame past the end": ["--videos", str(EVAL_VIDEOS), "--photo-frame", "500"],
         "two modes": ["--videos", str(EVAL_VIDEOS), "--data", str(empty)],
     }[case]
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "eval", *args], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "-q", "eval", *args], capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
 
@@ -113,8 +133,12 @@ def clone(tmp_path: Path) -> tuple[Path, str]:
     (repo / "clips" / "notes.txt").write_text("not a clip")
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     git("init", "-q")
     git("add", "-A")
@@ -132,10 +156,15 @@ def test_grid_extracts_the_pinned_commit_and_resumes(clone: tuple[Path, str], tm
     written = extract(source, repo, out, progress=False)
     assert [p.name for p in written] == ["a.mpg", "b.mpg"]
     for p in written:
-        shown = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:clips/{p.name}"], capture_output=True, check=True).stdout
+        shown = subprocess.run(
+            ["git", "-C", str(repo), "show", f"{commit}:clips/{p.name}"], capture_output=True, check=True
+        ).stdout
         assert p.read_bytes() == shown
     assert sorted(p.name for p in (out / "align").iterdir()) == ["a.align", "b.align"]
-    assert "CC BY 4.0" in (out / "LICENSE-GRID.txt").read_text() or "Attribution 4.0" in (out / "LICENSE-GRID.txt").read_text()
+    assert (
+        "CC BY 4.0" in (out / "LICENSE-GRID.txt").read_text()
+        or "Attribution 4.0" in (out / "LICENSE-GRID.txt").read_text()
+    )
     stamp = written[0].stat().st_mtime_ns
     assert extract(source, repo, out, progress=False) == written and written[0].stat().st_mtime_ns == stamp  # kept
     assert [p.name for p in extract(source, repo, tmp_path / "one", limit=1, progress=False)] == ["a.mpg"]
@@ -146,7 +175,11 @@ def test_grid_refuses_a_clone_without_the_commit(clone: tuple[Path, str], tmp_pa
     source = GridSource("sx", "someone/repo", "1" * 40, "clips", None)
     with pytest.raises(UserError, match="git clone https://github.com/someone/repo"):
         extract(source, repo, tmp_path / "out", progress=False)
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "grid", "--from", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "grid", "--from", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "git clone" in run.stderr, run.stderr
     assert not (tmp_path / "o").exists()

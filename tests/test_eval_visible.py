@@ -71,7 +71,9 @@ def test_a_still_face_scores_no_motion() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the photo-mode truth needs eSpeak NG (apt-get install espeak-ng)")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="the photo-mode truth needs eSpeak NG (apt-get install espeak-ng)"
+)
 def test_eval_photos_scores_still_near_zero_and_truth_above_the_bar(tmp_path: Path) -> None:
     photos, speech = tmp_path / "photos", tmp_path / "speech"
     photos.mkdir()
@@ -79,8 +81,25 @@ def test_eval_photos_scores_still_near_zero_and_truth_above_the_bar(tmp_path: Pa
     shutil.copy(EVAL_PHOTOS / "02_biden.jpg", photos)
     shutil.copy(EVAL_SPEECH / "jfk_inaugural.flac", speech)
     out = tmp_path / "eval.json"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "eval", "--photos", str(photos), "--speech", str(speech),
-                          "--seconds", "5", "--json", str(out)], capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "eval",
+            "--photos",
+            str(photos),
+            "--speech",
+            str(speech),
+            "--seconds",
+            "5",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "gap std" in run.stdout and "bar (model" in run.stdout
     res = json.loads(out.read_text())
@@ -93,7 +112,11 @@ def test_eval_photos_scores_still_near_zero_and_truth_above_the_bar(tmp_path: Pa
 
 
 def test_eval_needs_both_folders(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "eval", "--photos", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "eval", "--photos", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "--photos DIR and --speech DIR together" in run.stderr

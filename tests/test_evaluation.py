@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _toy_dataset import TINY_MODEL, make_toy_dataset
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from _toy_dataset import TINY_MODEL, make_toy_dataset
 from speech2vid.cli import main
 from speech2vid.config import EvalConfig
 from speech2vid.training.evaluation.helpers import helpers
@@ -29,8 +29,9 @@ def test_psnr_and_ssim_match_scikit_image() -> None:
     b[1] = torch.nn.functional.avg_pool2d(a[1:2], 5, stride=1, padding=2)[0]  # structure change, not noise
     for i in range(3):
         x, y = a[i].permute(1, 2, 0).double().numpy(), b[i].permute(1, 2, 0).double().numpy()
-        want_ssim = structural_similarity(x, y, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                          use_sample_covariance=False)
+        want_ssim = structural_similarity(
+            x, y, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         assert float(ssim(a, b)[i]) == pytest.approx(want_ssim, abs=1e-5)
         assert float(psnr(a, b)[i]) == pytest.approx(peak_signal_noise_ratio(x, y, data_range=1.0), abs=1e-3)
     assert torch.allclose(ssim(a, a), torch.ones(3))
@@ -44,7 +45,9 @@ def test_sync_scores_find_the_true_offset() -> None:
     assert best - 3 == -2 and conf > 1.0 and dist < 0.5
     _, conf_still, _ = lse(offset_distances(np.repeat(video[:1], 40, axis=0), audio, 3))
     assert conf_still < 0.3 * conf  # a still face is as far from every offset
-    assert pearson(np.arange(5.0), np.arange(5.0) * 2) == pytest.approx(1.0) and pearson(np.ones(5), np.arange(5.0)) == 0.0
+    assert (
+        pearson(np.arange(5.0), np.arange(5.0) * 2) == pytest.approx(1.0) and pearson(np.ones(5), np.arange(5.0)) == 0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +55,35 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_toy_dataset(tmp_path_factory.mktemp("eval") / "data")
 
 
-def test_eval_table_and_json_with_baselines(toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eval_table_and_json_with_baselines(
+    toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_yaml = tmp_path / "tiny.yaml"
     model_yaml.write_text(yaml.safe_dump(TINY_MODEL))
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(yaml.safe_dump({"eval": EVAL}))
     from speech2vid.config import load_model_config
-    from speech2vid.model.weights import random_weights, save_weights
     from speech2vid.model.speech2vid import build_model
+    from speech2vid.model.weights import random_weights, save_weights
 
     weights = tmp_path / "w.safetensors"
     save_weights(random_weights(build_model(load_model_config(str(model_yaml)))), weights)
     out = tmp_path / "eval.json"
-    args = ["--config", str(cfg), "eval", "--data", str(toy), "--model", str(model_yaml), "--weights", str(weights),
-            "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
+    args = [
+        "--config",
+        str(cfg),
+        "eval",
+        "--data",
+        str(toy),
+        "--model",
+        str(model_yaml),
+        "--weights",
+        str(weights),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+        str(out),
+    ]
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "still image" in table and "audio zeroed" in table and "LSE-D" in table

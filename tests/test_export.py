@@ -17,7 +17,7 @@ from speech2vid.config import EngineConfig
 from speech2vid.engine.cache import CORRUPT, MISSING, STALE, EngineRefused, cache_folder, cached_engine, check_engine
 from speech2vid.features.windows import N_CEPS, WINDOW_COLS
 from speech2vid.files import sha256_file
-from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, OUTPUT_SIZE, MFCC
+from speech2vid.model.io_spec import FACE_SIZE, FRAME_GRAPH, GRAPHS, IDENTITY_GRAPH, MFCC, OUTPUT_SIZE
 
 pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
 
@@ -86,8 +86,21 @@ def test_cache_is_reused(lite_loaded, engine_cache, lite_onnx, caplog) -> None: 
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert sum(m.startswith("reusing") for m in messages) == 2 and not any(m.startswith("exporting") for m in messages)
     manifest = json.loads(export_of(lite_loaded, IDENTITY_GRAPH, engine_cache).manifest_path.read_text())
-    for key in ("format", "sha256", "model", "fingerprint", "precision", "backend", "opset", "builder", "inputs",
-                "outputs", "model_config", "weights", "created"):  # fmt: skip
+    for key in (
+        "format",
+        "sha256",
+        "model",
+        "fingerprint",
+        "precision",
+        "backend",
+        "opset",
+        "builder",
+        "inputs",
+        "outputs",
+        "model_config",
+        "weights",
+        "created",
+    ):
         assert key in manifest, key
     assert manifest["format"] == "speech2vid-engine-2"  # the one manifest format of the cache
     assert manifest["precision"] == "fp32" and manifest["model"] == "lite" and manifest["opset"] == 18

@@ -36,7 +36,10 @@ def fast_camera(i: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     still = scene()
-    return [cv2.warpAffine(still, fast_camera(i), SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for i in range(N)]
+    return [
+        cv2.warpAffine(still, fast_camera(i), SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        for i in range(N)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,9 @@ def error_percent_iod(got: list[np.ndarray | None], truth: np.ndarray) -> np.nda
     return np.array([np.linalg.norm(g - t, axis=1).mean() / iod(t) * 100 for g, t in zip(got, truth)])
 
 
-def test_following_the_landmarks_is_as_accurate_as_detecting_every_frame(frames: list[np.ndarray], truth: np.ndarray) -> None:
+def test_following_the_landmarks_is_as_accurate_as_detecting_every_frame(
+    frames: list[np.ndarray], truth: np.ndarray
+) -> None:
     every, every_points = track(frames, 1)
     follow, follow_points = track(frames, 5)
     assert every.detections == N
@@ -68,11 +73,16 @@ def test_following_the_landmarks_is_as_accurate_as_detecting_every_frame(frames:
     e_every, e_follow = error_percent_iod(every_points, truth), error_percent_iod(follow_points, truth)
     # Measured: mean 2.2 and 2.1 % of the inter-ocular distance against the camera's truth (dlib's own
     # scale bias dominates both); a tracker that lagged a pan by one frame would be 3-4 % off.
-    print(f"error vs truth, % IOD: every frame {e_every.mean():.2f} (max {e_every.max():.2f}), "
-          f"every 5th {e_follow.mean():.2f} (max {e_follow.max():.2f})")
+    print(
+        f"error vs truth, % IOD: every frame {e_every.mean():.2f} (max {e_every.max():.2f}), "
+        f"every 5th {e_follow.mean():.2f} (max {e_follow.max():.2f})"
+    )
     assert e_follow.mean() <= e_every.mean() + 0.3
     assert e_follow.max() <= e_every.max() + 1.0
-    jitter = [np.linalg.norm(np.diff(np.stack(p), 2, axis=0), axis=2).mean() / iod(truth[0]) * 100 for p in (every_points, follow_points)]
+    jitter = [
+        np.linalg.norm(np.diff(np.stack(p), 2, axis=0), axis=2).mean() / iod(truth[0]) * 100
+        for p in (every_points, follow_points)
+    ]
     assert jitter[1] <= jitter[0] * 1.1, jitter  # no steadier than the detector is allowed, no shakier either
 
 

@@ -106,8 +106,7 @@ def rotated_scaled(rgb: np.ndarray, tmp_path: Path) -> Path:
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 20.0, 0.7)
     m[:, 2] += np.array([70.0, 35.0])
-    out = cv2.warpAffine(rgb, m, (w + 100, h + 60), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpAffine(rgb, m, (w + 100, h + 60), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return save(out, tmp_path / "rotated.png")
 
 
@@ -273,9 +272,7 @@ def test_similarity_fit_recovers_a_known_transform() -> None:
     src = np.random.default_rng(2).uniform(0, 200, (21, 2))
     known = similarity_matrix(0.56, -17.0, 12.5, -40.0)
     np.testing.assert_allclose(similarity_fit(src, transform_points(known, src)), known, atol=1e-9)
-    np.testing.assert_allclose(
-        transform_points(invert_transform(known), transform_points(known, src)), src, atol=1e-9
-    )
+    np.testing.assert_allclose(transform_points(invert_transform(known), transform_points(known, src)), src, atol=1e-9)
 
 
 def test_similarity_fit_matches_skimage() -> None:

@@ -24,8 +24,13 @@ def engine(lite_loaded, engine_cache, lite_onnx):  # type: ignore[no-untyped-def
 def test_pump_returns_every_item_in_order_with_its_own_face(engine) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(7)
     sizes = [3, 1, 4, 2, 3]  # uneven batches, one with nothing to render
-    renders = [np.array([True, False, True]), np.array([False]), np.array([True, True, False, True]),
-               np.array([True, True]), np.array([False, True, True])]  # fmt: skip
+    renders = [
+        np.array([True, False, True]),
+        np.array([False]),
+        np.array([True, True, False, True]),
+        np.array([True, True]),
+        np.array([False, True, True]),
+    ]
     batches, expected = [], []
     item = 0
     for n, render in zip(sizes, renders):

@@ -23,8 +23,13 @@ from hypothesis import strategies as st
 
 from speech2vid.errors import UserError
 
-FUZZ = settings(max_examples=50, deadline=10_000, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = settings(
+    max_examples=50,
+    deadline=10_000,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 MAX_MESSAGE = 600  # characters: one readable line
 
 
@@ -42,22 +47,69 @@ def scratch() -> Iterator[Path]:
 # -- configs ---------------------------------------------------------------------------------------------
 
 SECTIONS = ["engine", "generate", "redub", "live", "model", "weights", "calib", "nope"]
-KEYS = ["backend", "precision", "device", "batch", "onnxruntime", "intra_op_threads", "crf", "output_size",
-        "lookahead_ms", "reopen_seconds", "fit", "region", "min", "max", "opt", "idle"]  # fmt: skip
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                    st.text(max_size=30), st.sampled_from(["torch", "int8", "fp16", "cpu", "loop", "lower"]))  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                       st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
-                      max_leaves=20)  # fmt: skip
-documents = st.dictionaries(st.sampled_from(SECTIONS), st.one_of(values, st.dictionaries(st.sampled_from(KEYS), values)),
-                            max_size=4)  # fmt: skip
+KEYS = [
+    "backend",
+    "precision",
+    "device",
+    "batch",
+    "onnxruntime",
+    "intra_op_threads",
+    "crf",
+    "output_size",
+    "lookahead_ms",
+    "reopen_seconds",
+    "fit",
+    "region",
+    "min",
+    "max",
+    "opt",
+    "idle",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(["torch", "int8", "fp16", "cpu", "loop", "lower"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+    max_leaves=20,
+)
+documents = st.dictionaries(
+    st.sampled_from(SECTIONS), st.one_of(values, st.dictionaries(st.sampled_from(KEYS), values)), max_size=4
+)
 yaml_texts = st.one_of(
     documents.map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
     st.text(max_size=300),  # anything at all, YAML or not
-    st.lists(st.sampled_from(["engine:", "  backend: ", "&a ", "*a", "!!python/object:os.system", "[", "{", "- ",
-                              "<<: *a", "\n", "  ", "? ", "|", "'", '"', "%YAML 1.1\n", "---\n", "\x00"]),
-             max_size=30).map("".join),
-)  # fmt: skip
+    st.lists(
+        st.sampled_from(
+            [
+                "engine:",
+                "  backend: ",
+                "&a ",
+                "*a",
+                "!!python/object:os.system",
+                "[",
+                "{",
+                "- ",
+                "<<: *a",
+                "\n",
+                "  ",
+                "? ",
+                "|",
+                "'",
+                '"',
+                "%YAML 1.1\n",
+                "---\n",
+                "\x00",
+            ]
+        ),
+        max_size=30,
+    ).map("".join),
+)
 
 
 @FUZZ
@@ -86,8 +138,13 @@ def _wav(subtype: str, channels: int, rate: int) -> bytes:
 @st.composite
 def wav_bytes(draw: st.DrawFn) -> bytes:
     """A valid small WAV, then its header (first 60 bytes) overwritten in places, truncated or extended."""
-    data = bytearray(_wav(draw(st.sampled_from(["PCM_16", "PCM_24", "FLOAT", "DOUBLE", "PCM_U8"])),
-                          draw(st.integers(1, 3)), draw(st.sampled_from([8000, 16000, 44100]))))  # fmt: skip
+    data = bytearray(
+        _wav(
+            draw(st.sampled_from(["PCM_16", "PCM_24", "FLOAT", "DOUBLE", "PCM_U8"])),
+            draw(st.integers(1, 3)),
+            draw(st.sampled_from([8000, 16000, 44100])),
+        )
+    )
     for _ in range(draw(st.integers(0, 6))):
         at = draw(st.integers(0, 59))
         data[at] = draw(st.integers(0, 255))

@@ -49,9 +49,26 @@ def probe(path: Path) -> tuple[int, float, int, float]:
 def test_generate_writes_playable_mp4_with_audio(tmp_path: Path, rate: int, channels: int, backend: str) -> None:
     audio = speech_at(tmp_path, rate, channels=channels)
     out = tmp_path / "out.mp4"
-    code = main(["-q", "--config", str(_cache_config(tmp_path)), "generate", "--face", str(sample_face()),
-                 "--audio", str(audio), "-o", str(out), "--model", "lite", "--weights", "random",
-                 "--backend", backend])  # fmt: skip
+    code = main(
+        [
+            "-q",
+            "--config",
+            str(_cache_config(tmp_path)),
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(audio),
+            "-o",
+            str(out),
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--backend",
+            backend,
+        ]
+    )
     assert code == 0
     frames, fps, n_audio, audio_seconds = probe(out)
     duration = sf.info(audio).duration
@@ -107,15 +124,25 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "no face": ([*gen, "--face", str(blank), "--audio", speech], "no face"),
         "unknown config key": (["--config", str(badcfg), *gen, "--face", face, "--audio", speech], "engine.bakend"),
         "no bundled weights": (["generate", "--model", "paper", "--face", face, "--audio", speech], "--weights"),
-        "corrupt weights": (["generate", "--model", "lite", "--weights", str(text), "--face", face, "--audio", speech],
-                            "not a safetensors file"),
+        "corrupt weights": (
+            ["generate", "--model", "lite", "--weights", str(text), "--face", face, "--audio", speech],
+            "not a safetensors file",
+        ),
     }
 
 
 @pytest.mark.parametrize(
     "case",
-    ["missing file", "non-audio file", "corrupt wav", "empty audio", "no face", "unknown config key", "no bundled weights",
-     "corrupt weights"],
+    [
+        "missing file",
+        "non-audio file",
+        "corrupt wav",
+        "empty audio",
+        "no face",
+        "unknown config key",
+        "no bundled weights",
+        "corrupt weights",
+    ],
 )
 def test_bad_input_is_one_line_no_traceback_no_output(tmp_path: Path, case: str) -> None:
     args, needle = _bad_inputs(tmp_path)[case]

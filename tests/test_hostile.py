@@ -23,8 +23,9 @@ GEN = ["generate", "--model", "lite", "--weights", "random", "--backend", "torch
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], needle: str, code: int = 2) -> str:
@@ -62,7 +63,7 @@ def leftovers(folder: Path) -> list[Path]:
 def nan_wav(tmp_path: Path) -> Path:
     """Float WAV of speech with a few NaN and inf samples (a broken DSP export)."""
     x, sr = sf.read(sample_speech(), dtype="float32")
-    x = x[: sr].copy()
+    x = x[:sr].copy()
     x[[100, 5000, 9000]] = [np.nan, np.inf, -np.inf]
     path = tmp_path / "nan.wav"
     sf.write(path, x, sr, subtype="FLOAT")
@@ -84,11 +85,36 @@ def test_non_finite_audio_is_refused_in_one_line(tmp_path: Path, nan_wav: Path, 
     if command.startswith("generate"):
         args = [*GEN, "--face", str(sample_face()), "--audio", str(nan_wav), "-o", str(out), *command.split()[1:]]
     elif command == "redub":
-        args = ["redub", str(_tiny_video(tmp_path / "src.mp4")), "--audio", str(nan_wav), "-o", str(out),
-                "--model", "lite", "--weights", "random", "--backend", "torch"]  # fmt: skip
+        args = [
+            "redub",
+            str(_tiny_video(tmp_path / "src.mp4")),
+            "--audio",
+            str(nan_wav),
+            "-o",
+            str(out),
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--backend",
+            "torch",
+        ]
     else:
-        args = ["live", "--face", str(sample_face()), "--source", f"file://{nan_wav}?realtime=0", "--sink",
-                f"file://{out}", "--model", "lite", "--weights", "random", "--backend", "torch"]  # fmt: skip
+        args = [
+            "live",
+            "--face",
+            str(sample_face()),
+            "--source",
+            f"file://{nan_wav}?realtime=0",
+            "--sink",
+            f"file://{out}",
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--backend",
+            "torch",
+        ]
     proc = run_cli("-q", "--config", str(cache_config(tmp_path)), *args)
     if command == "live":  # live loads the weights before it opens its source: their warning comes first
         proc.stderr = "\n".join(ln for ln in proc.stderr.splitlines() if "RANDOM, untrained weights" not in ln)
@@ -113,10 +139,25 @@ def test_sigterm_during_generate_removes_the_partial_file(tmp_path: Path) -> Non
     out = tmp_path / "out.mp4"
     audio = speech(tmp_path, 60.0)  # far longer than the test waits: the run is still rendering
     proc = subprocess.Popen(
-        [sys.executable, "-m", "speech2vid", "-q", "--config", str(cache_config(tmp_path)), *GEN, "--face",
-         str(sample_face()), "--audio", str(audio), "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "--config",
+            str(cache_config(tmp_path)),
+            *GEN,
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(audio),
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: bool(leftovers(tmp_path)), proc)  # the sink is open: frames are being written
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -146,8 +187,18 @@ def test_partials_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) -> 
     for p in (*stale, alive, unrelated, *elsewhere):
         p.write_bytes(b"half a video")
     out = tmp_path / "new.mp4"
-    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), *GEN, "--face", str(sample_face()), "--audio",
-                   str(speech(tmp_path, 0.5)), "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        "-q",
+        "--config",
+        str(cache_config(tmp_path)),
+        *GEN,
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
     assert not any(p.exists() for p in stale)
@@ -171,14 +222,27 @@ def _video_with_audio(path: Path) -> Path:
 def test_generate_refuses_to_overwrite_its_audio_input(tmp_path: Path, alias: str) -> None:
     base = _video_with_audio(tmp_path / "base.mp4")
     before = base.read_bytes()
-    out = {"same path": base, "relative path": Path(os.path.relpath(base)), "hard link": tmp_path / "hard.mp4",
-           "symlink": tmp_path / "sym.mp4"}[alias]  # fmt: skip
+    out = {
+        "same path": base,
+        "relative path": Path(os.path.relpath(base)),
+        "hard link": tmp_path / "hard.mp4",
+        "symlink": tmp_path / "sym.mp4",
+    }[alias]
     if alias == "hard link":
         os.link(base, out)
     elif alias == "symlink":
         out.symlink_to(base)
-    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(sample_face()), "--audio", str(base),
-                   "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(cache_config(tmp_path)),
+        *GEN,
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(base),
+        "-o",
+        str(out),
+    )
     one_line_error(proc, "is also an input")
     assert base.read_bytes() == before and not leftovers(tmp_path)
 
@@ -186,8 +250,17 @@ def test_generate_refuses_to_overwrite_its_audio_input(tmp_path: Path, alias: st
 def test_generate_refuses_to_overwrite_its_face_photo(tmp_path: Path) -> None:
     face = tmp_path / "face.mp4"  # an odd name, but a user can make it so
     face.write_bytes(Path(sample_face()).read_bytes())
-    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(face), "--audio",
-                   str(speech(tmp_path, 0.5)), "-o", str(face))  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(cache_config(tmp_path)),
+        *GEN,
+        "--face",
+        str(face),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(face),
+    )
     one_line_error(proc, "is also an input")
     assert face.read_bytes() == Path(sample_face()).read_bytes()
 
@@ -195,8 +268,20 @@ def test_generate_refuses_to_overwrite_its_face_photo(tmp_path: Path) -> None:
 def test_redub_refuses_to_overwrite_its_new_audio(tmp_path: Path) -> None:
     base = _video_with_audio(tmp_path / "speech.mp4")
     before = base.read_bytes()
-    proc = run_cli("--config", str(cache_config(tmp_path)), "redub", str(_tiny_video(tmp_path / "src.mp4")),
-                   "--audio", str(base), "-o", str(base), "--model", "lite", "--weights", "random")  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(cache_config(tmp_path)),
+        "redub",
+        str(_tiny_video(tmp_path / "src.mp4")),
+        "--audio",
+        str(base),
+        "-o",
+        str(base),
+        "--model",
+        "lite",
+        "--weights",
+        "random",
+    )
     one_line_error(proc, "is also an input")
     assert base.read_bytes() == before
 
@@ -221,9 +306,14 @@ def alias_bomb(levels: int = 6, width: int = 9) -> str:
 
 @pytest.mark.parametrize(
     ("case", "needle"),
-    [("alias bomb", "aliases"), ("huge file", "limited to"), ("long value", "engine.backend"),
-     ("python tag", "not valid YAML"), ("negative threads", "intra_op_threads")],
-)  # fmt: skip
+    [
+        ("alias bomb", "aliases"),
+        ("huge file", "limited to"),
+        ("long value", "engine.backend"),
+        ("python tag", "not valid YAML"),
+        ("negative threads", "intra_op_threads"),
+    ],
+)
 def test_hostile_config_is_one_short_line(tmp_path: Path, case: str, needle: str) -> None:
     text = {
         "alias bomb": alias_bomb(),
@@ -233,8 +323,18 @@ def test_hostile_config_is_one_short_line(tmp_path: Path, case: str, needle: str
         "negative threads": "engine:\n  onnxruntime:\n    intra_op_threads: -5\n",
     }[case]
     out = tmp_path / "out.mp4"
-    proc = run_cli("--config", str(_config(tmp_path, text)), *GEN, "--face", str(sample_face()), "--audio",
-                   str(speech(tmp_path, 0.5)), "-o", str(out), timeout=60)  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(_config(tmp_path, text)),
+        *GEN,
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(out),
+        timeout=60,
+    )
     line = one_line_error(proc, needle)
     assert len(line) < 600, f"{len(line)} characters"
     assert not out.exists()
@@ -294,9 +394,24 @@ def _overflow(tensors) -> None:  # type: ignore[no-untyped-def]
 def test_broken_weights_are_refused_not_rendered_black(tmp_path: Path, case: str, needle: str) -> None:
     weights = _weights(tmp_path, f"{case}.safetensors", {"nan": _nan, "int8": _int8, "overflow": _overflow}[case])
     out = tmp_path / "out.mp4"
-    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights",
-                   str(weights), "--backend", "torch", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
-                   "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        "-q",
+        "--config",
+        str(cache_config(tmp_path)),
+        "generate",
+        "--model",
+        "lite",
+        "--weights",
+        str(weights),
+        "--backend",
+        "torch",
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(out),
+    )
     one_line_error(proc, needle)
     assert not out.exists() and not leftovers(tmp_path)
 
@@ -309,8 +424,9 @@ def test_pack_weights_on_nan_weights_names_the_tensor(tmp_path: Path) -> None:
     assert not (tmp_path / "packed.safetensors").exists()
 
 
-@pytest.mark.parametrize(("case", "needle"), [("torch.save", "pickle"), ("pickle", "a Python pickle"),
-                                              ("directory", "safetensors file")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "needle"), [("torch.save", "pickle"), ("pickle", "a Python pickle"), ("directory", "safetensors file")]
+)
 def test_weights_that_are_not_safetensors_say_what_they_are(tmp_path: Path, case: str, needle: str) -> None:
     import pickle
 
@@ -324,9 +440,23 @@ def test_weights_that_are_not_safetensors_say_what_they_are(tmp_path: Path, case
     else:
         path = tmp_path / "weights_dir"
         path.mkdir()
-    proc = run_cli("--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights", str(path),
-                   "--backend", "torch", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
-                   "-o", str(tmp_path / "out.mp4"))  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(cache_config(tmp_path)),
+        "generate",
+        "--model",
+        "lite",
+        "--weights",
+        str(path),
+        "--backend",
+        "torch",
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(tmp_path / "out.mp4"),
+    )
     line = one_line_error(proc, needle)
     assert "header too large" not in line and "not found" not in line
 
@@ -337,8 +467,17 @@ def test_decompression_bomb_photo_is_one_line(tmp_path: Path) -> None:
     side = 9500  # 90 M pixels: past Pillow's warning limit (89 M), below its error limit
     photo = tmp_path / "huge.png"
     Image.new("1", (side, side)).save(photo)  # 1 bit per pixel: a small file and a small test
-    proc = run_cli("--config", str(cache_config(tmp_path)), *GEN, "--face", str(photo), "--audio",
-                   str(speech(tmp_path, 0.5)), "-o", str(tmp_path / "out.mp4"))  # fmt: skip
+    proc = run_cli(
+        "--config",
+        str(cache_config(tmp_path)),
+        *GEN,
+        "--face",
+        str(photo),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(tmp_path / "out.mp4"),
+    )
     one_line_error(proc, "too large to decode safely")
 
 
@@ -350,9 +489,25 @@ def test_no_telemetry_is_recorded(tmp_path: Path) -> None:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")}
     env["HOME"] = str(home)
-    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "generate", "--model", "lite", "--weights", "random",
-                   "--backend", "onnxruntime", "--face", str(sample_face()), "--audio", str(speech(tmp_path, 0.5)),
-                   "-o", str(tmp_path / "out.mp4"), env=env)  # fmt: skip
+    proc = run_cli(
+        "-q",
+        "--config",
+        str(cache_config(tmp_path)),
+        "generate",
+        "--model",
+        "lite",
+        "--weights",
+        "random",
+        "--backend",
+        "onnxruntime",
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
     assert not list(tmp_path.glob(":memory:*")) and not list(Path.cwd().glob(":memory:*"))

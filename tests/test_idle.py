@@ -36,6 +36,7 @@ GAP_TOLERANCE_PX = 2.0
 
 def ear(p: np.ndarray) -> float:
     """Eye aspect ratio (Soukupova & Cech 2016), mean of both eyes, from (68, 2) landmarks."""
+
     def one(e: np.ndarray) -> float:
         return float((np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])) / (2 * np.linalg.norm(e[0] - e[3])))
 
@@ -48,7 +49,9 @@ def mouth_gap(p: np.ndarray) -> float:
 
 
 def shown(frame: np.ndarray) -> np.ndarray:
-    return cv2.resize((np.clip(frame, 0, 1) * 255).round().astype(np.uint8), (SHOWN, SHOWN), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(
+        (np.clip(frame, 0, 1) * 255).round().astype(np.uint8), (SHOWN, SHOWN), interpolation=cv2.INTER_CUBIC
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,9 @@ def test_animator_blinks_in_silence_only_at_natural_intervals() -> None:
         np.testing.assert_array_equal(closure[s : s + len(BLINK_PROFILE)], BLINK_PROFILE)
     gaps = np.diff(starts) / FPS
     within = gaps[gaps < 10]  # blinks in one silent stretch
-    assert within.min() >= BLINK_INTERVAL_S[0] - 1 / FPS and within.max() <= BLINK_INTERVAL_S[1] + len(BLINK_PROFILE) / FPS
+    assert (
+        within.min() >= BLINK_INTERVAL_S[0] - 1 / FPS and within.max() <= BLINK_INTERVAL_S[1] + len(BLINK_PROFILE) / FPS
+    )
     # no blink during speech (after a started one has finished)
     speech = np.zeros(len(pattern), dtype=bool)
     speech[:50] = True
@@ -142,4 +147,8 @@ def test_blinks_appear_on_the_frames_in_silence_not_in_speech(face, landmarker) 
     allowed = {s + i for s in a.blinks for i in range(len(BLINK_PROFILE))}
     assert set(dips.tolist()) <= allowed  # and nothing else dips
     open_gap = mouth_gap(landmarker(frame))
-    assert np.abs(gaps - open_gap).max() <= GAP_TOLERANCE_PX, (gaps.min(), open_gap, gaps.max())  # the mouth never opens
+    assert np.abs(gaps - open_gap).max() <= GAP_TOLERANCE_PX, (
+        gaps.min(),
+        open_gap,
+        gaps.max(),
+    )  # the mouth never opens

@@ -24,8 +24,21 @@ PROBE_MARGIN = 10.0
 
 def _generate(tmp_path: Path, *args: str, face: Path | None = None) -> tuple[object, Path]:
     out = tmp_path / "out.mp4"
-    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "generate", "--model", "lite", *args,
-                   "--face", str(face or sample_face()), "--audio", str(speech(tmp_path, 0.5)), "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        "-q",
+        "--config",
+        str(cache_config(tmp_path)),
+        "generate",
+        "--model",
+        "lite",
+        *args,
+        "--face",
+        str(face or sample_face()),
+        "--audio",
+        str(speech(tmp_path, 0.5)),
+        "-o",
+        str(out),
+    )
     return proc, out
 
 
@@ -71,7 +84,9 @@ def test_working_weights_pass_the_probe_with_margin(tmp_path: Path, weights: str
     from speech2vid.engine.talking_face import MIN_AUDIO_EFFECT
     from speech2vid.model.ref import model_ref
 
-    engine = make_engine(model_ref(load_model_config("lite"), weights), EngineConfig(cache_dir=str(tmp_path)), backend=backend)
+    engine = make_engine(
+        model_ref(load_model_config("lite"), weights), EngineConfig(cache_dir=str(tmp_path)), backend=backend
+    )
     assert _probe_effect(engine) > PROBE_MARGIN * MIN_AUDIO_EFFECT
 
 
@@ -140,11 +155,16 @@ def _not_a_file(tmp_path: Path, case: str) -> str:
     return str(path)
 
 
-NOT_A_FILE = [("device", "is a character device, not a weights file"), ("fifo", "is a FIFO (named pipe), not a weights file"),
-              ("folder", "is a folder, not a weights file")]  # fmt: skip
+NOT_A_FILE = [
+    ("device", "is a character device, not a weights file"),
+    ("fifo", "is a FIFO (named pipe), not a weights file"),
+    ("folder", "is a folder, not a weights file"),
+]
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").is_char_device(), reason="needs POSIX FIFOs and /dev/zero")
+@pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not Path("/dev/zero").is_char_device(), reason="needs POSIX FIFOs and /dev/zero"
+)
 @pytest.mark.parametrize(("case", "needle"), NOT_A_FILE)
 def test_weights_that_are_not_a_regular_file_say_what_they_are(tmp_path: Path, case: str, needle: str) -> None:
     path = _not_a_file(tmp_path, case)
@@ -154,10 +174,14 @@ def test_weights_that_are_not_a_regular_file_say_what_they_are(tmp_path: Path, c
     assert not out.exists()
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").is_char_device(), reason="needs POSIX FIFOs and /dev/zero")
+@pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not Path("/dev/zero").is_char_device(), reason="needs POSIX FIFOs and /dev/zero"
+)
 @pytest.mark.parametrize(("case", "needle"), NOT_A_FILE)
 def test_pack_weights_of_a_non_file_says_what_it_is(tmp_path: Path, case: str, needle: str) -> None:
-    proc = run_cli("pack-weights", _not_a_file(tmp_path, case), "-o", str(tmp_path / "packed.safetensors"), "--model", "lite")
+    proc = run_cli(
+        "pack-weights", _not_a_file(tmp_path, case), "-o", str(tmp_path / "packed.safetensors"), "--model", "lite"
+    )
     assert "not found" not in one_line_error(proc, needle)
     assert not (tmp_path / "packed.safetensors").exists()
 
@@ -229,8 +253,17 @@ def test_redub_of_a_video_with_two_equal_faces_says_which_it_took(tmp_path: Path
         for _ in range(25):
             sink.write(frame)
     out = tmp_path / "out.mp4"
-    proc = run_cli("-q", "--config", str(cache_config(tmp_path)), "redub", str(video), "--audio",
-                   str(speech(tmp_path, 1.0)), "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        "-q",
+        "--config",
+        str(cache_config(tmp_path)),
+        "redub",
+        str(video),
+        "--audio",
+        str(speech(tmp_path, 1.0)),
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "faces found" in ln]
     assert len(lines) == 1 and "using face 0" in lines[0] and "--face-index" in lines[0], proc.stderr

@@ -24,8 +24,9 @@ def lint(tree: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else dict(os.environ)
     assert LINT is not None
     config = str(REPO / ".importlinter")
-    return subprocess.run([LINT, "--no-cache", "--config", config], cwd=tree or REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [LINT, "--no-cache", "--config", config], cwd=tree or REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def copy_package(dest: Path) -> Path:
@@ -57,7 +58,11 @@ def test_contracts_hold() -> None:
         ("engine/base.py", "from speech2vid.build_engines import build", "engine opens engines"),
         ("engine/cache.py", "import torch", "engine imports neither PyTorch"),
         ("build_engines/fp16.py", "from speech2vid.runtime import offline", "build_engines makes engines"),
-        ("frames/render.py", "from speech2vid.build_engines import onnx_export", "the runtime stages never import PyTorch"),
+        (
+            "frames/render.py",
+            "from speech2vid.build_engines import onnx_export",
+            "the runtime stages never import PyTorch",
+        ),
         ("engine/factory.py", "import argparse", "only the CLI parses arguments"),
     ],
 )
@@ -67,7 +72,7 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, add
     path.write_text(path.read_text(encoding="utf-8") + f"\n{added}  # added by the test\n", encoding="utf-8")
     run = lint(tree)
     assert run.returncode != 0, run.stdout[-2000:]
-    broken = run.stdout[run.stdout.index("Broken contracts"):]
+    broken = run.stdout[run.stdout.index("Broken contracts") :]
     assert contract in broken and module.replace("/", ".").removesuffix(".py") in broken
 
 
@@ -76,13 +81,28 @@ def test_runtime_modules_import_without_pytorch() -> None:
     of it imports PyTorch at module level (it is installed here, so an import would show in sys.modules), and
     neither does building the whole parser (``--help`` stays quick where PyTorch is installed)."""
     modules = [
-        "speech2vid.cli", "speech2vid.engine.factory", "speech2vid.engine.cache", "speech2vid.engine.base",
-        "speech2vid.engine.onnxruntime_backend", "speech2vid.engine.tensorrt_backend", "speech2vid.engine.talking_face",
-        "speech2vid.build_engines.build", "speech2vid.build_engines.verify",
-        "speech2vid.build_engines.quantize", "speech2vid.build_engines.fp16", "speech2vid.build_engines.graph_cost",
-        "speech2vid.bench.latency", "speech2vid.runtime.offline", "speech2vid.runtime.redub", "speech2vid.runtime.live",
-        "speech2vid.sources.live", "speech2vid.calib.data", "speech2vid.model", "speech2vid.model.io_spec",
-        "speech2vid.model.ref", "speech2vid.api",
+        "speech2vid.cli",
+        "speech2vid.engine.factory",
+        "speech2vid.engine.cache",
+        "speech2vid.engine.base",
+        "speech2vid.engine.onnxruntime_backend",
+        "speech2vid.engine.tensorrt_backend",
+        "speech2vid.engine.talking_face",
+        "speech2vid.build_engines.build",
+        "speech2vid.build_engines.verify",
+        "speech2vid.build_engines.quantize",
+        "speech2vid.build_engines.fp16",
+        "speech2vid.build_engines.graph_cost",
+        "speech2vid.bench.latency",
+        "speech2vid.runtime.offline",
+        "speech2vid.runtime.redub",
+        "speech2vid.runtime.live",
+        "speech2vid.sources.live",
+        "speech2vid.calib.data",
+        "speech2vid.model",
+        "speech2vid.model.io_spec",
+        "speech2vid.model.ref",
+        "speech2vid.api",
     ]
     code = (
         "import importlib, sys\n"
@@ -127,7 +147,9 @@ def _imports(path: Path) -> list[tuple[str, list[str], int]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])])
+                base = ".".join(
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])]
+                )
             out.append((base, [a.name for a in node.names], node.lineno))
     return out
 

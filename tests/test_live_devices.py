@@ -42,8 +42,11 @@ class LiveProcess:
         self._new = threading.Condition()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "speech2vid", "--config", config, "live", "--weights", "random", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -131,10 +134,19 @@ def _start_pulse(home: Path) -> dict[str, str]:
     env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(run)}
     env.pop("PULSE_SERVER", None)
     subprocess.run(
-        ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n", "--load=module-native-protocol-unix",
-         "--load=module-always-sink"],
-        env=env, check=True, timeout=60, capture_output=True,
-    )  # fmt: skip
+        [
+            "pulseaudio",
+            "--daemonize=yes",
+            "--exit-idle-time=-1",
+            "-n",
+            "--load=module-native-protocol-unix",
+            "--load=module-always-sink",
+        ],
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     _until(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 30, "PulseAudio")
     for args in (["load-module", "module-null-sink", "sink_name=vmic"], ["set-default-source", "vmic.monitor"]):
         subprocess.run(["pactl", *args], env=env, check=True, capture_output=True, timeout=30)
@@ -183,10 +195,20 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     out, stats = tmp_path / "live.mp4", tmp_path / "stats.json"
     live = LiveProcess(
         _config(tmp_path, engine_cache),
-        ["--source", "mic://default", "--sink", f"file://{out}?meter=1",
-         "--sink", "null://", "--stats", str(stats), "--duration", "120"],
+        [
+            "--source",
+            "mic://default",
+            "--sink",
+            f"file://{out}?meter=1",
+            "--sink",
+            "null://",
+            "--stats",
+            str(stats),
+            "--duration",
+            "120",
+        ],
         pulse,
-    )  # fmt: skip
+    )
     live.wait_for("capturing: first audio")  # the capture callback delivers: play now
     subprocess.run(["paplay", "--device=vmic", str(wav)], env=pulse, check=True, timeout=60)  # returns once played
     rc = live.finish(signal.SIGINT)  # Ctrl-C: flush and close the file
@@ -204,7 +226,9 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
     # which engine ran, the voice activity and the per-stage breakdown of the rendered frames
     assert s["backend"] == "onnxruntime" and s["precision"] in ("fp32", "int8") and s["vad"] == "silero"
     stages = s["stages_ms"]
-    assert stages["total"]["count"] == len(s["frame_stamps"]["frames"]) > 0 and stages["total"]["count"] <= s["rendered"]
+    assert (
+        stages["total"]["count"] == len(s["frame_stamps"]["frames"]) > 0 and stages["total"]["count"] <= s["rendered"]
+    )
     assert sum(stages[k]["mean"] for k in stages if k != "total") == pytest.approx(stages["total"]["mean"], abs=0.01)
 
     # the file: complete, one frame per 40 ms of captured audio
@@ -221,14 +245,24 @@ def test_microphone_to_file_and_null_in_sync(pulse, test_wav, lite_onnx, engine_
 
     # A/V offset: the level each frame shows (its meter) against the level of the muxed audio around each frame time
     shown = _meter_dbfs(frames)
-    heard = np.array([frame_level_dbfs(audio[max(0, k * FRAME - FRAME // 2) : k * FRAME + FRAME // 2]) for k in range(len(frames))])
+    heard = np.array(
+        [frame_level_dbfs(audio[max(0, k * FRAME - FRAME // 2) : k * FRAME + FRAME // 2]) for k in range(len(frames))]
+    )
     heard = np.clip(heard, -METER_DB, 0)
-    err = {d: float(np.mean(np.abs(shown[max(d, 0) : len(shown) + min(d, 0)] - heard[max(-d, 0) : len(heard) - max(d, 0)]))) for d in range(-5, 6)}
+    err = {
+        d: float(
+            np.mean(np.abs(shown[max(d, 0) : len(shown) + min(d, 0)] - heard[max(-d, 0) : len(heard) - max(d, 0)]))
+        )
+        for d in range(-5, 6)
+    }
     offset = min(err, key=err.get)  # type: ignore[arg-type]
-    print(f"latency median {lat['median']} ms, p99 {lat['p99']} ms; meter error by offset (dB): "
-          + ", ".join(f"{d:+d}: {e:.2f}" for d, e in err.items()))
+    print(
+        f"latency median {lat['median']} ms, p99 {lat['p99']} ms; meter error by offset (dB): "
+        + ", ".join(f"{d:+d}: {e:.2f}" for d, e in err.items())
+    )
     assert offset == 0, f"video vs muxed audio offset {offset} frames (mean meter error by offset: {err})"
     assert err[0] < 3.0  # dB: the meter is the muxed audio's level (AAC changes it a little)
+
     # and where the speech begins: the first frame whose 40 ms of the played WAV (placed by the correlation) is
     # louder than -40 dBFS, against the first frame whose meter says so
     def played_level(k: int) -> float:
@@ -247,8 +281,11 @@ def test_microphone_lost_mid_stream(lite_onnx, engine_cache, tmp_path) -> None: 
     out, stats = tmp_path / "lost.mp4", tmp_path / "stats.json"
     try:
         # A short reopen window: the server stays dead (tests/test_mic_reopen.py has it come back).
-        live = LiveProcess(_config(tmp_path, engine_cache, "live:\n  reopen_seconds: 2\n"),
-                           ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)], env)  # fmt: skip
+        live = LiveProcess(
+            _config(tmp_path, engine_cache, "live:\n  reopen_seconds: 2\n"),
+            ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)],
+            env,
+        )
         live.wait_for("capturing: first audio")
     finally:
         _stop_pulse(env)
@@ -266,7 +303,9 @@ def test_microphone_lost_mid_stream(lite_onnx, engine_cache, tmp_path) -> None: 
 
 
 def test_devices_lists_the_virtual_microphone(pulse) -> None:  # type: ignore[no-untyped-def]
-    proc = subprocess.run([sys.executable, "-m", "speech2vid", "devices"], env=pulse, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "devices"], env=pulse, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "mic://" in proc.stdout and " pulse " in proc.stdout.replace("  ", " ")
 
@@ -284,8 +323,12 @@ def xdisplay() -> str:
     except ImportError:
         pytest.skip("this Python has no tkinter (and opencv-python-headless no GUI): install python3-tk")
     r, w = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(w,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(w)
     with os.fdopen(r) as f:
         number = f.readline().strip()  # Xvfb writes its display number once it accepts clients
@@ -301,23 +344,42 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
     from PIL import ImageGrab
 
     from speech2vid.assets import sample_face
+    from speech2vid.cli.options import RANDOM_LABEL
     from speech2vid.config import EngineConfig, LiveConfig
     from speech2vid.engine.factory import make_engine
     from speech2vid.frames.compose import avatar_side, background, compose
     from speech2vid.frames.render import watermark
     from speech2vid.runtime.avatar import live_avatar
     from speech2vid.runtime.live import silence_window
-    from speech2vid.cli.options import RANDOM_LABEL
     from speech2vid.sinks.live import display_avatar
 
     colour = (10, 200, 30)
     size = (400, 300)
-    cfg = _config(tmp_path, engine_cache, f"live:\n  idle: still\n  window_size: [{size[0]}, {size[1]}]\n  avatar_scale: 0.5\n"
-                                          f"  background_colour: [{colour[0]}, {colour[1]}, {colour[2]}]\n")  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        engine_cache,
+        f"live:\n  idle: still\n  window_size: [{size[0]}, {size[1]}]\n  avatar_scale: 0.5\n"
+        f"  background_colour: [{colour[0]}, {colour[1]}, {colour[2]}]\n",
+    )
     stats = tmp_path / "stats.json"
     env = {**os.environ, "DISPLAY": xdisplay}
-    live = LiveProcess(cfg, ["--source", "silence://", "--sink", "display://", "--sink", "null://",
-                        "--no-overlay", "--stats", str(stats), "--duration", "120"], env)  # fmt: skip
+    live = LiveProcess(
+        cfg,
+        [
+            "--source",
+            "silence://",
+            "--sink",
+            "display://",
+            "--sink",
+            "null://",
+            "--no-overlay",
+            "--stats",
+            str(stats),
+            "--duration",
+            "120",
+        ],
+        env,
+    )
     try:
         live.wait_for("capturing: first audio")
 
@@ -337,8 +399,9 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
         # what the window must show: the still face (silence) of the same engine on the photo around the face
         # (live.compose: photo, the default), composed on the background
         live_cfg = LiveConfig(window_size=size, avatar_scale=0.5, background_colour=colour)
-        avatar = live_avatar([sample_face()], aligned=False, compose=live_cfg.compose, photo_side=live_cfg.photo_side,
-                             rest_mouth=True)  # fmt: skip
+        avatar = live_avatar(
+            [sample_face()], aligned=False, compose=live_cfg.compose, photo_side=live_cfg.photo_side, rest_mouth=True
+        )
         assert avatar.present is not None
         engine = make_engine(lite_loaded, EngineConfig(), cache_dir=engine_cache)
         with engine:

@@ -21,8 +21,8 @@ from speech2vid.config import EngineConfig, LiveConfig, VadConfig
 from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live, silence_window
-from speech2vid.sources.live import FileSource, SilenceSource
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
+from speech2vid.sources.live import FileSource, SilenceSource
 
 LEVEL_GATE = VadConfig(detector="level")  # the -50 dBFS level gate with its hold (live.idle_threshold_dbfs)
 # The same graph on batch 1 (live) vs batch N (offline): ONNX Runtime's kernels differ in the last bits, and the
@@ -132,7 +132,9 @@ def test_live_frames_are_the_offline_frames_and_the_file_matches_the_audio(engin
     cfg = LiveConfig(idle="off")
     rec = RecordingSink()
     out = tmp_path / "live.mp4"
-    report = run_live(engine, AVATAR, FileSource(speech_wav, 320, realtime=False), [rec, FileSink(str(out), cfg, None, CODEC)], cfg)
+    report = run_live(
+        engine, AVATAR, FileSource(speech_wav, 320, realtime=False), [rec, FileSink(str(out), cfg, None, CODEC)], cfg
+    )
     signal = _speech()
     n = n_frames_for(signal.size)
     assert report.audio_samples == signal.size and rec.audio == signal.size
@@ -210,7 +212,9 @@ def test_silence_with_the_vad_never_runs_the_engine(engine) -> None:  # type: ig
     """Silero VAD (the default): no speech column in any window, so no hold is needed; every frame is the
     still face from the first."""
     sink = NullSink()
-    report = run_live(engine, AVATAR, SilenceSource(320, realtime=False), [sink], LiveConfig(idle="still"), duration=2.0)
+    report = run_live(
+        engine, AVATAR, SilenceSource(320, realtime=False), [sink], LiveConfig(idle="still"), duration=2.0
+    )
     assert report.vad == "silero" and report.frames == 50 == sink.frames == report.idle
     assert report.rendered == 0 and sink.changes == 0
 
@@ -221,7 +225,14 @@ def test_stop_finalises_the_file(engine, speech_wav, tmp_path) -> None:  # type:
     cfg = LiveConfig(idle="off")
     out = tmp_path / "stopped.mp4"
     rec = RecordingSink(stop_after=20, stop=stop)
-    report = run_live(engine, AVATAR, FileSource(speech_wav, 320, realtime=True), [rec, FileSink(str(out), cfg, None, CODEC)], cfg, stop=stop)
+    report = run_live(
+        engine,
+        AVATAR,
+        FileSource(speech_wav, 320, realtime=True),
+        [rec, FileSink(str(out), cfg, None, CODEC)],
+        cfg,
+        stop=stop,
+    )
     assert report.ended == "stopped"
     assert report.frames == n_frames_for(report.audio_samples) < n_frames_for(_speech().size)
     frames, audio = _decoded(out)
@@ -232,14 +243,21 @@ def test_engine_failure_leaves_no_file(engine, speech_wav, tmp_path) -> None:  #
     cfg = LiveConfig(idle="off")
     out = tmp_path / "crash.mp4"
     with pytest.raises(RuntimeError, match="engine failed"):
-        run_live(FailingEngine(engine, fail_at=12), AVATAR, FileSource(speech_wav, 320, realtime=False),  # type: ignore[arg-type]
-                 [FileSink(str(out), cfg, None, CODEC)], cfg)  # fmt: skip
+        run_live(
+            FailingEngine(engine, fail_at=12),
+            AVATAR,
+            FileSource(speech_wav, 320, realtime=False),  # type: ignore[arg-type]
+            [FileSink(str(out), cfg, None, CODEC)],
+            cfg,
+        )
     assert list(tmp_path.iterdir()) == []  # neither the target nor its temporary file
 
 
 def test_soak_samples_memory_and_latency(engine) -> None:  # type: ignore[no-untyped-def]
     cfg = LiveConfig(idle="off")
-    report = run_live(engine, AVATAR, SilenceSource(320, realtime=True), [NullSink()], cfg, duration=1.6, soak_interval=0.4)
+    report = run_live(
+        engine, AVATAR, SilenceSource(320, realtime=True), [NullSink()], cfg, duration=1.6, soak_interval=0.4
+    )
     assert len(report.soak) >= 2
     assert all(s["rss_mb"] > 0 for s in report.soak)  # type: ignore[operator]
     d = report.as_dict()
@@ -254,14 +272,23 @@ def test_stage_stamps_follow_each_frame_and_add_up(engine, speech_wav) -> None: 
     from speech2vid.features.windows import LEFT_PAD
     from speech2vid.runtime.live_report import STAGES
 
-    report = run_live(SlowEngine(engine, 0.03), AVATAR, FileSource(speech_wav, 160, realtime=True), [NullSink()],
-                      LiveConfig(idle="off"))  # fmt: skip
+    report = run_live(
+        SlowEngine(engine, 0.03),
+        AVATAR,
+        FileSource(speech_wav, 160, realtime=True),
+        [NullSink()],
+        LiveConfig(idle="off"),
+    )
     d = report.as_dict()
     fields, rows = d["frame_stamps"]["fields"], d["frame_stamps"]["frames"]
     assert fields[0] == "k" and len(rows) == d["stages_ms"]["total"]["count"] > 0  # how many: the machine's speed
-    t = np.array([r[1:] for r in rows], dtype=np.float64)  # centre, heard, read, window, staged, started, rendered, emitted, shown
+    t = np.array(
+        [r[1:] for r in rows], dtype=np.float64
+    )  # centre, heard, read, window, staged, started, rendered, emitted, shown
     assert (np.diff(t, axis=1) >= -1e-9).all()  # each stamp at or after the one before
-    np.testing.assert_allclose(t[:, 1] - t[:, 0], (LEFT_PAD - 1) / SAMPLE_RATE, atol=1e-6)  # the last sample the window needs
+    np.testing.assert_allclose(
+        t[:, 1] - t[:, 0], (LEFT_PAD - 1) / SAMPLE_RATE, atol=1e-6
+    )  # the last sample the window needs
     assert (t[:, 6] - t[:, 5] >= 0.03).all()  # inference includes the wrapper's 30 ms
     assert set(d["stages_ms"]) == {*STAGES, "total"}
     total = d["stages_ms"]["total"]

@@ -10,15 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.assets import sample_speech
+from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.config import LiveConfig
 from speech2vid.errors import OutputError
-from speech2vid.sources.ring import SampleRing, StampRing
-from speech2vid.sources.live import CaptureOptions, FileSource, SilenceSource, SourceError, parse_source
 from speech2vid.runtime.stats import BIN_MS, CaptureClock, LatencyHistogram, frame_level_dbfs
 from speech2vid.sinks.live import parse_sink
-
+from speech2vid.sources.live import CaptureOptions, FileSource, SilenceSource, SourceError, parse_source
+from speech2vid.sources.ring import SampleRing, StampRing
 
 # -- ring buffer -------------------------------------------------------------------------------------
 
@@ -224,9 +223,22 @@ def test_sink_uri_errors_are_one_line(uri: str, message: str) -> None:
 
 def test_cli_rejects_a_bad_source_in_one_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "speech2vid", "live", "--source", "rtsp://x", "--sink", "null://", "--weights", "random"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "live",
+            "--source",
+            "rtsp://x",
+            "--sink",
+            "null://",
+            "--weights",
+            "random",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("speech2vid: error: unknown source 'rtsp://x'") and "Traceback" not in proc.stderr

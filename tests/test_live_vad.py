@@ -13,21 +13,19 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
+from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import EngineConfig, LiveConfig, VadConfig, load_model_config
 from speech2vid.faces import align_photo, detect_faces, landmarks_68
-from speech2vid.frames.idle import BLINK_PROFILE
+from speech2vid.frames.idle import BLINK_PROFILE, photo_eyes
 from speech2vid.model.io_spec import OUTPUT_SIZE
 from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live
-from speech2vid.frames.idle import photo_eyes
-from speech2vid.sources.live import FileSource
 from speech2vid.sinks.live import FrameInfo, LiveSink
-
-from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise
+from speech2vid.sources.live import FileSource
 
 SHOWN = 256  # px: landmarks are measured on frames scaled like a sink's
 # The sample speech moves the trained lite model's inner-lip gap by more than this (at 256 px); a frame
@@ -68,7 +66,9 @@ def face():  # type: ignore[no-untyped-def]
 
 
 def _shown(frame: np.ndarray) -> np.ndarray:
-    return cv2.resize((np.clip(frame, 0, 1) * 255).round().astype(np.uint8), (SHOWN, SHOWN), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(
+        (np.clip(frame, 0, 1) * 255).round().astype(np.uint8), (SHOWN, SHOWN), interpolation=cv2.INTER_CUBIC
+    )
 
 
 class Landmarks:
@@ -101,7 +101,9 @@ def _wav(path: Path, x: np.ndarray) -> str:
 
 def _run(engine, face, wav: str, cfg: LiveConfig, vad: VadConfig | None = None):  # type: ignore[no-untyped-def]
     rec = RecordingSink()
-    report = run_live(engine, Avatar.bare([face.image], photo_eyes(face)), FileSource(wav, 320, realtime=False), [rec], cfg, vad=vad)
+    report = run_live(
+        engine, Avatar.bare([face.image], photo_eyes(face)), FileSource(wav, 320, realtime=False), [rec], cfg, vad=vad
+    )
     return report, rec
 
 
@@ -126,7 +128,7 @@ def test_noise_keeps_the_mouth_still_and_closed(kind: str, engine, face, tmp_pat
     still = rec.frames[0]
     assert all(np.array_equal(f, still) for f in rec.frames)
     marks = Landmarks(still)
-    gaps = [mouth_gap(marks(f)) for f in rec.frames[:: 10]]
+    gaps = [mouth_gap(marks(f)) for f in rec.frames[::10]]
     assert max(gaps) - min(gaps) == 0.0
     # the control: the old level gate (-50 dBFS) lets the same noise drive the network
     report, _ = _run(engine, face, wav, LiveConfig(idle="still"), VadConfig(detector="level"))
@@ -210,6 +212,7 @@ def test_alive_in_silence_blinks_and_sways_never_in_speech(engine, face, tmp_pat
 def _unswayed(frame: np.ndarray, still: np.ndarray) -> np.ndarray:
     """``frame`` moved back onto ``still`` by the Euclidean transform that best aligns them (OpenCV's ECC),
     minus ``still``: float (109, 109, 3)."""
+
     def grey(f: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(f.astype(np.float32), cv2.COLOR_RGB2GRAY)
 
@@ -217,8 +220,13 @@ def _unswayed(frame: np.ndarray, still: np.ndarray) -> np.ndarray:
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
     _, warp = cv2.findTransformECC(grey(still), grey(frame), warp, cv2.MOTION_EUCLIDEAN, criteria, None, 1)
     h, w = still.shape[:2]
-    back = cv2.warpAffine(frame.astype(np.float32), warp, (w, h), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    back = cv2.warpAffine(
+        frame.astype(np.float32),
+        warp,
+        (w, h),
+        flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return back - still
 
 

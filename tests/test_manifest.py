@@ -147,8 +147,25 @@ def test_cli_prints_refusal_as_one_line(lite_built, lite_loaded, cache, capsys) 
     cfg.write_text(f"engine:\n  cache_dir: {cache}\n")
     from speech2vid.assets import sample_face, sample_speech
 
-    rc = main(["--config", str(cfg), "generate", "--face", str(sample_face()), "--audio", str(sample_speech()),
-               "-o", str(cache / "out.mp4"), "--model", "lite", "--weights", "random", "--precision", "int8"])  # fmt: skip
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(sample_speech()),
+            "-o",
+            str(cache / "out.mp4"),
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--precision",
+            "int8",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("speech2vid: error: missing engine") and FIX in err[-1]
     assert not (cache / "out.mp4").exists()

@@ -47,52 +47,85 @@ class DagWriter:
         self.layers: list[tuple] = []
         self.params: list[tuple[str, np.ndarray]] = []
 
-    def layer(self, name: str, type_: str, inputs: list[str], outputs: list[str], params: dict[str, np.ndarray],
-              block: dict) -> None:
+    def layer(
+        self, name: str, type_: str, inputs: list[str], outputs: list[str], params: dict[str, np.ndarray], block: dict
+    ) -> None:
         for pname, value in params.items():
             self.params.append((pname, value.astype(np.float32)))
         self.layers.append((name, type_, cell(inputs), cell(outputs), cell(list(params)), block))
 
-    def conv(self, name: str, x: str, y: str, conv: torch.nn.Conv2d, pad: tuple[int, int, int, int] | None = None,
-             bias: torch.Tensor | None = None) -> None:
+    def conv(
+        self,
+        name: str,
+        x: str,
+        y: str,
+        conv: torch.nn.Conv2d,
+        pad: tuple[int, int, int, int] | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> None:
         w = conv.weight.detach().permute(2, 3, 1, 0).numpy()  # OIHW -> HxWxCinxCout
         b = conv.bias if conv.bias is not None else bias
         params = {f"{name}f": w}
         if b is not None:
             params[f"{name}b"] = b.detach().numpy().reshape(-1, 1)
         ph, pw = conv.padding
-        self.layer(name, "dagnn.Conv", [x], [y], params, {
-            "size": np.array(w.shape, dtype=float), "hasBias": b is not None, "opts": np.zeros((1, 0), dtype=object),
-            "pad": np.array(pad or (ph, ph, pw, pw), dtype=float), "stride": np.array(conv.stride, dtype=float),
-            "dilate": np.array([1.0, 1.0]),
-        })
+        self.layer(
+            name,
+            "dagnn.Conv",
+            [x],
+            [y],
+            params,
+            {
+                "size": np.array(w.shape, dtype=float),
+                "hasBias": b is not None,
+                "opts": np.zeros((1, 0), dtype=object),
+                "pad": np.array(pad or (ph, ph, pw, pw), dtype=float),
+                "stride": np.array(conv.stride, dtype=float),
+                "dilate": np.array([1.0, 1.0]),
+            },
+        )
 
     def bnorm(self, name: str, x: str, y: str, bn: torch.nn.BatchNorm2d, shift: torch.Tensor | None = None) -> None:
         sigma = torch.sqrt(bn.running_var.double() + bn.eps)  # MatConvNet moments: [mean, sigma]
         mean = bn.running_mean.double() + (shift.double() if shift is not None else 0.0)
         moments = torch.stack([mean, sigma], dim=1).numpy()
-        self.layer(name, "dagnn.BatchNorm", [x], [y], {
-            f"{name}_m": bn.weight.detach().numpy().reshape(-1, 1), f"{name}_b": bn.bias.detach().numpy().reshape(-1, 1),
-            f"{name}_x": moments,
-        }, {"numChannels": float(bn.num_features), "epsilon": MCN_EPS})
+        self.layer(
+            name,
+            "dagnn.BatchNorm",
+            [x],
+            [y],
+            {
+                f"{name}_m": bn.weight.detach().numpy().reshape(-1, 1),
+                f"{name}_b": bn.bias.detach().numpy().reshape(-1, 1),
+                f"{name}_x": moments,
+            },
+            {"numChannels": float(bn.num_features), "epsilon": MCN_EPS},
+        )
 
     def simple(self, name: str, type_: str, inputs: list[str], y: str, **block: object) -> None:
         self.layer(name, type_, inputs, [y], {}, dict(block))
 
     def save(self, path: Path) -> Path:
-        layers = np.zeros((1, len(self.layers)), dtype=[(k, object) for k in
-                                                        ("name", "type", "inputs", "outputs", "params", "block")])
+        layers = np.zeros(
+            (1, len(self.layers)), dtype=[(k, object) for k in ("name", "type", "inputs", "outputs", "params", "block")]
+        )
         for i, row in enumerate(self.layers):
             layers[0, i] = row
-        params = np.zeros((1, len(self.params)), dtype=[(k, object) for k in
-                                                        ("name", "value", "learningRate", "weightDecay")])
+        params = np.zeros(
+            (1, len(self.params)), dtype=[(k, object) for k in ("name", "value", "learningRate", "weightDecay")]
+        )
         for i, (n, v) in enumerate(self.params):
             params[0, i] = (n, v, 1.0, 1.0)
         names = sorted({v for row in self.layers for v in list(row[2].ravel()) + list(row[3].ravel())})
         variables = np.zeros((1, len(names)), dtype=[("name", object), ("precious", object)])
         for i, n in enumerate(names):
             variables[0, i] = (n, False)
-        net = {"vars": variables, "params": params, "layers": layers, "meta": {"normalization": {"imageSize": [112.0, 112.0]}}}
+        net = {
+            "vars": variables,
+            "params": params,
+            "layers": layers,
+            "meta": {"normalization": {"imageSize": [112.0, 112.0]}},
+        }
         scipy.io.savemat(str(path), {"net": net})
         return path
 
@@ -119,16 +152,34 @@ def write_generator(model: Speech2Vid, path: Path, *, conv_bias: bool = False) -
             w.simple(f"{name}_relu", "dagnn.ReLU", [f"{name}_bnx"], f"{name}_r", leak=0.0)
             x = f"{name}_r"
             if (branch, n) == ("audio", "conv2"):
-                w.simple("pool2_a", "dagnn.Pooling", [x], "pool2_a", method="max", poolSize=[3.0, 3.0],
-                         pad=[1.0, 0.0, 0.0, 0.0], stride=[1.0, 2.0])
+                w.simple(
+                    "pool2_a",
+                    "dagnn.Pooling",
+                    [x],
+                    "pool2_a",
+                    method="max",
+                    poolSize=[3.0, 3.0],
+                    pad=[1.0, 0.0, 0.0, 0.0],
+                    stride=[1.0, 2.0],
+                )
                 x = "pool2_a"
             if (branch, n) == ("audio", "conv5"):
-                w.simple("pool5_a", "dagnn.Pooling", [x], "pool5_a", method="max", poolSize=[3.0, 3.0], stride=[2.0, 2.0])
+                w.simple(
+                    "pool5_a", "dagnn.Pooling", [x], "pool5_a", method="max", poolSize=[3.0, 3.0], stride=[2.0, 2.0]
+                )
                 x = "pool5_a"
             if branch == "identity" and n in ("conv1", "conv2"):
                 pool = f"pool{n[-1]}_f"
-                w.simple(pool, "dagnn.Pooling", [x], pool, method="max", poolSize=[3.0, 3.0], stride=[2.0, 2.0],
-                         pad=[0.0, 0.0, 0.0, 0.0] if n == "conv1" else [0.0, 1.0, 0.0, 1.0])
+                w.simple(
+                    pool,
+                    "dagnn.Pooling",
+                    [x],
+                    pool,
+                    method="max",
+                    poolSize=[3.0, 3.0],
+                    stride=[2.0, 2.0],
+                    pad=[0.0, 0.0, 0.0, 0.0] if n == "conv1" else [0.0, 1.0, 0.0, 1.0],
+                )
                 x = pool
         if branch == "audio":
             audio_out = x
@@ -197,7 +248,9 @@ def test_round_trip_gives_identical_tensors_and_output(name: str, tmp_path: Path
 
 def test_conv_bias_before_batchnorm_folds_into_the_mean(tmp_path: Path) -> None:
     src = random_model(SMALL, seed=4)
-    dst, _ = import_matconvnet([write_generator(src, tmp_path / "g.mat", conv_bias=True)], build_model(load_model_config(SMALL)))
+    dst, _ = import_matconvnet(
+        [write_generator(src, tmp_path / "g.mat", conv_bias=True)], build_model(load_model_config(SMALL))
+    )
     mfcc, faces = inputs(5)
     with torch.inference_mode():
         want = src.generate(mfcc, src.encode_identity(faces))
@@ -218,7 +271,7 @@ def test_layout_matches_matconvnet_semantics_independently(tmp_path: Path) -> No
     y = np.zeros((12, 35, cout))
     for i in range(12):  # y(i,j,d'') = sum_{i',j',d} f(i',j',d,d'') x(i+i', j+j', d)
         for j in range(35):
-            y[i, j] = np.einsum("uvc,uvco->o", xp[i:i + kh, j:j + kw], f)
+            y[i, j] = np.einsum("uvc,uvco->o", xp[i : i + kh, j : j + kw], f)
     y = np.maximum(g * (y - mom[:, 0]) / mom[:, 1] + b, 0)  # vl_nnbnorm with given moments, then ReLU
     with torch.inference_mode():
         ours = dst.audio.conv1(torch.from_numpy(x.transpose(2, 0, 1)[None]).float())[0].numpy().transpose(1, 2, 0)

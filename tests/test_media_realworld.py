@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from test_hostile import one_line_error, run_cli
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.assets.synthetic_video import source_frames
 from speech2vid.audio.io import Audio, read_audio
 from speech2vid.errors import AudioError
-from speech2vid.training.prepare.video import _frames as prepare_frames
 from speech2vid.sources.video_file import SourceFrames, fit_plan, probe_video
-from test_hostile import one_line_error, run_cli
+from speech2vid.training.prepare.video import _frames as prepare_frames
 
 FPS = 25
 N_FRAMES = 25
@@ -57,8 +57,15 @@ def decode(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
 
 
-def write_video(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", pix_fmt: str = "yuv420p",
-                rotation: int | None = None, rotate_tag: str | None = None) -> Path:
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
+    rotate_tag: str | None = None,
+) -> Path:
     """Frames as stored pixels; ``rotation``: a display matrix (degrees counterclockwise, as FFmpeg and
     PyAV state it); ``rotate_tag``: the legacy ``rotate`` stream tag (degrees clockwise)."""
     h, w = frames[0].shape[:2]
@@ -136,8 +143,15 @@ def test_redub_of_a_rotated_phone_video_is_upright(tmp_path: Path, portrait: lis
     opts = dict(ROTATED[case])
     src = write_video(tmp_path / f"phone{opts.pop('suffix')}", _stored(portrait, case), **opts)
     out = tmp_path / "out.mp4"
-    proc = run_cli(*config(tmp_path), "redub", str(src), "--audio", str(speech(tmp_path / "new.wav", N_FRAMES / FPS)),
-                   "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        *config(tmp_path),
+        "redub",
+        str(src),
+        "--audio",
+        str(speech(tmp_path / "new.wav", N_FRAMES / FPS)),
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\b2[0-5] re-dubbed", proc.stdout), proc.stdout  # the face is found (nearly) throughout
     info = probe_video(out)
@@ -157,8 +171,15 @@ def test_redub_of_an_odd_sized_video_pads_to_even(tmp_path: Path) -> None:
     src = write_video(tmp_path / "odd.mp4", frames, pix_fmt="yuv444p")
     assert (probe_video(src).width, probe_video(src).height) == (511, 383)
     out = tmp_path / "out.mp4"
-    proc = run_cli(*config(tmp_path), "redub", str(src), "--audio", str(speech(tmp_path / "new.wav", N_FRAMES / FPS)),
-                   "-o", str(out))  # fmt: skip
+    proc = run_cli(
+        *config(tmp_path),
+        "redub",
+        str(src),
+        "--audio",
+        str(speech(tmp_path / "new.wav", N_FRAMES / FPS)),
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "512x384" in proc.stderr, proc.stderr  # the size written is said
@@ -194,8 +215,17 @@ def wav_claiming(path: Path, rate: int, samples: np.ndarray) -> Path:
     """A 16-bit mono WAV whose header states ``rate``, whatever the samples were recorded at."""
     data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-                     + b"data" + struct.pack("<I", len(data)) + data)  # fmt: skip
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     return path
 
 
@@ -205,8 +235,9 @@ def test_wav_header_claiming_1_hz_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="1 Hz"):
         read_audio(audio)
     out = tmp_path / "out.mp4"
-    proc = run_cli(*config(tmp_path), "generate", "--face", str(sample_face()), "--audio", str(audio), "-o", str(out),
-                   timeout=60)  # fmt: skip
+    proc = run_cli(
+        *config(tmp_path), "generate", "--face", str(sample_face()), "--audio", str(audio), "-o", str(out), timeout=60
+    )
     one_line_error(proc, "1 Hz")
     assert not out.exists()
 
@@ -218,8 +249,17 @@ def test_fifo_without_a_writer_is_refused_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "speech.wav"
     os.mkfifo(fifo)
     start = time.monotonic()
-    proc = run_cli(*config(tmp_path), "generate", "--face", str(sample_face()), "--audio", str(fifo),
-                   "-o", str(tmp_path / "out.mp4"), timeout=60)  # fmt: skip
+    proc = run_cli(
+        *config(tmp_path),
+        "generate",
+        "--face",
+        str(sample_face()),
+        "--audio",
+        str(fifo),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        timeout=60,
+    )
     one_line_error(proc, "no program writes to it")
     assert time.monotonic() - start < 30
 
@@ -254,8 +294,17 @@ def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
 def test_process_substitution(tmp_path: Path) -> None:
     wav = speech(tmp_path / "x.wav", 1.5)
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "speech2vid", *config(tmp_path), "generate", "--face", str(sample_face()),
-           "-o", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "speech2vid",
+        *config(tmp_path),
+        "generate",
+        "--face",
+        str(sample_face()),
+        "-o",
+        str(out),
+    ]
     script = f"{shlex.join(cmd)} --audio <(cat {shlex.quote(str(wav))})"
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

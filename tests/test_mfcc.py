@@ -103,9 +103,20 @@ def test_matches_magnitude_reference(source: str) -> None:
 def test_power_variant_matches_python_speech_features_mfcc() -> None:
     signal = speech_like()
     reference = psf.mfcc(
-        signal, samplerate=SR, winlen=0.025, winstep=0.01, numcep=13, nfilt=40, nfft=512, lowfreq=300,
-        highfreq=3700, preemph=0.97, ceplifter=22, appendEnergy=False, winfunc=np.hamming,
-    )  # fmt: skip
+        signal,
+        samplerate=SR,
+        winlen=0.025,
+        winstep=0.01,
+        numcep=13,
+        nfilt=40,
+        nfft=512,
+        lowfreq=300,
+        highfreq=3700,
+        preemph=0.97,
+        ceplifter=22,
+        appendEnergy=False,
+        winfunc=np.hamming,
+    )
     ours = mfcc(signal, power=True)
     assert np.abs(ours - reference[: ours.shape[1]].T).max() < REF_ATOL
     # And the model's magnitude spectrum really differs from it (log |X| = log |X|^2 / 2 + const).

@@ -20,10 +20,19 @@ from speech2vid.features.windows import n_frames_for
 def _restart_pulse(env: dict[str, str]) -> None:
     """The same daemon again, in the same runtime folder, with the same virtual microphone."""
     subprocess.run(
-        ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n", "--load=module-native-protocol-unix",
-         "--load=module-always-sink"],
-        env=env, check=True, timeout=60, capture_output=True,
-    )  # fmt: skip
+        [
+            "pulseaudio",
+            "--daemonize=yes",
+            "--exit-idle-time=-1",
+            "-n",
+            "--load=module-native-protocol-unix",
+            "--load=module-always-sink",
+        ],
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     _until(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 30, "PulseAudio")
     for args in (["load-module", "module-null-sink", "sink_name=vmic"], ["set-default-source", "vmic.monitor"]):
         subprocess.run(["pactl", *args], env=env, check=True, capture_output=True, timeout=30)
@@ -33,8 +42,11 @@ def test_microphone_back_after_the_sound_server_restarts(lite_onnx, engine_cache
     env = _start_pulse(tmp_path / "pulse")
     out, stats = tmp_path / "back.mp4", tmp_path / "stats.json"
     try:
-        live = LiveProcess(_config(tmp_path, engine_cache, "live:\n  reopen_seconds: 120\n"),
-                           ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)], env)  # fmt: skip
+        live = LiveProcess(
+            _config(tmp_path, engine_cache, "live:\n  reopen_seconds: 120\n"),
+            ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)],
+            env,
+        )
         live.wait_for("capturing: first audio")
         _stop_pulse(env)
         live.wait_for("reopening it for up to")  # the loss is noticed: silence flows, reopens begin
@@ -59,8 +71,11 @@ def test_microphone_that_stays_away_ends_the_run_after_the_window(lite_onnx, eng
     env = _start_pulse(tmp_path / "pulse")
     out, stats = tmp_path / "gone.mp4", tmp_path / "stats.json"
     try:
-        live = LiveProcess(_config(tmp_path, engine_cache, "live:\n  reopen_seconds: 3\n"),
-                           ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)], env)  # fmt: skip
+        live = LiveProcess(
+            _config(tmp_path, engine_cache, "live:\n  reopen_seconds: 3\n"),
+            ["--source", "mic://default", "--sink", f"file://{out}", "--stats", str(stats)],
+            env,
+        )
         live.wait_for("capturing: first audio")
     finally:
         _stop_pulse(env)

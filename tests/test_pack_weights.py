@@ -29,14 +29,19 @@ def run_weights(tmp_path: Path, pixels_model) -> Path:  # type: ignore[no-untype
     run = tmp_path / "run" / "last"
     run.mkdir(parents=True)
     path = save_weights(pixels_model, run / "weights.safetensors")
-    state = {"kind": "generator", "global_step": 123, "epoch": 4,
-             "config": {"data": "/somewhere/corpus", "train": {"lr": 3e-4, "mouth_weight": 5.0}}}
+    state = {
+        "kind": "generator",
+        "global_step": 123,
+        "epoch": 4,
+        "config": {"data": "/somewhere/corpus", "train": {"lr": 3e-4, "mouth_weight": 5.0}},
+    }
     (run / "state.json").write_text(json.dumps(state))
     return path
 
 
-def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Path, run_weights: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_packed_weights_are_half_the_size_fp16_and_render_the_same(
+    tmp_path: Path, run_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "lite.safetensors"
     assert main(["pack-weights", str(run_weights), "-o", str(out), "--model", "paper", "--meta", "recipe=x.yaml"]) == 0
     assert "max abs diff" in capsys.readouterr().out
@@ -58,8 +63,21 @@ def test_packed_weights_are_half_the_size_fp16_and_render_the_same(tmp_path: Pat
 def test_pack_refuses_its_own_input_and_bad_meta(run_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pack-weights", str(run_weights), "-o", str(run_weights), "--model", "paper"]) == 2
     assert "is also an input" in capsys.readouterr().err  # the one output rule (speech2vid/outputs.py)
-    assert main(["pack-weights", str(run_weights), "-o", str(run_weights.parent / "x.safetensors"), "--model", "paper",
-                 "--meta", "novalue"]) == 2
+    assert (
+        main(
+            [
+                "pack-weights",
+                str(run_weights),
+                "-o",
+                str(run_weights.parent / "x.safetensors"),
+                "--model",
+                "paper",
+                "--meta",
+                "novalue",
+            ]
+        )
+        == 2
+    )
     assert "KEY=VALUE" in capsys.readouterr().err
     assert not (run_weights.parent / "x.safetensors").exists()
 
@@ -67,7 +85,9 @@ def test_pack_refuses_its_own_input_and_bad_meta(run_weights: Path, capsys: pyte
 def test_a_model_without_bundled_weights_says_so_and_how_to_get_some() -> None:
     cfg = load_model_config("paper")
     assert bundled_weights("paper") is None
-    with pytest.raises(WeightsError, match="no trained weights for model 'paper' are bundled .*bundled: lite.*--weights"):
+    with pytest.raises(
+        WeightsError, match="no trained weights for model 'paper' are bundled .*bundled: lite.*--weights"
+    ):
         load_model(cfg, None)
 
 
@@ -81,7 +101,9 @@ def test_lite_loads_its_bundled_weights_by_default() -> None:
     assert meta["model"] == "lite" and meta["trained_kind"] in ("generator", "deblur")
 
 
-def test_the_warp_head_is_refused_as_fp16_and_packed_as_fp32(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_warp_head_is_refused_as_fp16_and_packed_as_fp32(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The bundled lite weights (warp head): FP16 rounding moves their frames past the limit, so the packer
     refuses and names --fp32; --fp32 writes every tensor unchanged, with the provenance."""
     src = bundled_weights("lite")

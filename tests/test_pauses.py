@@ -32,7 +32,15 @@ def _bursts() -> np.ndarray:
     """Tone bursts (speech-loud) with gaps of low noise (40 dB down): 400 ms, 60 ms (a stop closure), 200 ms."""
     rng = np.random.default_rng(0)
     parts = []
-    for seconds, loud in [(0.5, True), (0.4, False), (0.3, True), (0.06, False), (0.3, True), (0.2, False), (0.4, True)]:
+    for seconds, loud in [
+        (0.5, True),
+        (0.4, False),
+        (0.3, True),
+        (0.06, False),
+        (0.3, True),
+        (0.2, False),
+        (0.4, True),
+    ]:
         n = int(seconds * RATE)
         t = np.arange(n) / RATE
         parts.append(0.3 * np.sin(2 * np.pi * 180 * t) if loud else 0.003 * rng.standard_normal(n))

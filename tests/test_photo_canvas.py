@@ -57,8 +57,24 @@ def _sharpness(img: np.ndarray) -> float:
 
 def test_generate_keeps_the_photo_and_its_sharp_eyes(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "generate", "--face", str(sample_face()),
-                          "--audio", str(sample_speech()), "-o", str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "generate",
+            "--face",
+            str(sample_face()),
+            "--audio",
+            str(sample_speech()),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     import av
 
@@ -98,14 +114,31 @@ def test_the_live_square_keeps_the_face_and_its_registration() -> None:
 def test_live_shows_the_photo_square_with_only_the_lower_face_generated(tmp_path: Path) -> None:
     """``speech2vid live`` (file source, file sink, the bundled weights): the MP4 holds the photo square, the
     eyes region within a few grey levels of the photo's, and the mouth region changing with the speech."""
-    from speech2vid.training.evaluation.visible import decode_video
     from speech2vid.frames.photo_canvas import square_around_face
+    from speech2vid.training.evaluation.visible import decode_video
 
     photo = ROOT / "data" / "eval" / "photos" / "06_london-024-neutral.jpg"
     out = tmp_path / "live.mp4"
-    run = subprocess.run([sys.executable, "-m", "speech2vid", "-q", "--config", str(_no_idle(tmp_path)), "live", "--face",
-                          str(photo), "--source", f"file://{sample_speech()}", "--sink", f"file://{out}"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speech2vid",
+            "-q",
+            "--config",
+            str(_no_idle(tmp_path)),
+            "live",
+            "--face",
+            str(photo),
+            "--source",
+            f"file://{sample_speech()}",
+            "--sink",
+            f"file://{out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     frames = np.stack(list(decode_video(out))).astype(np.float32)
     rgb = read_photo(photo)
@@ -114,8 +147,14 @@ def test_live_shows_the_photo_square_with_only_the_lower_face_generated(tmp_path
     size = frames.shape[1]
     want = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
     p = landmarks * size / square.shape[0]
-    eyes = (slice(int(p[17:27, 1].min()), int(p[36:48, 1].max()) + 2), slice(int(p[17:27, 0].min()), int(p[17:27, 0].max())))
-    mouth = (slice(int(p[48:68, 1].min()) - 2, int(p[48:68, 1].max()) + 3), slice(int(p[48:68, 0].min()), int(p[48:68, 0].max())))
+    eyes = (
+        slice(int(p[17:27, 1].min()), int(p[36:48, 1].max()) + 2),
+        slice(int(p[17:27, 0].min()), int(p[17:27, 0].max())),
+    )
+    mouth = (
+        slice(int(p[48:68, 1].min()) - 2, int(p[48:68, 1].max()) + 3),
+        slice(int(p[48:68, 0].min()), int(p[48:68, 0].max())),
+    )
     assert np.abs(frames[:, eyes[0], eyes[1]] - want[eyes]).mean() < 4.0  # the photo's own eyes (H.264, resampling)
     moving = frames[:, mouth[0], mouth[1]].std(axis=0).mean()
     still = frames[:, eyes[0], eyes[1]].std(axis=0).mean()
@@ -158,9 +197,9 @@ def test_closing_a_grin_draws_lips_not_pixels_from_far_away() -> None:
     between the lips, which a viewer and dlib read as an open mouth. Every pixel between the mouth
     corners must now come from the face (no background blue), and dlib, measuring the closed face at the
     size a viewer sees it, must find the lips nearly closed where the photo's are wide apart."""
-    from speech2vid.training.evaluation.visible import Instruments
     from speech2vid.faces.ibug68 import lip_gap_ratio
     from speech2vid.frames.photo_canvas import rest_mouth_identity
+    from speech2vid.training.evaluation.visible import Instruments
 
     photo = ROOT / "data" / "eval" / "photos" / "14_omar.jpg"
     rgb = read_photo(photo)
@@ -200,7 +239,9 @@ def _full_frame_composite(rgb: np.ndarray, canvas, face: np.ndarray) -> np.ndarr
         return cv2.warpAffine(img, to_frame, (w, h), flags=cv2.INTER_CUBIC, borderMode=border)
 
     change = face - canvas.reference
-    full = np.clip(warp(np.clip(cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) / CHANGE_FULL, 0, 1)), 0, 1)[..., None]
+    full = np.clip(warp(np.clip(cv2.GaussianBlur(np.abs(change).max(axis=2), (0, 0), 1.0) / CHANGE_FULL, 0, 1)), 0, 1)[
+        ..., None
+    ]
     base = canvas.photo.astype(np.float64)
     face_here = full * warp(face * 255.0) + (1 - full) * (base + warp(change * 255.0))
     alpha = np.zeros((h, w, 1))
@@ -231,7 +272,9 @@ def test_the_photo_planes_patched_with_the_region_are_the_whole_frame_converted(
     assert canvas.x0 % 2 == canvas.y0 % 2 == canvas.x1 % 2 == canvas.y1 % 2 == 0
     planes = I420Photo(canvas.photo, canvas.x0, canvas.y0, canvas.x1, canvas.y1)
     generated = np.clip(canvas.reference + 0.2 * np.random.default_rng(2).random(canvas.reference.shape), 0, 1)
-    assert np.array_equal(planes.frame(compose_region(canvas, generated)), rgb_to_i420(compose_on_photo(canvas, generated)))
+    assert np.array_equal(
+        planes.frame(compose_region(canvas, generated)), rgb_to_i420(compose_on_photo(canvas, generated))
+    )
 
 
 def _motion_face(reference: np.ndarray, shift: float, *, edge_row: float = 40.0) -> np.ndarray:
@@ -244,7 +287,9 @@ def _motion_face(reference: np.ndarray, shift: float, *, edge_row: float = 40.0)
     cv2.ellipse(mask, (54, 90), (12, 3), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), 1.0)[..., None]
     colour = np.broadcast_to(np.array([0.25, 0.05, 0.05], np.float32), (109, 109, 3))
-    moved = cv2.remap(reference, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = cv2.remap(
+        reference, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     frame = moved * (1.0 - mask) + colour * mask
     return np.dstack([frame, flow, mask, colour]).astype(np.float32)
 
@@ -271,8 +316,12 @@ def test_the_motion_composite_seen_at_the_networks_size_is_the_networks_frame() 
     out = compose_on_photo(canvas, face)
     to_frame = canvas.crop_to_roi.copy()
     to_frame[:, 2] += (canvas.x0, canvas.y0)
-    back = cv2.warpAffine(out, to_frame, (109, 109), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP).astype(np.float32) / 255
-    alpha = cv2.warpAffine(canvas.alpha[..., 0], canvas.crop_to_roi, (109, 109), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    back = (
+        cv2.warpAffine(out, to_frame, (109, 109), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP).astype(np.float32) / 255
+    )
+    alpha = cv2.warpAffine(
+        canvas.alpha[..., 0], canvas.crop_to_roi, (109, 109), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    )
     telling = (alpha > 0.99) & (np.abs(face[..., :3] - opposite[..., :3]).max(axis=2) > 0.1)  # where the sign shows
     assert telling.sum() > 100
     right = np.abs(back - face[..., :3])[telling].mean() * 255
@@ -302,8 +351,9 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     to_frame = canvas.crop_to_roi.copy()
     to_frame[:, 2] += (canvas.x0, canvas.y0)
     fields = cv2.warpAffine(face[..., 3:6], to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    colour = cv2.warpAffine(face[..., 6:9] * np.float32(255), to_frame, (w, h), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    colour = cv2.warpAffine(
+        face[..., 6:9] * np.float32(255), to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a = to_frame[:, :2]
     map_x = xx + np.float32(a[0, 0]) * fields[..., 0] + np.float32(a[0, 1]) * fields[..., 1]

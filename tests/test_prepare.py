@@ -24,8 +24,6 @@ from speech2vid.training.prepare.shots import shot_boundaries
 from speech2vid.training.prepare.speaker import frame_energy, select_speakers, smooth_landmarks, sync_score
 from speech2vid.training.prepare.tracks import link_detections
 
-
-
 # ----------------------------------------------------------------------------- pure functions
 
 
@@ -69,9 +67,10 @@ def test_sync_offset_is_not_a_syllable_away_on_rhythmic_speech() -> None:
     Its cross-correlation peaks again one syllable (8-9 frames) early, and without the per-frame penalty
     2 of these 20 noise draws came out at -8. A mouth that really lags by 3 frames is still found.
     """
+    from _scenes import HEARD, speak_fresh
+
     from speech2vid.audio.io import to_model_rate
     from speech2vid.training.synth.visemes import viseme_track
-    from _scenes import HEARD, speak_fresh
 
     s = speak_fresh(HEARD + ".", "en-us+m3", 150)
     n, start = 175, 75  # the second shot of the prepare scene: frames 75..174 of the soundtrack
@@ -80,8 +79,10 @@ def test_sync_offset_is_not_a_syllable_away_on_rhythmic_speech() -> None:
     signal[: x.size] = x
     energy = frame_energy(signal, n, 25)[start:]
     jaw = viseme_track(s.phonemes, n)[start:, 0]
-    offsets = [sync_score(jaw + 0.2 * jaw.std() * np.random.default_rng(i).standard_normal(jaw.size), energy, 10)[1]
-               for i in range(20)]
+    offsets = [
+        sync_score(jaw + 0.2 * jaw.std() * np.random.default_rng(i).standard_normal(jaw.size), energy, 10)[1]
+        for i in range(20)
+    ]
     assert max(abs(d) for d in offsets) <= 1, offsets
     late = [(p, a + 0.12, b + 0.12) for p, a, b in s.phonemes]  # the mouth 3 frames after the sound
     assert sync_score(viseme_track(late, n)[start:, 0], energy, 10)[1] == 3
@@ -114,15 +115,18 @@ def _no_face_video(path: Path) -> None:
     s = synthesize("There is nobody here to see.", "en-us")
     rng = np.random.default_rng(3)
     bg = (rng.random((128, 128, 3)) * 255).astype(np.uint8)
-    with VideoFileSink(path, fps=25, size=(128, 128), audio=Audio(s.samples[:, None], s.rate), preset="veryfast") as sink:
+    with VideoFileSink(
+        path, fps=25, size=(128, 128), audio=Audio(s.samples[:, None], s.rate), preset="veryfast"
+    ) as sink:
         for _ in range(int(s.duration * 25)):
             sink.write(bg)
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    from speech2vid.assets.synthetic_video import write_source_video
     from _scenes import write_cut_two_faces
+
+    from speech2vid.assets.synthetic_video import write_source_video
 
     root = tmp_path_factory.mktemp("videos")
     (root / "studio").mkdir()
@@ -180,10 +184,15 @@ def test_bad_inputs_are_reported_and_skipped(prepared: Path) -> None:
         assert f"skipped  {name}: " in report
     assert "ok       studio/scene.mp4" in report
     assert [s["video"] for s in json.loads((prepared / "index.json").read_text())["skipped"]] == [
-        "corrupt.mp4", "empty.mp4", "mute.mp4"]  # fmt: skip
+        "corrupt.mp4",
+        "empty.mp4",
+        "mute.mp4",
+    ]
 
 
-def test_rerun_resumes_and_redoes_changed_videos(videos: tuple[Path, object], prepared: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerun_resumes_and_redoes_changed_videos(
+    videos: tuple[Path, object], prepared: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src, _ = videos
     before = {p.name: p.stat().st_mtime_ns for p in (prepared / "records").glob("*.json")}
     capsys.readouterr()
@@ -243,8 +252,12 @@ def test_unreadable_folder_is_reported(videos: tuple[Path, object], tmp_path: Pa
         report = (out / "report.txt").read_text()
         assert f"skipped  {locked}: cannot read folder (Permission denied)" in report
         assert "ok       spk/scene.mp4" in report
-        run = subprocess.run([*prefix, sys.executable, "-m", "speech2vid", "prepare", str(locked), "-o", str(out)],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        run = subprocess.run(
+            [*prefix, sys.executable, "-m", "speech2vid", "prepare", str(locked), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 2 and "cannot read the videos folder" in run.stderr
     finally:
         locked.chmod(0o755)
@@ -281,15 +294,19 @@ def test_other_frame_rates_are_sampled_on_the_25_fps_grid(tmp_path: Path) -> Non
     vis = viseme_track(s.phonemes, n25)
     face = FaceRenderer(random_identity(5))
     (tmp_path / "v").mkdir()
-    with VideoFileSink(tmp_path / "v" / "a.mp4", fps=30, size=(256, 256), audio=Audio(s.samples[:, None], s.rate),
-                       preset="veryfast") as sink:  # fmt: skip
+    with VideoFileSink(
+        tmp_path / "v" / "a.mp4", fps=30, size=(256, 256), audio=Audio(s.samples[:, None], s.rate), preset="veryfast"
+    ) as sink:
         for k in range(n30):
             sink.write(face.render(vis[min(n25 - 1, round(k * 25 / 30))], 0.0, k / 30)[0])
     # The rendered face never falls silent, and loudness alone hardly tells its jaw (sync 0.08, 0.12 and
     # -0.02 on three runs): this test is about the 25 fps grid, so no track is dropped for its sync score.
     cfg = tmp_path / "any_sync.yaml"
     cfg.write_text("prepare:\n  min_sync_score: -1.0\n")
-    assert main(["-q", "--config", str(cfg), "prepare", str(tmp_path / "v"), "-o", str(tmp_path / "ds"), "--workers", "1"]) == 0
+    assert (
+        main(["-q", "--config", str(cfg), "prepare", str(tmp_path / "v"), "-o", str(tmp_path / "ds"), "--workers", "1"])
+        == 0
+    )
     (rec,) = _records(tmp_path / "ds").values()
     assert rec["fps"] == 30.0 and rec["frames"] == n30
     assert [(t["start"], t["end"]) for t in rec["tracks"]] == [(0, n30)]
@@ -303,17 +320,33 @@ def test_real_talking_clips_prepared_for_the_lite_models_look_ahead(tmp_path: Pa
     import shutil
 
     from speech2vid.audio.io import load_speech
+    from speech2vid.features.windows import speech_windows
     from speech2vid.training.datasets.format import read_shard
     from speech2vid.training.datasets.index import open_dataset
-    from speech2vid.features.windows import speech_windows
 
     clip = Path(__file__).resolve().parents[1] / "data" / "eval" / "videos" / "grid_s4_prai9p.mp4"
     (tmp_path / "v" / "s4").mkdir(parents=True)
     shutil.copy(clip, tmp_path / "v" / "s4" / clip.name)
     cfg = tmp_path / "short.yaml"  # the clip is 2.4 s; GRID's sentences are 3 s
     cfg.write_text("prepare:\n  min_track_seconds: 1.5\n  val_fraction: 0.0\n")
-    assert main(["-q", "--config", str(cfg), "prepare", str(tmp_path / "v"), "-o", str(tmp_path / "ds"),
-                 "--workers", "1", "--model", "lite"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "-q",
+                "--config",
+                str(cfg),
+                "prepare",
+                str(tmp_path / "v"),
+                "-o",
+                str(tmp_path / "ds"),
+                "--workers",
+                "1",
+                "--model",
+                "lite",
+            ]
+        )
+        == 0
+    )
     index = open_dataset(tmp_path / "ds")
     assert index.lookahead_columns == 5
     (rec,) = _records(tmp_path / "ds").values()

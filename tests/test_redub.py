@@ -47,7 +47,10 @@ def decode(path: Path, *, as_the_runtime: bool = False) -> list[np.ndarray]:
     from speech2vid.frames.yuv import frame_rgb
 
     with av.open(str(path)) as c:
-        return [(frame_rgb(f) if as_the_runtime else f.to_ndarray(format="rgb24")).astype(np.int16) for f in c.decode(video=0)]
+        return [
+            (frame_rgb(f) if as_the_runtime else f.to_ndarray(format="rgb24")).astype(np.int16)
+            for f in c.decode(video=0)
+        ]
 
 
 def bursts(path: Path, seconds: float) -> Path:
@@ -87,8 +90,12 @@ def region_in_frame(rgb: np.ndarray, region: str = "lower") -> tuple[np.ndarray,
     """(blend mask, eye mask) in frame pixels from the frame's own (unsmoothed) landmarks."""
     face = align_image(rgb.astype(np.uint8))
     h, w = rgb.shape[:2]
-    mask = cv2.warpAffine(region_mask(face.landmarks, face.transform, region), crop_to_frame(face.transform), (w, h),
-                          flags=cv2.INTER_NEAREST)
+    mask = cv2.warpAffine(
+        region_mask(face.landmarks, face.transform, region),
+        crop_to_frame(face.transform),
+        (w, h),
+        flags=cv2.INTER_NEAREST,
+    )
     eyes = np.zeros((h, w), np.uint8)
     for group in (RIGHT_EYE, LEFT_EYE):
         x, y, bw, bh = cv2.boundingRect(np.round(face.landmarks[list(group)]).astype(np.int32))
@@ -96,11 +103,31 @@ def region_in_frame(rgb: np.ndarray, region: str = "lower") -> tuple[np.ndarray,
     return mask > 0, eyes > 0
 
 
-def test_redub_cli_keeps_video_replaces_only_the_lower_face(clip: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_redub_cli_keeps_video_replaces_only_the_lower_face(
+    clip: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = clip["dir"] / "out.mp4"
-    code = main(["-q", "--config", str(clip["cfg"]), "redub", str(clip["src"]), "--audio", str(clip["audio"]),
-                 "-o", str(out), "--model", "lite", "--weights", "random", "--backend", "torch",
-                 "--strip", str(clip["dir"] / "strip.png")])  # fmt: skip
+    code = main(
+        [
+            "-q",
+            "--config",
+            str(clip["cfg"]),
+            "redub",
+            str(clip["src"]),
+            "--audio",
+            str(clip["audio"]),
+            "-o",
+            str(out),
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--backend",
+            "torch",
+            "--strip",
+            str(clip["dir"] / "strip.png"),
+        ]
+    )
     assert code == 0
     summary = capsys.readouterr().out
     assert f"{N_FRAMES} frames at 25 fps" in summary
@@ -236,6 +263,7 @@ def test_one_euro_filter_is_a_first_order_low_pass_when_still() -> None:
         lag[beta] = [20.0 * k - g(np.array([20.0 * k]))[0] for k in range(20)][-1]
     assert lag[1.0] < 0.1 * lag[0.0], lag
 
+
 def test_window_for_frames_maps_times() -> None:
     from speech2vid.runtime.redub import output_frames, window_for_frames
 
@@ -328,8 +356,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "speech2vid", *args], capture_output=True, text=True, timeout=120)
 
 
-BAD_INPUTS = ["video without a face", "missing video", "non-video file", "corrupt audio", "no output folder",
-              "no strip folder", "face index beyond the video's faces"]
+BAD_INPUTS = [
+    "video without a face",
+    "missing video",
+    "non-video file",
+    "corrupt audio",
+    "no output folder",
+    "no strip folder",
+    "face index beyond the video's faces",
+]
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
@@ -355,8 +390,9 @@ def test_bad_input_is_one_line(clip: dict[str, Path], case: str) -> None:
         extra, needle = ["--strip", str(d / "missing-folder" / "strip.png")], "missing-folder"
     else:
         extra, needle = ["--face-index", "1"], "--face-index 0..0"
-    proc = run_cli("redub", str(video), "--audio", str(audio), "-o", str(out),
-                   "--weights", "random", "--backend", "torch", *extra)  # fmt: skip
+    proc = run_cli(
+        "redub", str(video), "--audio", str(audio), "-o", str(out), "--weights", "random", "--backend", "torch", *extra
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and re.match(r"speech2vid: error: .*", lines[0]) and needle in lines[0], proc.stderr

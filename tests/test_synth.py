@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from speech2vid.audio.io import read_audio, to_model_rate
-from speech2vid.training.datasets import ShardedSamples, open_dataset, read_shard
 from speech2vid.faces import Box, landmarks_68
+from speech2vid.training.datasets import ShardedSamples, open_dataset, read_shard
 from speech2vid.training.prepare.speaker import frame_energy
 from speech2vid.training.synth import make_corpus
 from speech2vid.training.synth.face_render import FaceRenderer, random_identity
@@ -39,7 +39,14 @@ def test_tts_phoneme_timeline_comes_from_the_synthesiser() -> None:
 
 
 def test_visemes_close_the_lips_for_bilabials_and_open_for_vowels() -> None:
-    timeline = [("_:", 0.0, 0.2), ("A:", 0.2, 0.5), ("m", 0.5, 0.62), ("A:", 0.62, 0.9), ("h", 0.9, 0.96), ("A:", 0.96, 1.3)]
+    timeline = [
+        ("_:", 0.0, 0.2),
+        ("A:", 0.2, 0.5),
+        ("m", 0.5, 0.62),
+        ("A:", 0.62, 0.9),
+        ("h", 0.9, 0.96),
+        ("A:", 0.96, 1.3),
+    ]
     v = viseme_track(timeline, 35)
     open_ = v[:, 0]
     assert open_[:3].max() < 0.15, "rest before speech: closed"
@@ -90,7 +97,9 @@ def test_targets_mouths_move_with_the_audio(corpus: Path) -> None:
                 sig = to_model_rate(read_audio(corpus / "source" / v))
                 energies[v] = frame_energy(sig, len(sig) // 640 + 2, 25.0)
             # An independent look at the image: dlib's landmarks on the 109x109 target (upscaled x2).
-            img = cv2.resize(np.ascontiguousarray(s["target"].transpose(1, 2, 0)), (218, 218), interpolation=cv2.INTER_CUBIC)
+            img = cv2.resize(
+                np.ascontiguousarray(s["target"].transpose(1, 2, 0)), (218, 218), interpolation=cv2.INTER_CUBIC
+            )
             lm = landmarks_68(img, Box(36, 40, 182, 200))
             opening.append(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))]))
             energy.append(energies[v][s["frame"]])
@@ -137,20 +146,62 @@ def test_photo_mode_through_the_command_line(tmp_path: Path, capsys: pytest.Capt
     shutil.copy(sample_face(), photos / "astronaut.png")
     out = tmp_path / "ds"
     cfg = tmp_path / "small.yaml"
-    cfg.write_text("synth:\n  utterance_seconds: [3.0, 5.0]\nprepare:\n  min_track_seconds: 1.5\n  identity_min_gap: 15\n")
-    assert main(["-q", "--config", str(cfg), "synth", "-o", str(out), "--identities", "2", "--minutes", "0.15",
-                 "--photos", str(photos), "--workers", "1"]) == 0  # fmt: skip
+    cfg.write_text(
+        "synth:\n  utterance_seconds: [3.0, 5.0]\nprepare:\n  min_track_seconds: 1.5\n  identity_min_gap: 15\n"
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "--config",
+                str(cfg),
+                "synth",
+                "-o",
+                str(out),
+                "--identities",
+                "2",
+                "--minutes",
+                "0.15",
+                "--photos",
+                str(photos),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     index = open_dataset(out)
     groups = set(index.split("train").groups) | set(index.split("val").groups)
     videos = sorted((out / "source").rglob("*.mp4"))
     stamps = [v.stat().st_mtime_ns for v in videos]
     capsys.readouterr()
-    assert main(["-q", "--config", str(cfg), "synth", "-o", str(out), "--identities", "2", "--minutes", "0.15",
-                 "--photos", str(photos), "--workers", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "-q",
+                "--config",
+                str(cfg),
+                "synth",
+                "-o",
+                str(out),
+                "--identities",
+                "2",
+                "--minutes",
+                "0.15",
+                "--photos",
+                str(photos),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert f"prepared 0 video(s), {len(videos)} already done" in capsys.readouterr().out, "a rerun resumes"
     assert [v.stat().st_mtime_ns for v in videos] == stamps, "videos are not rendered again"
     assert groups == {"photo-astronaut", "id0000"}
     truth = np.load(next((out / "source" / "photo-astronaut").glob("*.truth.npz")))
     assert truth["visemes"][:, 0].max() > 0.3, "the photo's mouth was driven open"
     (empty := tmp_path / "nophotos").mkdir()
-    assert main(["synth", "-o", str(tmp_path / "x"), "--identities", "1", "--minutes", "0.1", "--photos", str(empty)]) == 2
+    assert (
+        main(["synth", "-o", str(tmp_path / "x"), "--identities", "1", "--minutes", "0.1", "--photos", str(empty)]) == 2
+    )

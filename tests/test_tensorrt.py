@@ -26,18 +26,21 @@ def trt_built(lite_built, lite_loaded):  # type: ignore[no-untyped-def]
     from speech2vid.build_engines.build import build
 
     settings, _ = lite_built
-    return settings, {p: build(lite_loaded, settings, precision=p, backend="tensorrt") for p in ("fp32", "fp16", "int8")}
+    return settings, {
+        p: build(lite_loaded, settings, precision=p, backend="tensorrt") for p in ("fp32", "fp16", "int8")
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_tensorrt_engine_matches_torch(precision, trt_built, lite_loaded) -> None:  # type: ignore[no-untyped-def]
-    from speech2vid.build_engines.verify import judge, verify_engine
     from speech2vid.build_engines.build import calibration_feeds
-    from speech2vid.build_engines.verify import _references
+    from speech2vid.build_engines.verify import _references, judge, verify_engine
     from speech2vid.engine.factory import make_engine
 
     settings, built = trt_built
-    manifest = json.loads(next(b for b in built[precision] if b.backend == "tensorrt").path.with_suffix(".json").read_text())
+    manifest = json.loads(
+        next(b for b in built[precision] if b.backend == "tensorrt").path.with_suffix(".json").read_text()
+    )
     assert manifest["environment"]["gpu"] and manifest["environment"]["tensorrt"] == manifest["builder"]["version"]
     feeds = calibration_feeds(lite_loaded, settings)
     refs = _references(lite_loaded, feeds, 4)

@@ -100,9 +100,22 @@ def test_mypy_strict_on_the_whole_package(tmp_path) -> None:  # type: ignore[no-
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     env = {**os.environ, "MYPYPATH": str(stub_dir)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache"), str(pkg)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(tmp_path / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(pkg),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
     report = proc.stdout.replace(str(pkg) + "/", "")
     assert proc.returncode == 0, report + proc.stderr
     assert "Success" in proc.stdout
@@ -122,8 +135,21 @@ def test_stubs_reach_mypy(tmp_path) -> None:  # type: ignore[no-untyped-def]
     )
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache"), str(bad)],
-        capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(stub_dir)}, cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(tmp_path / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": str(stub_dir)},
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stdout
     assert "create_network" in proc.stdout and "NOT_A_FLAG" in proc.stdout

@@ -17,15 +17,24 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from _toy_dataset import TINY_MODEL, make_toy_dataset
+
 from speech2vid.cli import main
 from speech2vid.config import load_model_config
 from speech2vid.model.speech2vid import build_model
 from speech2vid.model.weights import load_weights
 
-TRAIN = {"batch": 4, "workers": 0, "epochs": 3, "steps_per_epoch": 6, "log_every": 1,
-         "checkpoint_every": 3, "lr": 0.003, "patience": 0, "seed": 0}  # fmt: skip
+TRAIN = {
+    "batch": 4,
+    "workers": 0,
+    "epochs": 3,
+    "steps_per_epoch": 6,
+    "log_every": 1,
+    "checkpoint_every": 3,
+    "lr": 0.003,
+    "patience": 0,
+    "seed": 0,
+}
 TIMEOUT = 300
 
 
@@ -34,13 +43,30 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train")
     (root / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
     (root / "train.yaml").write_text(yaml.safe_dump({"train": TRAIN}))
-    return {"root": root, "data": make_toy_dataset(root / "data"), "model": root / "tiny.yaml",
-            "config": root / "train.yaml"}
+    return {
+        "root": root,
+        "data": make_toy_dataset(root / "data"),
+        "model": root / "tiny.yaml",
+        "config": root / "train.yaml",
+    }
 
 
 def train_args(s: dict[str, Path], out: Path, kind: str = "generator", *extra: str) -> list[str]:
-    return ["--config", str(s["config"]), "train", kind, "--model", str(s["model"]), "--data", str(s["data"]),
-            "-o", str(out), "--device", "cpu", *extra]
+    return [
+        "--config",
+        str(s["config"]),
+        "train",
+        kind,
+        "--model",
+        str(s["model"]),
+        "--data",
+        str(s["data"]),
+        "-o",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def epochs(out: Path) -> list[dict]:
@@ -62,8 +88,9 @@ def reference_run(setup: dict[str, Path]) -> Path:
     return out
 
 
-def test_tiny_run_on_the_synthetic_corpus_lowers_validation_l1(setup: dict[str, Path], synth_corpus: Path,
-                                                               tmp_path: Path) -> None:
+def test_tiny_run_on_the_synthetic_corpus_lowers_validation_l1(
+    setup: dict[str, Path], synth_corpus: Path, tmp_path: Path
+) -> None:
     """Held-out identity of the project's synthetic corpus (speech2vid.training.synth.make_corpus)."""
     cfg = tmp_path / "corpus.yaml"
     cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "steps_per_epoch": 7, "log_every": 100}}))
@@ -114,7 +141,7 @@ def test_sigterm_mid_epoch_then_resume_continues_where_it_stopped(setup: dict[st
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     resume = next(r for r in lines if r["event"] == "resume")
     assert resume["step"] == state["global_step"]
-    after = [r["step"] for r in lines[lines.index(resume):] if r["event"] == "step"]
+    after = [r["step"] for r in lines[lines.index(resume) :] if r["event"] == "step"]
     assert after[0] == state["global_step"] + 1 and after[-1] == 18
     want, got = final_weights(reference_run), final_weights(out)
     for k in want:  # the same data order and optimiser state: the same model as never interrupted
@@ -123,8 +150,17 @@ def test_sigterm_mid_epoch_then_resume_continues_where_it_stopped(setup: dict[st
 
 def test_ddp_two_cpu_processes_gloo(setup: dict[str, Path], reference_run: Path) -> None:
     out = setup["root"] / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "speech2vid.cli", *train_args(setup, out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "speech2vid.cli",
+        *train_args(setup, out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     recs = epochs(out)
@@ -140,7 +176,9 @@ def test_ddp_two_cpu_processes_gloo(setup: dict[str, Path], reference_run: Path)
     assert abs(ddp[-1] / ddp[0] - single[-1] / single[0]) < 0.25
 
 
-def test_deblur_trains_alone_on_blurred_ground_truth(setup: dict[str, Path], reference_run: Path, tmp_path: Path) -> None:
+def test_deblur_trains_alone_on_blurred_ground_truth(
+    setup: dict[str, Path], reference_run: Path, tmp_path: Path
+) -> None:
     cfg = tmp_path / "deblur.yaml"
     cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "epochs": 1, "steps_per_epoch": 4}}))
     out = tmp_path / "deblur"
@@ -159,7 +197,9 @@ def test_deblur_trains_alone_on_blurred_ground_truth(setup: dict[str, Path], ref
         assert torch.equal(after[k], v) != k.startswith("deblur.convs"), k
 
 
-def test_bad_inputs_are_one_line_errors(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_are_one_line_errors(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = train_args(setup, tmp_path / "x")
     bad[bad.index("--data") + 1] = str(tmp_path / "missing")
     assert main(bad) == 2
@@ -183,7 +223,9 @@ def test_real_video_batches_join_the_steps_and_resume_exactly(setup: dict[str, P
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(args(whole)) == 0
     steps = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
-    assert all("real_l1" in r for r in steps if r["event"] == "step")  # step 1 took a real batch: so did every log line after
+    assert all(
+        "real_l1" in r for r in steps if r["event"] == "step"
+    )  # step 1 took a real batch: so did every log line after
     assert main(args(parts, "--stop-after-steps", "5")) == 0  # stopped after an odd step: mid-way in both sources
     assert main(args(parts)) == 0
     want, got = final_weights(whole, setup["model"]), final_weights(parts, setup["model"])
@@ -194,6 +236,8 @@ def test_real_video_batches_join_the_steps_and_resume_exactly(setup: dict[str, P
         assert any(not torch.allclose(plain[k], want[k]) for k in want)
 
 
-def test_real_goes_with_the_generator_only(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_real_goes_with_the_generator_only(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(train_args(setup, tmp_path / "d", "deblur", "--real", str(setup["data"])))
     assert code == 2 and "--real trains the generator" in capsys.readouterr().err

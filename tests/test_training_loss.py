@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from speech2vid.config import TrainConfig, load_model_config, load_settings
-from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.errors import ConfigError
 from speech2vid.faces.template import TEMPLATE_ALIGNED
 from speech2vid.model.speech2vid import build_model
+from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.training.loss import mouth_band_top, weighted_l1
 from speech2vid.training.trainer import GeneratorNet, _optimizer, _param_groups, lr_at
 
@@ -70,8 +70,10 @@ def test_the_schedule_holds_the_lr_then_follows_a_cosine_to_zero() -> None:
     assert lr_at(TrainConfig(lr=1e-3, lr_schedule="constant", epochs=4), 39, 10) == 1e-3
 
 
-@pytest.mark.parametrize("text, key", [("train: {mouth_weight: 0.5}\n", "mouth_weight"),
-                                       ("train: {epochs: 5, lr_hold_epochs: 5}\n", "lr_hold_epochs")])
+@pytest.mark.parametrize(
+    "text, key",
+    [("train: {mouth_weight: 0.5}\n", "mouth_weight"), ("train: {epochs: 5, lr_hold_epochs: 5}\n", "lr_hold_epochs")],
+)
 def test_bad_values_are_config_errors(tmp_path: Path, text: str, key: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise
 
 from speech2vid.assets import sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
@@ -28,8 +29,6 @@ from speech2vid.features.vad import (
     speech_mask,
 )
 from speech2vid.features.windows import speech_windows
-
-from _noise import BABBLE_VOICES, LEVEL_DBFS, at_level, babble, coloured_noise
 
 REFERENCE_ATOL = 1e-4  # ONNX Runtime vs TorchScript on the same network: 1.6e-5 measured
 
@@ -117,8 +116,11 @@ def test_gate_windows_silences_non_speech_columns(speech: np.ndarray) -> None:
 @pytest.mark.parametrize("kind", ["pink", "brown", "babble"])
 def test_noise_at_speech_level_is_not_speech(kind: str, speech: np.ndarray, vad: SileroVAD) -> None:
     n = 6 * SAMPLE_RATE
-    raw = {"pink": lambda: coloured_noise(n, 1.0, 0), "brown": lambda: coloured_noise(n, 2.0, 1),
-           "babble": lambda: babble(n, BABBLE_VOICES, 2)}[kind]()  # fmt: skip
+    raw = {
+        "pink": lambda: coloured_noise(n, 1.0, 0),
+        "brown": lambda: coloured_noise(n, 2.0, 1),
+        "babble": lambda: babble(n, BABBLE_VOICES, 2),
+    }[kind]()
     noise = at_level(raw, LEVEL_DBFS)
     probs = vad.probabilities(noise)
     assert not speech_mask(probs).any(), f"{kind} at {LEVEL_DBFS} dBFS: max speech probability {probs.max():.2f}"

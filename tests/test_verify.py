@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from speech2vid.engine.cache import cache_folder, cached_engine, fp32_export_sha256, write_manifest
 from speech2vid.build_engines.verify import TOLERANCES, Metric, compare, judge, verify
+from speech2vid.engine.cache import cache_folder, cached_engine, fp32_export_sha256, write_manifest
 from speech2vid.model.io_spec import FRAME_GRAPH, GRAPHS, graph_specs
 
 pytestmark = pytest.mark.slow  # an ONNX export and INT8/FP16 builds, or mypy over the engine package
@@ -42,7 +42,11 @@ def test_judge_applies_the_stated_tolerances() -> None:
     assert "PSNR" in judge("fp16", [Metric("frame", "frame", 1e-2, 1.0, 39.0, 50.0)])[0]
     assert "SNR" in judge("int8", [Metric("identity", "skip_a", 1e-1, 1.0, 50.0, 12.0)])[0]
     assert judge("int8", [Metric("frame", "frame", 1e-2, 1.0, 31.0, 21.0)]) == ()
-    assert TOLERANCES["fp32"].frame_max_abs == 1e-3 and TOLERANCES["fp16"].frame_psnr_db == 40 and TOLERANCES["int8"].frame_psnr_db == 30
+    assert (
+        TOLERANCES["fp32"].frame_max_abs == 1e-3
+        and TOLERANCES["fp16"].frame_psnr_db == 40
+        and TOLERANCES["int8"].frame_psnr_db == 30
+    )
 
 
 def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_loaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -78,8 +82,15 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float16(-1.0), init.name))
     onnx.save(model, str(entry.path))
     old = json.loads(entry.manifest_path.read_text())
-    write_manifest(lite_loaded, entry, opset=18, source_sha256=fp32_export_sha256(lite_loaded, FRAME_GRAPH, 18, tmp_path),
-                   builder=old["builder"], config=old["config"], build_seconds=old["build_seconds"])  # fmt: skip
+    write_manifest(
+        lite_loaded,
+        entry,
+        opset=18,
+        source_sha256=fp32_export_sha256(lite_loaded, FRAME_GRAPH, 18, tmp_path),
+        builder=old["builder"],
+        config=old["config"],
+        build_seconds=old["build_seconds"],
+    )
     wrong_settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, cache_dir=str(tmp_path)))
     checks, _, _ = verify(lite_loaded, wrong_settings, backends=["onnxruntime"], precisions=["fp16"])
     assert not checks[0].passed and any("frame/frame SNR" in f for f in checks[0].failures), checks[0].failures
@@ -87,7 +98,21 @@ def test_verify_passes_built_engines_and_fails_a_wrong_one(lite_built, lite_load
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"engine:\n  cache_dir: {tmp_path}\ncalib:\n  size: 4\n  method: minmax\n")
     report = tmp_path / "verify.json"
-    rc = main(["--config", str(cfg), "verify", "--model", "lite", "--weights", "random", "--precision", "fp16", "--json", str(report)])
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "verify",
+            "--model",
+            "lite",
+            "--weights",
+            "random",
+            "--precision",
+            "fp16",
+            "--json",
+            str(report),
+        ]
+    )
     assert rc == 1
     data = json.loads(report.read_text())
     assert data["checks"][0]["passed"] is False and data["checks"][0]["precision"] == "fp16"

@@ -47,8 +47,14 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def save_checkpoint(out_dir: Path, tag: str, model: Speech2Vid, optimizer: torch.optim.Optimizer | None,
-                    state: dict[str, Any], config: dict[str, Any]) -> Path:
+def save_checkpoint(
+    out_dir: Path,
+    tag: str,
+    model: Speech2Vid,
+    optimizer: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+    config: dict[str, Any],
+) -> Path:
     final = out_dir / tag
     tmp = out_dir / f".{tag}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -85,8 +91,10 @@ def load_checkpoint(path: Path, model: Speech2Vid, optimizer: torch.optim.Optimi
         raise CheckpointError(f"cannot read {path / STATE} ({exc}): start afresh with --fresh") from None
     meta = load_weights(model, path / WEIGHTS)
     if meta.get("step") != str(state["global_step"]):
-        raise CheckpointError(f"{path} is inconsistent (weights of step {meta.get('step')}, state of step "
-                              f"{state['global_step']}): start afresh with --fresh")
+        raise CheckpointError(
+            f"{path} is inconsistent (weights of step {meta.get('step')}, state of step "
+            f"{state['global_step']}): start afresh with --fresh"
+        )
     if optimizer is not None and state.get("optimizer"):
         tensors = load_file(str(path / OPTIMIZER))
         om = state["optimizer"]

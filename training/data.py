@@ -36,25 +36,31 @@ def to_batch(sample: dict[str, Any], device: torch.device) -> Batch:
     )
 
 
-def split_dataset(root: str | Path, split: str, d: Dist, *, identity_faces: int, shuffle: bool, seed: int) -> ShardedSamples:
+def split_dataset(
+    root: str | Path, split: str, d: Dist, *, identity_faces: int, shuffle: bool, seed: int
+) -> ShardedSamples:
     """This rank's part of a split; a split with fewer shards than ranks is read whole by rank 0 only."""
     index = open_dataset(root)
     shards = len(index.split(split).shards)
     if shards == 0:
         raise DatasetError(f"the {split} split of {root} is empty: make a larger dataset")
     if shards >= d.world:
-        return ShardedSamples(root, split, identity_faces=identity_faces, shuffle=shuffle, seed=seed,
-                              rank=d.rank, world_size=d.world)
+        return ShardedSamples(
+            root, split, identity_faces=identity_faces, shuffle=shuffle, seed=seed, rank=d.rank, world_size=d.world
+        )
     if split == "train":
-        raise DatasetError(f"the train split of {root} has {shards} shard(s), fewer than the {d.world} ranks: "
-                           "make a larger dataset or run fewer processes")
+        raise DatasetError(
+            f"the train split of {root} has {shards} shard(s), fewer than the {d.world} ranks: "
+            "make a larger dataset or run fewer processes"
+        )
     return ShardedSamples(root, split, identity_faces=identity_faces, shuffle=shuffle, seed=seed, rank=0, world_size=1)
 
 
 def loader(ds: ShardedSamples, batch: int, workers: int) -> DataLoader[dict[str, Any]]:
     workers = min(workers, len(ds.rank_shards()))  # a worker without shards would only cost start-up time
-    return DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=False,
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(
+        ds, batch_size=batch, num_workers=workers, persistent_workers=False, pin_memory=torch.cuda.is_available()
+    )
 
 
 def batches(dl: DataLoader[dict[str, Any]], device: torch.device, skip: int = 0) -> Iterator[Batch]:

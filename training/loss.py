@@ -12,8 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 from speech2vid.faces.template import TEMPLATE_ALIGNED
+from speech2vid.training.datasets import TARGET_OFFSET, TARGET_SIZE
 
 NOSE_TIP = 33  # iBUG 68 index (0-based) of the nose tip
 
@@ -36,7 +36,7 @@ def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float, py
     if out.shape[-2] != TARGET_SIZE:
         raise ValueError(f"weighted_l1 expects {TARGET_SIZE}-row targets, got {tuple(out.shape)}")
     w = torch.ones(1, 1, TARGET_SIZE, 1, dtype=out.dtype, device=out.device)
-    w[..., mouth_band_top():, :] = mouth_weight
+    w[..., mouth_band_top() :, :] = mouth_weight
     loss = ((out - target).abs() * w).mean()
     for level in range(1, pyramid_levels + 1):
         k = 2**level
@@ -46,13 +46,14 @@ def weighted_l1(out: torch.Tensor, target: torch.Tensor, mouth_weight: float, py
     return loss
 
 
-def motion_loss(flow: torch.Tensor, mask_logit: torch.Tensor, flow_truth: torch.Tensor, cavity: torch.Tensor,
-                mouth_weight: float) -> torch.Tensor:  # fmt: skip
+def motion_loss(
+    flow: torch.Tensor, mask_logit: torch.Tensor, flow_truth: torch.Tensor, cavity: torch.Tensor, mouth_weight: float
+) -> torch.Tensor:
     """The warp head's direct targets: L1 of the motion field in pixels (outside the open mouth, whose
     interior is drawn, not moved; the mouth band weighted as in :func:`weighted_l1`) plus the mask's
     binary cross-entropy against the open mouth."""
     w = torch.ones(1, 1, TARGET_SIZE, 1, dtype=flow.dtype, device=flow.device)
-    w[..., mouth_band_top():, :] = mouth_weight
+    w[..., mouth_band_top() :, :] = mouth_weight
     px = (TARGET_SIZE - 1) / 2.0  # normalised units -> pixels
     moved = ((flow - flow_truth).abs() * px * w * (1.0 - cavity)).mean()
     drawn = F.binary_cross_entropy_with_logits(mask_logit, cavity, pos_weight=torch.tensor(4.0, device=flow.device))

@@ -34,7 +34,14 @@ from speech2vid.model.speech2vid import Speech2Vid, build_model, encode_identity
 from speech2vid.model.weights import load_weights
 from speech2vid.training import KINDS
 from speech2vid.training import distributed as D
-from speech2vid.training.checkpoint import BEST, LAST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from speech2vid.training.checkpoint import (
+    BEST,
+    LAST,
+    CheckpointError,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from speech2vid.training.data import BatchStream, batches, blur_like_generator, loader, split_dataset
 from speech2vid.training.datasets.index import open_dataset
 from speech2vid.training.loss import motion_loss, weighted_l1
@@ -207,9 +214,20 @@ def validate(kind: str, model: Speech2Vid, data: str, d: D.Dist, cfg: TrainConfi
     return result
 
 
-def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
-          weights: str | None = None, fresh: bool = False, stop_after_steps: int | None = None,
-          device: str | None = None, progress: bool | None = None, real: str | None = None) -> TrainResult:
+def train(
+    kind: str,
+    data: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    weights: str | None = None,
+    fresh: bool = False,
+    stop_after_steps: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    real: str | None = None,
+) -> TrainResult:
     """Train ``kind`` on ``data``; with ``real`` (generator only), batches of that dataset of real talking
     video join every ``train.real_every``-th step (one forward pass over both: DDP-safe), the image loss
     only (real video has no motion-field truth)."""
@@ -220,8 +238,19 @@ def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_di
     out_dir = Path(out_dir)
     d = D.setup(device)
     try:
-        return _train(kind, data, model_cfg, cfg, out_dir, d, weights, fresh, stop_after_steps,
-                      sys.stderr.isatty() if progress is None else progress, real)
+        return _train(
+            kind,
+            data,
+            model_cfg,
+            cfg,
+            out_dir,
+            d,
+            weights,
+            fresh,
+            stop_after_steps,
+            sys.stderr.isatty() if progress is None else progress,
+            real,
+        )
     finally:
         D.cleanup(d)
 
@@ -229,15 +258,27 @@ def train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_di
 def _check_lookahead(data: str, model_cfg: ModelConfig) -> None:
     index = open_dataset(data)
     if index.lookahead_columns != model_cfg.lookahead_columns:
-        raise UserError(f"{data} has MFCC windows with {index.lookahead_columns} look-ahead columns, the {model_cfg.name} "
-                        f"model reads {model_cfg.lookahead_columns}: make the corpus for this model "
-                        f"(speech2vid synth --registered --model {model_cfg.name}, or prepare --model "
-                        f"{model_cfg.name}) or set lookahead_columns in its YAML")
+        raise UserError(
+            f"{data} has MFCC windows with {index.lookahead_columns} look-ahead columns, the {model_cfg.name} "
+            f"model reads {model_cfg.lookahead_columns}: make the corpus for this model "
+            f"(speech2vid synth --registered --model {model_cfg.name}, or prepare --model "
+            f"{model_cfg.name}) or set lookahead_columns in its YAML"
+        )
 
 
-def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, d: D.Dist,
-           weights: str | None, fresh: bool, stop_after_steps: int | None, progress: bool,
-           real: str | None = None) -> TrainResult:
+def _train(
+    kind: str,
+    data: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    out_dir: Path,
+    d: D.Dist,
+    weights: str | None,
+    fresh: bool,
+    stop_after_steps: int | None,
+    progress: bool,
+    real: str | None = None,
+) -> TrainResult:
     config = run_config(kind, data, model_cfg, cfg)
     if real is not None:
         config["real"] = real
@@ -245,7 +286,9 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
     if real is not None:
         _check_lookahead(real, model_cfg)
     if kind == "deblur" and model_cfg.deblur.layers == 0:
-        raise UserError(f"the {model_cfg.name} model has no deblur CNN (deblur.layers: 0, the warp head): train the generator only")
+        raise UserError(
+            f"the {model_cfg.name} model has no deblur CNN (deblur.layers: 0, the warp head): train the generator only"
+        )
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
     if weights is not None:
@@ -255,14 +298,24 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
     if kind == "deblur":
         init_deblur(model, cfg.seed)
         if weights is None and d.is_main:
-            log.warning("no --weights: the deblur is trained alone and saved beside an untrained generator; "
-                        "pass the trained generator's weights to get one usable file")
+            log.warning(
+                "no --weights: the deblur is trained alone and saved beside an untrained generator; "
+                "pass the trained generator's weights to get one usable file"
+            )
     model.to(d.device).train()
     net: nn.Module = GeneratorNet(model) if kind == "generator" else model.deblur
     optimizer = _optimizer(cfg, _param_groups(cfg, net))
 
-    state: dict[str, Any] = {"kind": kind, "epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": None,
-                             "bad_epochs": 0, "history": [], "finished": False}
+    state: dict[str, Any] = {
+        "kind": kind,
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "best_val": None,
+        "bad_epochs": 0,
+        "history": [],
+        "finished": False,
+    }
     ckpt = None if fresh else find_checkpoint(out_dir, LAST)
     if d.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -271,15 +324,27 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
         saved = json.loads((ckpt / "state.json").read_text())
         saved_cfg = {k: saved.get("config", {}).get(k) for k in ("kind", "model")}
         if saved_cfg != {"kind": kind, "model": config["model"]}:
-            raise CheckpointError(f"{out_dir} holds a checkpoint of another run ({saved.get('kind')}, model "
-                                  f"{saved.get('config', {}).get('model', {}).get('name')}): use another -o or --fresh")
+            raise CheckpointError(
+                f"{out_dir} holds a checkpoint of another run ({saved.get('kind')}, model "
+                f"{saved.get('config', {}).get('model', {}).get('name')}): use another -o or --fresh"
+            )
         state = load_checkpoint(ckpt, model, optimizer)
         state.pop("optimizer", None)
         model.to(d.device)
         if state.get("finished"):
-            log.info("%s already finished (%d epochs); nothing to do (use --fresh to train again)", out_dir, state["epoch"])
-            return TrainResult(out_dir, kind, state["epoch"], state["global_step"], state["best_val"] or math.nan,
-                               state["history"], False, bool(state.get("stopped_early")))
+            log.info(
+                "%s already finished (%d epochs); nothing to do (use --fresh to train again)", out_dir, state["epoch"]
+            )
+            return TrainResult(
+                out_dir,
+                kind,
+                state["epoch"],
+                state["global_step"],
+                state["best_val"] or math.nan,
+                state["history"],
+                False,
+                bool(state.get("stopped_early")),
+            )
         log.info("resuming %s from %s: epoch %d, step %d", kind, ckpt, state["epoch"] + 1, state["global_step"])
     metrics = MetricsLog(out_dir, d.is_main)
     if ckpt is not None:
@@ -296,13 +361,17 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
     interrupted = False
     stream = None
     if real is not None:  # where an uninterrupted run would be in it: one batch per step s with s % real_every == 0
-        real_ds = split_dataset(real, "train", d, identity_faces=model_cfg.identity_faces, shuffle=True, seed=cfg.seed + 1)
+        real_ds = split_dataset(
+            real, "train", d, identity_faces=model_cfg.identity_faces, shuffle=True, seed=cfg.seed + 1
+        )
         used = (state["global_step"] + cfg.real_every - 1) // cfg.real_every
         stream = BatchStream(real_ds, cfg.batch, cfg.workers, d.device, start=used)
 
     def checkpoint(tag: str) -> None:
         if d.is_main:
-            save_checkpoint(out_dir, tag, model, optimizer if tag == LAST else None, {**state, "config": config}, config)
+            save_checkpoint(
+                out_dir, tag, model, optimizer if tag == LAST else None, {**state, "config": config}, config
+            )
         D.barrier(d)
 
     if ckpt is None:  # the untrained model's score: the reference the first epochs must beat
@@ -317,8 +386,14 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             epoch = state["epoch"]
             train_ds.set_epoch(epoch)
             skip = state["step_in_epoch"]
-            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"{kind} epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not (progress and d.is_main), unit="step", dynamic_ncols=True)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=skip,
+                desc=f"{kind} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not (progress and d.is_main),
+                unit="step",
+                dynamic_ncols=True,
+            )
             t0, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
             real_sum, real_n = 0.0, 0
             for b in batches(loader(train_ds, cfg.batch, cfg.workers), d.device, skip=skip):
@@ -336,11 +411,14 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                         both = ddp(mfcc, identity).float()
                     n = b.target.shape[0]
                     out, target = both[:n], b.target
-                    loss = weighted_l1(out, target, cfg.mouth_weight, cfg.pyramid_levels)  # L1 (paper eq. 1), mouth band weighted
+                    loss = weighted_l1(
+                        out, target, cfg.mouth_weight, cfg.pyramid_levels
+                    )  # L1 (paper eq. 1), mouth band weighted
                     if cfg.motion_weight > 0 and b.flow is not None and b.cavity is not None:
                         flow, mask_logit = model.decoder.last_motion
-                        loss = loss + cfg.motion_weight * motion_loss(flow[:n].float(), mask_logit[:n].float(), b.flow,
-                                                                      b.cavity, cfg.mouth_weight)  # fmt: skip
+                        loss = loss + cfg.motion_weight * motion_loss(
+                            flow[:n].float(), mask_logit[:n].float(), b.flow, b.cavity, cfg.mouth_weight
+                        )
                     if rb is not None:
                         real_loss = weighted_l1(both[n:], rb.target, cfg.mouth_weight, cfg.pyramid_levels)
                         loss = loss + cfg.real_weight * real_loss
@@ -364,16 +442,33 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
                 bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}", samples_s=f"{rate:.1f}")
                 bar.update(1)
                 if state["global_step"] % cfg.log_every == 0:
-                    rec = {"event": "step", "step": state["global_step"], "epoch": epoch + 1, "loss": float(loss.detach()),
-                           "lr": lr, "samples_per_s": rate}
+                    rec = {
+                        "event": "step",
+                        "step": state["global_step"],
+                        "epoch": epoch + 1,
+                        "loss": float(loss.detach()),
+                        "lr": lr,
+                        "samples_per_s": rate,
+                    }
                     if real_n:
-                        rec["real_l1"] = real_sum / real_n  # the real video's weighted image loss, since the epoch began
+                        rec["real_l1"] = (
+                            real_sum / real_n
+                        )  # the real video's weighted image loss, since the epoch began
                     metrics.write(rec)
                     if d.is_main:
-                        log.info("epoch %d step %d loss %.5f lr %.2e %.1f samples/s", epoch + 1,
-                                 state["global_step"], float(loss.detach()), lr, rate)
-                stop_now = D.any_rank(d, stop.signal is not None or (
-                    stop_after_steps is not None and state["global_step"] >= stop_after_steps))
+                        log.info(
+                            "epoch %d step %d loss %.5f lr %.2e %.1f samples/s",
+                            epoch + 1,
+                            state["global_step"],
+                            float(loss.detach()),
+                            lr,
+                            rate,
+                        )
+                stop_now = D.any_rank(
+                    d,
+                    stop.signal is not None
+                    or (stop_after_steps is not None and state["global_step"] >= stop_after_steps),
+                )
                 if stop_now:
                     interrupted = True
                     break
@@ -383,15 +478,26 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             if interrupted:
                 checkpoint(LAST)
                 why = f"signal {stop.signal}" if stop.signal is not None else f"--stop-after-steps {stop_after_steps}"
-                log.warning("stopped by %s at epoch %d step %d: checkpoint in %s; rerun the same command to resume",
-                            why, epoch + 1, state["global_step"], out_dir / LAST)
+                log.warning(
+                    "stopped by %s at epoch %d step %d: checkpoint in %s; rerun the same command to resume",
+                    why,
+                    epoch + 1,
+                    state["global_step"],
+                    out_dir / LAST,
+                )
                 break
             val = validate(kind, model, data, d, cfg)
             train_loss = D.all_sum(d, [loss_sum, loss_n])
-            record = {"event": "epoch", "epoch": epoch + 1, "step": state["global_step"],
-                      "train_l1": train_loss[0] / max(train_loss[1], 1), **val,
-                      "train_samples": steps_per_epoch * cfg.batch * d.world, "world_size": d.world,
-                      "seconds": time.perf_counter() - t0}
+            record = {
+                "event": "epoch",
+                "epoch": epoch + 1,
+                "step": state["global_step"],
+                "train_l1": train_loss[0] / max(train_loss[1], 1),
+                **val,
+                "train_samples": steps_per_epoch * cfg.batch * d.world,
+                "world_size": d.world,
+                "seconds": time.perf_counter() - t0,
+            }
             improved = state["best_val"] is None or val["val_l1"] < state["best_val"]
             if improved:
                 state["best_val"], state["bad_epochs"] = val["val_l1"], 0
@@ -401,8 +507,13 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             state["history"].append(record)
             metrics.write(record)
             if d.is_main:
-                log.info("epoch %d: train L1 %.5f, val L1 %.5f%s", epoch + 1, record["train_l1"], val["val_l1"],
-                         " (best)" if improved else "")
+                log.info(
+                    "epoch %d: train L1 %.5f, val L1 %.5f%s",
+                    epoch + 1,
+                    record["train_l1"],
+                    val["val_l1"],
+                    " (best)" if improved else "",
+                )
             state["epoch"], state["step_in_epoch"] = epoch + 1, 0
             stopped_early = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
             state["stopped_early"] = stopped_early
@@ -413,9 +524,16 @@ def _train(kind: str, data: str, model_cfg: ModelConfig, cfg: TrainConfig, out_d
             if stopped_early and d.is_main:
                 log.info("validation L1 has not improved for %d epochs: stopping", cfg.patience)
     metrics.close()
-    return TrainResult(out_dir, kind, state["epoch"], state["global_step"],
-                       state["best_val"] if state["best_val"] is not None else math.nan, state["history"],
-                       interrupted, bool(state.get("stopped_early")))
+    return TrainResult(
+        out_dir,
+        kind,
+        state["epoch"],
+        state["global_step"],
+        state["best_val"] if state["best_val"] is not None else math.nan,
+        state["history"],
+        interrupted,
+        bool(state.get("stopped_early")),
+    )
 
 
 def with_overrides(cfg: TrainConfig, **kw: Any) -> TrainConfig:

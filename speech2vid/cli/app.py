@@ -32,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Talking faces from a still photo and speech (Speech2Vid, BMVC 2017), offline or live.",
     )
     parser.add_argument("--version", action="version", version=f"speech2vid {__version__}")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="YAML file laid over configs/default.yaml (repeatable)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML file laid over configs/default.yaml (repeatable)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -106,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         if needs_train_extra:
-            raise UserError(f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
+            raise UserError(
+                f"`speech2vid {args.command}` needs PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}"
+            )
         return int(args.func(args))
     except UserError as exc:
         print(f"speech2vid: error: {printable(str(exc))}", file=sys.stderr)

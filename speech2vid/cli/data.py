@@ -16,48 +16,79 @@ from speech2vid.errors import UserError
 
 def add_commands(add: Callable[..., argparse.ArgumentParser], train: Callable[[argparse.ArgumentParser], bool]) -> None:
     """``train(p)``: False when PyTorch is missing, and the command then takes no options of its own."""
-    p = add("grid", cmd_grid, "extract real talking clips of the GRID corpus (CC BY 4.0) from a clone of a public "
-            "repository that holds them (eval --videos, prepare)",
-            epilog="s1: git clone https://github.com/osalinasv/lipnet ; s4: git clone "
-                   "https://github.com/arielephrat/vid2speech (whole clones: the clips are in their history, read at "
-                   "a pinned commit)")
-    p.add_argument("--from", dest="clone", required=True, metavar="CLONE",
-                   help="the git clone that holds the speaker's clips")
-    p.add_argument("--speaker", choices=["s1", "s4"], default="s4",
-                   help="s4 (50 clips, 720x576; held out of training: the evaluation speaker, default) or "
-                        "s1 (1000 clips, 360x288, word alignments)")
+    p = add(
+        "grid",
+        cmd_grid,
+        "extract real talking clips of the GRID corpus (CC BY 4.0) from a clone of a public "
+        "repository that holds them (eval --videos, prepare)",
+        epilog="s1: git clone https://github.com/osalinasv/lipnet ; s4: git clone "
+        "https://github.com/arielephrat/vid2speech (whole clones: the clips are in their history, read at "
+        "a pinned commit)",
+    )
+    p.add_argument(
+        "--from", dest="clone", required=True, metavar="CLONE", help="the git clone that holds the speaker's clips"
+    )
+    p.add_argument(
+        "--speaker",
+        choices=["s1", "s4"],
+        default="s4",
+        help="s4 (50 clips, 720x576; held out of training: the evaluation speaker, default) or "
+        "s1 (1000 clips, 360x288, word alignments)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the clips (resumes when rerun)")
     p.add_argument("--limit", type=number(int, 1, 100_000), metavar="N", help="the first N clips only")
 
     p = add("prepare", cmd_prepare, "real videos -> training dataset: shots, face tracks, speaker, samples")
     if train(p):
-        p.add_argument("videos", metavar="VIDEOS_DIR",
-                       help="folder of videos (searched recursively; speaker/clip.mp4 layout)")
-        p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR",
-                       help="dataset folder (created; a rerun resumes)")
+        p.add_argument(
+            "videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively; speaker/clip.mp4 layout)"
+        )
+        p.add_argument(
+            "-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (created; a rerun resumes)"
+        )
         p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
         p.add_argument("--val-fraction", type=float, metavar="F", help="share of speakers held out for validation")
-        p.add_argument("--model", help="cut the MFCC windows for this model's look-ahead: lite, paper (centred, the "
-                       "default) or a model YAML; `train` refuses a dataset cut for another model")
+        p.add_argument(
+            "--model",
+            help="cut the MFCC windows for this model's look-ahead: lite, paper (centred, the "
+            "default) or a model YAML; `train` refuses a dataset cut for another model",
+        )
 
     p = add("synth", cmd_synth, "make a synthetic talking-face training corpus offline (eSpeak NG + rendered faces)")
     if train(p):
         p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder (a rerun resumes)")
-        p.add_argument("--identities", type=int, metavar="N",
-                       help="number of identities (speakers); with --registered: the photos")
-        p.add_argument("--minutes", type=float, required=True, metavar="M",
-                       help="minutes of talking video in total (speech with its pauses)")
-        p.add_argument("--seed", type=int, default=0, metavar="S",
-                       help="random seed: same seed, same corpus (default 0)")
-        p.add_argument("--photos", metavar="DIR", help="folder of face photos animated as extra identities (photo mode)")
+        p.add_argument(
+            "--identities", type=int, metavar="N", help="number of identities (speakers); with --registered: the photos"
+        )
+        p.add_argument(
+            "--minutes",
+            type=float,
+            required=True,
+            metavar="M",
+            help="minutes of talking video in total (speech with its pauses)",
+        )
+        p.add_argument(
+            "--seed", type=int, default=0, metavar="S", help="random seed: same seed, same corpus (default 0)"
+        )
+        p.add_argument(
+            "--photos", metavar="DIR", help="folder of face photos animated as extra identities (photo mode)"
+        )
         p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: one per CPU core)")
-        p.add_argument("--registered", action="store_true",
-                       help="render the --photos straight into registered 112x112 faces (no videos, no prepare): "
-                            "the fast talking-photo corpus the default weights are trained on")
-        p.add_argument("--model", default="lite", metavar="NAME|YAML",
-                       help="with --registered: the model whose look-ahead the MFCC windows are cut with (default lite)")
-        p.add_argument("--val-photos", type=int, default=2, metavar="N",
-                       help="with --registered: photos held out for validation")
+        p.add_argument(
+            "--registered",
+            action="store_true",
+            help="render the --photos straight into registered 112x112 faces (no videos, no prepare): "
+            "the fast talking-photo corpus the default weights are trained on",
+        )
+        p.add_argument(
+            "--model",
+            default="lite",
+            metavar="NAME|YAML",
+            help="with --registered: the model whose look-ahead the MFCC windows are cut with (default lite)",
+        )
+        p.add_argument(
+            "--val-photos", type=int, default=2, metavar="N", help="with --registered: photos held out for validation"
+        )
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -67,7 +98,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     out = Path(args.output).expanduser()
     progress = sys.stderr.isatty() and not args.quiet
     clips = extract(source, Path(args.clone).expanduser(), out, limit=args.limit, progress=progress)
-    print(f"wrote {len(clips)} clips of GRID speaker {source.speaker} into {out} (CC BY 4.0: {out / 'LICENSE-GRID.txt'})")
+    print(
+        f"wrote {len(clips)} clips of GRID speaker {source.speaker} into {out} (CC BY 4.0: {out / 'LICENSE-GRID.txt'})"
+    )
     return 0
 
 
@@ -84,8 +117,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     lookahead = MAX_LOOKAHEAD_COLUMNS if args.model is None else load_model_config(args.model).lookahead_columns
     summary = run_prepare(args.videos, args.output, cfg, progress=not args.quiet, lookahead_columns=lookahead)
     print(stats_table(summary.index))
-    print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
-          f"(reasons in {summary.root / 'report.txt'}); {time.perf_counter() - t0:.1f} s")
+    print(
+        f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
+        f"(reasons in {summary.root / 'report.txt'}); {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 
@@ -116,11 +151,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     total = time.perf_counter() - t0
     print(stats_table(summary.index))
-    print(f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
-          f"(reasons in {summary.root / 'report.txt'})")
+    print(
+        f"prepared {summary.prepared} video(s), {summary.resumed} already done, {len(summary.skipped)} skipped "
+        f"(reasons in {summary.root / 'report.txt'})"
+    )
     per_hour = total / max(timing["speech_s"], 1e-9) * 3600 / 60
-    print(f"{timing['speech_s'] / 60:.1f} min of talking video: rendered in {timing['render_s']:.1f} s, prepared in "
-          f"{timing['prepare_s']:.1f} s, {total:.1f} s in all ({per_hour:.1f} min per hour of corpus)")
+    print(
+        f"{timing['speech_s'] / 60:.1f} min of talking video: rendered in {timing['render_s']:.1f} s, prepared in "
+        f"{timing['prepare_s']:.1f} s, {total:.1f} s in all ({per_hour:.1f} min per hour of corpus)"
+    )
     return 0
 
 
@@ -146,5 +185,3 @@ def _registered(args: argparse.Namespace) -> int:
     print(stats_table(index))
     print(f"{time.perf_counter() - t0:.1f} s")
     return 0
-
-

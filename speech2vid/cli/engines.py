@@ -35,71 +35,147 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
     p.add_argument("--weights", help="safetensors weights, or 'random' (untrained, for plumbing and timing)")
     # dest names differ from the global engine options so that settings_from ignores them
-    p.add_argument("--precision", dest="precisions", action="append", choices=ENGINE_PRECISIONS,
-                   help="engine precision (repeatable; default fp32)")
-    p.add_argument("--backend", dest="backends", action="append", choices=ENGINE_BACKENDS,
-                   help="onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)")
+    p.add_argument(
+        "--precision",
+        dest="precisions",
+        action="append",
+        choices=ENGINE_PRECISIONS,
+        help="engine precision (repeatable; default fp32)",
+    )
+    p.add_argument(
+        "--backend",
+        dest="backends",
+        action="append",
+        choices=ENGINE_BACKENDS,
+        help="onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)",
+    )
     p.add_argument("--calib", metavar="DIR|sample", help="calibration data for int8 (overrides calib.source)")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid engine is cached")
     add_cache_dir(p)
 
-    p = add("verify", cmd_verify, "compare every built engine with the FP32 reference (PyTorch, or the FP32 ONNX "
-            "graph without it) and check each graph's real precision; non-zero exit on a fail")
+    p = add(
+        "verify",
+        cmd_verify,
+        "compare every built engine with the FP32 reference (PyTorch, or the FP32 ONNX "
+        "graph without it) and check each graph's real precision; non-zero exit on a fail",
+    )
     p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
     p.add_argument("--weights", help="safetensors weights, or 'random'")
-    p.add_argument("--precision", dest="precisions", action="append", choices=ENGINE_PRECISIONS,
-                   help="only this precision (repeatable; default all built)")
-    p.add_argument("--backend", dest="backends", action="append", choices=ENGINE_BACKENDS,
-                   help="only this backend (repeatable; default all available)")
+    p.add_argument(
+        "--precision",
+        dest="precisions",
+        action="append",
+        choices=ENGINE_PRECISIONS,
+        help="only this precision (repeatable; default all built)",
+    )
+    p.add_argument(
+        "--backend",
+        dest="backends",
+        action="append",
+        choices=ENGINE_BACKENDS,
+        help="only this backend (repeatable; default all available)",
+    )
     p.add_argument("--calib", metavar="DIR|sample", help="inputs to compare on (overrides calib.source)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     add_cache_dir(p)
 
     p = add("bench", cmd_bench, "per-frame latency of every backend x precision x model, side by side")
-    p.add_argument("--model", dest="models", action="append",
-                   help="model to time (repeatable; default every model that can run here)")
-    p.add_argument("--backend", dest="targets", action="append", metavar="BACKEND[:DEVICE[:PRECISION]]",
-                   help="target to time, e.g. onnxruntime:cpu:int8 or torch:cuda:fp16 "
-                        "(repeatable; default every backend x precision this machine can run)")
-    p.add_argument("--batch", action="append", type=number(int, 1, MAX_BATCH),
-                   help="frames per engine call (repeatable; default 1 and the streaming batch engine.batch.opt)")
-    p.add_argument("--seconds", type=number(float, 0, 3600, above=True), default=3.0,
-                   help="timed seconds per combination and batch (default 3)")
-    p.add_argument("--weights", help="safetensors weights, or 'random' (default: random with PyTorch, else the "
-                                     "bundled weights; timing does not depend on them)")
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        help="model to time (repeatable; default every model that can run here)",
+    )
+    p.add_argument(
+        "--backend",
+        dest="targets",
+        action="append",
+        metavar="BACKEND[:DEVICE[:PRECISION]]",
+        help="target to time, e.g. onnxruntime:cpu:int8 or torch:cuda:fp16 "
+        "(repeatable; default every backend x precision this machine can run)",
+    )
+    p.add_argument(
+        "--batch",
+        action="append",
+        type=number(int, 1, MAX_BATCH),
+        help="frames per engine call (repeatable; default 1 and the streaming batch engine.batch.opt)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=number(float, 0, 3600, above=True),
+        default=3.0,
+        help="timed seconds per combination and batch (default 3)",
+    )
+    p.add_argument(
+        "--weights",
+        help="safetensors weights, or 'random' (default: random with PyTorch, else the "
+        "bundled weights; timing does not depend on them)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the latencies as a PNG")
     g = p.add_argument_group("live loop (--live): per-stage latency of `speech2vid live` from a file in real time")
     g.add_argument("--live", action="store_true", help="time the live loop once per precision instead of the engines")
-    g.add_argument("--precision", dest="precisions", action="append", choices=["fp32", "fp16", "int8"],
-                   help="precision to run (repeatable; default fp32, fp16 and int8, each where built)")
+    g.add_argument(
+        "--precision",
+        dest="precisions",
+        action="append",
+        choices=["fp32", "fp16", "int8"],
+        help="precision to run (repeatable; default fp32, fp16 and int8, each where built)",
+    )
     g.add_argument("--audio", metavar="FILE", help="speech played in real time, looped (default the sample speech)")
-    g.add_argument("--live-seconds", type=number(float, 0, 24 * 3600, above=True), default=20.0,
-                   help="seconds of audio per precision (default 20)")
-    g.add_argument("--load", dest="loads", action="append", type=number(int, 0, 64), metavar="N",
-                   help="run the loop with N CPU-bound processes beside it (repeatable, in one run: --load 0 --load 1 "
-                        "--load 2 gives the idle figure and two loads side by side; default 0)")
-    g = p.add_argument_group("whole pipelines (--pipeline): generate, redub and live at several output sizes, "
-                             "stage by stage")
+    g.add_argument(
+        "--live-seconds",
+        type=number(float, 0, 24 * 3600, above=True),
+        default=20.0,
+        help="seconds of audio per precision (default 20)",
+    )
+    g.add_argument(
+        "--load",
+        dest="loads",
+        action="append",
+        type=number(int, 0, 64),
+        metavar="N",
+        help="run the loop with N CPU-bound processes beside it (repeatable, in one run: --load 0 --load 1 "
+        "--load 2 gives the idle figure and two loads side by side; default 0)",
+    )
+    g = p.add_argument_group(
+        "whole pipelines (--pipeline): generate, redub and live at several output sizes, stage by stage"
+    )
     g.add_argument("--pipeline", action="store_true", help="time the pipelines instead of the engines")
-    g.add_argument("--size", dest="sizes", action="append", type=number(int, 64, MAX_SIDE), metavar="PX",
-                   help="output size, the longer side (repeatable; default 256, 512, 1024, 1280 and 1920)")
-    g.add_argument("--only", action="append", choices=["generate", "redub", "live"],
-                   help="only this pipeline (repeatable)")
-    g.add_argument("--pipeline-seconds", type=number(float, 2, 3600), default=20.0,
-                   help="seconds of speech per pipeline and size (default 20; live runs in real time)")
+    g.add_argument(
+        "--size",
+        dest="sizes",
+        action="append",
+        type=number(int, 64, MAX_SIDE),
+        metavar="PX",
+        help="output size, the longer side (repeatable; default 256, 512, 1024, 1280 and 1920)",
+    )
+    g.add_argument(
+        "--only", action="append", choices=["generate", "redub", "live"], help="only this pipeline (repeatable)"
+    )
+    g.add_argument(
+        "--pipeline-seconds",
+        type=number(float, 2, 3600),
+        default=20.0,
+        help="seconds of speech per pipeline and size (default 20; live runs in real time)",
+    )
     add_cache_dir(p)
 
     p = add("export", cmd_export, "export a model's FP32 ONNX graphs into the engine cache")
     p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
     p.add_argument("--weights", help="safetensors weights, or 'random' (default: the bundled weights)")
-    p.add_argument("--default", action="store_true",
-                   help="re-export the graphs the package ships (assets/graphs/) from the bundled weights of every "
-                        "model that has them: run it after changing the default weights or a bundled model")
+    p.add_argument(
+        "--default",
+        action="store_true",
+        help="re-export the graphs the package ships (assets/graphs/) from the bundled weights of every "
+        "model that has them: run it after changing the default weights or a bundled model",
+    )
     p.add_argument("--force", action="store_true", help="export even when a valid export is cached")
     add_cache_dir(p)
 
-    p = add("cache", cmd_cache, "list the engine cache, or prune it (keep the N most recently used, or drop the unused)")
+    p = add(
+        "cache", cmd_cache, "list the engine cache, or prune it (keep the N most recently used, or drop the unused)"
+    )
     p.add_argument("action", choices=["list", "prune"])
     p.add_argument("--keep", type=int, metavar="N", help="prune: keep the N most recently used model folders")
     p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: delete folders unused for DAYS days")
@@ -118,20 +194,29 @@ def cmd_info(args: argparse.Namespace) -> int:
         cfg = load_model_config(name)
         costs = _torch_costs(cfg) if torch_installed() else _graph_costs(cfg)
         if costs is None:
-            print(f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
-                  f"need PyTorch ({TRAIN_EXTRA})")
+            print(
+                f"model '{cfg.name}': no ONNX graphs to count here (none ship for it): per-module costs "
+                f"need PyTorch ({TRAIN_EXTRA})"
+            )
             continue
         rows = [
-            [module, f"{params / 1e6:.2f} M", f"{macs / 1e9:.3f} G", "every frame" if per_frame else "once per identity (cached)"]
+            [
+                module,
+                f"{params / 1e6:.2f} M",
+                f"{macs / 1e9:.3f} G",
+                "every frame" if per_frame else "once per identity (cached)",
+            ]
             for module, params, macs, per_frame in costs
         ]
         frame_macs = sum(c[2] for c in costs if c[3])
-        rows.append([
-            "total / per frame",
-            f"{sum(c[1] for c in costs) / 1e6:.2f} M",
-            f"{frame_macs / 1e9:.3f} G",
-            f"{frame_macs * FPS * 2 / 1e9:.0f} GFLOP/s at {FPS} fps",
-        ])
+        rows.append(
+            [
+                "total / per frame",
+                f"{sum(c[1] for c in costs) / 1e6:.2f} M",
+                f"{frame_macs / 1e9:.3f} G",
+                f"{frame_macs * FPS * 2 / 1e9:.0f} GFLOP/s at {FPS} fps",
+            ]
+        )
         print(f"model '{cfg.name}': {cfg.description}")
         print("\n".join(table_lines(("module", "parameters", "MACs / frame", "runs"), rows, right=(1, 2))))
     return 0
@@ -194,7 +279,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     rows = []
     for backend in args.backends or ["onnxruntime"]:
         for precision in args.precisions or ["fp32"]:
-            rows += build(model, settings, precision=precision, backend=backend, cache_dir=args.cache_dir, force=args.force)
+            rows += build(
+                model, settings, precision=precision, backend=backend, cache_dir=args.cache_dir, force=args.force
+            )
     print(format_built(rows))
     return 0
 
@@ -210,7 +297,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     model = _model(settings)
     backends = args.backends or ["onnxruntime", *(["tensorrt"] if tensorrt_available()[0] else [])]
     precisions = args.precisions or ENGINE_PRECISIONS
-    checks, notes, reference = verify(model, settings, backends=backends, precisions=precisions, cache_dir=args.cache_dir)
+    checks, notes, reference = verify(
+        model, settings, backends=backends, precisions=precisions, cache_dir=args.cache_dir
+    )
     print(f"reference: {reference}")
     print(format_checks(checks, model.is_random))
     for note in notes:
@@ -283,8 +372,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     for f in folders:
         used = datetime.fromtimestamp(f.last_used).strftime("%Y-%m-%d %H:%M")
         age = (time.time() - f.last_used) / 86400
-        print(f"  {f.path.name}  {f.size_bytes / 1e6:7.1f} MB  {f.files:2d} files  last used {used} ({age:.1f} days)"
-              f"  {f.model}, weights {f.weights}")
+        print(
+            f"  {f.path.name}  {f.size_bytes / 1e6:7.1f} MB  {f.files:2d} files  last used {used} ({age:.1f} days)"
+            f"  {f.model}, weights {f.weights}"
+        )
     for other in other_folders(root):
         print(f"  {other.name}  {folder_bytes(other) / 1e6:7.1f} MB  (not engines: never pruned)")
     return 0
@@ -336,7 +427,11 @@ def _bench_live(args: argparse.Namespace) -> int:
     cfg = settings.live
     # what `live` shows: the photo composite, by default
     avatar = live_avatar(
-        [sample_face()], aligned=False, compose=cfg.compose, photo_side=cfg.photo_side, rest_mouth=settings.generate.rest_mouth
+        [sample_face()],
+        aligned=False,
+        compose=cfg.compose,
+        photo_side=cfg.photo_side,
+        rest_mouth=settings.generate.rest_mouth,
     )
     rows = run_live_bench(
         live_threads(settings),
@@ -373,8 +468,10 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
         seconds=args.pipeline_seconds,
     )
     e = settings.engine
-    print(f"{machine['cpu']}, {machine['usable_cores']} cores; {e.backend} {e.device} {e.precision}; x264 preset "
-          f"{settings.encode.preset} (live: {settings.encode.live_preset}); {args.pipeline_seconds:g} s of speech per run")
+    print(
+        f"{machine['cpu']}, {machine['usable_cores']} cores; {e.backend} {e.device} {e.precision}; x264 preset "
+        f"{settings.encode.preset} (live: {settings.encode.live_preset}); {args.pipeline_seconds:g} s of speech per run"
+    )
     print(format_pipeline_table(rows))
     if args.json:
         write_json_atomic(Path(args.json), {"machine": machine, "rows": [dataclasses.asdict(r) for r in rows]})

@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     from speech2vid.faces import align_photo
     from speech2vid.model.ref import model_ref
 
-    p = argparse.ArgumentParser(prog="python -m speech2vid.cli.lookahead", description="What a shorter look-ahead costs: windows and frames against the exact ones.")
+    p = argparse.ArgumentParser(
+        prog="python -m speech2vid.cli.lookahead",
+        description="What a shorter look-ahead costs: windows and frames against the exact ones.",
+    )
     p.add_argument("--audio", default=str(sample_speech()), help="speech file (default: the bundled sample)")
     p.add_argument("--model", default="lite")
     p.add_argument("--weights", default="random", help="safetensors weights or 'random' (default)")

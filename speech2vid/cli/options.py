@@ -25,6 +25,7 @@ TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 log = logging.getLogger("speech2vid.cli")
 RANDOM_LABEL = "RANDOM WEIGHTS - NOT A TRAINED MODEL"  # burnt into every frame an untrained model renders
 
+
 class Parser(argparse.ArgumentParser):
     """argparse with the product's error contract: one line on stderr, exit 2, and every number checked.
 
@@ -61,7 +62,9 @@ def number(kind: type, lo: float, hi: float, *, above: bool = False) -> Callable
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is needed, got '{text}'") from None
+            raise argparse.ArgumentTypeError(
+                f"{'an integer' if kind is int else 'a number'} is needed, got '{text}'"
+            ) from None
         if not math.isfinite(value) or value < lo or value > hi or (above and value == lo):
             low = "(" if above else "["
             raise argparse.ArgumentTypeError(f"must be within {low}{_plain(lo)}, {_plain(hi)}], got '{text}'")
@@ -118,7 +121,9 @@ def settings_from(args: argparse.Namespace) -> Any:
     return settings
 
 
-def check_outputs(outputs: list[tuple[str, str | None]], inputs: list[str | None], suffixes: tuple[str, ...] = ()) -> None:
+def check_outputs(
+    outputs: list[tuple[str, str | None]], inputs: list[str | None], suffixes: tuple[str, ...] = ()
+) -> None:
     """The one output rule (:mod:`speech2vid.outputs`) for a command's report files, before any work."""
     from speech2vid.outputs import check_distinct, check_output
 
@@ -128,7 +133,9 @@ def check_outputs(outputs: list[tuple[str, str | None]], inputs: list[str | None
 
 
 def add_cache_dir(p: argparse._ActionsContainer) -> None:  # a parser or an argument group
-    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir, ~/.cache/speech2vid/engines)")
+    p.add_argument(
+        "--cache-dir", metavar="DIR", help="engine cache folder (default engine.cache_dir, ~/.cache/speech2vid/engines)"
+    )
 
 
 def add_engine_options(p: argparse.ArgumentParser, *, weights: bool = True) -> None:
@@ -158,7 +165,10 @@ def model_for(settings: Any) -> Any:
     ref = model_ref(load_model_config(settings.model), settings.weights)
     if ref.is_random:
         if not torch_installed():
-            raise UserError(f"--weights random makes untrained weights with PyTorch, which the runtime install leaves out: {TRAIN_EXTRA}")
+            raise UserError(
+                "--weights random makes untrained weights with PyTorch, which the runtime install leaves out: "
+                f"{TRAIN_EXTRA}"
+            )
         log.warning("using RANDOM, untrained weights: the video shows no face and is labelled as such")
     return ref
 

@@ -16,44 +16,70 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     from speech2vid.config import MAX_SIDE
 
     p = add("generate", cmd_generate, "render a face photo speaking an audio file into an MP4")
-    p.add_argument("--face", action="append", required=True, metavar="PHOTO",
-                   help="face photo (repeat up to 5 times for five identity images)")
+    p.add_argument(
+        "--face",
+        action="append",
+        required=True,
+        metavar="PHOTO",
+        help="face photo (repeat up to 5 times for five identity images)",
+    )
     p.add_argument("--audio", required=True, metavar="FILE", help="speech: WAV, FLAC, MP3, or a video's audio track")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (H.264 + AAC)")
     p.add_argument("--aligned", action="store_true", help="the photos are already aligned 112x112 face crops")
     p.add_argument("--face-index", type=int, metavar="N", help="which face when a photo has several (0 = largest)")
     p.add_argument("--allow-silence", action="store_true", help="render silent audio as a still face")
-    p.add_argument("--idle", choices=["alive", "still", "off"],
-                   help="frames without speech (Silero VAD): still (default), alive (blinks, slight sway) or off "
-                        "(the network's output even for noise)")
-    p.add_argument("--size", type=number(int, 16, MAX_SIDE), metavar="PX",
-                   help="output size in pixels: the photo's longer side at most (default 1280), or with --raw-face "
-                        "the square's side (default 256)")
-    p.add_argument("--raw-face", action="store_true",
-                   help="show the network's 109x109 face alone, upscaled, instead of the photo with only the lower "
-                        "face generated")
+    p.add_argument(
+        "--idle",
+        choices=["alive", "still", "off"],
+        help="frames without speech (Silero VAD): still (default), alive (blinks, slight sway) or off "
+        "(the network's output even for noise)",
+    )
+    p.add_argument(
+        "--size",
+        type=number(int, 16, MAX_SIDE),
+        metavar="PX",
+        help="output size in pixels: the photo's longer side at most (default 1280), or with --raw-face "
+        "the square's side (default 256)",
+    )
+    p.add_argument(
+        "--raw-face",
+        action="store_true",
+        help="show the network's 109x109 face alone, upscaled, instead of the photo with only the lower face generated",
+    )
     add_engine_options(p)
 
     p = add("demo", cmd_demo, "render the bundled sample face speaking the bundled sample speech")
     p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4", help="output video (default demo.mp4)")
-    p.add_argument("--synthetic", action="store_true",
-                   help="use the bundled procedural (cartoon) face instead of the real photo")
+    p.add_argument(
+        "--synthetic", action="store_true", help="use the bundled procedural (cartoon) face instead of the real photo"
+    )
     add_engine_options(p)
 
-    p = add("redub", cmd_redub, "re-dub a video with new speech: the speaker's lips follow the new audio",
-            epilog="--fit: the output is as long as the new audio (round(fps x seconds) frames at the source "
-                   "frame rate). loop restarts the video, pingpong plays it forwards and backwards, trim cuts "
-                   "it where the audio ends and, when the audio is longer, holds the last frame (logged). "
-                   "Frames without a face pass through unchanged and are counted in the summary.")
+    p = add(
+        "redub",
+        cmd_redub,
+        "re-dub a video with new speech: the speaker's lips follow the new audio",
+        epilog="--fit: the output is as long as the new audio (round(fps x seconds) frames at the source "
+        "frame rate). loop restarts the video, pingpong plays it forwards and backwards, trim cuts "
+        "it where the audio ends and, when the audio is longer, holds the last frame (logged). "
+        "Frames without a face pass through unchanged and are counted in the summary.",
+    )
     p.add_argument("video", metavar="VIDEO", help="source video with a speaker facing the camera")
     p.add_argument("--audio", required=True, metavar="NEW.wav", help="new speech: WAV, FLAC, MP3, or a video's audio")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (source size and fps)")
-    p.add_argument("--face", action="append", metavar="PHOTO",
-                   help="identity photo instead of frames of the video (repeat up to 5 times)")
+    p.add_argument(
+        "--face",
+        action="append",
+        metavar="PHOTO",
+        help="identity photo instead of frames of the video (repeat up to 5 times)",
+    )
     p.add_argument("--face-index", type=int, metavar="N", help="which face of the video to re-dub (0 = largest)")
     p.add_argument("--fit", choices=["loop", "trim", "pingpong"], help="fit the video to the audio (default loop)")
-    p.add_argument("--region", choices=["lower", "full"],
-                   help="blended region: lower = from just below the eyes down (default), full = whole face")
+    p.add_argument(
+        "--region",
+        choices=["lower", "full"],
+        help="blended region: lower = from just below the eyes down (default), full = whole face",
+    )
     p.add_argument("--allow-silence", action="store_true", help="re-dub silent audio (a closed mouth)")
     p.add_argument("--strip", metavar="PNG", help="also save a before/after strip of six frames")
     add_engine_options(p)
@@ -96,7 +122,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     label = RANDOM_LABEL if ref.is_random else None
     with engine:
-        result = render_video(engine, inputs, gen, settings.encode, label=label, progress=not args.quiet, vad=settings.vad)
+        result = render_video(
+            engine, inputs, gen, settings.encode, label=label, progress=not args.quiet, vad=settings.vad
+        )
     print(
         f"wrote {result.output} ({result.frames} frames, {result.audio_seconds:.2f} s, "
         f"{result.fps:.1f} frames/s on {e.backend} {e.precision})"
@@ -143,7 +171,17 @@ def cmd_redub(args: argparse.Namespace) -> int:
     v = inputs.video
     log.info(
         "re-dubbing %s (%dx%d, %.3g fps, %d frames) with %.2f s of audio: %d frames, fit %s, region %s",
-        *(v.path, v.width, v.height, float(v.rate), v.frames, inputs.audio.duration, inputs.n_output, cfg.fit, cfg.region),
+        *(
+            v.path,
+            v.width,
+            v.height,
+            float(v.rate),
+            v.frames,
+            inputs.audio.duration,
+            inputs.n_output,
+            cfg.fit,
+            cfg.region,
+        ),
     )
     label = RANDOM_LABEL if ref.is_random else None
     with engine:
@@ -154,5 +192,3 @@ def cmd_redub(args: argparse.Namespace) -> int:
     if result.strip is not None:
         print(f"wrote {result.strip} (before/after strip)")
     return 0
-
-

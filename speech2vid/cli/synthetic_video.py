@@ -18,8 +18,10 @@ def _frame_ranges(text: str) -> set[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python3 -m speech2vid.cli.synthetic_video",
-                                description="Write a synthetic talking-head source video (the sample face, a moving camera).")
+    p = argparse.ArgumentParser(
+        prog="python3 -m speech2vid.cli.synthetic_video",
+        description="Write a synthetic talking-head source video (the sample face, a moving camera).",
+    )
     p.add_argument("output", help="MP4 file to write")
     p.add_argument("--frames", type=int, default=50, help="number of frames (default 50)")
     p.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
@@ -27,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--blank", default="", help="frames left blank (no face), e.g. 20-22,40")
     args = p.parse_args(argv)
     w, _, h = args.size.partition("x")
-    path = write_source_video(args.output, n=args.frames, fps=args.fps, size=(int(w), int(h)), blank=_frame_ranges(args.blank))
+    path = write_source_video(
+        args.output, n=args.frames, fps=args.fps, size=(int(w), int(h)), blank=_frame_ranges(args.blank)
+    )
     print(f"wrote {path} ({args.frames} frames at {args.fps} fps, {args.size})")
 
 

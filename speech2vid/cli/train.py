@@ -17,50 +17,89 @@ def add_commands(add: Callable[..., argparse.ArgumentParser], train: Callable[[a
 
     p = add("train", cmd_train, "train the generator or the deblurring CNN on a dataset (DDP under torchrun)")
     if train(p):
-        p.add_argument("kind", choices=KINDS,
-                       help="generator (L1 on the target face) or deblur (restores blurred faces)")
-        p.add_argument("--data", required=True, metavar="DATASET_DIR",
-                       help="a dataset from `speech2vid synth` or `prepare`")
-        p.add_argument("--real", metavar="DATASET_DIR",
-                       help="generator: also learn from this dataset of real talking video (`prepare --model M`): a "
-                            "batch of it joins every train.real_every-th step (its image loss, weighted by "
-                            "train.real_weight); validation stays on --data")
+        p.add_argument(
+            "kind", choices=KINDS, help="generator (L1 on the target face) or deblur (restores blurred faces)"
+        )
+        p.add_argument(
+            "--data", required=True, metavar="DATASET_DIR", help="a dataset from `speech2vid synth` or `prepare`"
+        )
+        p.add_argument(
+            "--real",
+            metavar="DATASET_DIR",
+            help="generator: also learn from this dataset of real talking video (`prepare --model M`): a "
+            "batch of it joins every train.real_every-th step (its image loss, weighted by "
+            "train.real_weight); validation stays on --data",
+        )
         p.add_argument("--model", help="geometry: lite (default), paper, or a model YAML")
-        p.add_argument("--config", dest="train_config", action="append", default=[], metavar="FILE",
-                       help="YAML laid over configs/default.yaml (its train: section sets optimiser, lr, epochs, ...)")
-        p.add_argument("-o", "--output", metavar="DIR",
-                       help="run folder: checkpoints, metrics (default runs/<kind>-<model>)")
+        p.add_argument(
+            "--config",
+            dest="train_config",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="YAML laid over configs/default.yaml (its train: section sets optimiser, lr, epochs, ...)",
+        )
+        p.add_argument(
+            "-o", "--output", metavar="DIR", help="run folder: checkpoints, metrics (default runs/<kind>-<model>)"
+        )
         p.add_argument("--weights", metavar="FILE", help="start from these weights (deblur: keeps their generator)")
         p.add_argument("--epochs", type=int, help="override train.epochs")
         p.add_argument("--batch", type=int, help="override train.batch (per process)")
         p.add_argument("--lr", type=float, help="override train.lr")
         p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
         p.add_argument("--fresh", action="store_true", help="start over instead of resuming from DIR/last")
-        p.add_argument("--stop-after-steps", type=int, metavar="N",
-                       help="checkpoint and stop after N steps in all (as SIGTERM would); rerun to resume")
+        p.add_argument(
+            "--stop-after-steps",
+            type=int,
+            metavar="N",
+            help="checkpoint and stop after N steps in all (as SIGTERM would); rerun to resume",
+        )
 
     p = add("eval", cmd_eval, "lip-sync and image metrics on held-out identities, against two baselines")
     if train(p):
         p.add_argument("--data", metavar="DATASET_DIR", help="dataset; its val split (held-out identities) is scored")
-        p.add_argument("--photos", metavar="DIR",
-                       help="real face photos: render each with each --speech file and measure what a viewer sees "
-                            "with dlib's own pretrained models (training/evaluation/visible.py)")
+        p.add_argument(
+            "--photos",
+            metavar="DIR",
+            help="real face photos: render each with each --speech file and measure what a viewer sees "
+            "with dlib's own pretrained models (training/evaluation/visible.py)",
+        )
         p.add_argument("--speech", metavar="DIR", help="real speech recordings (with --photos)")
-        p.add_argument("--videos", metavar="DIR",
-                       help="real talking clips: a frame of each is the photo, its own audio the speech; the rendered "
-                            "lips are measured against the real ones (training/evaluation/real_video.py)")
-        p.add_argument("--photo-frame", type=int, default=0, metavar="N",
-                       help="with --videos: the frame (at 25 fps) used as the photo (default 0, the first)")
-        p.add_argument("--figure", metavar="FILE.png",
-                       help="with --videos: real and rendered mouths side by side, per clip")
-        p.add_argument("--seconds", type=float, metavar="S",
-                       help="with --photos or --videos: use at most S seconds of each recording")
-        p.add_argument("--no-truth", action="store_true",
-                       help="with --photos: skip the photo-mode ground-truth reference")
+        p.add_argument(
+            "--videos",
+            metavar="DIR",
+            help="real talking clips: a frame of each is the photo, its own audio the speech; the rendered "
+            "lips are measured against the real ones (training/evaluation/real_video.py)",
+        )
+        p.add_argument(
+            "--photo-frame",
+            type=int,
+            default=0,
+            metavar="N",
+            help="with --videos: the frame (at 25 fps) used as the photo (default 0, the first)",
+        )
+        p.add_argument(
+            "--figure", metavar="FILE.png", help="with --videos: real and rendered mouths side by side, per clip"
+        )
+        p.add_argument(
+            "--seconds",
+            type=float,
+            metavar="S",
+            help="with --photos or --videos: use at most S seconds of each recording",
+        )
+        p.add_argument(
+            "--no-truth", action="store_true", help="with --photos: skip the photo-mode ground-truth reference"
+        )
         p.add_argument("--weights", metavar="FILE", help="model weights (default: the bundled weights)")
         p.add_argument("--model", help="geometry: lite (default), paper, or a model YAML")
-        p.add_argument("--config", dest="eval_config", action="append", default=[], metavar="FILE",
-                       help="YAML laid over configs/default.yaml (its eval: section)")
+        p.add_argument(
+            "--config",
+            dest="eval_config",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="YAML laid over configs/default.yaml (its eval: section)",
+        )
         p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
         p.add_argument("--max-samples", type=int, metavar="N", help="score at most N val samples")
         p.add_argument("--cache-dir", metavar="DIR", help="where the trained sync and mouth networks are kept")
@@ -96,8 +135,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.global_step}: checkpoint in {out / 'last'}; rerun the same command to resume")
         return 0 if args.stop_after_steps is not None else 130
     best = f"{result.best_val:.5f}" if result.history else "n/a"
-    print(f"{args.kind} trained: {result.epochs_done} epochs, {result.global_step} steps, best val L1 {best}; "
-          f"weights {out / 'best' / 'weights.safetensors'}")
+    print(
+        f"{args.kind} trained: {result.epochs_done} epochs, {result.global_step} steps, best val L1 {best}; "
+        f"weights {out / 'best' / 'weights.safetensors'}"
+    )
     return 0
 
 
@@ -113,7 +154,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     given = (("--data", args.data), ("--photos", args.photos), ("--videos", args.videos))
     modes = [m for m, value in given if value is not None]
     if len(modes) > 1:
-        raise UserError(f"give one of --data DATASET_DIR, --photos DIR --speech DIR or --videos DIR, not {' and '.join(modes)}")
+        raise UserError(
+            f"give one of --data DATASET_DIR, --photos DIR --speech DIR or --videos DIR, not {' and '.join(modes)}"
+        )
     if (args.figure is not None or args.photo_frame != 0) and args.videos is None:
         raise UserError("--figure and --photo-frame go with --videos DIR")
     if args.photos is not None:
@@ -121,8 +164,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.videos is not None:
         return _real_videos(args, settings)
     if args.data is None:
-        raise UserError("give --data DATASET_DIR (synthetic held-out metrics), --photos DIR --speech DIR (real inputs) "
-                        "or --videos DIR (real talking clips)")
+        raise UserError(
+            "give --data DATASET_DIR (synthetic held-out metrics), --photos DIR --speech DIR (real inputs) "
+            "or --videos DIR (real talking clips)"
+        )
     return _corpus(args, settings)
 
 
@@ -168,7 +213,12 @@ def _generate_path(settings: Any) -> tuple[Any, Any, Callable[[Path, Path, Path]
 
     def render(photo: Path, speech: Path, out: Path) -> None:
         inputs = prepare_inputs(
-            [photo], speech, out, allow_silence=True, compose=gen.compose, photo_max_side=gen.photo_max_side,
+            [photo],
+            speech,
+            out,
+            allow_silence=True,
+            compose=gen.compose,
+            photo_max_side=gen.photo_max_side,
             rest_mouth=gen.rest_mouth,
         )
         render_video(engine, inputs, gen, settings.encode, progress=False, vad=settings.vad)
@@ -178,8 +228,13 @@ def _generate_path(settings: Any) -> tuple[Any, Any, Callable[[Path, Path, Path]
 
 def _model_note(ref: Any, settings: Any) -> dict[str, Any]:
     e = settings.engine
-    return {"name": ref.name, "weights": str(ref.source), "backend": e.backend, "precision": e.precision,
-            "compose": settings.generate.compose}
+    return {
+        "name": ref.name,
+        "weights": str(ref.source),
+        "backend": e.backend,
+        "precision": e.precision,
+        "compose": settings.generate.compose,
+    }
 
 
 def _real_videos(args: argparse.Namespace, settings: Any) -> int:
@@ -198,7 +253,11 @@ def _real_videos(args: argparse.Namespace, settings: Any) -> int:
     with engine:
         try:
             results = evaluate_videos(
-                clips, render, photo_frame=args.photo_frame, seconds=args.seconds, figure=figure,
+                clips,
+                render,
+                photo_frame=args.photo_frame,
+                seconds=args.seconds,
+                figure=figure,
                 progress=sys.stderr.isatty() and not args.quiet,
             )
         except ValueError as exc:  # a clip without a face where the photo is taken
@@ -222,7 +281,11 @@ def _visible(args: argparse.Namespace, settings: Any) -> int:
     ref, engine, render = _generate_path(settings)
     with engine:
         results = evaluate_visible(
-            photos, speeches, Renderer(render), seconds=args.seconds, truth=not args.no_truth,
+            photos,
+            speeches,
+            Renderer(render),
+            seconds=args.seconds,
+            truth=not args.no_truth,
             progress=sys.stderr.isatty() and not args.quiet,
         )
     results["model"] = _model_note(ref, settings)

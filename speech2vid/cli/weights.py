@@ -11,24 +11,38 @@ from speech2vid.errors import UserError
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    p = add("import-matconvnet", cmd_import_matconvnet,
-            "convert the authors' MatConvNet weights (v201.mat generator, v114.mat deblurrer) to safetensors")
+    p = add(
+        "import-matconvnet",
+        cmd_import_matconvnet,
+        "convert the authors' MatConvNet weights (v201.mat generator, v114.mat deblurrer) to safetensors",
+    )
     p.add_argument("files", nargs="+", metavar="FILE.mat", help="generator file, optionally followed by the deblurrer")
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
     p.add_argument("--model", help="geometry the file must match (default paper)")
 
-    p = add("pack-weights", cmd_pack_weights,
-            "trained weights -> the file that ships (FP16, checked against FP32, or --fp32)")
-    p.add_argument("weights", metavar="IN.safetensors", help="trained weights (e.g. runs/lite/last/weights.safetensors)")
+    p = add(
+        "pack-weights",
+        cmd_pack_weights,
+        "trained weights -> the file that ships (FP16, checked against FP32, or --fp32)",
+    )
+    p.add_argument(
+        "weights", metavar="IN.safetensors", help="trained weights (e.g. runs/lite/last/weights.safetensors)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
     p.add_argument("--model", help="geometry of the weights: lite (default), paper, or a model YAML")
-    p.add_argument("--fp32", action="store_true",
-                   help="keep FP32 (the bundled lite: FP16 rounding moves its warped frames)")
-    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra metadata to record (repeatable)")
+    p.add_argument(
+        "--fp32", action="store_true", help="keep FP32 (the bundled lite: FP16 rounding moves its warped frames)"
+    )
+    p.add_argument(
+        "--meta", action="append", default=[], metavar="KEY=VALUE", help="extra metadata to record (repeatable)"
+    )
 
-    p = add("pack-landmarks", cmd_pack_landmarks, "dlib's 68-point landmark model -> the compact copy the runtime ships")
-    p.add_argument("-o", "--output", metavar="OUT.dat", help="file to write (default: the package's assets/landmarks copy)")
+    p = add(
+        "pack-landmarks", cmd_pack_landmarks, "dlib's 68-point landmark model -> the compact copy the runtime ships"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT.dat", help="file to write (default: the package's assets/landmarks copy)"
+    )
     p.add_argument("--cascades", type=int, help="cascades to keep (default: as shipped, assets/landmarks/README.md)")
     p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
     p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")

@@ -25,7 +25,7 @@ frame: no group appears in both.
 
 from __future__ import annotations
 
-from .format import (
+from speech2vid.training.datasets.format import (
     ALIGNED_SIZE,
     N_VISEMES,
     TARGET_OFFSET,
@@ -36,8 +36,8 @@ from .format import (
     target_crop,
     write_shard,
 )
-from .index import DatasetError, DatasetIndex, ShardInfo, SplitInfo, open_dataset
-from .reader import ShardedSamples, make_sample
+from speech2vid.training.datasets.index import DatasetError, DatasetIndex, ShardInfo, SplitInfo, open_dataset
+from speech2vid.training.datasets.reader import ShardedSamples, make_sample
 
 __all__ = [
     "ALIGNED_SIZE",

@@ -98,7 +98,9 @@ class Track:
         if self.landmarks is not None:
             self.landmarks = np.ascontiguousarray(self.landmarks, dtype=np.float32)
             if self.landmarks.shape != (n, 68, 2):
-                raise ValueError(f"track {self.key}: landmarks have shape {self.landmarks.shape}, expected {(n, 68, 2)}")
+                raise ValueError(
+                    f"track {self.key}: landmarks have shape {self.landmarks.shape}, expected {(n, 68, 2)}"
+                )
         if "/" in self.key or "." in self.key:
             raise ValueError(f"track key {self.key!r} must not contain '/' or '.' (WebDataset keys)")
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from speech2vid.errors import UserError
 from speech2vid.files import atomic_path
-
-from .format import FORMAT_NAME, FORMAT_VERSION, FPS, SPLITS
+from speech2vid.training.datasets.format import FORMAT_NAME, FORMAT_VERSION, FPS, SPLITS
 
 INDEX_FILE = "index.json"
 RECORDS_DIR = "records"
@@ -96,8 +95,13 @@ def build_index(root: Path, settings: dict[str, Any], provenance: dict[str, Any]
         ok = [r for r in records if r["status"] == "ok" and r["split"] == name]
         splits[name] = {
             "shards": [
-                {"path": r["shard"], "video": r["video"], "group": r["group"], "samples": r["samples"],
-                 "tracks": _kept(r)}
+                {
+                    "path": r["shard"],
+                    "video": r["video"],
+                    "group": r["group"],
+                    "samples": r["samples"],
+                    "tracks": _kept(r),
+                }
                 for r in ok
             ],
             "samples": sum(r["samples"] for r in ok),
@@ -105,7 +109,7 @@ def build_index(root: Path, settings: dict[str, Any], provenance: dict[str, Any]
             "videos": len(ok),
             "groups": sorted({r["group"] for r in ok}),
             "seconds": round(sum(r["track_seconds"] for r in ok), 3),
-        }  # fmt: skip
+        }
     data = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -139,14 +143,22 @@ def open_dataset(root: str | os.PathLike[str]) -> DatasetIndex:
         )
     splits = {
         name: SplitInfo(
-            shards=tuple(ShardInfo(**s) for s in d["shards"]), samples=int(d["samples"]), tracks=int(d["tracks"]),
-            videos=int(d["videos"]), groups=tuple(d["groups"]), seconds=float(d["seconds"]),
+            shards=tuple(ShardInfo(**s) for s in d["shards"]),
+            samples=int(d["samples"]),
+            tracks=int(d["tracks"]),
+            videos=int(d["videos"]),
+            groups=tuple(d["groups"]),
+            seconds=float(d["seconds"]),
         )
         for name, d in data["splits"].items()
-    }  # fmt: skip
+    }
     return DatasetIndex(
-        root=root, fps=int(data["fps"]), sample_stride=int(data["sample_stride"]),
-        identity_min_gap=int(data["identity_min_gap"]), splits=splits,
-        lookahead_columns=int(data.get("lookahead_columns", 17)), provenance=dict(data.get("provenance", {})),
+        root=root,
+        fps=int(data["fps"]),
+        sample_stride=int(data["sample_stride"]),
+        identity_min_gap=int(data["identity_min_gap"]),
+        splits=splits,
+        lookahead_columns=int(data.get("lookahead_columns", 17)),
+        provenance=dict(data.get("provenance", {})),
         skipped=tuple(data.get("skipped", ())),
-    )  # fmt: skip
+    )

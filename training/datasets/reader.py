@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .format import TARGET_OFFSET, TARGET_SIZE, Track, read_shard
-from .index import DatasetError, ShardInfo, open_dataset
+from speech2vid.training.datasets.format import TARGET_OFFSET, TARGET_SIZE, Track, read_shard
+from speech2vid.training.datasets.index import DatasetError, ShardInfo, open_dataset
 
 SHUFFLE_BUFFER = 2048  # samples mixed across tracks before yielding (memory: references, not copies)
 

@@ -35,11 +35,11 @@ from tqdm import tqdm
 
 from speech2vid.config import EvalConfig
 from speech2vid.files import atomic_path
+from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
+from speech2vid.model.speech2vid import Speech2Vid
 from speech2vid.training.datasets import ShardedSamples, open_dataset
 from speech2vid.training.evaluation.helpers import MouthReader, SyncNet, helpers
 from speech2vid.training.evaluation.metrics import lse, offset_distances, pearson, psnr, ssim
-from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
-from speech2vid.model.speech2vid import Speech2Vid
 from speech2vid.training.loss import mouth_band_top
 
 log = logging.getLogger("speech2vid.eval")
@@ -69,13 +69,21 @@ def _track(key: str) -> str:
     return key.rsplit("/", 1)[0]
 
 
-def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_samples: int | None = None,
-             cache_dir: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: Speech2Vid,
+    data: str | Path,
+    cfg: EvalConfig,
+    *,
+    max_samples: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     index = open_dataset(data)
     reader, sync = helpers(data, cfg, cache_dir=cache_dir, progress=progress)
     model = model.eval()
-    ds = ShardedSamples(data, "val", identity_faces=model.cfg.identity_faces, shuffle=False, seed=cfg.seed,
-                        rank=0, world_size=1)
+    ds = ShardedSamples(
+        data, "val", identity_faces=model.cfg.identity_faces, shuffle=False, seed=cfg.seed, rank=0, world_size=1
+    )
     acc = {m: _Acc() for m in METHODS}
     audio: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
     truth: dict[str, dict[int, float]] = defaultdict(dict)
@@ -98,7 +106,7 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
             gt = b["target"][:n].float() / 255.0
             outs = {
                 "model": model(mfcc, faces),
-                "still image": faces[:, 0:3, o:o + s, o:o + s] / 255.0,
+                "still image": faces[:, 0:3, o : o + s, o : o + s] / 255.0,
                 "audio zeroed": model(torch.zeros_like(mfcc), faces),
                 "ground truth": gt,
             }
@@ -142,11 +150,17 @@ def evaluate(model: Speech2Vid, data: str | Path, cfg: EvalConfig, *, max_sample
             if len(vid) > 2 * max_shift:
                 dist, conf, _ = lse(offset_distances(vid, aud, max_shift))
                 d_sum, c_sum, n_tracks = d_sum + dist, c_sum + conf, n_tracks + 1
-        scores.append(MethodScore(
-            m, float(np.mean(a.psnr)) if m != "ground truth" else math.inf, float(np.mean(a.ssim)),
-            corr_sum / corr_w if corr_w else math.nan,
-            d_sum / n_tracks if n_tracks else math.nan, c_sum / n_tracks if n_tracks else math.nan, len(a.psnr),
-        ))  # fmt: skip
+        scores.append(
+            MethodScore(
+                m,
+                float(np.mean(a.psnr)) if m != "ground truth" else math.inf,
+                float(np.mean(a.ssim)),
+                corr_sum / corr_w if corr_w else math.nan,
+                d_sum / n_tracks if n_tracks else math.nan,
+                c_sum / n_tracks if n_tracks else math.nan,
+                len(a.psnr),
+            )
+        )
     return {
         "data": str(data),
         "split": "val",
@@ -171,11 +185,17 @@ def beats_baselines(result: dict[str, Any]) -> dict[str, bool]:
 
 def format_table(result: dict[str, Any]) -> str:
     head = f"{'method':<14} {'PSNR dB':>8} {'SSIM':>6} {'mouth r':>8} {'LSE-D':>7} {'LSE-C':>7}"
-    lines = [f"val split of {result['data']}: {result['samples']} samples, {result['tracks']} tracks; "
-             f"sync offsets {result['offsets_frames'][0]}..{result['offsets_frames'][-1]} frames", head, "-" * len(head)]
+    lines = [
+        f"val split of {result['data']}: {result['samples']} samples, {result['tracks']} tracks; "
+        f"sync offsets {result['offsets_frames'][0]}..{result['offsets_frames'][-1]} frames",
+        head,
+        "-" * len(head),
+    ]
     for m in result["methods"]:
         p = "     inf" if math.isinf(m["psnr"]) else f"{m['psnr']:8.2f}"
-        lines.append(f"{m['method']:<14} {p} {m['ssim']:6.3f} {m['mouth_agreement']:8.3f} {m['lse_d']:7.3f} {m['lse_c']:7.3f}")
+        lines.append(
+            f"{m['method']:<14} {p} {m['ssim']:6.3f} {m['mouth_agreement']:8.3f} {m['lse_d']:7.3f} {m['lse_c']:7.3f}"
+        )
     if "audio_effect" in result:
         e = result["audio_effect"]
         lines.append(f"mean |model - audio zeroed|: {e['mean_abs']:.4f} (mouth band {e['mouth_band_mean_abs']:.4f})")
@@ -187,7 +207,9 @@ def format_table(result: dict[str, Any]) -> str:
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({**result, "beats_baselines": beats_baselines(result)}, indent=1, allow_nan=True) + "\n")
+        tmp.write_text(
+            json.dumps({**result, "beats_baselines": beats_baselines(result)}, indent=1, allow_nan=True) + "\n"
+        )
 
 
 __all__ = ["evaluate", "format_table", "write_json", "beats_baselines", "MouthReader", "SyncNet", "METHODS"]

@@ -104,7 +104,10 @@ def train_reader(root: str | Path, cfg: EvalConfig, progress: bool) -> MouthRead
         target = b["mouth_open"].float()
         ok = torch.isfinite(target)
         if not ok.any():
-            raise ValueError("the dataset has no ground-truth mouth opening (real videos): mouth agreement needs the synthetic corpus")
+            raise ValueError(
+                "the dataset has no ground-truth mouth opening (real videos): mouth agreement needs the synthetic "
+                "corpus"
+            )
         faces = b["target"].float() / 255.0
         loss = F.mse_loss(net(faces[ok]), target[ok])
         opt.zero_grad(set_to_none=True)
@@ -132,14 +135,18 @@ def train_sync(root: str | Path, cfg: EvalConfig, progress: bool, temperature: f
     return net.eval()
 
 
-def helpers(root: str | Path, cfg: EvalConfig, *, cache_dir: str | Path | None = None,
-            progress: bool = False) -> tuple[MouthReader | None, SyncNet]:
+def helpers(
+    root: str | Path, cfg: EvalConfig, *, cache_dir: str | Path | None = None, progress: bool = False
+) -> tuple[MouthReader | None, SyncNet]:
     """The trained mouth reader (None for data without ground-truth mouth opening) and sync network."""
     open_dataset(root)  # a clear error for a folder that is not a dataset
     folder = user_path(cache_dir or cfg.cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     out: list[nn.Module | None] = []
-    for what, make in (("reader", lambda: train_reader(root, cfg, progress)), ("sync", lambda: train_sync(root, cfg, progress))):
+    for what, make in (
+        ("reader", lambda: train_reader(root, cfg, progress)),
+        ("sync", lambda: train_sync(root, cfg, progress)),
+    ):
         path = folder / f"{what}-{_cache_key(root, cfg, what)}.safetensors"
         net: nn.Module | None = MouthReader() if what == "reader" else SyncNet()
         if path.is_file():

@@ -66,7 +66,7 @@ def offset_distances(video: np.ndarray, audio: np.ndarray, max_shift: int) -> np
     for i, k in enumerate(range(-max_shift, max_shift + 1)):
         lo, hi = max(0, -k), min(t, t - k)
         if hi > lo:
-            out[i] = float(np.linalg.norm(video[lo:hi] - audio[lo + k:hi + k], axis=1).mean())
+            out[i] = float(np.linalg.norm(video[lo:hi] - audio[lo + k : hi + k], axis=1).mean())
     return out
 
 

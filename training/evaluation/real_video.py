@@ -156,11 +156,17 @@ def mouth_tile(rgb: np.ndarray, points: np.ndarray | None) -> np.ndarray:
     side = 1.6 * float(np.linalg.norm(points[list(RIGHT_EYE)].mean(axis=0) - points[list(LEFT_EYE)].mean(axis=0)))
     scale = FIGURE_PX / max(side, 1.0)
     m = np.array([[scale, 0.0, FIGURE_PX / 2 - scale * centre[0]], [0.0, scale, FIGURE_PX / 2 - scale * centre[1]]])
-    return np.asarray(cv2.warpAffine(rgb, m, (FIGURE_PX, FIGURE_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
+    return np.asarray(
+        cv2.warpAffine(rgb, m, (FIGURE_PX, FIGURE_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    )
 
 
-def clip_figure(real: dict[int, np.ndarray], model: dict[int, np.ndarray], real_pts: Sequence[np.ndarray | None],
-                model_pts: Sequence[np.ndarray | None]) -> np.ndarray:
+def clip_figure(
+    real: dict[int, np.ndarray],
+    model: dict[int, np.ndarray],
+    real_pts: Sequence[np.ndarray | None],
+    model_pts: Sequence[np.ndarray | None],
+) -> np.ndarray:
     """Two rows of mouth tiles at the same moments: the real speaker on top, the rendered face below."""
     picks = sorted(set(real) & set(model))
     top = np.concatenate([mouth_tile(real[k], real_pts[k]) for k in picks], axis=1)
@@ -198,14 +204,18 @@ def evaluate_videos(
 
             def keep(n: int) -> set[int]:  # said before the clip is decoded and measured
                 if photo_frame >= n:
-                    raise ValueError(f"{path.name} has {n} frames at 25 fps: --photo-frame {photo_frame} is past its end")
+                    raise ValueError(
+                        f"{path.name} has {n} frames at 25 fps: --photo-frame {photo_frame} is past its end"
+                    )
                 return figure_ticks(n) | {photo_frame}
 
             clip = measure_clip(path, inst, keep, seconds)
             n = len(clip.points)
             photo_pts = clip.points[photo_frame]
             if photo_pts is None:
-                raise ValueError(f"dlib finds no face in frame {photo_frame} of {path.name}: give another --photo-frame")
+                raise ValueError(
+                    f"dlib finds no face in frame {photo_frame} of {path.name}: give another --photo-frame"
+                )
             photo = tmp / "photo.png"
             cv2.imwrite(str(photo), cv2.cvtColor(clip.kept[photo_frame], cv2.COLOR_RGB2BGR))
             out = tmp / "model.mp4"
@@ -251,24 +261,31 @@ def summarise(per_clip: list[dict[str, Any]]) -> dict[str, Any]:
         "median": medians,
         "lmd_vs_still": ratio,
         "bar": BAR,
-        "meets_bar": {"r_real": medians["model"]["r_real"] >= BAR["r_real"], "lmd_vs_still": ratio <= BAR["lmd_vs_still"]},
+        "meets_bar": {
+            "r_real": medians["model"]["r_real"] >= BAR["r_real"],
+            "lmd_vs_still": ratio <= BAR["lmd_vs_still"],
+        },
     }
 
 
 def table(result: dict[str, Any]) -> str:
     lines = [f"{'clip':24} {'frames':>6}  " + "  ".join(f"{s + ' r':>8} {s + ' LMD':>10}" for s in SYSTEMS)]
     for c in result["clips"]:
-        lines.append(f"{c['clip'][:24]:24} {c['frames']:6d}  "
-                     + "  ".join(f"{c[s]['r_real']:8.2f} {c[s]['lmd']:10.2f}" for s in SYSTEMS))
+        lines.append(
+            f"{c['clip'][:24]:24} {c['frames']:6d}  "
+            + "  ".join(f"{c[s]['r_real']:8.2f} {c[s]['lmd']:10.2f}" for s in SYSTEMS)
+        )
     lines.append("")
     lines.append(f"{'median':8} {'r real':>7} {'std ratio':>10} {'LMD %IOD':>9}")
     for s in SYSTEMS:
         m = result["median"][s]
         lines.append(f"{s:8} {m['r_real']:7.2f} {m['std_ratio']:10.2f} {m['lmd']:9.2f}")
     ok = result["meets_bar"]
-    lines.append(f"model LMD / still LMD {result['lmd_vs_still']:.2f} (bar <= {BAR['lmd_vs_still']}: "
-                 f"{'ok' if ok['lmd_vs_still'] else 'MISSED'}); r with the real lips (bar >= {BAR['r_real']}: "
-                 f"{'ok' if ok['r_real'] else 'MISSED'})")
+    lines.append(
+        f"model LMD / still LMD {result['lmd_vs_still']:.2f} (bar <= {BAR['lmd_vs_still']}: "
+        f"{'ok' if ok['lmd_vs_still'] else 'MISSED'}); r with the real lips (bar >= {BAR['r_real']}: "
+        f"{'ok' if ok['r_real'] else 'MISSED'})"
+    )
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ original landmark model, not the compact copy the runtime ships):
   (dlib's rule: below 0.6 is the same person).
 
 Two baselines go through the same measurement: ``still`` (the photo itself, every frame) and ``zeroed``
-(``generate`` fed digital silence as long as the photo's first recording; once per photo). A reference shows what a talking face scores:
+(``generate`` fed digital silence as long as the photo's first recording; once per photo). A reference shows what a
+talking face scores:
 ``truth``, the photo animated by ``synth``'s photo mode along the phoneme timeline of its own eSpeak
 NG speech (the ground truth that the training corpus is made of).
 
@@ -119,13 +120,16 @@ def score(gaps: np.ndarray, loud: np.ndarray, distances: Sequence[float]) -> Lip
     best = max(lags, key=lambda k: lags[k])
     silent = silent_frames(loud) & found
     return LipScore(
-        frames=n, faces_found=int(found.sum()),
+        frames=n,
+        faces_found=int(found.sum()),
         gap_mean=float(np.nanmean(gaps)) if found.any() else math.nan,
         gap_std=float(np.nanstd(gaps)) if found.any() else math.nan,
-        r_loudness=lags[0], best_lag=int(best), r_best=lags[best],
+        r_loudness=lags[0],
+        best_lag=int(best),
+        r_best=lags[best],
         silence_gap=float(np.mean(gaps[silent])) if silent.any() else math.nan,
         identity_distance=float(np.mean(distances)) if len(distances) else math.nan,
-    )  # fmt: skip
+    )
 
 
 # ----------------------------------------------------------------------------- the instruments (dlib)
@@ -135,7 +139,11 @@ class Instruments:
     """dlib's detector, 68-point landmarks and face-recognition ResNet, applied to frames."""
 
     def __init__(self) -> None:
-        from speech2vid.faces.dlib_models import face_recognition_model, frontal_face_detector, original_shape_predictor_68
+        from speech2vid.faces.dlib_models import (
+            face_recognition_model,
+            frontal_face_detector,
+            original_shape_predictor_68,
+        )
 
         self.detector = frontal_face_detector()
         self.predictor = original_shape_predictor_68()
@@ -202,7 +210,8 @@ def photo_mode_truth(photo_path: Path, seed: int, seconds: float) -> tuple[list[
 
     sp = random_speaker(f"truth-{photo_path.stem}", seed)
     samples, rate, phonemes, _ = speech_in_fresh_process(
-        SpeechRequest(seed, seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range))
+        SpeechRequest(seed, seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range)
+    )
     n = int(round(samples.size / rate * FPS))
     visemes = viseme_track(phonemes, n)
     animator = PhotoAnimator(read_photo(photo_path), 256, np.random.default_rng([seed, 5]), name=str(photo_path))
@@ -289,7 +298,9 @@ def _median(values: Iterable[float]) -> float:
 
 def summarise(pairs: list[PairResult], truths: dict[str, LipScore]) -> dict[str, Any]:
     systems = sorted({k for p in pairs for k in p.scores})
-    medians = {sys: {k: _median(getattr(p.scores[sys], k) for p in pairs if sys in p.scores) for k in KEYS} for sys in systems}
+    medians = {
+        sys: {k: _median(getattr(p.scores[sys], k) for p in pairs if sys in p.scores) for k in KEYS} for sys in systems
+    }
     if truths:
         medians["truth"] = {k: _median(getattr(t, k) for t in truths.values()) for k in KEYS}
     return {
@@ -320,11 +331,15 @@ def meets_bar(m: dict[str, float]) -> dict[str, bool]:
 def table(results: dict[str, Any]) -> str:
     lines = [f"{'system':8} {'gap std':>8} {'r loud':>7} {'lag':>4} {'r@lag':>6} {'silence gap':>12} {'id dist':>8}"]
     for name, m in results["median"].items():
-        lines.append(f"{name:8} {m['gap_std']:8.3f} {m['r_loudness']:7.2f} {m['best_lag']:4.0f} {m['r_best']:6.2f} "
-                     f"{m['silence_gap']:12.3f} {m['identity_distance']:8.3f}")  # fmt: skip
+        lines.append(
+            f"{name:8} {m['gap_std']:8.3f} {m['r_loudness']:7.2f} {m['best_lag']:4.0f} {m['r_best']:6.2f} "
+            f"{m['silence_gap']:12.3f} {m['identity_distance']:8.3f}"
+        )
     bar = results.get("meets_bar") or {}
     if bar:
-        lines.append("bar (model, medians over pairs): " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in bar.items()))
+        lines.append(
+            "bar (model, medians over pairs): " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in bar.items())
+        )
     return "\n".join(lines)
 
 

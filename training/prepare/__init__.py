@@ -4,6 +4,6 @@ selection with an audio-video offset estimate, registration, samples. Entry poin
 
 from __future__ import annotations
 
-from .run import PrepareError, PrepareSummary, run_prepare, stats_table
+from speech2vid.training.prepare.run import PrepareError, PrepareSummary, run_prepare, stats_table
 
 __all__ = ["PrepareError", "PrepareSummary", "run_prepare", "stats_table"]

@@ -38,18 +38,25 @@ class GridSource:
 
 SOURCES = {
     # speaker 1 (male): 1000 clips, 360x288 MPEG-1 at 25 fps with their audio, word alignments; about 440 MB
-    "s1": GridSource("s1", "osalinasv/lipnet", "2149e39d8ea90b6832e53b966c689c1c1eddaec4",
-                     "preprocessing/detect-face-parts/pruebas/videos/s1", "preprocessing/alignment/s1/align"),
+    "s1": GridSource(
+        "s1",
+        "osalinasv/lipnet",
+        "2149e39d8ea90b6832e53b966c689c1c1eddaec4",
+        "preprocessing/detect-face-parts/pruebas/videos/s1",
+        "preprocessing/alignment/s1/align",
+    ),
     # speaker 4 (female): 50 clips, 720x576 MPEG-1 at 25 fps with their audio; about 125 MB
     "s4": GridSource("s4", "arielephrat/vid2speech", "493d26b2db76b5b45ed4682da215203d899f12b6", "dataset", None),
-}  # fmt: skip
+}
 
 
 def _git(clone: Path, *args: str) -> bytes:
     try:
         done = subprocess.run(["git", "-C", str(clone), *args], capture_output=True, check=False)
     except FileNotFoundError:
-        raise UserError("git is not installed: install it (apt-get install git) to read the corpus from a clone") from None
+        raise UserError(
+            "git is not installed: install it (apt-get install git) to read the corpus from a clone"
+        ) from None
     if done.returncode != 0:
         raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
     return done.stdout
@@ -76,11 +83,14 @@ def check_clone(source: GridSource, clone: Path) -> None:
     try:  # a missing git is said by _git
         _git(clone, "cat-file", "-e", f"{source.commit}^{{commit}}")
     except subprocess.CalledProcessError:
-        raise UserError(f"{clone} does not hold commit {source.commit[:12]} of {source.repo} (a shallow or other "
-                        f"clone?): {how}") from None
+        raise UserError(
+            f"{clone} does not hold commit {source.commit[:12]} of {source.repo} (a shallow or other clone?): {how}"
+        ) from None
 
 
-def extract(source: GridSource, clone: Path, out: Path, *, limit: int | None = None, progress: bool = True) -> list[Path]:
+def extract(
+    source: GridSource, clone: Path, out: Path, *, limit: int | None = None, progress: bool = True
+) -> list[Path]:
     """Write the source's clips (and word alignments) into ``out``; files already there with the right size
     are kept, so an interrupted extraction resumes. Returns the clips' paths."""
     from tqdm import tqdm

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from speech2vid.config import PrepareConfig
+from speech2vid.errors import UserError
 from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS
 from speech2vid.files import VIDEO_SUFFIXES, atomic_path
 from speech2vid.training.datasets.format import SPLITS
 from speech2vid.training.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
-from speech2vid.errors import UserError
-
-from .video import VideoJob, prepare_video
+from speech2vid.training.prepare.video import VideoJob, prepare_video
 
 log = logging.getLogger("speech2vid.training.prepare")
 
@@ -103,10 +102,10 @@ def _read_splits_file(folder: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise PrepareError(f"cannot read {path} ({exc}): it must map group names to \"train\" or \"val\"") from None
+        raise PrepareError(f'cannot read {path} ({exc}): it must map group names to "train" or "val"') from None
     bad = {k: v for k, v in data.items() if v not in SPLITS} if isinstance(data, dict) else data
     if bad or not isinstance(data, dict):
-        raise PrepareError(f"{path} must map group names to \"train\" or \"val\", got {bad!r}")
+        raise PrepareError(f'{path} must map group names to "train" or "val", got {bad!r}')
     return data
 
 
@@ -133,9 +132,18 @@ def _run_job(args: tuple[VideoJob, str, dict[str, Any], dict[str, Any], int]) ->
         record = prepare_video(job, Path(out_root), cfg, lookahead_columns)
     except Exception as exc:  # a bug on one video must not stop the batch; the report keeps it
         log.exception("unexpected error preparing %s", job.rel)
-        record = {"video": job.rel, "video_id": job.video_id, "group": job.group, "split": job.split,
-                  "status": "skipped", "reason": f"internal error ({type(exc).__name__}: {exc})", "tracks": [],
-                  "samples": 0, "track_seconds": 0.0, "shard": None}  # fmt: skip
+        record = {
+            "video": job.rel,
+            "video_id": job.video_id,
+            "group": job.group,
+            "split": job.split,
+            "status": "skipped",
+            "reason": f"internal error ({type(exc).__name__}: {exc})",
+            "tracks": [],
+            "samples": 0,
+            "track_seconds": 0.0,
+            "shard": None,
+        }
     record["source"] = stamp
     record["settings"] = _stamp(cfg_dict, lookahead_columns)
     write_json_atomic(Path(out_root) / RECORDS_DIR / f"{job.video_id}.json", record)
@@ -189,8 +197,11 @@ def run_prepare(
             unreadable.append(f"{rel}: cannot read ({exc.strerror})")
             continue
         old = done.get(rel)
-        if old and old.get("source") == stamp and old.get("settings") == stamped and (
-            old["status"] != "ok" or (root / old["shard"]).is_file()
+        if (
+            old
+            and old.get("source") == stamp
+            and old.get("settings") == stamped
+            and (old["status"] != "ok" or (root / old["shard"]).is_file())
         ):
             resumed += 1
             continue
@@ -220,8 +231,11 @@ def run_prepare(
     if bar:
         bar.close()
 
-    settings = {"sample_stride": cfg.sample_stride, "identity_min_gap": cfg.identity_min_gap,
-                "lookahead_columns": lookahead_columns}
+    settings = {
+        "sample_stride": cfg.sample_stride,
+        "identity_min_gap": cfg.identity_min_gap,
+        "lookahead_columns": lookahead_columns,
+    }
     prov = {"command": "prepare", "videos_dir": str(src), "prepare": cfg_dict, **(provenance or {})}
     index = build_index(root, settings, prov)
     all_records = read_records(root)
@@ -242,10 +256,13 @@ def _write_report(path: Path, records: list[dict[str, Any]], unreadable: list[st
         if r["status"] == "ok":
             offsets = ", ".join(
                 f"{t['key']}: sync {t['sync_score']:.2f}, AV offset {t['av_offset']:+d} frames"
-                for t in r["tracks"] if t.get("kept")
-            )  # fmt: skip
-            lines.append(f"ok       {r['video']}: {len([t for t in r['tracks'] if t.get('kept')])} track(s), "
-                         f"{r['samples']} samples ({offsets})")  # fmt: skip
+                for t in r["tracks"]
+                if t.get("kept")
+            )
+            lines.append(
+                f"ok       {r['video']}: {len([t for t in r['tracks'] if t.get('kept')])} track(s), "
+                f"{r['samples']} samples ({offsets})"
+            )
         else:
             lines.append(f"skipped  {r['video']}: {r['reason']}")
     for u in unreadable:
@@ -259,7 +276,9 @@ def stats_table(index: dict[str, Any]) -> str:
     rows = [f"{'split':<6} {'identities':>10} {'videos':>7} {'tracks':>7} {'hours':>8} {'samples':>8}"]
     for name in SPLITS:
         s = index["splits"][name]
-        rows.append(f"{name:<6} {len(s['groups']):>10} {s['videos']:>7} {s['tracks']:>7} "
-                    f"{s['seconds'] / 3600:>8.3f} {s['samples']:>8}")  # fmt: skip
+        rows.append(
+            f"{name:<6} {len(s['groups']):>10} {s['videos']:>7} {s['tracks']:>7} "
+            f"{s['seconds'] / 3600:>8.3f} {s['samples']:>8}"
+        )
     rows.append(f"skipped inputs: {len(index['skipped'])}")
     return "\n".join(rows)

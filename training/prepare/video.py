@@ -19,19 +19,24 @@ import numpy as np
 
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import PrepareConfig
-from speech2vid.training.datasets.format import FPS, N_VISEMES, Track, identity_candidates, write_shard
 from speech2vid.errors import UserError
 from speech2vid.faces.align import registration_transform, transform_points, warp_aligned
-from speech2vid.faces.dlib_models import frontal_face_detector
 from speech2vid.faces.detect import Box
+from speech2vid.faces.dlib_models import frontal_face_detector
 from speech2vid.faces.landmarks import landmarks_68
 from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, speech_windows
 from speech2vid.frames.yuv import frame_rgb
 from speech2vid.sources.video_file import frame_turn, upright
-
-from .shots import colour_histogram, shot_boundaries
-from .speaker import frame_energy, mouth_opening, select_speakers, smooth_landmarks, sync_score
-from .tracks import link_detections
+from speech2vid.training.datasets.format import FPS, N_VISEMES, Track, identity_candidates, write_shard
+from speech2vid.training.prepare.shots import colour_histogram, shot_boundaries
+from speech2vid.training.prepare.speaker import (
+    frame_energy,
+    mouth_opening,
+    select_speakers,
+    smooth_landmarks,
+    sync_score,
+)
+from speech2vid.training.prepare.tracks import link_detections
 
 log = logging.getLogger("speech2vid.training.prepare")
 
@@ -61,7 +66,9 @@ def _open(path: Path) -> Any:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise SkipVideo(f"cannot open as a video ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise SkipVideo(
+            f"cannot open as a video ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if not container.streams.video:
         container.close()
         raise SkipVideo("no video track")
@@ -110,15 +117,24 @@ def detect(rgb: np.ndarray, min_face_px: int) -> list[np.ndarray]:
     scale = min(HOG_MIN_FACE_PX / min_face_px, MAX_DETECT_SIDE / max(h, w))
     work = rgb
     if abs(scale - 1.0) > 1e-3:
-        work = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)  # fmt: skip
+        work = cv2.resize(
+            rgb,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
         scale = work.shape[1] / w
     rects = frontal_face_detector()(np.ascontiguousarray(work), 0)
     return [
-        np.array([(r.left() + 0.5) / scale - 0.5, (r.top() + 0.5) / scale - 0.5,
-                  (r.right() + 0.5) / scale - 0.5, (r.bottom() + 0.5) / scale - 0.5])
+        np.array(
+            [
+                (r.left() + 0.5) / scale - 0.5,
+                (r.top() + 0.5) / scale - 0.5,
+                (r.right() + 0.5) / scale - 0.5,
+                (r.bottom() + 0.5) / scale - 0.5,
+            ]
+        )
         for r in rects
-    ]  # fmt: skip
+    ]
 
 
 def _read_truth(path: Path, n_frames: int) -> np.ndarray | None:
@@ -134,13 +150,27 @@ def _read_truth(path: Path, n_frames: int) -> np.ndarray | None:
     return out
 
 
-def prepare_video(job: VideoJob, out_root: Path, cfg: PrepareConfig, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS) -> dict[str, Any]:
+def prepare_video(
+    job: VideoJob, out_root: Path, cfg: PrepareConfig, lookahead_columns: int = MAX_LOOKAHEAD_COLUMNS
+) -> dict[str, Any]:
     """Prepare one video; returns its record (status ``ok`` with a shard, or ``skipped`` with the reason)."""
     record: dict[str, Any] = {
-        "video": job.rel, "video_id": job.video_id, "group": job.group, "split": job.split, "status": "skipped",
-        "reason": "", "shard": None, "tracks": [], "samples": 0, "frames": 0, "fps": 0.0, "seconds": 0.0,
-        "track_seconds": 0.0, "shots": [], "synthetic": False,
-    }  # fmt: skip
+        "video": job.rel,
+        "video_id": job.video_id,
+        "group": job.group,
+        "split": job.split,
+        "status": "skipped",
+        "reason": "",
+        "shard": None,
+        "tracks": [],
+        "samples": 0,
+        "frames": 0,
+        "fps": 0.0,
+        "seconds": 0.0,
+        "track_seconds": 0.0,
+        "shots": [],
+        "synthetic": False,
+    }
     try:
         _prepare(job, out_root, cfg, record, lookahead_columns)
         record["status"] = "ok"
@@ -215,7 +245,9 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
             info.update(sync_score=round(score, 4), av_offset=offset)
         infos.append(info)
     long_ones = [i for i, info in enumerate(infos) if "sync_score" in info]
-    keep = select_speakers([(tracks[i].start, tracks[i].end) for i in long_ones], [infos[i]["sync_score"] for i in long_ones])
+    keep = select_speakers(
+        [(tracks[i].start, tracks[i].end) for i in long_ones], [infos[i]["sync_score"] for i in long_ones]
+    )
     for i, speaker in zip(long_ones, keep):
         info = infos[i]
         info["speaker"] = bool(speaker)
@@ -259,12 +291,26 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
         cands = identity_candidates(rows, cfg.identity_min_gap)
         vis = truth[rows] if truth is not None else np.full((rows.size, N_VISEMES), np.nan, np.float32)
         info = infos[ti]
-        out_tracks.append(Track(
-            key=info["key"], faces=faces[ti], mfcc=windows[rows], frames=rows,
-            is_target=np.array([c.size > 0 for c in cands]), mouth_open=vis[:, 0], visemes=vis, lip_gap=gaps[ti],
-            meta={"video": job.rel, "group": job.group, "split": job.split, "fps": fps,
-                  "sync_score": info["sync_score"], "av_offset": info["av_offset"]},
-        ))  # fmt: skip
+        out_tracks.append(
+            Track(
+                key=info["key"],
+                faces=faces[ti],
+                mfcc=windows[rows],
+                frames=rows,
+                is_target=np.array([c.size > 0 for c in cands]),
+                mouth_open=vis[:, 0],
+                visemes=vis,
+                lip_gap=gaps[ti],
+                meta={
+                    "video": job.rel,
+                    "group": job.group,
+                    "split": job.split,
+                    "fps": fps,
+                    "sync_score": info["sync_score"],
+                    "av_offset": info["av_offset"],
+                },
+            )
+        )
         info["samples"] = int(out_tracks[-1].n_targets)
     samples = sum(t.n_targets for t in out_tracks)
     if samples == 0:
@@ -273,5 +319,8 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
         )
     shard = f"shards/{job.video_id}.tar"
     write_shard(out_root / shard, out_tracks)
-    record.update(shard=shard, samples=samples,
-                  track_seconds=round(sum(tracks[ti].end - tracks[ti].start for ti in kept) / fps, 3))  # fmt: skip
+    record.update(
+        shard=shard,
+        samples=samples,
+        track_seconds=round(sum(tracks[ti].end - tracks[ti].start for ti in kept) / fps, 3),
+    )

@@ -17,7 +17,7 @@ __all__ = ["make_corpus", "run_synth"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import corpus
+        from speech2vid.training.synth import corpus
 
         return getattr(corpus, name)
     raise AttributeError(f"module 'speech2vid.training.synth' has no attribute {name!r}")

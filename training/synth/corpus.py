@@ -26,16 +26,14 @@ import numpy as np
 
 from speech2vid.audio.io import Audio
 from speech2vid.config import PrepareConfig, SynthConfig
-from speech2vid.training.datasets.format import FPS
 from speech2vid.errors import UserError
-from speech2vid.files import partial_path
 from speech2vid.faces.photo import read_photo
-from speech2vid.files import PHOTO_SUFFIXES, files_in
-
-from .face_render import FaceRenderer, blink_track, random_identity
-from .speech import SpeechRequest, speech_in_fresh_process
-from .tts import VARIANTS, VOICES
-from .visemes import viseme_track
+from speech2vid.files import PHOTO_SUFFIXES, files_in, partial_path
+from speech2vid.training.datasets.format import FPS
+from speech2vid.training.synth.face_render import FaceRenderer, blink_track, random_identity
+from speech2vid.training.synth.speech import SpeechRequest, speech_in_fresh_process
+from speech2vid.training.synth.tts import VARIANTS, VOICES
+from speech2vid.training.synth.visemes import viseme_track
 
 SOURCE_DIR = "source"
 PHOTO_EXTENSIONS = PHOTO_SUFFIXES
@@ -71,7 +69,9 @@ class VideoPlan:
 def random_speaker(name: str, seed: int, photo: str | None = None) -> Speaker:
     rng = np.random.default_rng([seed, 1])
     voice = f"{VOICES[int(rng.integers(len(VOICES)))]}+{VARIANTS[int(rng.integers(len(VARIANTS)))]}"
-    return Speaker(name, seed, voice, int(rng.integers(130, 200)), int(rng.integers(25, 80)), int(rng.integers(20, 80)), photo)
+    return Speaker(
+        name, seed, voice, int(rng.integers(130, 200)), int(rng.integers(25, 80)), int(rng.integers(20, 80)), photo
+    )
 
 
 def plan_corpus(identities: int, minutes: float, seed: int, cfg: SynthConfig, photos: list[Path]) -> list[VideoPlan]:
@@ -113,9 +113,11 @@ def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     n_frames = int(round(samples.size / rate * FPS))
     rng = np.random.default_rng([plan.seed, 4])
     if sp.photo is not None:
-        from .photo_anim import PhotoAnimator
+        from speech2vid.training.synth.photo_anim import PhotoAnimator
 
-        renderer: Any = PhotoAnimator(read_photo(sp.photo), cfg.frame_size, np.random.default_rng([sp.seed, 5]), name=sp.photo)
+        renderer: Any = PhotoAnimator(
+            read_photo(sp.photo), cfg.frame_size, np.random.default_rng([sp.seed, 5]), name=sp.photo
+        )
         articulation = 1.0
     else:
         identity = random_identity(sp.seed, cfg.frame_size)
@@ -125,14 +127,27 @@ def make_video(plan: VideoPlan, source: Path, cfg: SynthConfig) -> Path:
     blinks = blink_track(n_frames, rng)
     landmarks = np.zeros((n_frames, 68, 2), np.float32)
     tmp_truth = partial_path(truth_path, ".npz")
-    with VideoFileSink(path, fps=FPS, size=(cfg.frame_size, cfg.frame_size), audio=Audio(samples[:, None], rate),
-                       crf=cfg.crf, preset=cfg.preset) as sink:  # fmt: skip
+    with VideoFileSink(
+        path,
+        fps=FPS,
+        size=(cfg.frame_size, cfg.frame_size),
+        audio=Audio(samples[:, None], rate),
+        crf=cfg.crf,
+        preset=cfg.preset,
+    ) as sink:
         for k in range(n_frames):
             frame, pts = renderer.render(visemes[k], float(blinks[k]), k / FPS)
             landmarks[k] = pts
             sink.write(frame)
-        np.savez_compressed(tmp_truth, visemes=visemes, landmarks=landmarks, blinks=blinks,
-                            phonemes=json.dumps(phonemes), texts=json.dumps(texts), voice=sp.voice)  # fmt: skip
+        np.savez_compressed(
+            tmp_truth,
+            visemes=visemes,
+            landmarks=landmarks,
+            blinks=blinks,
+            phonemes=json.dumps(phonemes),
+            texts=json.dumps(texts),
+            voice=sp.voice,
+        )
     os.replace(tmp_truth, truth_path)
     return path
 
@@ -212,10 +227,14 @@ def run_synth(
         bar.close()
     t1 = time.perf_counter()
     prov = {
-        "command": "synth", "seed": seed, "identities": len(names), "minutes": minutes,
-        "photos": [str(p) for p in photos], "synth": dataclasses.asdict(cfg),
+        "command": "synth",
+        "seed": seed,
+        "identities": len(names),
+        "minutes": minutes,
+        "photos": [str(p) for p in photos],
+        "synth": dataclasses.asdict(cfg),
         "speakers": {p.speaker.name: p.speaker.voice for p in plans},
-    }  # fmt: skip
+    }
     summary = run_prepare(source, root, prepare_cfg, progress=progress, provenance=prov)
     t2 = time.perf_counter()
     return summary, {"render_s": t1 - t0, "prepare_s": t2 - t1, "speech_s": sum(p.seconds for p in plans)}

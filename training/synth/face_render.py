@@ -29,14 +29,39 @@ from speech2vid.faces.mouth_model import (  # noqa: F401  (face_render's vocabul
     mouth_shape,
 )
 
-SKIN_TONES = np.array([
-    (255, 224, 196), (250, 208, 170), (241, 194, 150), (234, 182, 130), (224, 172, 105), (205, 150, 100),
-    (198, 134, 66), (170, 115, 70), (141, 85, 36), (115, 70, 40), (92, 56, 34), (255, 215, 190),
-], dtype=np.float64)  # fmt: skip
-HAIR_COLOURS = np.array([
-    (20, 17, 15), (45, 30, 20), (80, 55, 35), (120, 85, 50), (180, 140, 80), (220, 190, 120),
-    (140, 60, 30), (160, 160, 160), (225, 225, 220), (40, 50, 110), (150, 40, 90),
-], dtype=np.float64)  # fmt: skip
+SKIN_TONES = np.array(
+    [
+        (255, 224, 196),
+        (250, 208, 170),
+        (241, 194, 150),
+        (234, 182, 130),
+        (224, 172, 105),
+        (205, 150, 100),
+        (198, 134, 66),
+        (170, 115, 70),
+        (141, 85, 36),
+        (115, 70, 40),
+        (92, 56, 34),
+        (255, 215, 190),
+    ],
+    dtype=np.float64,
+)
+HAIR_COLOURS = np.array(
+    [
+        (20, 17, 15),
+        (45, 30, 20),
+        (80, 55, 35),
+        (120, 85, 50),
+        (180, 140, 80),
+        (220, 190, 120),
+        (140, 60, 30),
+        (160, 160, 160),
+        (225, 225, 220),
+        (40, 50, 110),
+        (150, 40, 90),
+    ],
+    dtype=np.float64,
+)
 HAIR_STYLES = ("bald", "short", "fringe", "long", "curly")
 
 
@@ -76,7 +101,7 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     c0, c1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
     angle = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    g = (math.cos(angle) * xx + math.sin(angle) * yy)
+    g = math.cos(angle) * xx + math.sin(angle) * yy
     g = (g - g.min()) / (g.max() - g.min() + 1e-6)
     img = (c0[None, None, :] * (1 - g[..., None]) + c1[None, None, :] * g[..., None]).astype(np.float32)
     for _ in range(rng.integers(2, 7)):
@@ -87,7 +112,13 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
             p1 = p0 + rng.uniform(0.1, 0.6, 2) * size
             cv2.rectangle(layer, tuple(int(v) for v in p0), tuple(int(v) for v in p1), colour, -1)
         else:
-            cv2.circle(layer, tuple(int(v) for v in rng.uniform(0, 1, 2) * size), int(rng.uniform(0.05, 0.3) * size), colour, -1)
+            cv2.circle(
+                layer,
+                tuple(int(v) for v in rng.uniform(0, 1, 2) * size),
+                int(rng.uniform(0.05, 0.3) * size),
+                colour,
+                -1,
+            )
         alpha = rng.uniform(0.3, 0.9)
         img = alpha * layer + (1 - alpha) * img
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.0, 6.0))
@@ -132,25 +163,38 @@ def random_identity(seed: int, frame_size: int = 256) -> Identity:
     scale = rng.uniform(0.72, 0.95) * frame_size / 256
     margin = 0.12 * frame_size
     placement = (
-        scale, rng.uniform(-0.2, 0.2), frame_size / 2 + rng.uniform(-margin, margin),
+        scale,
+        rng.uniform(-0.2, 0.2),
+        frame_size / 2 + rng.uniform(-margin, margin),
         frame_size / 2 + rng.uniform(-margin, margin) * 0.6,
-    )  # fmt: skip
-    motion = np.stack([
-        rng.uniform(0.01, 0.05, 3) * np.array([1.0, 60.0, 60.0]),  # amplitude: rad, px, px
-        rng.uniform(0.1, 0.6, 3),  # Hz
-        rng.uniform(0, 2 * math.pi, 3),
-    ])  # fmt: skip
+    )
+    motion = np.stack(
+        [
+            rng.uniform(0.01, 0.05, 3) * np.array([1.0, 60.0, 60.0]),  # amplitude: rad, px, px
+            rng.uniform(0.1, 0.6, 3),  # Hz
+            rng.uniform(0, 2 * math.pi, 3),
+        ]
+    )
     return Identity(
-        shape=s, skin=np.clip(skin_tone, 0, 255), lip=np.clip(lip, 0, 255),
+        shape=s,
+        skin=np.clip(skin_tone, 0, 255),
+        lip=np.clip(lip, 0, 255),
         iris=rng.choice([[60, 40, 25], [90, 60, 30], [50, 90, 130], [70, 110, 70], [40, 30, 25]]).astype(np.float64),
-        hair=HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], hair_style=str(rng.choice(HAIR_STYLES)),
-        brow_thickness=rng.uniform(2.5, 6.0), lip_thickness=rng.uniform(0.75, 1.35),
-        light=light / np.linalg.norm(light), ambient=rng.uniform(0.45, 0.65),
-        glasses=bool(rng.random() < 0.2), glasses_colour=rng.uniform(0, 120, 3),
-        beard=float(rng.uniform(0.5, 0.85)) if rng.random() < 0.15 else 0.0, earrings=bool(rng.random() < 0.2),
-        background=random_background(rng, frame_size), placement=placement, motion=motion,
+        hair=HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))],
+        hair_style=str(rng.choice(HAIR_STYLES)),
+        brow_thickness=rng.uniform(2.5, 6.0),
+        lip_thickness=rng.uniform(0.75, 1.35),
+        light=light / np.linalg.norm(light),
+        ambient=rng.uniform(0.45, 0.65),
+        glasses=bool(rng.random() < 0.2),
+        glasses_colour=rng.uniform(0, 120, 3),
+        beard=float(rng.uniform(0.5, 0.85)) if rng.random() < 0.15 else 0.0,
+        earrings=bool(rng.random() < 0.2),
+        background=random_background(rng, frame_size),
+        placement=placement,
+        motion=motion,
         articulation=rng.uniform(0.85, 1.2),
-    )  # fmt: skip
+    )
 
 
 def _pts(points: np.ndarray) -> np.ndarray:
@@ -161,7 +205,9 @@ def _fill(img: np.ndarray, points: np.ndarray, colour: np.ndarray | tuple[float,
     cv2.fillPoly(img, [_pts(points)], tuple(float(c) for c in colour), cv2.LINE_AA, shift=4)
 
 
-def _line(img: np.ndarray, points: np.ndarray, colour: np.ndarray | tuple[float, ...], thickness: int, closed: bool = False) -> None:
+def _line(
+    img: np.ndarray, points: np.ndarray, colour: np.ndarray | tuple[float, ...], thickness: int, closed: bool = False
+) -> None:
     cv2.polylines(img, [_pts(points)], closed, tuple(float(c) for c in colour), thickness, cv2.LINE_AA, shift=4)
 
 
@@ -199,7 +245,9 @@ class FaceRenderer:
         """Jaw line 0..16 then the skull over the brows (back to point 0)."""
         top = _ellipse_points(
             np.array([(s[0, 0] + s[16, 0]) / 2, (s[0, 1] + s[16, 1]) / 2]),
-            ((s[16, 0] - s[0, 0]) / 2 * 1.01, (s[0, 1] - s[19, 1]) * 2.6 + 10), -5, -175,
+            ((s[16, 0] - s[0, 0]) / 2 * 1.01, (s[0, 1] - s[19, 1]) * 2.6 + 10),
+            -5,
+            -175,
         )
         return np.concatenate([s[list(JAW)], top])
 
@@ -227,12 +275,20 @@ class FaceRenderer:
             _fill(rgb, back, idn.hair * 0.8)
             _fill(alpha, back, (1.0,))
         neck_w = (s[12, 0] - s[4, 0]) * 0.42
-        neck = np.array([[s[8, 0] - neck_w, s[5, 1]], [s[8, 0] + neck_w, s[11, 1]],
-                         [s[8, 0] + neck_w * 1.1, CANVAS], [s[8, 0] - neck_w * 1.1, CANVAS]])  # fmt: skip
+        neck = np.array(
+            [
+                [s[8, 0] - neck_w, s[5, 1]],
+                [s[8, 0] + neck_w, s[11, 1]],
+                [s[8, 0] + neck_w * 1.1, CANVAS],
+                [s[8, 0] - neck_w * 1.1, CANVAS],
+            ]
+        )
         _fill(rgb, neck, idn.skin * idn.ambient * 0.9)
         _fill(alpha, neck, (1.0,))
         shirt_y = s[8, 1] + 45
-        shirt = np.array([[s[8, 0] - 170, CANVAS], [s[8, 0] - 60, shirt_y], [s[8, 0] + 60, shirt_y], [s[8, 0] + 170, CANVAS]])
+        shirt = np.array(
+            [[s[8, 0] - 170, CANVAS], [s[8, 0] - 60, shirt_y], [s[8, 0] + 60, shirt_y], [s[8, 0] + 170, CANVAS]]
+        )
         _fill(rgb, shirt, idn.glasses_colour * 1.5 + 30)
         _fill(alpha, shirt, (1.0,))
         for j, sign in ((2, -1), (14, 1)):  # ears
@@ -256,8 +312,17 @@ class FaceRenderer:
             for eye in (list(RIGHT_EYE), list(LEFT_EYE)):
                 c = s[eye].mean(axis=0)
                 w = (s[eye[3], 0] - s[eye[0], 0]) * 0.85
-                cv2.ellipse(rgb, (int(c[0]), int(c[1] + 1)), (int(w), int(w * 0.75)), 0, 0, 360,
-                            tuple(float(v) for v in idn.glasses_colour), 2, cv2.LINE_AA)  # fmt: skip
+                cv2.ellipse(
+                    rgb,
+                    (int(c[0]), int(c[1] + 1)),
+                    (int(w), int(w * 0.75)),
+                    0,
+                    0,
+                    360,
+                    tuple(float(v) for v in idn.glasses_colour),
+                    2,
+                    cv2.LINE_AA,
+                )
             _line(rgb, np.array([s[39] + [4, -3], s[27] + [0, 4], s[42] + [-4, -3]]), idn.glasses_colour, 2)
         self._cache[key] = (rgb, alpha)
         return rgb, alpha
@@ -302,7 +367,14 @@ class FaceRenderer:
         poly = poly.copy()
         poly[:, 1] -= 4
         if idn.hair_style == "curly":
-            poly = np.concatenate([poly, _ellipse_points(head.mean(axis=0) - [0, 30], (self.head_axes[0] * 1.3, self.head_axes[1] * 1.1), 180, 360)])
+            poly = np.concatenate(
+                [
+                    poly,
+                    _ellipse_points(
+                        head.mean(axis=0) - [0, 30], (self.head_axes[0] * 1.3, self.head_axes[1] * 1.1), 180, 360
+                    ),
+                ]
+            )
         _fill(rgb, poly, idn.hair)
         _fill(alpha, poly, (1.0,))
 
@@ -313,8 +385,17 @@ class FaceRenderer:
             c = pts.mean(axis=0)
             # Socket shadow above the eye.
             shade = rgb.copy()
-            cv2.ellipse(shade, (int(c[0]), int(c[1] - 4)), (int((pts[3, 0] - pts[0, 0]) * 0.75), 9), 0, 0, 360,
-                        tuple(float(v) for v in idn.skin * idn.ambient * 0.75), -1, cv2.LINE_AA)  # fmt: skip
+            cv2.ellipse(
+                shade,
+                (int(c[0]), int(c[1] - 4)),
+                (int((pts[3, 0] - pts[0, 0]) * 0.75), 9),
+                0,
+                0,
+                360,
+                tuple(float(v) for v in idn.skin * idn.ambient * 0.75),
+                -1,
+                cv2.LINE_AA,
+            )
             shade = cv2.GaussianBlur(shade, (0, 0), 3)
             rgb[:] = 0.55 * shade + 0.45 * rgb
             if blink < 0.9:
@@ -323,9 +404,27 @@ class FaceRenderer:
                 white = rgb.copy()
                 _fill(white, pts, (235, 232, 226))
                 r = (pts[3, 0] - pts[0, 0]) * 0.24
-                cv2.circle(white, (int(c[0] * 16), int(c[1] * 16)), int(r * 16), tuple(float(v) for v in idn.iris), -1, cv2.LINE_AA, 4)
-                cv2.circle(white, (int(c[0] * 16), int(c[1] * 16)), int(r * 0.45 * 16), (10, 10, 10), -1, cv2.LINE_AA, 4)
-                cv2.circle(white, (int((c[0] + r * 0.3) * 16), int((c[1] - r * 0.3) * 16)), int(r * 0.2 * 16), (250, 250, 250), -1, cv2.LINE_AA, 4)
+                cv2.circle(
+                    white,
+                    (int(c[0] * 16), int(c[1] * 16)),
+                    int(r * 16),
+                    tuple(float(v) for v in idn.iris),
+                    -1,
+                    cv2.LINE_AA,
+                    4,
+                )
+                cv2.circle(
+                    white, (int(c[0] * 16), int(c[1] * 16)), int(r * 0.45 * 16), (10, 10, 10), -1, cv2.LINE_AA, 4
+                )
+                cv2.circle(
+                    white,
+                    (int((c[0] + r * 0.3) * 16), int((c[1] - r * 0.3) * 16)),
+                    int(r * 0.2 * 16),
+                    (250, 250, 250),
+                    -1,
+                    cv2.LINE_AA,
+                    4,
+                )
                 m = (eye_mask > 0)[..., None]
                 rgb[:] = np.where(m, white, rgb)
             _line(rgb, pts[[0, 1, 2, 3]], (25, 20, 20), 2)
@@ -339,7 +438,9 @@ class FaceRenderer:
         for brow in (list(RIGHT_BROW), list(LEFT_BROW)):
             pts = s[brow]
             taper = np.array([0.6, 1.0, 1.0, 0.9, 0.6]) if brow[0] == 17 else np.array([0.6, 0.9, 1.0, 1.0, 0.6])
-            poly = np.concatenate([pts - np.stack([np.zeros(5), t * taper], 1), (pts + np.stack([np.zeros(5), t * taper * 0.6], 1))[::-1]])
+            poly = np.concatenate(
+                [pts - np.stack([np.zeros(5), t * taper], 1), (pts + np.stack([np.zeros(5), t * taper * 0.6], 1))[::-1]]
+            )
             _fill(rgb, poly, colour)
 
     def _draw_nose(self, rgb: np.ndarray, s: np.ndarray) -> None:
@@ -352,8 +453,25 @@ class FaceRenderer:
         layer = cv2.GaussianBlur(layer, (0, 0), 1.5)
         rgb[:] = layer
         for j in (32, 34):
-            cv2.ellipse(rgb, (int(s[j, 0]), int(s[j, 1] - 1)), (4, 2), 0, 0, 360, tuple(float(v) for v in idn.skin * 0.35), -1, cv2.LINE_AA)
-        cv2.circle(rgb, (int(s[30, 0] - side * 2), int(s[30, 1])), 3, tuple(float(v) for v in np.minimum(idn.skin * 1.12, 255)), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                rgb,
+                (int(s[j, 0]), int(s[j, 1] - 1)),
+                (4, 2),
+                0,
+                0,
+                360,
+                tuple(float(v) for v in idn.skin * 0.35),
+                -1,
+                cv2.LINE_AA,
+            )
+        cv2.circle(
+            rgb,
+            (int(s[30, 0] - side * 2), int(s[30, 1])),
+            3,
+            tuple(float(v) for v in np.minimum(idn.skin * 1.12, 255)),
+            -1,
+            cv2.LINE_AA,
+        )
 
     def _draw_mouth(self, canvas: np.ndarray, s: np.ndarray, visemes: np.ndarray) -> None:
         idn = self.id
@@ -367,8 +485,17 @@ class FaceRenderer:
         if gap > 0.8:
             _fill(rgb, inner, (45, 12, 15))
             # Tongue low in the mouth, then the teeth: upper under the upper lip, lower above the lower lip.
-            cv2.ellipse(rgb, (int(s[66, 0]), int(s[66, 1] - gap * 0.15)), (int((s[64, 0] - s[60, 0]) * 0.32), max(1, int(gap * 0.3))),
-                        0, 180, 360, (150, 50, 60), -1, cv2.LINE_AA)  # fmt: skip
+            cv2.ellipse(
+                rgb,
+                (int(s[66, 0]), int(s[66, 1] - gap * 0.15)),
+                (int((s[64, 0] - s[60, 0]) * 0.32), max(1, int(gap * 0.3))),
+                0,
+                180,
+                360,
+                (150, 50, 60),
+                -1,
+                cv2.LINE_AA,
+            )
             mask = np.zeros(rgb.shape[:2], np.uint8)
             _fill(mask, inner, (255,))
             teeth = rgb.copy()

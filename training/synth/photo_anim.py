@@ -21,8 +21,7 @@ from speech2vid.errors import FaceError
 from speech2vid.faces import detect_faces, landmarks_68, read_photo
 from speech2vid.faces.align import transform_points
 from speech2vid.frames.mouth_warp import MouthAnimator
-
-from .face_render import Identity
+from speech2vid.training.synth.face_render import Identity
 
 
 class PhotoAnimator:
@@ -37,13 +36,22 @@ class PhotoAnimator:
         cx, cy = box.center
         side = max(box.width, box.height) * 2.2
         scale = frame_size / side
-        crop_m = np.array([[scale, 0, frame_size / 2 - scale * cx], [0, scale, frame_size / 2 - scale * (cy + 0.05 * side)]])
-        self.image = cv2.warpAffine(photo, crop_m, (frame_size, frame_size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        crop_m = np.array(
+            [[scale, 0, frame_size / 2 - scale * cx], [0, scale, frame_size / 2 - scale * (cy + 0.05 * side)]]
+        )
+        self.image = cv2.warpAffine(
+            photo, crop_m, (frame_size, frame_size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT
+        )
         self.size = frame_size
         self.landmarks = transform_points(crop_m, landmarks_68(photo, box))
         self.mouth = MouthAnimator(self.image, self.landmarks)
-        self.motion = np.stack([rng.uniform(0.01, 0.04, 3) * np.array([1.0, 40.0, 40.0]), rng.uniform(0.1, 0.5, 3),
-                                rng.uniform(0, 2 * math.pi, 3)])  # fmt: skip
+        self.motion = np.stack(
+            [
+                rng.uniform(0.01, 0.04, 3) * np.array([1.0, 40.0, 40.0]),
+                rng.uniform(0.1, 0.5, 3),
+                rng.uniform(0, 2 * math.pi, 3),
+            ]
+        )
         self.placement = (rng.uniform(0.85, 1.0), rng.uniform(-0.15, 0.15))
 
     def head_pose(self, t: float) -> np.ndarray:

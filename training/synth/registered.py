@@ -27,19 +27,18 @@ import cv2
 import numpy as np
 from scipy import signal as sps
 
-from speech2vid.training.datasets.format import FPS, Track, write_shard
-from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_json_atomic
 from speech2vid.faces import detect_faces, landmarks_68, read_photo
 from speech2vid.faces.align import registration_transform, transform_points
 from speech2vid.faces.derive_template import mirror_landmarks
 from speech2vid.faces.template import ALIGNED_SIZE
 from speech2vid.features.constants import SAMPLE_RATE
 from speech2vid.features.windows import n_frames_for, speech_windows
-
-from .corpus import SynthError, random_speaker
-from .photo_anim import MouthAnimator
-from .speech import SpeechRequest, speech_in_fresh_process
-from .visemes import viseme_track
+from speech2vid.training.datasets.format import FPS, Track, write_shard
+from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_json_atomic
+from speech2vid.training.synth.corpus import SynthError, random_speaker
+from speech2vid.training.synth.photo_anim import MouthAnimator
+from speech2vid.training.synth.speech import SpeechRequest, speech_in_fresh_process
+from speech2vid.training.synth.visemes import viseme_track
 
 WORK_SCALE = 2  # photos are registered and animated at 224x224, then shrunk: no aliasing at the lips
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
@@ -116,7 +115,9 @@ def new_look(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
         image = image[:, ::-1].copy()
         landmarks = mirror_landmarks(landmarks, size)
     angle, scale = rng.uniform(-4, 4), rng.uniform(0.95, 1.05)
-    m = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale), dtype=np.float64)  # (2, 3) float64 already
+    m = np.asarray(
+        cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale), dtype=np.float64
+    )  # (2, 3) float64 already
     m[:, 2] += rng.uniform(-2.5, 2.5, 2) * WORK_SCALE
     image = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     landmarks = transform_points(m, landmarks)
@@ -149,7 +150,8 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
     rng = np.random.default_rng([plan.seed, 7])
     sp = random_speaker(plan.key, plan.seed)
     samples, rate, phonemes, _ = speech_in_fresh_process(
-        SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range))
+        SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range)
+    )
     import soxr
 
     speech16 = soxr.resample(samples.astype(np.float64), rate, SAMPLE_RATE).astype(np.float32)
@@ -175,15 +177,38 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
 
     min_gap = FPS  # identity faces at least a second from the target, as prepare's default
     cands = identity_candidates(rows, min_gap)
-    track = Track(key=plan.key, faces=faces, mfcc=windows[rows], frames=rows,
-                  is_target=np.array([c.size > 0 for c in cands]), mouth_open=visemes[rows, 0], visemes=visemes[rows],
-                  lip_gap=gaps, landmarks=marks, meta={"video": plan.key, "group": plan.group, "split": plan.split, "fps": FPS,
-                                      "photo": Path(plan.photo).name, "voice": sp.voice})  # fmt: skip
+    track = Track(
+        key=plan.key,
+        faces=faces,
+        mfcc=windows[rows],
+        frames=rows,
+        is_target=np.array([c.size > 0 for c in cands]),
+        mouth_open=visemes[rows, 0],
+        visemes=visemes[rows],
+        lip_gap=gaps,
+        landmarks=marks,
+        meta={
+            "video": plan.key,
+            "group": plan.group,
+            "split": plan.split,
+            "fps": FPS,
+            "photo": Path(plan.photo).name,
+            "voice": sp.voice,
+        },
+    )
     shard = f"shards/{plan.key}.tar"
     write_shard(out_root / shard, [track])
-    record = {"video": plan.key, "group": plan.group, "split": plan.split, "status": "ok", "shard": shard,
-              "samples": int(track.n_targets), "track_seconds": round(n_frames / FPS, 3),
-              "tracks": [{"key": plan.key, "kept": True}], "photo": plan.photo}  # fmt: skip
+    record = {
+        "video": plan.key,
+        "group": plan.group,
+        "split": plan.split,
+        "status": "ok",
+        "shard": shard,
+        "samples": int(track.n_targets),
+        "track_seconds": round(n_frames / FPS, 3),
+        "tracks": [{"key": plan.key, "kept": True}],
+        "photo": plan.photo,
+    }
     write_json_atomic(out_root / RECORDS_DIR / f"{plan.key}.json", record)
     return record
 
@@ -196,8 +221,15 @@ def _clip_job(args: tuple[ClipPlan, str]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the corpus
 
 
-def plan_clips(photos: list[Path], minutes: float, seed: int, lookahead_columns: int, val_photos: int,
-               clip_seconds: tuple[float, float] = (4.0, 9.0), stride: int = 2) -> list[ClipPlan]:  # fmt: skip
+def plan_clips(
+    photos: list[Path],
+    minutes: float,
+    seed: int,
+    lookahead_columns: int,
+    val_photos: int,
+    clip_seconds: tuple[float, float] = (4.0, 9.0),
+    stride: int = 2,
+) -> list[ClipPlan]:
     if not photos:
         raise SynthError("--registered needs --photos DIR with at least one face photo")
     if minutes <= 0:
@@ -211,16 +243,34 @@ def plan_clips(photos: list[Path], minutes: float, seed: int, lookahead_columns:
         left, i = per_photo, 0
         while left > 1.0:
             secs = float(min(max(left, clip_seconds[0]), rng.uniform(*clip_seconds)))
-            plans.append(ClipPlan(str(photo), f"photo-{photo.stem}", "val" if k in val else "train", i,
-                                  int(rng.integers(2**31)), secs, lookahead_columns, stride))  # fmt: skip
+            plans.append(
+                ClipPlan(
+                    str(photo),
+                    f"photo-{photo.stem}",
+                    "val" if k in val else "train",
+                    i,
+                    int(rng.integers(2**31)),
+                    secs,
+                    lookahead_columns,
+                    stride,
+                )
+            )
             left -= secs
             i += 1
     return plans
 
 
-def run_registered(out_dir: str | os.PathLike[str], photos: list[Path], minutes: float, seed: int,
-                   lookahead_columns: int, *, val_photos: int = 2, workers: int = 2,
-                   progress: bool = True) -> dict[str, Any]:  # fmt: skip
+def run_registered(
+    out_dir: str | os.PathLike[str],
+    photos: list[Path],
+    minutes: float,
+    seed: int,
+    lookahead_columns: int,
+    *,
+    val_photos: int = 2,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Make (or finish) the corpus; clips already written are kept. Returns the index."""
     root = Path(out_dir)
     plans = plan_clips(photos, minutes, seed, lookahead_columns, val_photos)
@@ -230,7 +280,9 @@ def run_registered(out_dir: str | os.PathLike[str], photos: list[Path], minutes:
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="talking photos", dynamic_ncols=True)
+        bar = tqdm(
+            total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="talking photos", dynamic_ncols=True
+        )
     jobs = [(p, str(root)) for p in todo]
     if workers <= 1:
         for job in jobs:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sentences import sentence
-from .tts import synthesize
+from speech2vid.training.synth.sentences import sentence
+from speech2vid.training.synth.tts import synthesize
 
 Timeline = list[tuple[str, float, float]]
 
@@ -45,8 +45,13 @@ def speech_for(req: SpeechRequest) -> tuple[np.ndarray, int, Timeline, list[str]
     texts: list[str] = []
     while t < req.seconds - 1.0:
         text = sentence(rng)
-        s = synthesize(text, req.voice, rate_wpm=req.rate_wpm + int(rng.integers(-15, 16)), pitch=req.pitch,
-                       pitch_range=req.pitch_range)  # fmt: skip
+        s = synthesize(
+            text,
+            req.voice,
+            rate_wpm=req.rate_wpm + int(rng.integers(-15, 16)),
+            pitch=req.pitch,
+            pitch_range=req.pitch_range,
+        )
         rate = s.rate
         room = req.seconds - 0.3 - t
         n = min(s.samples.size, int(room * rate))
@@ -70,8 +75,12 @@ def speech_for(req: SpeechRequest) -> tuple[np.ndarray, int, Timeline, list[str]
 
 def speech_in_fresh_process(req: SpeechRequest) -> tuple[np.ndarray, int, Timeline, list[str]]:
     """:func:`speech_for` run by a new interpreter (clean eSpeak NG state); errors come back as raised."""
-    run = subprocess.run([sys.executable, "-m", "speech2vid.training.synth.speech"], input=pickle.dumps(req),
-                         capture_output=True, check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid.training.synth.speech"],
+        input=pickle.dumps(req),
+        capture_output=True,
+        check=False,
+    )
     if run.returncode != 0 or not run.stdout:
         tail = run.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"the speech synthesis process failed: {tail[0]}")

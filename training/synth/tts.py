@@ -100,12 +100,22 @@ class _Engine:
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
-        ]  # fmt: skip
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 200, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
+        ]
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 200, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT
+        )
         if rate <= 0:
-            raise TTSUnavailable("eSpeak NG failed to initialise (its data files are missing?): apt-get install espeak-ng")
+            raise TTSUnavailable(
+                "eSpeak NG failed to initialise (its data files are missing?): apt-get install espeak-ng"
+            )
         self.rate = int(rate)
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, str, int]] = []  # (type, phoneme, sample)
@@ -155,11 +165,12 @@ def _engine() -> _Engine:
     return _Engine()
 
 
-def synthesize(text: str, voice: str = "en-us", *, rate_wpm: int = 160, pitch: int = 50, pitch_range: int = 50) -> Speech:
+def synthesize(
+    text: str, voice: str = "en-us", *, rate_wpm: int = 160, pitch: int = 50, pitch_range: int = 50
+) -> Speech:
     """Speak ``text`` with eSpeak NG. ``voice`` is a language (``en-us``) optionally with a variant (``en-us+f3``).
 
     Returns:
         :class:`Speech` with the phoneme timeline the synthesiser reported.
     """
     return _engine().synth(text, voice, rate_wpm, pitch, pitch_range)
-
