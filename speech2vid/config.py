@@ -419,8 +419,7 @@ class LiveConfig:
     # CPU + ONNX Runtime without --precision: run the INT8 engine when it is built (logged either way)
     prefer_int8: bool = True
     # ONNX Runtime intra-op threads for live (0: engine.onnxruntime.intra_op_threads). One leaves a core to
-    # capture, features, VAD and the window: on the 2-core CPU, INT8 inference took 24-28 ms with 1 thread
-    # and 47-49 ms with 2 (bench --live, measured on the loaded machine)
+    # capture, features, VAD and the window (the measurements: docs/live.md)
     inference_threads: int = 1
     stall_seconds: float = 1.0  # a microphone delivering nothing for this long is reopened
     # ... tried again and again (0.25 s, doubling to every 5 s) for this long while the face idles; then the
