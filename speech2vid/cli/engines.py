@@ -25,31 +25,13 @@ log = logging.getLogger("speech2vid.build")
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    from speech2vid.config import ENGINE_PRECISIONS, MAX_BATCH, MAX_SIDE
-    from speech2vid.engine.cache import ENGINE_BACKENDS
+    from speech2vid.config import MAX_BATCH, MAX_SIDE
 
     p = add("info", cmd_info, "parameters and multiply-accumulates per module of a model")
     p.add_argument("--model", help="paper, lite or a model YAML (default: every bundled model)")
 
     p = add("build", cmd_build, "build engines: FP32/FP16/INT8 ONNX graphs for ONNX Runtime, TensorRT plans")
-    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
-    p.add_argument("--weights", help="safetensors weights, or 'random' (untrained, for plumbing and timing)")
-    # dest names differ from the global engine options so that settings_from ignores them
-    p.add_argument(
-        "--precision",
-        dest="precisions",
-        action="append",
-        choices=ENGINE_PRECISIONS,
-        help="engine precision (repeatable; default fp32)",
-    )
-    p.add_argument(
-        "--backend",
-        dest="backends",
-        action="append",
-        choices=ENGINE_BACKENDS,
-        help="onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)",
-    )
-    p.add_argument("--calib", metavar="DIR|sample", help="calibration data for int8 (overrides calib.source)")
+    _add_engine_set(p, "build")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid engine is cached")
     add_cache_dir(p)
 
@@ -59,23 +41,7 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         "compare every built engine with the FP32 reference (PyTorch, or the FP32 ONNX "
         "graph without it) and check each graph's real precision; non-zero exit on a fail",
     )
-    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
-    p.add_argument("--weights", help="safetensors weights, or 'random'")
-    p.add_argument(
-        "--precision",
-        dest="precisions",
-        action="append",
-        choices=ENGINE_PRECISIONS,
-        help="only this precision (repeatable; default all built)",
-    )
-    p.add_argument(
-        "--backend",
-        dest="backends",
-        action="append",
-        choices=ENGINE_BACKENDS,
-        help="only this backend (repeatable; default all available)",
-    )
-    p.add_argument("--calib", metavar="DIR|sample", help="inputs to compare on (overrides calib.source)")
+    _add_engine_set(p, "verify")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     add_cache_dir(p)
 
@@ -180,6 +146,37 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--keep", type=int, metavar="N", help="prune: keep the N most recently used model folders")
     p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: delete folders unused for DAYS days")
     add_cache_dir(p)
+
+
+# The help of --weights, --precision, --backend and --calib, as build and verify read them.
+_ENGINE_SET_HELP = {
+    "build": (
+        "safetensors weights, or 'random' (untrained, for plumbing and timing)",
+        "engine precision (repeatable; default fp32)",
+        "onnxruntime (ONNX graphs run by ONNX Runtime) or tensorrt (repeatable; default onnxruntime)",
+        "calibration data for int8 (overrides calib.source)",
+    ),
+    "verify": (
+        "safetensors weights, or 'random'",
+        "only this precision (repeatable; default all built)",
+        "only this backend (repeatable; default all available)",
+        "inputs to compare on (overrides calib.source)",
+    ),
+}
+
+
+def _add_engine_set(p: argparse.ArgumentParser, command: str) -> None:
+    """The engines ``build`` makes and ``verify`` checks: a model, its weights, precisions, backends, calibration."""
+    from speech2vid.config import ENGINE_PRECISIONS
+    from speech2vid.engine.cache import ENGINE_BACKENDS
+
+    weights, precision, backend, calib = _ENGINE_SET_HELP[command]
+    p.add_argument("--model", help="paper, lite or a model YAML (default from the config)")
+    p.add_argument("--weights", help=weights)
+    # dest names differ from the global engine options so that settings_from ignores them
+    p.add_argument("--precision", dest="precisions", action="append", choices=ENGINE_PRECISIONS, help=precision)
+    p.add_argument("--backend", dest="backends", action="append", choices=ENGINE_BACKENDS, help=backend)
+    p.add_argument("--calib", metavar="DIR|sample", help=calib)
 
 
 # ----------------------------------------------------------------------------- info
