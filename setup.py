@@ -28,6 +28,8 @@ RUNTIME = [
     "sounddevice>=0.4.6",  # mic:// capture (needs the PortAudio library: apt-get install libportaudio2)
 ]
 PLOT = ["matplotlib>=3.7"]  # speech2vid bench --plot (about 75 MB: kept out of the runtime)
+# live --sink/--source webrtc://: the avatar in a browser page (aiortc: WebRTC, BSD; aiohttp: its page, Apache-2.0)
+WEBRTC = ["aiortc>=1.9,<2", "aiohttp>=3.9"]
 TRAIN = [
     "torch>=2.2,<3",  # an unpinned install takes a CUDA build from PyPI (GBs): see the README for the CPU build
     "onnxscript>=0.3",  # torch's dynamo ONNX exporter (speech2vid export)
@@ -48,6 +50,7 @@ setup(
     packages=PACKAGES,
     package_data={
         "speech2vid.configs": ["*.yaml"],
+        "speech2vid.sinks": ["*.html"],  # the webrtc:// page
         "speech2vid.configs.models": ["*.yaml"],
         "speech2vid.assets": [
             "*.png",
@@ -74,11 +77,14 @@ setup(
         # torch backend need. The CLI names this extra when one of them runs without it.
         "train": TRAIN,
         "plot": PLOT,
+        "webrtc": WEBRTC,
         # The GPU stack: never needed on a CPU install.
         "gpu": ["tensorrt>=10", "cuda-python>=12"],
         "test": TRAIN
         + PLOT
+        + WEBRTC
         + [
+            "selenium>=4.20",  # tests/test_webrtc.py drives Debian's chromium through its chromedriver
             "pytest>=7",
             "python_speech_features>=0.6",
             "librosa>=0.10",

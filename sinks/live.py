@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import cv2
@@ -23,6 +23,9 @@ from speech2vid.errors import OutputError, UserError
 from speech2vid.frames.compose import avatar_side, background, compose, overlay
 from speech2vid.frames.render import to_uint8, video_frame, watermark
 from speech2vid.outputs import write_failed
+
+if TYPE_CHECKING:  # sinks.webrtc builds on this module
+    from speech2vid.sinks.webrtc import WebRTCOptions
 
 log = logging.getLogger("speech2vid.sinks.live")
 
@@ -315,9 +318,10 @@ class SinkSpec:
     """A sink URI as parsed, before anything is opened: checked before the engine loads."""
 
     uri: str
-    scheme: str  # null | display | file
+    scheme: str  # null | display | file | webrtc
     path: str | None = None  # file:// only
     meter: bool = False  # file:// only
+    webrtc: WebRTCOptions | None = None  # webrtc:// only
 
 
 def sink_spec(uri: str) -> SinkSpec:
@@ -326,8 +330,14 @@ def sink_spec(uri: str) -> SinkSpec:
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     allowed = {"file": {"meter"}}.get(scheme, set())
+    if scheme == "webrtc":
+        from speech2vid.sinks.webrtc import parse_webrtc
+
+        return SinkSpec(uri, scheme, webrtc=parse_webrtc(uri))
     if scheme not in ("null", "display", "file"):
-        raise OutputError(f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1] or null://")
+        raise OutputError(
+            f"unknown sink '{uri}': use display://, file://out.mp4[?meter=1], webrtc://HOST:PORT or null://"
+        )
     for key, value in query.items():
         if key not in allowed or value not in ("0", "1"):
             raise OutputError(
@@ -349,6 +359,10 @@ def open_sink(
         return NullSink()
     if spec.scheme == "display":
         return DisplaySink(cfg, label)
+    if spec.webrtc is not None:
+        from speech2vid.sinks.webrtc import WebRTCSink
+
+        return WebRTCSink(spec.webrtc, label)
     assert spec.path is not None  # sink_spec gives every file:// spec its path
     return FileSink(spec.path, cfg, label, codec or {}, meter=spec.meter)
 

@@ -418,8 +418,12 @@ _OPTIONS: dict[str, dict[str, bool]] = {
     "mic": {},
     "file": {"realtime": True, "loop": False, "play": False},
     "silence": {"realtime": True},
+    "webrtc": {},
 }
-_FORMS = "mic://default, mic://<device name or index>, file://speech.wav[?realtime=0&loop=1&play=1] or silence://"
+_FORMS = (
+    "mic://default, mic://<device name or index>, file://speech.wav[?realtime=0&loop=1&play=1], silence:// "
+    "or webrtc:// (the microphone of the page that --sink webrtc:// serves)"
+)
 
 
 def parse_source(uri: str, options: CaptureOptions) -> Source:
@@ -437,6 +441,12 @@ def parse_source(uri: str, options: CaptureOptions) -> Source:
             raise SourceError(f"source '{uri}': option '{key}' must be 0 or 1, got '{value}'")
         flags[key] = value.lower() in ("1", "true", "yes")
     name = unquote(parts.netloc + parts.path)
+    if scheme == "webrtc":
+        if name:
+            raise SourceError(f"source '{uri}': webrtc:// takes no address (the page is --sink webrtc://HOST:PORT's)")
+        from speech2vid.sources.webrtc import WebRTCSource
+
+        return WebRTCSource()
     if scheme == "mic":
         name = name or "default"
         device: str | int | None = None if name == "default" else int(name) if name.isdigit() else name

@@ -39,13 +39,15 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         default="mic://default",
         metavar="URI",
         help="mic://default, mic://<device name or index> (see `speech2vid devices`), "
-        "file://speech.wav[?realtime=0&loop=1&play=1] or silence:// (default mic://default)",
+        "file://speech.wav[?realtime=0&loop=1&play=1], silence:// or webrtc:// (the microphone of a browser "
+        "showing the --sink webrtc:// page) (default mic://default)",
     )
     p.add_argument(
         "--sink",
         action="append",
         metavar="URI",
-        help="display://, file://out.mp4[?meter=1] or null:// (repeatable; default display://)",
+        help="display://, file://out.mp4[?meter=1], webrtc://HOST:PORT[?viewers=N&size=PX] (a page on "
+        "http://HOST:PORT/, 127.0.0.1:8080 by default) or null:// (repeatable; default display://)",
     )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
     p.add_argument(
@@ -159,6 +161,13 @@ def plan_live(args: argparse.Namespace, settings: Any) -> LivePlan:
     )
     specs = [sink_spec(uri) for uri in args.sink or ["display://"]]
     source = parse_source(args.source, options)
+    pages = [spec for spec in specs if spec.webrtc is not None]
+    if len(pages) > 1:
+        raise UserError("give one --sink webrtc://HOST:PORT: one page serves every viewer (?viewers=N)")
+    if args.source.lower().startswith("webrtc:") and not pages:
+        raise UserError(
+            "--source webrtc:// needs --sink webrtc://HOST:PORT: the page that shows the avatar sends the microphone"
+        )
     inputs = [p for p in (*photos, cfg.background_image, getattr(source, "path", None)) if p is not None]
     outputs: list[tuple[str, Path | None]] = [
         (f"--sink {spec.uri}", check_output_path(spec.path, inputs=inputs, what=f"--sink {spec.uri}"))
@@ -199,7 +208,8 @@ def run_planned(plan: LivePlan, settings: Any, engine: Any, model: Any) -> int:
             f"  look-ahead {report.lookahead_ms:.1f} ms (model {report.model_lookahead_ms:.1f} ms), inference "
             f"{report.inference_ms:.1f} ms/frame, expected latency ~{report.expected_latency_ms:.0f} ms; drop policy "
             f"{cfg.drop_policy}, idle {cfg.idle}, voice activity {report.vad}\n"
-            f"  {'running for %.0f s' % duration if duration else 'running'}; Ctrl-C (or q / Esc in the window) stops",
+            f"  {'running for %.0f s' % duration if duration else 'running'}; Ctrl-C (or q / Esc in the window) stops"
+            + "".join(f"\n  open {s.url} in a browser" for s in sinks if hasattr(s, "url")),
             flush=True,
         )
 
@@ -208,6 +218,9 @@ def run_planned(plan: LivePlan, settings: Any, engine: Any, model: Any) -> int:
     try:
         for spec in plan.sinks:
             sinks.append(open_sink(spec, cfg, label=label, codec=codec))
+        page = next((s for s in sinks if hasattr(s, "server")), None)
+        if hasattr(source, "attach") and page is not None:
+            source.attach(page.server)  # the page's microphone is the source
         with engine:
             soak_interval = (max(10.0, duration / 10) if duration else 60.0) if plan.soak else None
             report = live.run_live(
