@@ -62,11 +62,9 @@ from speech2vid.features.vad import (
     SpeechGate,
     column_samples,
     gate_windows,
-    silence_column,
 )
 from speech2vid.features.windows import (
     FPS,
-    LEFT_PAD,
     MAX_LOOKAHEAD_COLUMNS,
     SAMPLES_PER_FRAME,
     WINDOW_COLS,
@@ -74,7 +72,8 @@ from speech2vid.features.windows import (
     lookahead_seconds,
     n_frames_for,
 )
-from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
+from speech2vid.frames.idle import EyeBox, animate
+from speech2vid.runtime.idle_face import idle_face, silence_window
 from speech2vid.runtime.inference_worker import InferenceWorker
 from speech2vid.runtime.live_report import FrameStamps, LiveReport
 from speech2vid.runtime.priority import raise_priority
@@ -115,12 +114,6 @@ class AudioHistory:
         if hi <= lo:
             return self._buf[:0]
         return self._buf[lo - self.end + HISTORY_SAMPLES : hi - self.end + HISTORY_SAMPLES]
-
-
-def silence_window() -> np.ndarray:
-    """float32 (12, 35): the window of digital silence (every column the MFCC of zeros)."""
-    sw = StreamingWindows()
-    return np.asarray(sw.push(np.zeros(LEFT_PAD + 1, dtype=np.float32))[0], dtype=np.float32)
 
 
 def run_live(
@@ -183,15 +176,16 @@ class LiveLoop:
         self.render = engine.render_faces if present is not None else engine.render
         self.report = report = LiveReport()
         engine.set_identity(list(faces))  # once: its features feed every frame
-        quiet = silence_window()
+        self.gating = cfg.idle != "off"
+        idle = idle_face(self.render, cfg.idle, gating=self.gating)  # its render also warms the backend up
+        self.still, self.silence_col, self.animator = idle.still, idle.silence, idle.animator
+        quiet = silence_window()[None]
         t = time.perf_counter()
         for _ in range(WARMUP_RENDERS):
-            still = self.render(quiet[None])[0]  # also the idle face; the first calls warm the backend up
+            self.render(quiet)
         report.inference_ms = (time.perf_counter() - t) / WARMUP_RENDERS * 1e3
-        self.still = still
-        self.still_shown = (
-            present(still) if present is not None else still
-        )  # composed once: silence shows it every frame
+        # composed once: silence shows it every frame
+        self.still_shown = present(self.still) if present is not None else self.still
         self.model_cols = model_cols = int(
             getattr(engine, "lookahead_columns", MAX_LOOKAHEAD_COLUMNS)
         )  # the model's right context
@@ -209,14 +203,11 @@ class LiveLoop:
         self.heard_right = round(report.lookahead_ms * SAMPLE_RATE / 1000)
         self.heard_left = (WINDOW_COLS - 1 - model_cols) * HOP  # the window's columns before the frame's time
 
-        self.gating = cfg.idle != "off"
         self.detector = SileroVAD() if self.gating and vad.detector == "silero" else None
         report.vad = "off" if not self.gating else vad.detector
         self.gate = SpeechGate(GateParams.from_ms(vad.threshold, vad.hangover_ms, vad.preroll_ms))
         pauses = PauseParams.from_db(vad.pause_below_db)
         self.pauses = PauseDetector(pauses) if self.detector is not None and pauses is not None else None
-        self.silence_col = silence_column()
-        self.animator = IdleAnimator() if cfg.idle == "alive" else None
         self.eyes = tuple(eyes or ())
 
         self.clock, self.history = CaptureClock(), AudioHistory()

@@ -22,8 +22,8 @@ from speech2vid.config import EncodeConfig, GenerateConfig, VadConfig
 from speech2vid.engine.talking_face import TalkingFaceEngine
 from speech2vid.errors import UserError
 from speech2vid.features.pauses import PauseParams
-from speech2vid.features.vad import GateParams, WindowGate, is_silent, silence_column
-from speech2vid.features.windows import FPS, N_CEPS, WINDOW_COLS, n_frames_for
+from speech2vid.features.vad import GateParams, WindowGate, is_silent
+from speech2vid.features.windows import FPS, n_frames_for
 from speech2vid.frames.idle import EyeBox, IdleAnimator, animate
 from speech2vid.frames.photo_canvas import PhotoCanvas, compose_on_photo, compose_region
 from speech2vid.frames.render import to_uint8, video_frame, watermark
@@ -31,6 +31,7 @@ from speech2vid.frames.rendered import face_rgb
 from speech2vid.frames.yuv import I420Photo
 from speech2vid.runtime.avatar import photo_inputs
 from speech2vid.runtime.frame_pump import Batch, pump
+from speech2vid.runtime.idle_face import idle_face
 from speech2vid.runtime.speech_feed import SpeechFeed
 from speech2vid.sinks.video_file import VideoFileSink, check_output_path
 from speech2vid.stage_clock import StageClock
@@ -119,11 +120,9 @@ def render_video(
     clock = clock or StageClock()
     engine.set_identity(inputs.faces)
     vad = vad or VadConfig()
-    gating = cfg.idle != "off" and vad.detector == "silero"  # the level detector is live-only
+    idle = idle_face(engine.render_faces, cfg.idle, gating=cfg.idle != "off" and vad.detector == "silero")
+    gating, silence, still, animator = idle.gating, idle.silence, idle.still, idle.animator  # level: live-only
     gate = speech_gate(vad, engine.lookahead_columns) if gating else None
-    silence = silence_column()
-    still = still_face(engine, silence) if gating else None
-    animator = IdleAnimator() if gating and cfg.idle == "alive" else None
     eyes = inputs.eyes or ()
     n_frames = inputs.n_frames
     sink = VideoFileSink(
@@ -154,7 +153,6 @@ def render_video(
 
             for silent, rendered in clock.iterate(pump(engine, clock.iterate(batches(), "features")), "engine"):
                 frame = still if rendered is None else rendered
-                assert frame is not None  # only the gate (which made ``still``) leaves frames unrendered
                 if canvas is not None and planes is not None and animator is None and not label:
                     with clock("composite"):
                         region = compose_region(canvas, frame)
@@ -193,12 +191,6 @@ def speech_gate(vad: VadConfig, lookahead_columns: int) -> WindowGate:
         lookahead_columns,
         pauses=PauseParams.from_db(vad.pause_below_db),
     )
-
-
-def still_face(engine: TalkingFaceEngine, silence: np.ndarray) -> np.ndarray:
-    """The rendered face (with its motion) of a window of digital silence: what pauses show."""
-    face: np.ndarray = engine.render_faces(np.broadcast_to(silence[None, :, None], (1, N_CEPS, WINDOW_COLS)).copy())[0]
-    return face
 
 
 def photo_frame(

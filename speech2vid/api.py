@@ -28,9 +28,10 @@ import numpy as np
 
 from speech2vid.audio.io import MIN_SAMPLE_RATE, Audio, ModelRateStream
 from speech2vid.errors import UserError
-from speech2vid.features.vad import is_silent, silence_column
+from speech2vid.features.vad import is_silent
 from speech2vid.features.windows import FPS, SAMPLES_PER_FRAME, StreamingWindows, lookahead_seconds
-from speech2vid.runtime.offline import speech_gate, still_face
+from speech2vid.runtime.idle_face import idle_face
+from speech2vid.runtime.offline import speech_gate
 
 MAX_CHUNK_SECONDS = 600  # one push at most: longer audio goes in several (memory stays bounded)
 MAX_RATE = 384000  # Hz: the highest rate audio interfaces run at
@@ -80,7 +81,6 @@ class Avatar:
     ) -> None:
         from speech2vid.build_engines.build import ready_engine
         from speech2vid.config import load_model_config, load_settings
-        from speech2vid.frames.idle import IdleAnimator
         from speech2vid.model.ref import model_ref
         from speech2vid.runtime.avatar import photo_inputs
 
@@ -104,13 +104,11 @@ class Avatar:
         self.engine = ready_engine(self.ref, settings.engine).open()
         try:
             self.engine.set_identity(self._photo.faces)
-            self._silence = silence_column()
-            self._gating = gen.idle != "off" and settings.vad.detector == "silero"
-            self._still = still_face(self.engine, self._silence)
+            gating = gen.idle != "off" and settings.vad.detector == "silero"
+            self._idle = idle_face(self.engine.render_faces, gen.idle, gating=gating)
         except BaseException:
             self.engine.close()
             raise
-        self._animator = IdleAnimator() if self._gating and gen.idle == "alive" else None
         self._resampler: ModelRateStream | None = None
         self._index = 0  # the next frame's number
         self._audio = np.zeros(0, np.float32)  # 16 kHz audio of the frames not yet made
@@ -165,7 +163,7 @@ class Avatar:
         """``count`` frames of the face with nobody speaking (the still face; blinks and sway with ``idle: alive``)."""
         if count < 0:
             raise UserError(f"count must be >= 0, got {count}")
-        return [self._frame(self._still, False, np.zeros(SAMPLES_PER_FRAME, np.float32)) for _ in range(count)]
+        return [self._frame(self._idle.still, False, np.zeros(SAMPLES_PER_FRAME, np.float32)) for _ in range(count)]
 
     async def stream(self, chunks: AsyncIterable[tuple[np.ndarray, int]]) -> AsyncIterator[Frame]:
         """Frames of ``(pcm, sample_rate)`` chunks as they arrive, then :meth:`end_of_speech`'s; the engine
@@ -190,7 +188,7 @@ class Avatar:
     def _start_utterance(self) -> None:
         lookahead = self.engine.lookahead_columns
         self._windows = StreamingWindows(lookahead_columns=lookahead)
-        self._gate = speech_gate(self.settings.vad, lookahead) if self._gating else None
+        self._gate = speech_gate(self.settings.vad, lookahead) if self._idle.gating else None
         self._resampler = None
         self._pushed = 0  # 16 kHz samples of this utterance
         self._made = 0  # frames of this utterance
@@ -209,14 +207,14 @@ class Avatar:
     def _frames(self, windows: np.ndarray) -> list[Frame]:
         if not len(windows):
             return []
-        silent = is_silent(windows, self._silence) if self._gating else np.zeros(len(windows), bool)
+        silent = is_silent(windows, self._idle.silence) if self._idle.gating else np.zeros(len(windows), bool)
         rendered = iter(self.engine.render_faces(np.ascontiguousarray(windows[~silent])) if (~silent).any() else ())
         frames = []
         for quiet in silent:
             audio = self._audio[:SAMPLES_PER_FRAME]
             self._audio = self._audio[SAMPLES_PER_FRAME:]
             audio = np.pad(audio, (0, SAMPLES_PER_FRAME - audio.size))
-            frames.append(self._frame(self._still if quiet else next(rendered), not quiet, audio))
+            frames.append(self._frame(self._idle.still if quiet else next(rendered), not quiet, audio))
             self._made += 1
         return frames
 
@@ -228,11 +226,11 @@ class Avatar:
 
         canvas, eyes = self._photo.canvas, self._photo.eyes or ()
         if canvas is not None:
-            image = photo_frame(canvas, face, self._animator, not speech, eyes, None)
+            image = photo_frame(canvas, face, self._idle.animator, not speech, eyes, None)
         else:
             rgb = face_rgb(face)
-            if self._animator is not None:
-                rgb = animate(rgb, self._animator.step(not speech), eyes)
+            if self._idle.animator is not None:
+                rgb = animate(rgb, self._idle.animator.step(not speech), eyes)
             image = video_frame(rgb, self.settings.generate.output_size)
         frame = Frame(self._index, self._index / FPS, image, audio, speech)
         self._index += 1

@@ -350,7 +350,7 @@ def test_display_window_shows_the_avatar(xdisplay, lite_loaded, lite_onnx, engin
     from speech2vid.frames.compose import avatar_side, background, compose
     from speech2vid.frames.render import watermark
     from speech2vid.runtime.avatar import live_avatar
-    from speech2vid.runtime.live import silence_window
+    from speech2vid.runtime.idle_face import silence_window
     from speech2vid.sinks.live import display_avatar
 
     colour = (10, 200, 30)

@@ -20,7 +20,8 @@ from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import EngineConfig, LiveConfig, VadConfig
 from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.runtime.avatar import Avatar
-from speech2vid.runtime.live import run_live, silence_window
+from speech2vid.runtime.idle_face import silence_window
+from speech2vid.runtime.live import run_live
 from speech2vid.sinks.live import FileSink, FrameInfo, LiveSink, NullSink
 from speech2vid.sources.live import FileSource, SilenceSource
 
