@@ -146,8 +146,9 @@ class _Viewer:
         self.opened = time.monotonic()
 
 
-def _track_class(kind: str) -> Any:
-    """An aiortc track that sends what :meth:`put` is given, oldest first, dropping the oldest when full."""
+def queued_track(kind: str, limit: int) -> Any:
+    """An aiortc track (``kind`` video or audio) that sends what its ``put`` is given, oldest first, holding
+    at most ``limit`` items: when full, the oldest goes (counted in ``dropped``). Used on the server's loop."""
     from aiortc import MediaStreamTrack
 
     class QueuedTrack(MediaStreamTrack):  # type: ignore[misc]
@@ -170,7 +171,7 @@ def _track_class(kind: str) -> Any:
                 await self._ready.wait()
             return self._items.popleft()
 
-    return QueuedTrack
+    return QueuedTrack(limit)
 
 
 class WebRTCServer:
@@ -316,7 +317,7 @@ class WebRTCServer:
         self._count += 1
         number = self._count
         pc = RTCPeerConnection()
-        viewer = _Viewer(number, pc, _track_class("video")(VIDEO_QUEUE), _track_class("audio")(AUDIO_QUEUE))
+        viewer = _Viewer(number, pc, queued_track("video", VIDEO_QUEUE), queued_track("audio", AUDIO_QUEUE))
         self._viewers[number] = viewer
 
         @pc.on("connectionstatechange")  # type: ignore[misc]

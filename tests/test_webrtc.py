@@ -308,3 +308,89 @@ def test_the_command_says_in_one_line_what_is_wrong(tmp_path: Path) -> None:
             assert run.returncode == 2 and len(errors) == 1 and says in errors[0], run.stderr
             assert "Traceback" not in run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_viewer_that_takes_nothing_holds_a_bounded_queue() -> None:
+    """What is kept for a stalled viewer: at most the queue's length, the rest dropped and counted."""
+    pytest.importorskip("aiortc")
+    from speech2vid.sinks.webrtc import VIDEO_QUEUE, queued_track
+
+    track = queued_track("video", VIDEO_QUEUE)
+    for k in range(1000):
+        track.put(k)
+    assert len(track._items) == VIDEO_QUEUE and track.dropped == 1000 - VIDEO_QUEUE
+    assert list(track._items) == [998, 999]  # the newest are what it will be sent
+
+
+def test_viewers_joining_and_leaving_never_hold_up_the_avatar() -> None:
+    """A real peer (aiortc) watches, receives frames, then goes away without a word (its transport closed):
+    every write of the sink returns at once throughout, and the server forgets the viewer."""
+    import asyncio
+    import threading
+
+    pytest.importorskip("aiortc")
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from speech2vid.sinks.live import FrameInfo
+    from speech2vid.sinks.webrtc import WebRTCSink
+
+    port = free_port()
+    sink = WebRTCSink(WebRTCOptions(port=port))
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    received: list[int] = []
+    got_frames = threading.Event()
+
+    async def join() -> RTCPeerConnection:
+        pc, offer = await _client_offer()
+
+        @pc.on("track")  # type: ignore[untyped-decorator]
+        def on_track(track) -> None:  # type: ignore[no-untyped-def]
+            async def take() -> None:
+                while True:
+                    await track.recv()
+                    if track.kind == "video":
+                        received.append(1)
+                        if len(received) >= 10:
+                            got_frames.set()
+
+            asyncio.ensure_future(take())
+
+        status, answer = await asyncio.get_running_loop().run_in_executor(
+            None, post, f"http://127.0.0.1:{port}/offer", json.dumps(offer).encode()
+        )
+        assert status == 200, answer
+        await pc.setRemoteDescription(RTCSessionDescription(**answer))  # type: ignore[attr-defined]
+        return pc  # type: ignore[return-value]
+
+    pc = asyncio.run_coroutine_threadsafe(join(), loop).result(timeout=60)
+    image = np.full((128, 128, 3), 128, np.uint8)
+    waits = []
+    try:
+        k = 0
+        deadline = time.monotonic() + 60
+        while not got_frames.is_set() and time.monotonic() < deadline:  # a frame a slot, at the live pace
+            sink.write_audio(np.zeros(640, np.float32))
+            t = time.perf_counter()
+            sink.write(image, FrameInfo(k, True, None, -90.0, 25.0, 0, False))
+            waits.append(time.perf_counter() - t)
+            k += 1
+            time.sleep(0.04)
+        assert got_frames.is_set(), f"the viewer received {len(received)} frames"
+        # gone without a word: its transports stop, nothing is said to the server
+        asyncio.run_coroutine_threadsafe(pc.close(), loop).result(timeout=30)  # type: ignore[attr-defined]
+        for j in range(k, k + 100):
+            sink.write_audio(np.zeros(640, np.float32))
+            t = time.perf_counter()
+            sink.write(image, FrameInfo(j, True, None, -90.0, 25.0, 0, False))
+            waits.append(time.perf_counter() - t)
+            time.sleep(0.01)
+        deadline = time.monotonic() + 60
+        while sink.server.viewers and time.monotonic() < deadline:  # the server notices the peer has gone
+            time.sleep(0.05)
+        left = sink.server.viewers
+    finally:
+        sink.close()
+        loop.call_soon_threadsafe(loop.stop)
+    assert max(waits) < 0.05, max(waits)  # the writes never waited on a viewer
+    assert left == 0
