@@ -394,3 +394,18 @@ def test_viewers_joining_and_leaving_never_hold_up_the_avatar() -> None:
         loop.call_soon_threadsafe(loop.stop)
     assert max(waits) < 0.05, max(waits)  # the writes never waited on a viewer
     assert left == 0
+
+
+def test_without_the_webrtc_extra_one_line_names_it(tmp_path: Path) -> None:
+    """On the runtime install aiortc is absent (``sys.modules['aiortc'] = None`` makes it so here)."""
+    code = (
+        "import sys; sys.modules['aiortc'] = None\n"
+        "from speech2vid.cli import main\n"
+        "sys.exit(main(['-q', 'live', '--source', 'silence://', '--sink', 'webrtc://', '--duration', '1']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == (
+        "speech2vid: error: webrtc:// needs aiortc and aiohttp, which the runtime install leaves out: "
+        "pip install 'speech2vid[webrtc]'"
+    )
