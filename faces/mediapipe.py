@@ -1,0 +1,175 @@
+"""MediaPipe's face detector (BlazeFace, short range) and face mesh (468 points), run by ONNX Runtime.
+
+The graphs are MediaPipe's own models converted by :mod:`speech2vid.faces.tflite_onnx`; the pre- and
+post-processing follow MediaPipe's published graphs (``mediapipe/modules/face_detection`` and
+``face_landmark``, 0.10.14):
+
+* detection: the photo letterboxed into 128x128 in [-1, 1]; 896 SSD anchors (strides 8, 16, 16, 16, two
+  anchors per layer, fixed size); boxes and six keypoints decoded with scale 128; a sigmoid score clipped at
+  100; weighted non-max suppression at IoU 0.3; the letterbox removed;
+* mesh: the face's region from the detection (centre of the box, rotated so that the eyes are level,
+  1.5x the box, square), cut out at 192x192 in [0, 1]; the 468 points mapped back into the photo.
+
+Issue 20 wires these into the runtime; this module is their one implementation, tested against
+dlib's detector and landmarks on real photos (tests/test_mediapipe_faces.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DETECTOR_SIDE = 128
+MESH_SIDE = 192
+MIN_SCORE = 0.5
+NMS_IOU = 0.3
+ROI_SCALE = 1.5
+SCORE_CLIP = 100.0
+N_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
+N_MESH = 468
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """A face in photo pixels: its box (x0, y0, x1, y1), six keypoints (6, 2) and score in [0, 1]."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    score: float
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+
+def anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1] of BlazeFace short range (MediaPipe's SsdAnchorsCalculator with its
+    options: four layers at strides 8, 16, 16, 16, offsets 0.5, aspect ratio 1 plus the interpolated one,
+    fixed anchor size): layers of one stride share a grid, each adding two anchors per cell."""
+    out = []
+    for stride, layers in ((8, 1), (16, 3)):
+        cells = DETECTOR_SIDE // stride
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        out.append(np.repeat(centres, 2 * layers, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+def letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """``rgb`` scaled to fit ``side`` x ``side`` keeping its aspect, centred on black: (image, scale, (left,
+    top) padding in pixels of the square)."""
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    nw, nh = round(w * scale), round(h * scale)
+    left, top = (side - nw) / 2, (side - nh) / 2
+    out = np.zeros((side, side, 3), np.uint8)
+    out[int(top) : int(top) + nh, int(left) : int(left) + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out, scale, (float(int(left)), float(int(top)))
+
+
+def decode(
+    regressors: np.ndarray, logits: np.ndarray, anchor_xy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes (n, 4) as x0 y0 x1 y1, keypoints (n, 6, 2), scores (n,)) in [0, 1] of the detector's input, for
+    the raw outputs (896, 16) and (896,)."""
+    raw = regressors.astype(np.float64) / DETECTOR_SIDE
+    centre = raw[:, :2] + anchor_xy
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = raw[:, 4:16].reshape(-1, N_KEYPOINTS, 2) + anchor_xy[:, None, :]
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    return boxes, keypoints, scores
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.asarray(inter / np.maximum(area - inter, 1e-12))
+
+
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's WEIGHTED non-max suppression: the best candidate and every other overlapping it by more
+    than :data:`NMS_IOU` merge into one detection, their boxes and keypoints averaged by score."""
+    order = [int(i) for i in np.argsort(-scores) if scores[i] >= MIN_SCORE]
+    out = []
+    while order:
+        overlap = iou(boxes[order[0]], boxes[order])
+        cluster = [order[j] for j in range(len(order)) if overlap[j] > NMS_IOU]
+        weights = scores[cluster][:, None]
+        merged_box = (boxes[cluster] * weights).sum(0) / weights.sum()
+        merged_kp = (keypoints[cluster] * weights[:, :, None]).sum(0) / weights.sum()
+        out.append((merged_box, merged_kp, float(scores[order[0]])))
+        order = [i for j, i in enumerate(order) if overlap[j] <= NMS_IOU]
+    return out
+
+
+@lru_cache(maxsize=None)
+def _session(path: str) -> object:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def detect_faces(rgb: np.ndarray, detector: Path) -> list[FaceDetection]:
+    """Every face BlazeFace finds in ``rgb`` (H, W, 3 uint8), best first, in photo pixels."""
+    square, scale, (left, top) = letterbox(rgb, DETECTOR_SIDE)
+    x = (square.astype(np.float32) / 127.5 - 1.0)[None]
+    session = _session(str(detector))
+    regressors, logits = session.run(None, {session.get_inputs()[0].name: x})  # type: ignore[attr-defined]
+    boxes, keypoints, scores = decode(regressors[0], logits[0, :, 0], anchors().astype(np.float64))
+    offset = np.array([left, top])
+
+    def to_photo(p: np.ndarray) -> np.ndarray:  # [0, 1] of the letterboxed square -> photo pixels
+        return np.asarray((p * DETECTOR_SIDE - offset) / scale)
+
+    return [
+        FaceDetection(to_photo(box.reshape(2, 2)).ravel(), to_photo(kp), score)
+        for box, kp, score in weighted_nms(boxes, keypoints, scores)
+    ]
+
+
+def mesh_roi(face: FaceDetection) -> tuple[np.ndarray, float, float]:
+    """The mesh's region: (centre (2,), side in pixels, rotation in radians) from the detection: the box's
+    centre, the eyes levelled (keypoint 0 to 1 horizontal), the longer side of the box scaled by 1.5."""
+    right_eye, left_eye = face.keypoints[0], face.keypoints[1]
+    angle = -math.atan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])
+    centre = (face.box[:2] + face.box[2:]) / 2
+    side = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1])) * ROI_SCALE
+    return centre, side, angle
+
+
+def roi_transform(centre: np.ndarray, side: float, angle: float) -> np.ndarray:
+    """The 2x3 affine from the crop's pixels (0..MESH_SIDE) to the photo's."""
+    c, s = math.cos(angle), math.sin(angle)
+    k = side / MESH_SIDE
+    rot = np.array([[c * k, -s * k], [s * k, c * k]])
+    return np.hstack([rot, (centre - rot @ [MESH_SIDE / 2, MESH_SIDE / 2])[:, None]])
+
+
+def face_mesh(rgb: np.ndarray, face: FaceDetection, mesh: Path) -> tuple[np.ndarray, float]:
+    """(468, 3) mesh points of ``face`` (x, y in photo pixels; z in the crop's scale) and FaceMesh's face score."""
+    affine = roi_transform(*mesh_roi(face))
+    crop = cv2.warpAffine(
+        rgb,
+        affine,
+        (MESH_SIDE, MESH_SIDE),
+        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
+    session = _session(str(mesh))
+    points, flag = session.run(None, {session.get_inputs()[0].name: (crop.astype(np.float32) / 255.0)[None]})  # type: ignore[attr-defined]
+    pts = points.reshape(N_MESH, 3).astype(np.float64)
+    xy = pts[:, :2] @ affine[:, :2].T + affine[:, 2]
+    score = 1 / (1 + math.exp(-float(flag.ravel()[0])))
+    return np.concatenate([xy, pts[:, 2:] * math.hypot(*affine[0, :2])], axis=1), score

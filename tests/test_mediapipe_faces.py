@@ -1,0 +1,78 @@
+"""faces/mediapipe.py (issue 20, under way): MediaPipe's detector and mesh, converted from the wheel's TFLite
+files and run by ONNX Runtime, measured with dlib's detector and 68 landmarks, which nobody here trained,
+on the evaluation photos (data/eval/photos)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from speech2vid.faces import align_image, read_photo
+from speech2vid.faces.mediapipe import anchors, detect_faces, face_mesh, weighted_nms
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = sorted((ROOT / "data" / "eval" / "photos").glob("*.jpg"))
+pytest.importorskip("tflite")
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from speech2vid.faces.tflite_onnx import tflite_to_onnx
+
+    out = tmp_path_factory.mktemp("mediapipe")
+    paths = []
+    for name in ("face_detection_short_range", "face_landmark"):
+        path = out / f"{name}.onnx"
+        onnx.save(tflite_to_onnx(ROOT / "data" / "mediapipe" / f"{name}.tflite"), str(path))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_the_anchors_are_mediapipes_896() -> None:
+    a = anchors()
+    assert a.shape == (896, 2)
+    assert np.allclose(a[0], [1 / 32, 1 / 32]) and np.allclose(a[1], a[0])  # stride 8: two per cell
+    assert np.allclose(a[512], [1 / 16, 1 / 16]) and np.all(a[512:518] == a[512])  # stride 16: six per cell
+
+
+def test_weighted_nms_merges_overlaps_by_score_and_keeps_apart_the_rest() -> None:
+    boxes = np.array([[0, 0, 1, 1], [0.1, 0, 1.1, 1], [2, 2, 3, 3]], float)
+    kps = np.zeros((3, 6, 2))
+    out = weighted_nms(boxes, kps, np.array([0.9, 0.6, 0.7]))
+    assert len(out) == 2 and out[0][2] == 0.9
+    assert np.allclose(out[0][0], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5)
+    assert np.allclose(out[1][0], boxes[2])
+
+
+def test_every_evaluation_face_is_found_where_dlib_finds_it(graphs: tuple[Path, Path]) -> None:
+    detector, mesh = graphs
+    inner = np.r_[27:68]  # nose, eyes, mouth: points both schemes define alike (jaw and brows differ)
+    errors = []
+    for photo in PHOTOS:
+        rgb = read_photo(photo)
+        faces = detect_faces(rgb, detector)
+        dlib68 = align_image(rgb).landmarks
+        assert dlib68 is not None
+        iod = float(np.linalg.norm(dlib68[36:42].mean(0) - dlib68[42:48].mean(0)))
+        assert len(faces) == 1 and faces[0].score > 0.8, photo.name
+        # BlazeFace's eye keypoints (0: the person's right eye) on dlib's eye centres
+        eyes = np.stack([dlib68[36:42].mean(0), dlib68[42:48].mean(0)])
+        assert np.linalg.norm(faces[0].keypoints[:2] - eyes, axis=1).max() < 0.25 * iod, photo.name
+        points, score = face_mesh(rgb, faces[0], mesh)
+        assert score > 0.9
+        nearest = np.linalg.norm(points[None, :, :2] - dlib68[inner, None, :], axis=2).min(axis=1)
+        errors.append(float(nearest.mean()) / iod)
+    # every inner dlib point has a mesh vertex within 3% of the inter-ocular distance on average (measured 2.6%)
+    assert np.mean(errors) < 0.03 and max(errors) < 0.05, np.round(errors, 3)
+
+
+def test_two_people_are_two_faces(graphs: tuple[Path, Path]) -> None:
+    a, b = read_photo(PHOTOS[1]), read_photo(PHOTOS[5])
+    both = np.concatenate([a, b[: a.shape[0], : a.shape[1]]], axis=1)
+    faces = detect_faces(both, graphs[0])
+    assert len(faces) == 2
+    centres = sorted(float(f.box[0] + f.box[2]) / 2 for f in faces)
+    assert centres[0] < a.shape[1] < centres[1]
