@@ -52,6 +52,7 @@ setup(
     package_data={
         "speech2vid.configs": ["*.yaml"],
         "speech2vid.sinks": ["*.html"],  # the webrtc:// page
+        "speech2vid.faces": ["*.json"],  # FaceMesh -> 68 points (faces/mesh_map.py)
         "speech2vid.configs.models": ["*.yaml"],
         "speech2vid.assets": [
             "*.png",

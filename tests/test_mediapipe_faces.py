@@ -76,3 +76,30 @@ def test_two_people_are_two_faces(graphs: tuple[Path, Path]) -> None:
     assert len(faces) == 2
     centres = sorted(float(f.box[0] + f.box[2]) / 2 for f in faces)
     assert centres[0] < a.shape[1] < centres[1]
+
+
+def test_the_68_points_mapped_from_the_mesh_against_dlibs_own(graphs: tuple[Path, Path]) -> None:
+    """The shipped map (faces/mesh_to_68.json, fitted on the training photos) on the evaluation photos,
+    against dlib's original 68-point model (eval's instrument). Measured: 4.0% of the inter-ocular distance
+    on average (nose 2.4, eyes 2.5, mouth 2.9, brows 4.3, jaw 7.2: the schemes draw the jaw differently),
+    lip-gap bias -0.011. Issue 20's bar is 3% and +-0.01: not met yet; these bounds hold what is measured."""
+    from speech2vid.faces.ibug68 import lip_gap_ratio
+    from speech2vid.faces.mesh_map import to_68
+    from speech2vid.training.evaluation.visible import Instruments
+
+    instruments = Instruments()
+    errors, inner, bias = [], [], []
+    for photo in PHOTOS:
+        rgb = read_photo(photo)
+        mesh, _ = face_mesh(rgb, detect_faces(rgb, graphs[0])[0], graphs[1])
+        shape = instruments.face(rgb)
+        assert shape is not None
+        dlib68 = instruments.points(shape)
+        iod = float(np.linalg.norm(dlib68[36:42].mean(0) - dlib68[42:48].mean(0)))
+        mapped = to_68(mesh)
+        error = np.linalg.norm(mapped - dlib68, axis=1) / iod
+        errors.append(error.mean())
+        inner.append(error[27:].mean())
+        bias.append(lip_gap_ratio(mapped) - lip_gap_ratio(dlib68))
+    assert np.mean(errors) < 0.045 and np.mean(inner) < 0.03, (np.mean(errors), np.mean(inner))
+    assert abs(np.mean(bias)) < 0.02, np.mean(bias)
