@@ -24,9 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DETECTOR_SIDE = 128
 MESH_SIDE = 192
-MIN_SCORE = 0.5
 NMS_IOU = 0.3
 ROI_SCALE = 1.5
 SCORE_CLIP = 100.0
@@ -47,16 +45,30 @@ class FaceDetection:
         return float(self.box[2] - self.box[0])
 
 
-def anchors() -> np.ndarray:
-    """(896, 2) anchor centres in [0, 1] of BlazeFace short range (MediaPipe's SsdAnchorsCalculator with its
-    options: four layers at strides 8, 16, 16, 16, offsets 0.5, aspect ratio 1 plus the interpolated one,
-    fixed anchor size): layers of one stride share a grid, each adding two anchors per cell."""
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A BlazeFace variant as MediaPipe's graph configures it."""
+
+    side: int  # input square (px)
+    grids: tuple[tuple[int, int], ...]  # (stride, anchors per cell) of each grid
+    min_score: float
+
+
+# face_detection_short_range.pbtxt: 4 layers at strides 8, 16, 16, 16, two anchors a layer (aspect 1 and the
+# interpolated one); face_detection_full_range.pbtxt: one layer at stride 4, one anchor (no interpolated one)
+SHORT_RANGE = DetectorSpec(128, ((8, 2), (16, 6)), 0.5)
+FULL_RANGE = DetectorSpec(192, ((4, 1),), 0.6)
+
+
+def anchors(spec: DetectorSpec = SHORT_RANGE) -> np.ndarray:
+    """(n, 2) anchor centres in [0, 1] (MediaPipe's SsdAnchorsCalculator, offsets 0.5, fixed anchor size:
+    layers of one stride share a grid): 896 for short range, 2304 for full range."""
     out = []
-    for stride, layers in ((8, 1), (16, 3)):
-        cells = DETECTOR_SIDE // stride
+    for stride, per_cell in spec.grids:
+        cells = spec.side // stride
         ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
         centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        out.append(np.repeat(centres, 2 * layers, axis=0))
+        out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -73,11 +85,11 @@ def letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[floa
 
 
 def decode(
-    regressors: np.ndarray, logits: np.ndarray, anchor_xy: np.ndarray
+    regressors: np.ndarray, logits: np.ndarray, anchor_xy: np.ndarray, side: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes (n, 4) as x0 y0 x1 y1, keypoints (n, 6, 2), scores (n,)) in [0, 1] of the detector's input, for
-    the raw outputs (896, 16) and (896,)."""
-    raw = regressors.astype(np.float64) / DETECTOR_SIDE
+    the raw outputs (n, 16) and (n,), which are pixels of the ``side`` input relative to each anchor."""
+    raw = regressors.astype(np.float64) / side
     centre = raw[:, :2] + anchor_xy
     half = raw[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -95,11 +107,11 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def weighted_nms(
-    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, min_score: float = SHORT_RANGE.min_score
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-max suppression: the best candidate and every other overlapping it by more
     than :data:`NMS_IOU` merge into one detection, their boxes and keypoints averaged by score."""
-    order = [int(i) for i in np.argsort(-scores) if scores[i] >= MIN_SCORE]
+    order = [int(i) for i in np.argsort(-scores) if scores[i] >= min_score]
     out = []
     while order:
         overlap = iou(boxes[order[0]], boxes[order])
@@ -122,21 +134,22 @@ def _session(path: str) -> object:
 
 
 def detect_faces(rgb: np.ndarray, detector: Path) -> list[FaceDetection]:
-    """Every face BlazeFace finds in ``rgb`` (H, W, 3 uint8), best first, in photo pixels."""
-    square, scale, (left, top) = letterbox(rgb, DETECTOR_SIDE)
-    x = (square.astype(np.float32) / 127.5 - 1.0)[None]
+    """Every face BlazeFace finds in ``rgb`` (H, W, 3 uint8), best first, in photo pixels; ``detector`` is the
+    short- or the full-range graph (told apart by their input size)."""
     session = _session(str(detector))
+    side = int(session.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
+    spec = SHORT_RANGE if side == SHORT_RANGE.side else FULL_RANGE
+    square, scale, (left, top) = letterbox(rgb, spec.side)
+    x = (square.astype(np.float32) / 127.5 - 1.0)[None]
     regressors, logits = session.run(None, {session.get_inputs()[0].name: x})  # type: ignore[attr-defined]
-    boxes, keypoints, scores = decode(regressors[0], logits[0, :, 0], anchors().astype(np.float64))
+    boxes, keypoints, scores = decode(regressors[0], logits[0, :, 0], anchors(spec).astype(np.float64), spec.side)
     offset = np.array([left, top])
 
     def to_photo(p: np.ndarray) -> np.ndarray:  # [0, 1] of the letterboxed square -> photo pixels
-        return np.asarray((p * DETECTOR_SIDE - offset) / scale)
+        return np.asarray((p * spec.side - offset) / scale)
 
-    return [
-        FaceDetection(to_photo(box.reshape(2, 2)).ravel(), to_photo(kp), score)
-        for box, kp, score in weighted_nms(boxes, keypoints, scores)
-    ]
+    found = weighted_nms(boxes, keypoints, scores, spec.min_score)
+    return [FaceDetection(to_photo(box.reshape(2, 2)).ravel(), to_photo(kp), score) for box, kp, score in found]
 
 
 def mesh_roi(face: FaceDetection) -> tuple[np.ndarray, float, float]:

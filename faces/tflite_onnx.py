@@ -5,7 +5,8 @@ Written for the operators those models use, and checked against the TFLite inter
 stops on FaceMesh's PReLU (a layout error) and on the full-range detector's DENSIFY, and tf2onnx needs
 TensorFlow. The graph becomes NCHW, ONNX's convolution layout: the NHWC input is transposed once, each
 kernel is transposed when converted, and a tensor is turned back to NHWC only where TFLite reshapes or
-returns it. FP16 weights (``DEQUANTIZE`` of constants) are folded into FP32 initialisers. ``SAME``
+returns it. FP16 and sparse weights (``DEQUANTIZE``, ``DENSIFY`` of constants) are folded into FP32
+initialisers. ``SAME``
 padding becomes explicit pads computed from the static shapes, as TensorFlow places them (the extra
 row or column after).
 
@@ -59,6 +60,34 @@ def same_pads(
     return before + after
 
 
+def _index_vector(table: Any, kind: int, schema: Any) -> np.ndarray:
+    """A sparse dimension's segments or indices (a flatbuffer union of int32, uint16 or uint8 vectors)."""
+    cls = {1: schema.Int32Vector, 2: schema.Uint16Vector, 3: schema.Uint8Vector}[kind]
+    vector = cls()
+    vector.Init(table.Bytes, table.Pos)
+    return np.asarray(vector.ValuesAsNumpy(), dtype=np.int64)
+
+
+def densify(values: np.ndarray, sparsity: Any, shape: list[int], schema: Any) -> np.ndarray:
+    """A TFLite sparse constant as a dense array (what the ``DENSIFY`` operator computes): dense
+    dimensions in order, then compressed (CSR) ones, each row's non-zeros located by segments and indices.
+    Block sparsity and reordered traversals are not used by MediaPipe's models and are refused."""
+    order = [int(v) for v in sparsity.TraversalOrderAsNumpy()]
+    if sparsity.BlockMapLength() or order != list(range(len(shape))):
+        raise ConversionError("block-sparse or reordered sparse tensors are not converted")
+    dims = [sparsity.DimMetadata(d) for d in range(sparsity.DimMetadataLength())]
+    if any(d.Format() != 0 for d in dims[:-1]) or dims[-1].Format() != 1:
+        raise ConversionError("only sparse tensors compressed along their last dimension are converted")
+    last = dims[-1]
+    segments = _index_vector(last.ArraySegments(), last.ArraySegmentsType(), schema)
+    indices = _index_vector(last.ArrayIndices(), last.ArrayIndicesType(), schema)
+    dense = np.zeros((int(np.prod(shape[:-1])), shape[-1]), values.dtype)
+    for row in range(dense.shape[0]):
+        lo, hi = segments[row], segments[row + 1]
+        dense[row, indices[lo:hi]] = values[lo:hi]
+    return dense.reshape(shape)
+
+
 class _Graph:
     """The ONNX graph being built from one TFLite subgraph."""
 
@@ -80,8 +109,13 @@ class _Graph:
             t = self.g.Tensors(i)
             buffer = model.Buffers(t.Buffer())
             if buffer is not None and buffer.DataLength() and t.Type() in dtypes:
-                raw = buffer.DataAsNumpy().tobytes()
-                self.consts[i] = np.frombuffer(raw, dtypes[t.Type()]).reshape(self.shape(i))
+                values = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtypes[t.Type()])
+                sparsity = t.Sparsity()
+                self.consts[i] = (
+                    values.reshape(self.shape(i))
+                    if sparsity is None
+                    else densify(values, sparsity, self.shape(i), schema)
+                )
 
     def shape(self, i: int) -> list[int]:
         t = self.g.Tensors(i)
@@ -183,6 +217,21 @@ def _operator(gr: _Graph, code: str, op: Any, ins: list[int], out: int) -> None:
             gr.node("Transpose", [nhwc], [src], perm=NCHW_TO_NHWC)
         gr.node("Reshape", [src, gr.const(np.array(gr.shape(out), np.int64), "shape")], [gr.name(out)])
         return
+    elif code == "RESIZE_BILINEAR":
+        o = _options(op, s.ResizeBilinearOptions)
+        mode = "half_pixel" if o.HalfPixelCenters() else "align_corners" if o.AlignCorners() else "asymmetric"
+        _, h, width, c = gr.shape(out)
+        sizes = gr.const(np.array([1, c, h, width], np.int64), "sizes")
+        gr.node(
+            "Resize",
+            [gr.name(ins[0]), "", "", sizes],
+            [gr.name(out)],
+            mode="linear",
+            coordinate_transformation_mode=mode,
+        )
+    elif code == "DEPTH_TO_SPACE":  # TensorFlow's channel order is ONNX's DCR
+        block = _options(op, s.DepthToSpaceOptions).BlockSize()
+        gr.node("DepthToSpace", [gr.name(ins[0])], [gr.name(out)], blocksize=block, mode="DCR")
     elif code == "CONCATENATION":
         if any(i in gr.nchw for i in ins):
             raise ConversionError("CONCATENATION of 4-D activations is not converted")
@@ -222,7 +271,7 @@ def tflite_to_onnx(path: str | Path) -> onnx.ModelProto:
         opcode = model.OperatorCodes(op.OpcodeIndex())
         code = codes.get(max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode()), "CUSTOM")
         ins, out = [int(v) for v in op.InputsAsNumpy()], int(op.OutputsAsNumpy()[0])
-        if code == "DEQUANTIZE" and ins[0] in gr.consts:  # FP16 weights: folded
+        if code in ("DEQUANTIZE", "DENSIFY") and ins[0] in gr.consts:  # FP16 or sparse weights: folded
             gr.consts[out] = gr.consts[ins[0]].astype(np.float32)
             continue
         _operator(gr, code, op, ins, out)

@@ -42,7 +42,12 @@ def photo_input(side: int, lo: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("name", "side", "lo"), [("face_detection_short_range", 128, -1.0), ("face_landmark", 192, 0.0)]
+    ("name", "side", "lo"),
+    [
+        ("face_detection_short_range", 128, -1.0),
+        ("face_detection_full_range_sparse", 192, -1.0),  # sparse (DENSIFY) weights, resizes, depth-to-space
+        ("face_landmark", 192, 0.0),
+    ],
 )
 def test_the_converted_graph_computes_what_tflite_computes(name: str, side: int, lo: float) -> None:
     model = MODELS / f"{name}.tflite"
