@@ -187,7 +187,10 @@ class WebRTCServer:
         self._count = 0
         self._speaker: int | None = None
         self._mic: Callable[[Any, float], None] | None = None
+        self._pending = 0  # slots handed to the loop and not yet given to the viewers' tracks
+        self._lock = threading.Lock()
         self.refused = 0  # offers refused: malformed, or one viewer too many
+        self.overrun = 0  # slots not handed over because the server's loop was behind
 
     # -- lifecycle (caller's thread)
 
@@ -247,14 +250,22 @@ class WebRTCServer:
     def publish(self, k: int, image: np.ndarray, pcm: np.ndarray) -> None:
         """Slot ``k``'s frame (H, W, 3) uint8 and its audio (int16 16 kHz mono) to every viewer; never blocks."""
         loop = self._loop
-        if loop is not None and self._viewers:
-            loop.call_soon_threadsafe(self._publish, k, image, pcm)
+        if loop is None or not self._viewers:
+            return
+        with self._lock:  # a loop that falls behind holds at most VIDEO_QUEUE slots, not all that come
+            if self._pending >= VIDEO_QUEUE:
+                self.overrun += 1
+                return
+            self._pending += 1
+        loop.call_soon_threadsafe(self._publish, k, image, pcm)
 
     # -- on the server's loop
 
     def _publish(self, k: int, image: np.ndarray, pcm: np.ndarray) -> None:
         import av
 
+        with self._lock:
+            self._pending -= 1
         video = av.VideoFrame.from_ndarray(image, format="rgb24")
         video.pts, video.time_base = k * (VIDEO_CLOCK // FPS), fractions.Fraction(1, VIDEO_CLOCK)
         audio = None
