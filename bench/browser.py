@@ -76,6 +76,7 @@ def open_chromium(microphone: Path | None) -> Any:
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
+        "--disable-dev-shm-usage",  # containers give /dev/shm a few MB
         "--autoplay-policy=no-user-gesture-required",
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
