@@ -47,11 +47,7 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
     p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")
 
-    p = add(
-        "pack-mediapipe",
-        cmd_pack_mediapipe,
-        "MediaPipe's TFLite face models (BlazeFace, FaceMesh; data/mediapipe/) -> ONNX graphs for ONNX Runtime",
-    )
+    p = add("pack-mediapipe", cmd_pack_mediapipe, "MediaPipe's TFLite face models -> ONNX for ONNX Runtime")
     p.add_argument("models", nargs="+", metavar="MODEL.tflite", help="e.g. data/mediapipe/face_landmark.tflite")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for MODEL.onnx (one per model)")
 
