@@ -10,6 +10,10 @@ every 2 ms. Used by tests/test_webrtc.py and docs/webrtc_soak.py; needs the test
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,25 @@ def av_offsets(stats: list[list[float | None]], per: int = 4) -> list[float]:
     a single sample can be up to a frame stale (video's playout time is its last frame's)."""
     rows = np.array([(r[1] - r[2]) for r in stats if r[1] is not None and r[2] is not None], dtype=np.float64)
     return [float(np.median(w)) for w in np.array_split(rows, max(1, rows.size // per))] if rows.size else []
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a page served by a ``live`` started next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_page(url: str, server: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Return once ``url`` answers; RuntimeError (with the server's stderr) if ``server`` exits first or
+    ``timeout`` s pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server ended before {url} answered: {server.communicate()[1][-3000:]}")
+            time.sleep(0.1)  # polling a port that is not open yet: nothing to wait on
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s")

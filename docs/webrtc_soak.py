@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,7 @@ import soundfile
 
 from speech2vid.assets import sample_speech
 from speech2vid.audio.io import read_audio, to_model_rate
-from speech2vid.bench.browser import av_offsets, open_chromium, recorded, watch
+from speech2vid.bench.browser import av_offsets, free_port, open_chromium, recorded, wait_for_page, watch
 
 
 def main() -> None:
@@ -40,9 +37,7 @@ def main() -> None:
         wav = Path(tmp) / "speech.wav"
         speech = to_model_rate(read_audio(str(sample_speech()))).astype(np.float32)
         soundfile.write(str(wav), np.concatenate([np.zeros(5 * 16000, np.float32), speech]), 16000)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         stats = Path(tmp) / "stats.json"
         live = subprocess.Popen(
             [
@@ -67,14 +62,10 @@ def main() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
-                break
-            except OSError:
-                if live.poll() is not None:
-                    sys.exit(live.communicate()[1])
-                time.sleep(0.1)
+        try:
+            wait_for_page(f"http://127.0.0.1:{port}/", live)
+        except RuntimeError as exc:
+            sys.exit(str(exc))
         browser = open_chromium(wav)
         try:
             watch(browser, f"http://127.0.0.1:{port}/?mic=1", pictures=False)

@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from speech2vid.faces.boxes import iou
+
 MESH_SIDE = 192
 NMS_IOU = 0.3
 ROI_SCALE = 1.5
@@ -96,14 +98,6 @@ def decode(
     keypoints = raw[:, 4:16].reshape(-1, N_KEYPOINTS, 2) + anchor_xy[:, None, :]
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
     return boxes, keypoints, scores
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.asarray(inter / np.maximum(area - inter, 1e-12))
 
 
 def weighted_nms(

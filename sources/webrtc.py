@@ -37,7 +37,7 @@ class WebRTCSource(Source):
 
     def __init__(self) -> None:
         self._feed: MicrophoneFeed | None = None
-        self._frames: queue.Queue[tuple[np.ndarray, int, float]] = queue.Queue(maxsize=MAX_QUEUED)
+        self._frames: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(maxsize=MAX_QUEUED)
         self._resampler: ModelRateStream | None = None
         self._pos = 0  # 16 kHz samples delivered
         self._filled_until = 0.0  # monotonic time up to which audio (real or silence) has been delivered
@@ -71,7 +71,7 @@ class WebRTCSource(Source):
             self._resampler = ModelRateStream(frame.sample_rate)
         samples = self._resampler.push(Audio(pcm, frame.sample_rate))
         try:
-            self._frames.put_nowait((samples, frame.sample_rate, arrival))
+            self._frames.put_nowait((samples, arrival))
         except queue.Full:  # the loop stopped reading: the oldest audio goes, memory stays bounded
             self.dropped += 1
 
@@ -81,7 +81,7 @@ class WebRTCSource(Source):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                samples, _, arrival = self._frames.get(timeout=max(0.0, deadline - time.monotonic()))
+                samples, arrival = self._frames.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             stamps.append((self._pos + sum(b.size for b in blocks), arrival))

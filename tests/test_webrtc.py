@@ -32,17 +32,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech2vid.bench.browser import chromium_available
+from speech2vid.bench.browser import chromium_available, free_port
 from speech2vid.errors import OutputError
 from speech2vid.sinks.webrtc import STAMP_BITS, WebRTCOptions, WebRTCServer, parse_webrtc, read_stamp, stamp_slot
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------- URIs and the stamp
@@ -178,7 +172,7 @@ def onset(times: np.ndarray, rms: np.ndarray, threshold: float) -> float:
 def test_live_in_headless_chromium_mouth_latency_and_av_offset(tmp_path: Path) -> None:
     pytest.importorskip("aiortc")
     pytest.importorskip("selenium")
-    from speech2vid.bench.browser import av_offsets, open_chromium, recorded, watch
+    from speech2vid.bench.browser import av_offsets, open_chromium, recorded, wait_for_page, watch
     from speech2vid.training.evaluation.visible import Instruments, frame_loudness, score
 
     wav = tmp_path / "speech.wav"
@@ -208,14 +202,7 @@ def test_live_in_headless_chromium_mouth_latency_and_av_offset(tmp_path: Path) -
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the page is up once the port answers
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
-            break
-        except OSError:
-            assert live.poll() is None, live.communicate()
-            time.sleep(0.1)
+    wait_for_page(f"http://127.0.0.1:{port}/", live)
     browser = open_chromium(wav)
     try:
         watch(browser, f"http://127.0.0.1:{port}/?mic=1", pictures=True)

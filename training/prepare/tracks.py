@@ -6,16 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from speech2vid.faces.boxes import iou as boxes_iou
+
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two ``(left, top, right, bottom)`` boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(boxes_iou(np.asarray(a, np.float64), np.asarray(b, np.float64)[None])[0])
 
 
 @dataclass
