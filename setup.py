@@ -21,7 +21,6 @@ RUNTIME = [
     "pillow>=10",
     "av>=12",
     "soxr>=0.3",
-    "dlib-bin>=19.24",  # the 68-point landmark model ships compacted in the package (assets/landmarks)
     "pyyaml>=6",
     "tqdm>=4.60",
     "onnxconverter-common>=1.14",  # FP16 ONNX graphs (speech2vid build --precision fp16)
@@ -35,7 +34,9 @@ TRAIN = [
     "onnxscript>=0.3",  # torch's dynamo ONNX exporter (speech2vid export)
     "safetensors>=0.4",  # weight files (load, pack-weights, import-matconvnet)
     "scipy>=1.10",  # reading MatConvNet .mat weights (import-matconvnet)
-    # dlib's original 68-point and face-recognition models (126 MB): eval's instruments, pack-landmarks
+    # dlib with its HOG detector, original 68-point and face-recognition models (126 MB): eval's instruments,
+    # which must not be the runtime's own face models (MediaPipe's, assets/faces)
+    "dlib-bin>=19.24",
     "face-recognition-models>=0.3",
     "tflite>=2.10",  # the TFLite flatbuffer schema: pack-mediapipe reads MediaPipe's face models (Apache-2.0)
 ]
@@ -63,9 +64,11 @@ setup(
             "weights/*.md",
             "vad/*.onnx",
             "vad/LICENSE",
-            "landmarks/*.xz",
-            "landmarks/*.json",
-            "landmarks/*.md",
+            # MediaPipe's face detector and mesh as ONNX graphs (Apache-2.0: faces/LICENSE, faces/NOTICE)
+            "faces/*.onnx",
+            "faces/LICENSE",
+            "faces/NOTICE",
+            "faces/*.md",
             # the default weights' FP32 ONNX graphs + manifests (`speech2vid export --default`)
             "graphs/*/*.onnx",
             "graphs/*/*.json",

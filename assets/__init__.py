@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the detector's spec names its file; faces imports assets, not the other way at run time
+    from speech2vid.faces.mediapipe import DetectorSpec
+
+MESH_MODEL = "face_landmark"  # FaceMesh's file name in MediaPipe's wheel and in faces/
 
 _HERE = Path(__file__).resolve().parent
 
@@ -37,8 +43,12 @@ def silero_vad_model() -> Path:
     return _HERE / "vad" / "silero_vad_16k_op15.onnx"
 
 
-def landmark_model() -> Path:
-    """dlib's 68-point shape predictor, compacted for the runtime and xz-compressed, with its manifest
-    beside it (``speech2vid pack-landmarks``; provenance, licence terms and its measured cost in
-    landmarks/README.md)."""
-    return _HERE / "landmarks" / "shape_predictor_68_compact.dat.xz"
+def face_detector_graph(spec: DetectorSpec) -> Path:
+    """MediaPipe's BlazeFace detector (short or full range) as an ONNX graph (Apache-2.0, faces/NOTICE;
+    made by ``speech2vid pack-mediapipe`` from the mediapipe 0.10.14 wheel's TFLite model)."""
+    return _HERE / "faces" / f"{spec.name}.onnx"
+
+
+def face_mesh_graph() -> Path:
+    """MediaPipe's FaceMesh landmark model (468 points) as an ONNX graph (Apache-2.0, faces/NOTICE)."""
+    return _HERE / "faces" / f"{MESH_MODEL}.onnx"

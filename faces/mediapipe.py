@@ -10,8 +10,8 @@ post-processing follow MediaPipe's published graphs (``mediapipe/modules/face_de
 * mesh: the face's region from the detection (centre of the box, rotated so that the eyes are level,
   1.5x the box, square), cut out at 192x192 in [0, 1]; the 468 points mapped back into the photo.
 
-Issue 20 wires these into the runtime; this module is their one implementation, tested against
-dlib's detector and landmarks on real photos (tests/test_mediapipe_faces.py).
+``faces.detect`` and ``faces.landmarks`` give the runtime these models through the project's own types;
+tests/test_mediapipe_faces.py checks them against dlib's detector and landmarks on real photos.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class FaceDetection:
 class DetectorSpec:
     """A BlazeFace variant as MediaPipe's graph configures it."""
 
+    name: str  # the model's file name in MediaPipe's wheel and in assets/faces, without the suffix
     side: int  # input square (px)
     grids: tuple[tuple[int, int], ...]  # (stride, anchors per cell) of each grid
     min_score: float
@@ -58,8 +59,8 @@ class DetectorSpec:
 
 # face_detection_short_range.pbtxt: 4 layers at strides 8, 16, 16, 16, two anchors a layer (aspect 1 and the
 # interpolated one); face_detection_full_range.pbtxt: one layer at stride 4, one anchor (no interpolated one)
-SHORT_RANGE = DetectorSpec(128, ((8, 2), (16, 6)), 0.5)
-FULL_RANGE = DetectorSpec(192, ((4, 1),), 0.6)
+SHORT_RANGE = DetectorSpec("face_detection_short_range", 128, ((8, 2), (16, 6)), 0.5)
+FULL_RANGE = DetectorSpec("face_detection_full_range_sparse", 192, ((4, 1),), 0.6)
 
 
 def anchors(spec: DetectorSpec = SHORT_RANGE) -> np.ndarray:
@@ -127,7 +128,7 @@ def _session(path: str) -> object:
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def detect_faces(rgb: np.ndarray, detector: Path) -> list[FaceDetection]:
+def run_detector(rgb: np.ndarray, detector: Path) -> list[FaceDetection]:
     """Every face BlazeFace finds in ``rgb`` (H, W, 3 uint8), best first, in photo pixels; ``detector`` is the
     short- or the full-range graph (told apart by their input size)."""
     session = _session(str(detector))
@@ -164,9 +165,10 @@ def roi_transform(centre: np.ndarray, side: float, angle: float) -> np.ndarray:
     return np.hstack([rot, (centre - rot @ [MESH_SIDE / 2, MESH_SIDE / 2])[:, None]])
 
 
-def face_mesh(rgb: np.ndarray, face: FaceDetection, mesh: Path) -> tuple[np.ndarray, float]:
-    """(468, 3) mesh points of ``face`` (x, y in photo pixels; z in the crop's scale) and FaceMesh's face score."""
-    affine = roi_transform(*mesh_roi(face))
+def face_mesh(rgb: np.ndarray, roi: tuple[np.ndarray, float, float], mesh: Path) -> tuple[np.ndarray, float]:
+    """(468, 3) mesh points of the face in ``roi`` (centre, side, angle: :func:`mesh_roi`) (x, y in photo
+    pixels; z in the same scale) and FaceMesh's face score in [0, 1] (MediaPipe tracks while it is >= 0.5)."""
+    affine = roi_transform(*roi)
     crop = cv2.warpAffine(
         rgb,
         affine,

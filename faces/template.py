@@ -28,7 +28,7 @@ def canvas_to_aligned() -> np.ndarray:
 
 # 68 (x, y) points, iBUG order, in 240x240 canvas coordinates. Derived from the bundled sample face
 # and its mirror image, made exactly left/right symmetric, eye line at 38% and chin at 87% of the
-# aligned crop: see speech2vid.faces.derive_template (run it as a module to reproduce these numbers).
+# aligned crop: see speech2vid.training.derive_template (run it as a module to reproduce these numbers).
 TEMPLATE_240 = np.array(
     [
         [60.51, 101.30],

@@ -1,11 +1,10 @@
 """Track one face through a video: per-frame box and 68 landmarks, smoothed over time.
 
-Between detections the landmarks follow the face on their own, as MediaPipe's face mesh does: the box
-for a frame is placed from the previous frame's landmarks, kept in the relation to them that the last
-detection had. The HOG detector runs every ``redub.detect_every`` frames, and at once when the face's
-pixels change more than a moving head changes them (a cut, a blank frame, an occlusion). A detection
-searches a window around the last face box, scaled so the face is about TRACK_FACE_PX wide (cheap HOG at
-any video resolution), then the whole frame when that fails.
+Between detections the landmarks follow the face on their own, as MediaPipe's face mesh does: the region
+for a frame's mesh is placed from the previous frame's landmarks (kept in the relation to them that the
+last detection's box had, turned by their eye line). The detector runs every ``redub.detect_every``
+frames, and at once when the mesh says it holds no face or the face's pixels change more than a moving
+head changes them (a cut, a blank frame, an occlusion); then the face nearest the last one is taken.
 Landmarks are smoothed with a one-euro filter (Casiez et al., CHI 2012): steady when the head is still,
 little lag when it moves. The filter restarts after a lost face or a jump that looks like a shot cut,
 so it never drags landmarks across a cut.
@@ -20,10 +19,9 @@ import cv2
 import numpy as np
 
 from speech2vid.config import RedubConfig
-from speech2vid.faces import Box, detect_faces, landmarks_68, registration_transform
-from speech2vid.faces.dlib_models import frontal_face_detector
+from speech2vid.faces import Box, detect_faces, registration_transform
+from speech2vid.faces.landmarks import BoxRelation, face_landmarks
 
-TRACK_FACE_PX = 100  # face width the search window is scaled to: above HOG's ~80 px minimum, no upsampling
 THUMB_PX = 16  # side of the grey thumbnail of the face box compared between frames
 D_CUTOFF_HZ = 1.0  # one-euro cutoff for the speed estimate (the authors' default)
 
@@ -90,27 +88,26 @@ class FaceTracker:
         follow = self._follow
         if follow is not None and follow.frames < self.cfg.detect_every - 1:
             box = follow.next_box()
-            raw = landmarks_68(rgb, box)
+            found = face_landmarks(rgb, box)
+            raw = found.points
             moved = follow.moved(raw, _thumbnail(rgb, follow.box_for(raw)))
             # The face, framed by its new landmarks, must look as it did: else a cut or a lost face.
-            if float(np.abs(moved.thumb - follow.thumb).mean()) <= self.cfg.track_change:
+            if found.is_face and float(np.abs(moved.thumb - follow.thumb).mean()) <= self.cfg.track_change:
                 self._last, self._follow = box, moved
                 points = self.filter(raw)
                 return TrackedFace(box, points, registration_transform(points))
         return self._detect(rgb)
 
     def _detect(self, rgb: np.ndarray) -> TrackedFace | None:
-        """Run the detector near the last box, then over the whole frame; restart the filter on a cut."""
+        """Run the detector; restart the filter on a cut."""
         self.detections += 1
         last = self._last
-        box = self._search_near(rgb, last) if last is not None else None
-        if box is None:
-            boxes = detect_faces(rgb)
-            if last is None:
-                index = self.face_index or 0
-                box = boxes[index] if index < len(boxes) else None
-            else:  # lost it near its last place: take the face nearest to where it was
-                box = min(boxes, key=lambda b: self._distance(b, last)) if boxes else None
+        boxes = detect_faces(rgb, thorough=False)  # video frames: the whole frame, no tiles (8x cheaper)
+        if last is None:
+            index = self.face_index or 0
+            box = boxes[index] if index < len(boxes) else None
+        else:  # take the face nearest to where it was
+            box = min(boxes, key=lambda b: self._distance(b, last)) if boxes else None
         if box is None:
             if self._last is not None:
                 self.resets += 1
@@ -122,7 +119,7 @@ class FaceTracker:
             self.filter.reset()  # a cut (or another face): do not smooth across it
             self.resets += 1
         self._last = box
-        raw = landmarks_68(rgb, box)
+        raw = face_landmarks(rgb, box).points
         self._follow = _Follow.from_detection(box, raw, rgb)
         points = self.filter(raw)
         return TrackedFace(box, points, registration_transform(points))
@@ -132,37 +129,6 @@ class FaceTracker:
         """Distance between the two boxes' centres, px."""
         (ax, ay), (bx, by) = a.center, b.center
         return math.hypot(ax - bx, ay - by)
-
-    def _search_near(self, rgb: np.ndarray, last: Box) -> Box | None:
-        """The face nearest ``last`` within a window around it, or None."""
-        h, w = rgb.shape[:2]
-        pad = self.cfg.track_margin * max(last.width, last.height)
-        x0, y0 = max(0, int(last.left - pad)), max(0, int(last.top - pad))
-        x1, y1 = min(w, int(math.ceil(last.right + pad)) + 1), min(h, int(math.ceil(last.bottom + pad)) + 1)
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        scale = TRACK_FACE_PX / max(last.width, 1.0)
-        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-        window = cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
-        rects = frontal_face_detector()(np.ascontiguousarray(window), 0)
-        boxes = [
-            Box(
-                (r.left() + 0.5) / fx - 0.5 + x0,
-                (r.top() + 0.5) / fy - 0.5 + y0,
-                (r.right() + 0.5) / fx - 0.5 + x0,
-                (r.bottom() + 0.5) / fy - 0.5 + y0,
-            )
-            for r in rects
-        ]
-        return min(boxes, key=lambda b: self._distance(b, last)) if boxes else None
-
-
-def _points_frame(points: np.ndarray) -> tuple[float, float, float]:
-    """(centre x, centre y, width) of the landmarks' bounding box."""
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
-    return (float(x0 + x1) / 2.0, float(y0 + y1) / 2.0, max(float(x1 - x0), 1.0))
 
 
 def _thumbnail(rgb: np.ndarray, box: Box) -> np.ndarray:
@@ -179,22 +145,15 @@ class _Follow:
 
     points: np.ndarray  # the last frame's raw (unsmoothed) landmarks
     thumb: np.ndarray  # the last frame's face, framed by those landmarks (:func:`_thumbnail`)
-    relation: tuple[float, float, float, float]  # box centre offset x, y and size w, h, in landmark widths
+    relation: BoxRelation
     frames: int = 0  # frames followed since the detection
 
     @classmethod
     def from_detection(cls, box: Box, points: np.ndarray, rgb: np.ndarray) -> _Follow:
-        cx, cy, width = _points_frame(points)
-        bx, by = box.center
-        relation = ((bx - cx) / width, (by - cy) / width, box.width / width, box.height / width)
-        return cls(points, _thumbnail(rgb, box), relation)
+        return cls(points, _thumbnail(rgb, box), BoxRelation.of(box, points))
 
     def box_for(self, points: np.ndarray) -> Box:
-        """The box that the detection's relation puts around ``points``."""
-        cx, cy, width = _points_frame(points)
-        dx, dy, bw, bh = self.relation
-        x, y = cx + dx * width, cy + dy * width
-        return Box(x - bw * width / 2.0, y - bh * width / 2.0, x + bw * width / 2.0, y + bh * width / 2.0)
+        return self.relation.box_for(points)
 
     def next_box(self) -> Box:
         """The box for the next frame: around the last frame's landmarks."""

@@ -86,7 +86,7 @@ def sample_faces(
             if i not in wanted:
                 continue
             rgb = upright(frame_rgb(frame), info.turn)
-            boxes = detect_faces(rgb)
+            boxes = detect_faces(rgb, thorough=False)
             if face_index is None and most_faces < 2 <= len(boxes):  # said once, where several first show
                 note_face_choice(boxes, index, f"frame {i} of {info.path}")
             most_faces = max(most_faces, len(boxes))

@@ -81,7 +81,7 @@ from speech2vid.runtime.stats import CaptureClock, LatencyHistogram, frame_level
 from speech2vid.sinks.live import FrameInfo, LiveSink
 from speech2vid.sources.live import POLL_SECONDS, PacedSource, Source, SourceError
 
-if TYPE_CHECKING:  # the live loop reads an avatar; making one (photos, dlib) is the caller's
+if TYPE_CHECKING:  # the live loop reads an avatar; making one (photos, face models) is the caller's
     from speech2vid.runtime.avatar import Avatar
 
 log = logging.getLogger("speech2vid.runtime.live")

@@ -1,6 +1,6 @@
 """Run a producer (decoding and face tracking) on a thread of its own, a bounded number of items ahead.
 
-Why: dlib's detector and landmark model and FFmpeg's decoder let go of the GIL, so ``redub`` can track
+Why: ONNX Runtime (the face detector and mesh) and FFmpeg's decoder let go of the GIL, so ``redub`` can track
 frame ``j + n`` while its own thread blends frame ``j``. One thread runs the whole producer, in order,
 so stateful work (the tracker's smoothing filter) sees the frames exactly as it would without it.
 """

@@ -335,7 +335,6 @@ class RedubConfig:
     smooth_min_cutoff: float = 1.5  # Hz, one-euro filter on the landmarks: lower = steadier when still
     smooth_beta: float = 0.05  # one-euro speed coefficient (1/px): higher = less lag when moving
     cut_jump: float = 0.5  # face-box centre jump, in face widths, that counts as a shot cut (filter reset)
-    track_margin: float = 0.6  # face widths of context around the last face box searched in the next frame
     detect_every: int = 5  # frames per face detection; between them the landmarks follow the face (1: every frame)
     track_change: float = (
         24.0  # grey levels (mean abs, face-box thumbnail) of frame-to-frame change that forces a detection
@@ -348,8 +347,8 @@ class RedubConfig:
             raise ConfigError(f"{where}: 'redub.below_eyes' and 'redub.feather' must be >= 0")
         if self.smooth_min_cutoff <= 0 or self.smooth_beta < 0:
             raise ConfigError(f"{where}: 'redub.smooth_min_cutoff' must be > 0 and 'redub.smooth_beta' >= 0")
-        if self.cut_jump <= 0 or self.track_margin <= 0:
-            raise ConfigError(f"{where}: 'redub.cut_jump' and 'redub.track_margin' must be > 0")
+        if self.cut_jump <= 0:
+            raise ConfigError(f"{where}: 'redub.cut_jump' must be > 0")
         if not 1 <= self.detect_every <= 1000 or not 0 < self.track_change <= 255:
             raise ConfigError(
                 f"{where}: 'redub.detect_every' must be within 1..1000 and 'redub.track_change' within (0, 255]"
@@ -590,7 +589,8 @@ class PrepareConfig:
     identity_min_gap: int = 25  # identity faces come from frames at least this far from the target
     val_fraction: float = 0.1  # share of identity groups (speakers) held out for validation
     shot_threshold: float = 0.5  # Bhattacharyya distance of consecutive colour histograms that is a cut
-    min_face_px: int = 80  # smallest face width searched (frames are scaled so it meets HOG's 80 px)
+    min_face_px: int = 80  # smallest face width kept (px of the video)
+    detect_every: int = 5  # frames per face detection; between them each face's mesh follows its landmarks
     track_min_iou: float = 0.3  # box overlap that continues a track in the next frame
     track_max_gap: int = 8  # frames a track may miss its face and still continue (gap interpolated)
     min_track_seconds: float = 2.0  # shorter tracks are dropped
@@ -609,6 +609,8 @@ class PrepareConfig:
             raise ConfigError(f"{where}: 'prepare.val_fraction' must be within [0, 1), got {self.val_fraction}")
         if not 0.0 < self.shot_threshold <= 1.0 or not 0.0 < self.track_min_iou <= 1.0:
             raise ConfigError(f"{where}: 'prepare.shot_threshold' and 'prepare.track_min_iou' must be within (0, 1]")
+        if not 1 <= self.detect_every <= 1000:
+            raise ConfigError(f"{where}: 'prepare.detect_every' must be within 1..1000, got {self.detect_every}")
         if self.min_face_px < 20 or self.min_track_seconds <= 0 or self.landmark_sigma < 0 or self.workers < 0:
             raise ConfigError(
                 f"{where}: 'prepare.min_face_px' must be >= 20, 'prepare.min_track_seconds' > 0, "

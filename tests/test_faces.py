@@ -30,8 +30,8 @@ from speech2vid.faces import (
     transform_points,
     warp_aligned,
 )
-from speech2vid.faces.derive_template import template_from_sample
 from speech2vid.faces.ibug68 import LEFT_EYE, MIRROR_PERMUTATION, REGISTRATION_INDICES, RIGHT_EYE
+from speech2vid.training.derive_template import template_from_sample
 
 # Bounds for "the same face, aligned the same way" after the photo was rotated/scaled/re-encoded:
 # resampling twice and dlib's whole-pixel landmarks leave a few grey levels and about a pixel.
@@ -333,7 +333,7 @@ def test_warp_shrinking_a_lot_is_geometrically_exact_and_antialiased() -> None:
 def test_missing_landmark_model_is_a_face_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from speech2vid.faces import dlib_models
+    from speech2vid.training.evaluation import dlib_models
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FaceError) as excinfo:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from speech2vid.assets import sample_face
-from speech2vid.faces import align_photo, detect_faces, landmarks_68, transform_points
+from speech2vid.faces import align_photo, transform_points
 from speech2vid.frames.idle import (
     BLINK_INTERVAL_S,
     BLINK_PROFILE,
@@ -26,6 +26,8 @@ from speech2vid.frames.idle import (
     sway,
 )
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
+
+dlib_models = pytest.importorskip("speech2vid.training.evaluation.dlib_models")
 
 SHOWN = 256  # px: frames are measured at a sink's size
 # dlib's landmarks are whole pixels and its shape model moves every point a little when the eyes change:
@@ -66,8 +68,8 @@ def face() -> tuple[np.ndarray, tuple]:
 @pytest.fixture(scope="module")
 def landmarker(face):  # type: ignore[no-untyped-def]
     """dlib's 68 landmarks of a shown frame, with the face box found once on the open-eyed frame."""
-    box = detect_faces(shown(face[0]))[0]
-    return lambda frame: landmarks_68(shown(frame), box)
+    box = dlib_models.hog_faces(shown(face[0]))[0]
+    return lambda frame: dlib_models.dlib_landmarks_68(shown(frame), box)
 
 
 def test_eyes_close_and_nothing_else_changes(face, landmarker) -> None:  # type: ignore[no-untyped-def]

@@ -19,13 +19,15 @@ from speech2vid.assets import sample_face, sample_speech
 from speech2vid.audio.constants import SAMPLE_RATE
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import EngineConfig, LiveConfig, VadConfig, load_model_config
-from speech2vid.faces import align_photo, detect_faces, landmarks_68
+from speech2vid.faces import align_photo
 from speech2vid.frames.idle import BLINK_PROFILE, photo_eyes
 from speech2vid.model.io_spec import OUTPUT_SIZE
 from speech2vid.runtime.avatar import Avatar
 from speech2vid.runtime.live import run_live
 from speech2vid.sinks.live import FrameInfo, LiveSink
 from speech2vid.sources.live import FileSource
+
+dlib_models = pytest.importorskip("speech2vid.training.evaluation.dlib_models")
 
 SHOWN = 256  # px: landmarks are measured on frames scaled like a sink's
 # The sample speech moves the trained lite model's inner-lip gap by more than this (at 256 px); a frame
@@ -75,12 +77,12 @@ class Landmarks:
     """dlib's 68 points of shown frames, the face box found once (on the first frame) and reused."""
 
     def __init__(self, first: np.ndarray) -> None:
-        boxes = detect_faces(_shown(first))
+        boxes = dlib_models.hog_faces(_shown(first))
         assert boxes, "no face on the engine's output: the trained weights are not loaded?"
         self.box = boxes[0]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        return landmarks_68(_shown(frame), self.box)
+        return dlib_models.dlib_landmarks_68(_shown(frame), self.box)
 
 
 def mouth_gap(p: np.ndarray) -> float:

@@ -25,17 +25,9 @@ from speech2vid.assets import sample_face
 
 
 @pytest.fixture(scope="module")
-def expanded_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A config whose engine cache already holds the expanded landmark model (67 MB), so that a small file
-    size limit hits the output being written, not that first-use expansion."""
-    from speech2vid.assets import landmark_model
-    from speech2vid.faces.compact_predictor import expanded_predictor
-    from speech2vid.faces.dlib_models import LANDMARK_FOLDER
-
-    folder = tmp_path_factory.mktemp("cache")
-    with expanded_predictor(landmark_model(), folder / "engines" / LANDMARK_FOLDER) as path:
-        assert path.is_relative_to(folder)
-    return cache_config(folder)
+def own_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config whose engine cache is a folder of the test's own."""
+    return cache_config(tmp_path_factory.mktemp("cache"))
 
 
 def _run_limited(args: list[str], file_bytes: int, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -230,13 +222,13 @@ def test_stats_and_plot_may_not_share_a_file_with_another_output(tmp_path: Path)
 # -- 4. the disk fills up while writing -------------------------------------------------------------------
 
 
-def test_generate_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, expanded_cache: Path) -> None:
+def test_generate_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, own_cache: Path) -> None:
     out = tmp_path / "out.mp4"
     proc = _run_limited(
         [
             "-q",
             "--config",
-            str(expanded_cache),
+            str(own_cache),
             "generate",
             "--face",
             str(sample_face()),
@@ -252,7 +244,7 @@ def test_generate_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, 
     assert not out.exists() and not leftovers(tmp_path)
 
 
-def test_live_on_a_full_disk_keeps_its_stats(tmp_path: Path, expanded_cache: Path) -> None:
+def test_live_on_a_full_disk_keeps_its_stats(tmp_path: Path, own_cache: Path) -> None:
     out, stats = tmp_path / "talk.mp4", tmp_path / "stats.json"
     proc = _run_limited(
         _live(
@@ -405,11 +397,14 @@ def test_an_empty_home_falls_back_as_xdg_says(tmp_path: Path, monkeypatch: pytes
     assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
     assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
-    # The real command: the cache lands under XDG_CACHE_HOME, never in /.cache at the file system's root.
+    # The real command: the cache (here an FP16 graph, made on first use) lands under XDG_CACHE_HOME, never in
+    # /.cache at the file system's root.
     env = {**os.environ, "HOME": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     proc = run_cli(
         "-q",
         "generate",
+        "--precision",
+        "fp16",
         "--face",
         str(sample_face()),
         "--audio",

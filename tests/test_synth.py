@@ -57,15 +57,15 @@ def test_visemes_close_the_lips_for_bilabials_and_open_for_vowels() -> None:
 
 
 def test_rendered_face_is_found_and_its_landmarks_are_right() -> None:
-    from speech2vid.training.prepare.video import detect
+    from speech2vid.training.prepare.video import FaceFollower
 
     errors = []
     for seed in range(4):
         r = FaceRenderer(random_identity(seed))
         frame, truth = r.render(np.array([0.6, 0.1, 0.0, 0.5], np.float32), 0.0, 0.5)
-        boxes = detect(frame, 80)
-        assert len(boxes) == 1, f"identity {seed}: {len(boxes)} faces found"
-        errors.append(np.abs(landmarks_68(frame, Box(*boxes[0])) - truth).mean())
+        faces = FaceFollower(80, 1)(frame)
+        assert len(faces) == 1, f"identity {seed}: {len(faces)} faces found"
+        errors.append(np.abs(faces[0][4:].reshape(68, 2) - truth).mean())
     assert max(errors) < 6.0, errors  # px on a ~110 px face
 
 
@@ -86,6 +86,8 @@ def test_validation_identities_are_never_seen_in_training(corpus: Path) -> None:
 
 
 def test_targets_mouths_move_with_the_audio(corpus: Path) -> None:
+    from speech2vid.training.evaluation.dlib_models import dlib_landmarks_68
+
     index = open_dataset(corpus)
     gap, opening, energy, truth, videos = [], [], [], [], []
     energies: dict[str, np.ndarray] = {}
@@ -100,7 +102,7 @@ def test_targets_mouths_move_with_the_audio(corpus: Path) -> None:
             img = cv2.resize(
                 np.ascontiguousarray(s["target"].transpose(1, 2, 0)), (218, 218), interpolation=cv2.INTER_CUBIC
             )
-            lm = landmarks_68(img, Box(36, 40, 182, 200))
+            lm = dlib_landmarks_68(img, Box(36, 40, 182, 200))
             opening.append(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))]))
             energy.append(energies[v][s["frame"]])
             truth.append(float(s["mouth_open"]))

@@ -19,7 +19,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell or systemd reports for a process ended by it
 # Commands that need PyTorch, which the runtime install leaves out (the [train] extra adds it).
-TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconvnet", "pack-weights", "pack-landmarks")
+TRAIN_COMMANDS = ("export", "synth", "prepare", "train", "eval", "import-matconvnet", "pack-weights", "pack-mediapipe")
 TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 
 log = logging.getLogger("speech2vid.cli")
@@ -114,10 +114,6 @@ def settings_from(args: argparse.Namespace) -> Any:
 
         overrides["live"] = live_overrides(args)
     settings = load_settings(*args.config, overrides=overrides)
-    from speech2vid.faces.dlib_models import use_cache_root
-    from speech2vid.files import user_path
-
-    use_cache_root(user_path(settings.engine.cache_dir))  # the expanded landmark model lives there too
     return settings
 
 

@@ -72,6 +72,12 @@ def add_commands(add: Callable[..., argparse.ArgumentParser], train: Callable[[a
             "lips are measured against the real ones (training/evaluation/real_video.py)",
         )
         p.add_argument(
+            "--faces",
+            metavar="DIR",
+            help="a face detection set (photos + faces.tsv, e.g. data/eval/detection): the share of faces the "
+            "runtime's detector finds, beside dlib's HOG (training/evaluation/detection.py)",
+        )
+        p.add_argument(
             "--photo-frame",
             type=int,
             default=0,
@@ -151,11 +157,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if (args.photos is None) != (args.speech is None):
         raise UserError("give --photos DIR and --speech DIR together")
-    given = (("--data", args.data), ("--photos", args.photos), ("--videos", args.videos))
+    given = (("--data", args.data), ("--photos", args.photos), ("--videos", args.videos), ("--faces", args.faces))
     modes = [m for m, value in given if value is not None]
     if len(modes) > 1:
         raise UserError(
-            f"give one of --data DATASET_DIR, --photos DIR --speech DIR or --videos DIR, not {' and '.join(modes)}"
+            "give one of --data DATASET_DIR, --photos DIR --speech DIR, --videos DIR or --faces DIR, "
+            f"not {' and '.join(modes)}"
         )
     if (args.figure is not None or args.photo_frame != 0) and args.videos is None:
         raise UserError("--figure and --photo-frame go with --videos DIR")
@@ -163,10 +170,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _visible(args, settings)
     if args.videos is not None:
         return _real_videos(args, settings)
+    if args.faces is not None:
+        return _face_set(args)
     if args.data is None:
         raise UserError(
-            "give --data DATASET_DIR (synthetic held-out metrics), --photos DIR --speech DIR (real inputs) "
-            "or --videos DIR (real talking clips)"
+            "give --data DATASET_DIR (synthetic held-out metrics), --photos DIR --speech DIR (real inputs), "
+            "--videos DIR (real talking clips) or --faces DIR (a face detection set)"
         )
     return _corpus(args, settings)
 
@@ -268,6 +277,26 @@ def _real_videos(args: argparse.Namespace, settings: Any) -> int:
         print(f"wrote {args.figure}")
     if args.json:
         write_json_atomic(Path(args.json), results)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _face_set(args: argparse.Namespace) -> int:
+    from speech2vid.files import write_json_atomic
+    from speech2vid.outputs import check_output
+    from speech2vid.training.evaluation.detection import evaluate_detection, table
+
+    folder = Path(args.faces).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"--faces {folder} is not a folder: give a face set (photos and faces.tsv)")
+    report = check_output(args.json, what="--json") if args.json else None
+    try:
+        results = evaluate_detection(folder, progress=sys.stderr.isatty() and not args.quiet)
+    except ValueError as exc:  # a set that cannot be read: says which line and why
+        raise UserError(str(exc)) from None
+    print(table(results))
+    if report is not None:
+        write_json_atomic(Path(report), results)
         print(f"wrote {args.json}")
     return 0
 

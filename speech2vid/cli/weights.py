@@ -1,4 +1,4 @@
-"""``import-matconvnet``, ``pack-weights``, ``pack-landmarks`` and ``pack-mediapipe``: model files, made."""
+"""``import-matconvnet``, ``pack-weights`` and ``pack-mediapipe``: model files, made."""
 
 from __future__ import annotations
 
@@ -37,19 +37,15 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         "--meta", action="append", default=[], metavar="KEY=VALUE", help="extra metadata to record (repeatable)"
     )
 
-    p = add(
-        "pack-landmarks", cmd_pack_landmarks, "dlib's 68-point landmark model -> the compact copy the runtime ships"
-    )
-    p.add_argument(
-        "-o", "--output", metavar="OUT.dat", help="file to write (default: the package's assets/landmarks copy)"
-    )
-    p.add_argument("--cascades", type=int, help="cascades to keep (default: as shipped, assets/landmarks/README.md)")
-    p.add_argument("--trees", type=int, help="trees to keep per cascade (default: as shipped)")
-    p.add_argument("--mantissa-bits", type=int, help="significant bits of leaf values (default: as shipped)")
-
     p = add("pack-mediapipe", cmd_pack_mediapipe, "MediaPipe's TFLite face models -> ONNX for ONNX Runtime")
     p.add_argument("models", nargs="+", metavar="MODEL.tflite", help="e.g. data/mediapipe/face_landmark.tflite")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for MODEL.onnx (one per model)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="folder for MODEL.onnx (one per model; the runtime's: assets/faces)",
+    )
 
 
 def cmd_import_matconvnet(args: argparse.Namespace) -> int:
@@ -73,18 +69,6 @@ def cmd_pack_weights(args: argparse.Namespace) -> int:
         extra[key] = value
     cfg = load_model_config(settings_from(args).model)
     print(pack_weights(args.weights, args.output, cfg, extra, half=not args.fp32))
-    return 0
-
-
-def cmd_pack_landmarks(args: argparse.Namespace) -> int:
-    from speech2vid.assets import landmark_model
-    from speech2vid.faces.compact_predictor import SHIPPED, Compaction, pack_landmarks
-
-    check_outputs([("-o", args.output)], [])
-    compaction = Compaction(
-        args.cascades or SHIPPED.cascades, args.trees or SHIPPED.trees, args.mantissa_bits or SHIPPED.mantissa_bits
-    )
-    print(pack_landmarks(Path(args.output) if args.output else landmark_model(), compaction))
     return 0
 
 

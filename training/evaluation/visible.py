@@ -139,7 +139,7 @@ class Instruments:
     """dlib's detector, 68-point landmarks and face-recognition ResNet, applied to frames."""
 
     def __init__(self) -> None:
-        from speech2vid.faces.dlib_models import (
+        from speech2vid.training.evaluation.dlib_models import (
             face_recognition_model,
             frontal_face_detector,
             original_shape_predictor_68,

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 
 from speech2vid.audio.io import read_audio, to_model_rate
 from speech2vid.config import PrepareConfig
 from speech2vid.errors import UserError
 from speech2vid.faces.align import registration_transform, transform_points, warp_aligned
-from speech2vid.faces.detect import Box
-from speech2vid.faces.dlib_models import frontal_face_detector
-from speech2vid.faces.landmarks import landmarks_68
+from speech2vid.faces.detect import detect_faces
+from speech2vid.faces.landmarks import BoxRelation, face_landmarks
 from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS, speech_windows
 from speech2vid.frames.yuv import frame_rgb
 from speech2vid.sources.video_file import frame_turn, upright
@@ -40,8 +38,6 @@ from speech2vid.training.prepare.tracks import link_detections
 
 log = logging.getLogger("speech2vid.training.prepare")
 
-HOG_MIN_FACE_PX = 80  # dlib's HOG window: faces smaller than this are missed without upsampling
-MAX_DETECT_SIDE = 1280
 KEEP_BYTES = 256 * 2**20  # sampled frames held from pass 1 (else decoded again in pass 2)
 TRUTH_SUFFIX = ".truth.npz"  # ground truth beside a synthetic video: visemes (n_frames, 4)
 _INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
@@ -111,30 +107,43 @@ def _maybe_sample(i: int, fps: float, stride: int) -> bool:
     return any(g % stride == 0 and round(g * fps / FPS) == i for g in range(max(g0, 0), g0 + 3))
 
 
-def detect(rgb: np.ndarray, min_face_px: int) -> list[np.ndarray]:
-    """Face boxes ``(left, top, right, bottom)`` with the frame scaled so ``min_face_px`` meets HOG's 80 px."""
-    h, w = rgb.shape[:2]
-    scale = min(HOG_MIN_FACE_PX / min_face_px, MAX_DETECT_SIDE / max(h, w))
-    work = rgb
-    if abs(scale - 1.0) > 1e-3:
-        work = cv2.resize(
-            rgb,
-            (max(1, round(w * scale)), max(1, round(h * scale))),
-            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-        )
-        scale = work.shape[1] / w
-    rects = frontal_face_detector()(np.ascontiguousarray(work), 0)
-    return [
-        np.array(
-            [
-                (r.left() + 0.5) / scale - 0.5,
-                (r.top() + 0.5) / scale - 0.5,
-                (r.right() + 0.5) / scale - 0.5,
-                (r.bottom() + 0.5) / scale - 0.5,
-            ]
-        )
-        for r in rects
-    ]
+class FaceFollower:
+    """Every face of consecutive frames with its 68 landmarks, as MediaPipe tracks: each face's mesh is seeded
+    from its landmarks in the previous frame; the detector runs every ``detect_every`` frames, and at once when
+    the mesh loses a face."""
+
+    def __init__(self, min_face_px: int, detect_every: int):
+        self.min_face_px, self.detect_every = min_face_px, detect_every
+        self._faces: list[tuple[BoxRelation, np.ndarray]] = []  # (box relation, landmarks) of the last frame
+        self._since = 0  # frames since the last detection
+
+    def __call__(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Rows ``(left, top, right, bottom, 68 x (x, y))`` of the faces in ``rgb``."""
+        followed: list[tuple[BoxRelation, np.ndarray]] = []
+        boxes = []
+        if self._faces and self._since < self.detect_every - 1:
+            for relation, points in self._faces:
+                box = relation.box_for(points)
+                found = face_landmarks(rgb, box)
+                if not found.is_face:
+                    followed = []
+                    break
+                followed.append((relation, found.points))
+                boxes.append(box)
+        if followed:
+            self._since += 1
+        else:
+            boxes = [b for b in detect_faces(rgb, thorough=False) if b.width >= self.min_face_px]
+            followed = []
+            for box in boxes:
+                points = face_landmarks(rgb, box).points
+                followed.append((BoxRelation.of(box, points), points))
+            self._since = 0
+        self._faces = followed
+        return [
+            np.concatenate([[b.left, b.top, b.right, b.bottom], p.ravel().astype(np.float64)])
+            for b, (_, p) in zip(boxes, followed)
+        ]
 
 
 def _read_truth(path: Path, n_frames: int) -> np.ndarray | None:
@@ -200,6 +209,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
     # videos, e.g. the synthetic corpus); otherwise pass 2 decodes the video again.
     kept_frames: dict[int, np.ndarray] | None = {}
     kept_bytes = 0
+    follow = FaceFollower(cfg.min_face_px, cfg.detect_every)
     for i, rgb in enumerate(_frames(job.path)):
         n = i + 1
         if kept_frames is not None and _maybe_sample(i, fps, cfg.sample_stride):
@@ -209,10 +219,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
             else:
                 kept_frames = None
         hists.append(colour_histogram(rgb))
-        found = []
-        for box in detect(rgb, cfg.min_face_px):
-            lm = landmarks_68(rgb, Box(*box))
-            found.append(np.concatenate([box, lm.ravel().astype(np.float64)]))
+        found = follow(rgb)
         if found:
             detections[i] = found
     if n == 0:

@@ -29,12 +29,12 @@ from scipy import signal as sps
 
 from speech2vid.faces import detect_faces, landmarks_68, read_photo
 from speech2vid.faces.align import registration_transform, transform_points
-from speech2vid.faces.derive_template import mirror_landmarks
 from speech2vid.faces.template import ALIGNED_SIZE
 from speech2vid.features.constants import SAMPLE_RATE
 from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.training.datasets.format import FPS, Track, write_shard
 from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_json_atomic
+from speech2vid.training.derive_template import mirror_landmarks
 from speech2vid.training.synth.corpus import SynthError, random_speaker
 from speech2vid.training.synth.photo_anim import MouthAnimator
 from speech2vid.training.synth.speech import SpeechRequest, speech_in_fresh_process

