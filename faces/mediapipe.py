@@ -32,6 +32,9 @@ ROI_SCALE = 1.5
 SCORE_CLIP = 100.0
 N_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
 N_MESH = 468
+# ONNX Runtime threads per face model: two halve FaceMesh's 7 ms on this project's 2-core CPU, and a video's
+# tracker runs on a thread of its own beside the blending (runtime/prefetch.py)
+MODEL_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _session(path: str) -> object:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = MODEL_THREADS
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 

@@ -196,8 +196,14 @@ def _operator(gr: _Graph, code: str, op: Any, ins: list[int], out: int) -> None:
     elif code == "RELU":
         gr.node("Relu", [gr.name(ins[0])], [gr.name(out)])
     elif code == "PRELU":
+        # relu(x) + alpha * (x - relu(x)), exactly PRelu: ONNX Runtime's PRelu kernel leaves its blocked (NCHWc)
+        # layout around every call and took half of FaceMesh's 7.4 ms on one core; these four ops run in 4.2 ms
         alpha = gr.consts[ins[1]].astype(np.float32).reshape(-1, 1, 1)  # (1, 1, C) per channel -> (C, 1, 1)
-        gr.node("PRelu", [gr.name(ins[0]), gr.const(alpha, "alpha")], [gr.name(out)])
+        x, positive, negative, scaled = gr.name(ins[0]), gr.fresh("relu"), gr.fresh("neg"), gr.fresh("scaled")
+        gr.node("Relu", [x], [positive])
+        gr.node("Sub", [x, positive], [negative])
+        gr.node("Mul", [negative, gr.const(alpha, "alpha")], [scaled])
+        gr.node("Add", [positive, scaled], [gr.name(out)])
     elif code == "PAD":
         p = gr.consts[ins[1]].astype(np.int64)  # NHWC rows: (before, after)
         pads = np.array([p[0, 0], p[3, 0], p[1, 0], p[2, 0], p[0, 1], p[3, 1], p[1, 1], p[2, 1]], np.int64)

@@ -335,7 +335,7 @@ class RedubConfig:
     smooth_min_cutoff: float = 1.5  # Hz, one-euro filter on the landmarks: lower = steadier when still
     smooth_beta: float = 0.05  # one-euro speed coefficient (1/px): higher = less lag when moving
     cut_jump: float = 0.5  # face-box centre jump, in face widths, that counts as a shot cut (filter reset)
-    detect_every: int = 5  # frames per face detection; between them the landmarks follow the face (1: every frame)
+    detect_every: int = 50  # frames per face detection at most; between them the mesh follows the face (1: every frame)
     track_change: float = (
         24.0  # grey levels (mean abs, face-box thumbnail) of frame-to-frame change that forces a detection
     )

@@ -397,22 +397,10 @@ def test_an_empty_home_falls_back_as_xdg_says(tmp_path: Path, monkeypatch: pytes
     assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
     assert user_path("~/.cache/speech2vid/engines") == Path(account_home, ".cache/speech2vid/engines")
-    # The real command: the cache (here an FP16 graph, made on first use) lands under XDG_CACHE_HOME, never in
-    # /.cache at the file system's root.
+    # The real command: the cache (an FP16 engine, built) lands under XDG_CACHE_HOME, never in /.cache at the
+    # file system's root.
     env = {**os.environ, "HOME": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    proc = run_cli(
-        "-q",
-        "generate",
-        "--precision",
-        "fp16",
-        "--face",
-        str(sample_face()),
-        "--audio",
-        str(speech(tmp_path, 0.5)),
-        "-o",
-        str(tmp_path / "out.mp4"),
-        env=env,
-    )
+    proc = run_cli("-q", "build", "--precision", "fp16", env=env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "xdg/speech2vid/engines").is_dir()
     assert not Path("/.cache/speech2vid").exists()
