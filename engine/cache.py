@@ -128,7 +128,7 @@ def cache_folder(model: ModelIdentity, root: str | Path) -> Path:
 
 
 def is_engine_folder_name(name: str) -> bool:
-    """Whether ``name`` is one :func:`cache_folder` makes (the landmark model's folder shares the root)."""
+    """Whether ``name`` is one :func:`cache_folder` makes (other folders may share the root)."""
     model, _, tail = name.rpartition("-")
     return bool(model) and len(tail) == FINGERPRINT_CHARS and all(c in "0123456789abcdef" for c in tail)
 
@@ -483,7 +483,7 @@ def list_cache(root: Path) -> list[CacheFolder]:
 
 
 def other_folders(root: Path) -> list[Path]:
-    """Folders in the cache that hold no engines (the expanded landmark model): listed, never pruned."""
+    """Folders in the cache that hold no engines (e.g. an older release's expanded landmark model): listed, never pruned."""
     return (
         sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
     )

@@ -56,6 +56,12 @@ ALIGNED_ASPECT_TOLERANCE = 0.05
 # A face at least this fraction of the chosen one's area is "about as large": the choice of the largest
 # then says little about which face the user meant, and the warning says so.
 SIMILAR_FACE_AREA = 0.8
+# Below this width (px) a detected face's mouth is a few pixels: enlarged to the model's 112x112 input it is a
+# blur with nothing to animate, and the output would be mostly interpolation. Photos only; video frames pass.
+MIN_FACE_PX = 40
+# A face with more than this share of its 68 landmarks off the picture is cut by its edge: the registration
+# would fill the missing part by repeating edge pixels, and the mouth may be outside altogether.
+MAX_OUTSIDE_SHARE = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,11 +123,14 @@ def align_image(
         FaceError: no face found, or ``face_index`` out of range.
     """
     check_rgb(rgb)
+    detected = box is None
     if box is None:
         box = _pick_face(detect_faces(rgb), face_index, name)
     elif face_index is not None:
         raise ValueError("pass either face_index or box, not both")
     points = landmarks_68(rgb, box)
+    if detected:
+        _check_whole(points, box, rgb.shape, name)
     transform = registration_transform(points)
     return AlignedFace(image=warp_aligned(rgb, transform), landmarks=points, transform=transform, box=box)
 
@@ -166,6 +175,22 @@ def _pick_face(boxes: list[Box], face_index: int | None, name: str) -> Box:
     if face_index is None:
         note_face_choice(boxes, index, name)
     return boxes[index]
+
+
+def _check_whole(points: np.ndarray, box: Box, shape: tuple[int, ...], name: str) -> None:
+    """FaceError when the face is too small to animate or cut by the picture's edge."""
+    if box.width < MIN_FACE_PX:
+        raise FaceError(
+            f"the face in {name} is {box.width:.0f} px wide, too small to animate (at least {MIN_FACE_PX} px): "
+            "use a photo where the face is larger, or crop the photo around it"
+        )
+    h, w = shape[:2]
+    outside = int(((points[:, 0] < 0) | (points[:, 0] > w - 1) | (points[:, 1] < 0) | (points[:, 1] > h - 1)).sum())
+    if outside > MAX_OUTSIDE_SHARE * len(points):
+        raise FaceError(
+            f"the face in {name} is cut by the picture's edge ({outside} of its {len(points)} landmarks lie outside): "
+            "use a photo that shows the whole face, chin and mouth included"
+        )
 
 
 def note_face_choice(boxes: list[Box], index: int, name: str) -> None:

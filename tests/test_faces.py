@@ -227,6 +227,38 @@ def test_no_face_is_a_one_line_face_error(kind: str, tmp_path: Path) -> None:
     assert_one_line_face_error(excinfo, "no face found", path.name, "--aligned")
 
 
+def test_a_tiny_face_is_a_one_line_face_error(sample_rgb: np.ndarray, tmp_path: Path) -> None:
+    """A face found but too small to animate: the photo shrunk so that the face is about 30 px wide, on a
+    canvas of its own colours (the detector's tiles find it; MIN_FACE_PX refuses it)."""
+    from speech2vid.faces import MIN_FACE_PX
+
+    box = detect_faces(sample_rgb)[0]
+    scale = 30.0 / box.width
+    small = cv2.resize(sample_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(sample_rgb, (480, 480), interpolation=cv2.INTER_LINEAR)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), 12)
+    canvas[200 : 200 + small.shape[0], 200 : 200 + small.shape[1]] = small
+    found = detect_faces(canvas)
+    assert found and found[0].width < MIN_FACE_PX, [b.width for b in found]
+    path = save(canvas, tmp_path / "tiny_face.png")
+    with pytest.raises(FaceError) as excinfo:
+        align_photo(path)
+    assert_one_line_face_error(excinfo, "too small", path.name, "px wide")
+
+
+def test_a_face_cut_by_the_edge_is_a_one_line_face_error(sample_rgb: np.ndarray, tmp_path: Path) -> None:
+    """The photo cut just under the nose: a face is found, but its mouth and chin are off the picture."""
+    box = detect_faces(sample_rgb)[0]
+    nose = int(align_photo(sample_face_path()).landmarks[33, 1])  # type: ignore[index]
+    cut = np.ascontiguousarray(sample_rgb[: nose + 2])
+    assert detect_faces(cut), "the detector no longer finds half a face: this test needs another cut"
+    assert box.bottom > cut.shape[0]
+    path = save(cut, tmp_path / "cut.png")
+    with pytest.raises(FaceError) as excinfo:
+        align_photo(path)
+    assert_one_line_face_error(excinfo, "cut by the picture's edge", path.name)
+
+
 def test_bad_files_are_one_line_face_errors(sample_rgb: np.ndarray, tmp_path: Path) -> None:
     corrupt = tmp_path / "random.jpg"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
