@@ -483,7 +483,7 @@ def list_cache(root: Path) -> list[CacheFolder]:
 
 
 def other_folders(root: Path) -> list[Path]:
-    """Folders in the cache that hold no engines (e.g. an older release's expanded landmark model): listed, never pruned."""
+    """Folders in the cache that hold no engines (an older release's expanded landmark model): listed, never pruned."""
     return (
         sorted(p for p in root.iterdir() if p.is_dir() and not is_engine_folder_name(p.name)) if root.is_dir() else []
     )
