@@ -83,7 +83,7 @@ def main() -> None:
     outs = [video_frame(f, H, label) for f in frames]
 
     top = [
-        panel(shown, "1 photo: dlib face + 68 landmarks"),
+        panel(shown, "1 photo: face, 68 points"),
         panel(aligned, "2 registered 112x112"),
         panel(spec, "3 MFCC 12 x 100/s, speech; one frame's window", width=min(spec.shape[1], 560)),
         panel(window, "4 window: 12x35 (0.35 s)"),
