@@ -121,7 +121,7 @@ def test_pipeline_bench_runs_each_pipeline_and_times_its_stages(tmp_path: Path) 
             "bench",
             "--pipeline",
             "--size",
-            "160",
+            "320",
             "--pipeline-seconds",
             "2",
             "--json",
