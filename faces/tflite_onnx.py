@@ -26,6 +26,9 @@ from onnx import TensorProto, helper, numpy_helper
 from speech2vid.errors import UserError
 
 OPSET = 13
+# The IR version of opset 13 (ONNX 1.8): what ONNX Runtime 1.18, the oldest the runtime allows, loads; onnx would
+# otherwise stamp its own release's, which older runtimes refuse (IR 14 of onnx 1.23 fails on ONNX Runtime 1.31)
+IR_VERSION = 7
 TRAIN_EXTRA = "pip install 'speech2vid[train]'"
 SUPPORTED = (
     "DEQUANTIZE",
@@ -290,6 +293,8 @@ def tflite_to_onnx(path: str | Path) -> onnx.ModelProto:
             gr.node("Identity", [gr.name(i)], [name])
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, gr.shape(i)))
     graph = helper.make_graph(gr.nodes, Path(path).stem, inputs, outputs, gr.inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="speech2vid")
+    onnx_model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="speech2vid", ir_version=IR_VERSION
+    )
     onnx.checker.check_model(onnx_model)
     return onnx_model

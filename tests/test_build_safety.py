@@ -24,20 +24,19 @@ from test_hostile import leftovers, one_line_error, run_cli
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 FIRST_WORDS = {signal.SIGINT: "speech2vid: interrupted", signal.SIGTERM: "speech2vid: terminated"}
 RANDOM_WARNING = "RANDOM, untrained weights"
-LANDMARKS = "landmarks"  # the expanded landmark model's folder in the cache
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """{path under ``root``: sha256} of every file but the landmark model's: what a build must leave as it was."""
+    """{path under ``root``: sha256} of every file: what a build must leave as it was."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.parent.name != LANDMARKS
+        if p.is_file()
     }
 
 
 def engine_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name != LANDMARKS)
+    return sorted(p for p in root.iterdir() if p.is_dir())
 
 
 def partial_files(root: Path) -> list[Path]:
@@ -46,10 +45,9 @@ def partial_files(root: Path) -> list[Path]:
 
 
 def private_cache(built: Path, tmp_path: Path) -> Path:
-    """A copy of a module's built cache; the landmark model is hard-linked (read, never written in place)."""
+    """A copy of a module's built cache."""
     root = tmp_path / "engines"
-    shutil.copytree(built, root, ignore=shutil.ignore_patterns(LANDMARKS))
-    shutil.copytree(built / LANDMARKS, root / LANDMARKS, copy_function=os.link)
+    shutil.copytree(built, root)
     return root
 
 
@@ -268,7 +266,6 @@ def random_export(int8_built: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("exported") / "engines"
     run = run_cli("-q", "build", "--weights", "random", "--cache-dir", str(root))
     assert run.returncode == 0, run.stderr
-    shutil.copytree(int8_built / LANDMARKS, root / LANDMARKS, copy_function=os.link)  # verify's faces need it
     return root
 
 

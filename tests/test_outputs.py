@@ -258,7 +258,7 @@ def test_live_on_a_full_disk_keeps_its_stats(tmp_path: Path, own_cache: Path) ->
             "null://",
             "--stats",
             str(stats),
-            config=expanded_cache,
+            config=own_cache,
         ),
         file_bytes=40_000,
     )
