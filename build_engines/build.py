@@ -145,9 +145,16 @@ def calibration_feeds(
 
 def make_int8_graph(fp32_onnx: Path, out: Path, feeds: list[dict[str, Any]], settings: Settings) -> Path:
     """Step 3a: the Q/DQ INT8 graph of one graph."""
-    from speech2vid.build_engines.quantize import quantize_int8
+    from speech2vid.build_engines.quantize import int8_saturates, quantize_int8
 
-    return quantize_int8(fp32_onnx, out, feeds, method=settings.calib.method, percentile=settings.calib.percentile)
+    return quantize_int8(
+        fp32_onnx,
+        out,
+        feeds,
+        method=settings.calib.method,
+        percentile=settings.calib.percentile,
+        seven_bit_weights=int8_saturates(),
+    )
 
 
 def make_fp16_graph(fp32_onnx: Path, out: Path) -> Path:
@@ -203,7 +210,7 @@ def recipe(backend: str, precision: str, settings: Settings) -> dict[str, Any]:
     running config do not make an engine wrong, and a deliberately different build is the user's.)
     """
     from speech2vid.build_engines.fp16 import FP32_OPS
-    from speech2vid.build_engines.quantize import FP32_TAIL_OPS
+    from speech2vid.build_engines.quantize import FP32_TAIL_OPS, int8_saturates
 
     if backend == "tensorrt":
         return {"tensorrt": to_dict(settings.engine.tensorrt), "batch": to_dict(settings.engine.batch)}
@@ -212,6 +219,8 @@ def recipe(backend: str, precision: str, settings: Settings) -> dict[str, Any]:
             "calib": to_dict(settings.calib),
             "qdq": "s8 symmetric, per-channel weights",
             "fp32_ops": list(FP32_TAIL_OPS),
+            # an engine built on a machine whose INT8 kernels saturate is rebuilt on one whose do not, and back
+            "seven_bit_weights": int8_saturates(),
         }
     return {"fp32_ops": list(FP32_OPS)}
 
