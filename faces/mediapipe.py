@@ -150,16 +150,6 @@ def run_detector(rgb: np.ndarray, detector: Path) -> list[FaceDetection]:
     return [FaceDetection(to_photo(box.reshape(2, 2)).ravel(), to_photo(kp), score) for box, kp, score in found]
 
 
-def mesh_roi(face: FaceDetection) -> tuple[np.ndarray, float, float]:
-    """The mesh's region: (centre (2,), side in pixels, rotation in radians) from the detection: the box's
-    centre, the eyes levelled (keypoint 0 to 1 horizontal), the longer side of the box scaled by 1.5."""
-    right_eye, left_eye = face.keypoints[0], face.keypoints[1]
-    angle = -math.atan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])
-    centre = (face.box[:2] + face.box[2:]) / 2
-    side = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1])) * ROI_SCALE
-    return centre, side, angle
-
-
 def roi_transform(centre: np.ndarray, side: float, angle: float) -> np.ndarray:
     """The 2x3 affine from the crop's pixels (0..MESH_SIDE) to the photo's."""
     c, s = math.cos(angle), math.sin(angle)
@@ -169,7 +159,7 @@ def roi_transform(centre: np.ndarray, side: float, angle: float) -> np.ndarray:
 
 
 def face_mesh(rgb: np.ndarray, roi: tuple[np.ndarray, float, float], mesh: Path) -> tuple[np.ndarray, float]:
-    """(468, 3) mesh points of the face in ``roi`` (centre, side, angle: :func:`mesh_roi`) (x, y in photo
+    """(468, 3) mesh points of the face in ``roi`` (centre, side, angle: ``faces.detect.mesh_region``) (x, y in photo
     pixels; z in the same scale) and FaceMesh's face score in [0, 1] (MediaPipe tracks while it is >= 0.5)."""
     affine = roi_transform(*roi)
     crop = cv2.warpAffine(
