@@ -36,8 +36,11 @@ def anchor_ring(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def triangulate(points: np.ndarray, size: tuple[int, int], margin: int = 1) -> np.ndarray:
-    """Triangles as ``(k, 3)`` indices into ``points`` (which may lie up to ``margin`` px outside the image)."""
-    sub = cv2.Subdiv2D((-margin, -margin, size[0] + 2 * margin, size[1] + 2 * margin))
+    """Triangles as ``(k, 3)`` indices into ``points``, which may lie outside the ``size`` image (a turned
+    face's far cheek past a registered crop's edge)."""
+    lo = np.floor(np.minimum(points.min(axis=0), 0)) - margin
+    hi = np.ceil(np.maximum(points.max(axis=0), (size[0] - 1, size[1] - 1))) + margin
+    sub = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1))
     for p in points:
         sub.insert((float(p[0]), float(p[1])))
     tris = []

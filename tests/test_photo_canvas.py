@@ -367,3 +367,23 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     got = compose_on_photo(canvas, face).astype(int)
     assert np.abs(got - want).max() <= 1
     assert (got != want).mean() < 1e-3
+
+
+def test_a_turned_face_whose_cheek_leaves_the_crop_gets_its_rest_mouth() -> None:
+    """A three-quarter greyscale portrait (data/eval/photos/22, public domain): its far cheek's landmarks lie
+    outside the registered crop, which made OpenCV's triangulation raise ("out of range") and ``generate``
+    fail on the photo. The rest mouth is now made, and it changes only the mouth (measured: no pixel further
+    than 40 grey levels from the registered photo beyond the lips, the mouth's own up to 120)."""
+    from speech2vid.frames.photo_canvas import rest_mouth_identity
+
+    rgb = read_photo(ROOT / "data" / "eval" / "photos" / "22_parker-greyscale.jpg")
+    face = align_image(rgb, None, name="parker")
+    in_crop = face.landmarks @ face.transform[:, :2].T + face.transform[:, 2]
+    assert in_crop[:, 0].min() < 0  # the case: a landmark past the crop's edge
+    rest = rest_mouth_identity(rgb, face.landmarks, face.transform).astype(int)
+    changed = np.abs(rest - face.image.astype(int)).max(axis=2) > 40  # above resampling's differences at edges
+    mouth = in_crop[48:68]
+    ys, xs = np.nonzero(changed)
+    assert len(ys) > 0
+    assert ys.min() >= mouth[:, 1].min() - 12 and xs.min() >= mouth[:, 0].min() - 12
+    assert xs.max() <= mouth[:, 0].max() + 12
