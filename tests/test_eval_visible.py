@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 
 from speech2vid.training.evaluation.visible import (
+    PhotoLook,
     frame_loudness,
     lagged_correlations,
     lip_gap_ratio,
+    lip_ring_lab,
     score,
     silent_frames,
 )
@@ -70,6 +72,55 @@ def test_a_still_face_scores_no_motion() -> None:
     assert s.faces_found == 0 and math.isnan(s.gap_std)
 
 
+def _lips_photo() -> tuple[np.ndarray, np.ndarray]:
+    """A textured 320 px skin image with red lips drawn at the mouth model's base shape (its own canvas)."""
+    import cv2
+
+    from speech2vid.faces.mouth_model import BASE_SHAPE
+
+    rng = np.random.default_rng(3)
+    img = np.clip(rng.normal((200, 160, 140), 12, (320, 320, 3)), 0, 255).astype(np.uint8)  # skin with grain
+    points = BASE_SHAPE.copy()
+    points[61:64, 1] -= 3  # lips a little apart, so that the ring has an inside
+    points[65:68, 1] += 3
+    cv2.fillPoly(img, [np.round(points[48:60]).astype(np.int32)], (170, 50, 60))
+    cv2.fillPoly(img, [np.round(points[60:68]).astype(np.int32)], (40, 20, 20))
+    return img, points
+
+
+def test_the_lip_ring_colour_is_cielab_of_the_lips() -> None:
+    """Against scikit-image's own sRGB -> CIE Lab (D65), an independent reference: within 1 dE (OpenCV's
+    8-bit Lab rounds)."""
+    from skimage.color import rgb2lab
+
+    img, points = _lips_photo()
+    got = lip_ring_lab(img, points)
+    want = rgb2lab(np.array([[[170, 50, 60]]], np.uint8))[0, 0]
+    assert np.linalg.norm(got - want) < 1.0, (got, want)
+
+
+def test_the_photo_compared_with_itself_is_as_sharp_and_as_coloured() -> None:
+    import cv2
+
+    img, points = _lips_photo()
+    look = PhotoLook.of(img, points, (img.shape[1], img.shape[0]))
+    ratio, de = look.compare(img, points)
+    assert ratio == pytest.approx(1.0) and de == pytest.approx(0.0, abs=1e-9)
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.0)  # what an enlarged 109 px face does to the photo's grain
+    ratio, de = look.compare(blurred, points)
+    assert ratio < 0.3, ratio
+    grey = img.copy()
+    ring = (np.abs(img.astype(int) - (170, 50, 60)).sum(axis=2) == 0)
+    grey[ring] = (120, 110, 110)  # lips drawn grey: the colour a viewer notices
+    ratio, de = look.compare(grey, points)
+    assert de > 20, de
+    big = cv2.resize(img, (640, 640), interpolation=cv2.INTER_CUBIC)  # a frame at another size than the photo
+    look_big = PhotoLook.of(img, points, (640, 640))
+    ratio, de = look_big.compare(cv2.resize(img, (640, 640), interpolation=cv2.INTER_AREA), points * 2)
+    assert ratio == pytest.approx(1.0) and de < 1.0
+    assert look_big.compare(big, points * 2)[0] < 1.0  # cubic enlargement is softer than the area-resized photo
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="the photo-mode truth needs eSpeak NG (apt-get install espeak-ng)"
@@ -107,6 +158,9 @@ def test_eval_photos_scores_still_near_zero_and_truth_above_the_bar(tmp_path: Pa
     assert med["still"]["gap_std"] < 0.002  # the measure sees no motion in a still photo
     assert med["truth"]["gap_std"] >= 0.04 and med["truth"]["r_loudness"] >= 0.4  # and sees a talking one
     assert med["model"]["identity_distance"] < 0.6  # dlib's own rule: the same person
+    assert med["still"]["sharpness"] == 1.0 and med["still"]["lip_colour_de"] == 0.0
+    assert 0.3 < med["model"]["sharpness"] < 1.5 and med["model"]["lip_colour_de"] < 30
+    assert res["look"]["least_sharp"][0] == "02_biden.jpg" and "every photo (model)" in run.stdout
     pair = res["pairs"][0]
     assert pair["model"]["frames"] == 125 and pair["model"]["faces_found"] == 125
 

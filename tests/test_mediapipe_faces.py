@@ -96,17 +96,17 @@ def test_two_people_are_two_faces() -> None:
 
 def test_the_68_points_mapped_from_the_mesh_against_dlibs_own(measured) -> None:  # type: ignore[no-untyped-def]
     """The shipped map (faces/mesh_to_68.json, fitted on the training photos and their mirror images) on the
-    evaluation photos, against dlib's original 68-point model (eval's instrument). Measured: 4.06% of the
-    inter-ocular distance on average, 3.07% without the jaw (which the two schemes draw differently: dlib's
-    follows the silhouette, the mesh's the face oval), lip-gap bias -0.009. Issue 20's bar is 3% mean: met
-    without the jaw only; these bounds hold what is measured."""
+    evaluation photos, against dlib's original 68-point model (eval's instrument). Measured on the 24 photos:
+    4.47% of the inter-ocular distance on average, 3.42% without the jaw (which the two schemes draw
+    differently: dlib's follows the silhouette, the mesh's the face oval), lip-gap bias -0.008 (on the first
+    16: 4.06%, 3.07%, -0.009). Issue 20's bar is 3% mean: not met; these bounds hold what is measured."""
     errors, inner, bias = [], [], []
     for _, mapped, dlib68, _ in measured:
         error = np.linalg.norm(mapped - dlib68, axis=1) / _iod(dlib68)
         errors.append(error.mean())
         inner.append(error[17:].mean())
         bias.append(lip_gap_ratio(mapped) - lip_gap_ratio(dlib68))
-    assert np.mean(errors) < 0.042 and np.mean(inner) < 0.032, (np.mean(errors), np.mean(inner))
+    assert np.mean(errors) < 0.046 and np.mean(inner) < 0.035, (np.mean(errors), np.mean(inner))
     assert abs(np.mean(bias)) <= 0.01, np.mean(bias)
 
 
