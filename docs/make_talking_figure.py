@@ -1,6 +1,10 @@
 """Draw docs/talking.png: real photos speaking a real recording with the bundled weights.
 
     python docs/make_talking_figure.py [--weights FILE] [-o docs/talking.png]
+    python docs/make_talking_figure.py --worst docs/eval_photos.json 5 -o docs/worst_photos.png
+
+``--worst JSON N`` draws the N photos with the least lip motion (median gap std over their recordings) in an
+``eval --photos --json`` result instead of the three default photos.
 
 Each row is `speech2vid generate` run on one photo (default settings: the bundled weights, ONNX Runtime,
 the photo at full resolution) with a real recording (LJ Speech LJ050-0131, public domain). Frames are
@@ -40,19 +44,33 @@ PHOTOS = (ROOT / "data/eval/photos/06_london-024-neutral.jpg", ROOT / "data/eval
 SPEECH = ROOT / "data/eval/speech/ljspeech_LJ050-0131_f.flac"
 
 
+def worst_photos(result: Path, n: int) -> list[Path]:
+    """The ``n`` photos of an ``eval --photos --json`` result whose lips move least (median gap std)."""
+    import json
+
+    pairs = json.loads(result.read_text())["pairs"]
+    stds: dict[str, list[float]] = {}
+    for p in pairs:
+        stds.setdefault(p["photo"], []).append(p["model"]["gap_std"])
+    order = sorted(stds, key=lambda name: float(np.median(stds[name])))
+    return [ROOT / "data" / "eval" / "photos" / name for name in order[:n]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--weights", default=None, help="default: the bundled weights")
     ap.add_argument("--frames", type=int, default=7)
+    ap.add_argument("--worst", nargs=2, metavar=("JSON", "N"), help="the N least moving photos of an eval result")
     ap.add_argument("-o", "--output", default="docs/talking.png")
     args = ap.parse_args()
+    photos = worst_photos(Path(args.worst[0]), int(args.worst[1])) if args.worst else PHOTOS
 
     signal = np.concatenate([np.zeros(16000, np.float32), load_speech(SPEECH)[1], np.zeros(16000, np.float32)])
     inst = Instruments()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         wav = write_wav(Path(tmp) / "speech.wav", signal)
-        for photo in PHOTOS:
+        for photo in photos:
             out = Path(tmp) / "talk.mp4"
             cmd = [
                 sys.executable,
@@ -95,8 +113,10 @@ def main() -> None:
                 chosen.append(i)
     shown = np.sort(np.array(chosen))
 
-    fig = plt.figure(figsize=(12, 9))
+    row_h = min(0.2, 0.62 / len(rows))
+    fig = plt.figure(figsize=(12, 9 * (0.4 + len(rows) * row_h) / 1.0))
     w = 0.88 / len(shown)
+    top = 1 - 0.06 * 9 / fig.get_figheight()
     for r, (photo, frames, gaps, marks) in enumerate(rows):
         for c, k in enumerate(shown):
             pts = marks[k]
@@ -104,7 +124,7 @@ def main() -> None:
             iod = np.linalg.norm(pts[36:42].mean(axis=0) - pts[42:48].mean(axis=0))
             h = int(0.9 * iod)
             crop = frames[k][max(0, int(cy - h)) : int(cy + h), max(0, int(cx - 1.2 * h)) : int(cx + 1.2 * h)]
-            a = fig.add_axes((0.07 + c * w, 0.74 - r * 0.2, w * 0.96, 0.19))
+            a = fig.add_axes((0.07 + c * w, top - (r + 1) * row_h, w * 0.96, row_h * 0.95))
             a.imshow(crop)
             a.set_xticks([])
             a.set_yticks([])
@@ -113,7 +133,7 @@ def main() -> None:
                 a.set_title(f"{k / FPS:.2f} s", fontsize=8)
             if c == 0:
                 a.set_ylabel(Path(photo).stem[:18], fontsize=8)
-    ax = fig.add_axes((0.07, 0.06, 0.86, 0.26))
+    ax = fig.add_axes((0.07, 0.06, 0.86, top - len(rows) * row_h - 0.12))
     t = np.arange(n) / FPS
     ax.plot(t, np.maximum(loud, np.percentile(loud, 95) - 50), color="0.6", lw=1, label="speech loudness, dB (left)")
     ax.set_ylabel("loudness, dB")
@@ -127,7 +147,9 @@ def main() -> None:
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [x.get_label() for x in lines], loc="upper left", fontsize=7, ncol=2)
     fig.suptitle(
-        "speech2vid generate, bundled weights: real photos speaking a real recording (LJ Speech LJ050-0131)",
+        f"speech2vid generate, {'the weights given' if args.weights else 'bundled weights'}: "
+        f"{'the least moving evaluation photos' if args.worst else 'real photos'} speaking a real recording "
+        "(LJ Speech LJ050-0131)",
         fontsize=10,
     )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

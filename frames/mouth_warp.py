@@ -52,6 +52,7 @@ def triangulate(points: np.ndarray, size: tuple[int, int], margin: int = 1) -> n
 
 
 MIN_AREA = 1e-3  # px²: a destination triangle this thin (closed lips) covers no pixel of its own
+MAX_EXTRAPOLATION_PX = 1.0  # px, beyond twice its own distance outside its triangle, that a pixel may sample
 
 
 def warp_triangles(
@@ -85,12 +86,25 @@ def warp_triangles(
     ys, xs = np.nonzero(label >= 0)
     if len(xs) == 0:
         return
-    # Destination -> source affine per triangle: [sx sy] = [dx dy 1] @ m, solved from the three corners.
+    # Each pixel's barycentric coordinates in its destination triangle ([dx dy 1] @ inverse of the corners)
+    # weight the source corners. The raster takes pixels that straddle an edge; for a thin triangle (lips
+    # pressed together, a turned face's mouth corner) the affine map, extrapolated, sends them far outside
+    # the source triangle: a line of dark or stray dots. Such a pixel takes the nearest point of the source
+    # triangle instead (coordinates clipped to it). A pixel whose source lies about as far outside its
+    # triangle as the pixel itself lies outside the destination one keeps the plain map (identity and
+    # ordinary edges stay exact).
     ones = np.ones((len(d), 3, 1))
-    m = np.linalg.solve(np.concatenate([d, ones], axis=2), s)  # (k, 3, 2)
+    inverse = np.linalg.inv(np.concatenate([d, ones], axis=2))  # (k, 3, 3)
     lab = label[ys, xs]
     px = np.stack([xs + x0, ys + y0, np.ones_like(xs)], axis=1).astype(np.float64)
-    src_xy = np.einsum("ni,nij->nj", px, m[lab])
+    bary = np.einsum("ni,nij->nj", px, inverse[lab])
+    src_xy = np.einsum("nj,njc->nc", bary, s[lab])
+    inside = np.maximum(bary, 0.0)
+    inside /= inside.sum(axis=1, keepdims=True)
+    clipped = np.einsum("nj,njc->nc", inside, s[lab])
+    outside = np.linalg.norm(px[:, :2] - np.einsum("nj,njc->nc", inside, d[lab]), axis=1)
+    far = np.linalg.norm(src_xy - clipped, axis=1) > MAX_EXTRAPOLATION_PX + 2.0 * outside
+    src_xy[far] = clipped[far]
     map_x = np.full(label.shape, -1.0, np.float32)
     map_y = np.full(label.shape, -1.0, np.float32)
     map_x[ys, xs], map_y[ys, xs] = src_xy[:, 0], src_xy[:, 1]
