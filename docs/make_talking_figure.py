@@ -124,7 +124,7 @@ def main() -> None:
             iod = np.linalg.norm(pts[36:42].mean(axis=0) - pts[42:48].mean(axis=0))
             h = int(0.9 * iod)
             crop = frames[k][max(0, int(cy - h)) : int(cy + h), max(0, int(cx - 1.2 * h)) : int(cx + 1.2 * h)]
-            a = fig.add_axes((0.07 + c * w, top - (r + 1) * row_h, w * 0.96, row_h * 0.95))
+            a = fig.add_axes((0.07 + c * w, top - (r + 1) * row_h + 0.02, w * 0.96, row_h - 0.03))
             a.imshow(crop)
             a.set_xticks([])
             a.set_yticks([])
