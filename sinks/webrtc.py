@@ -59,6 +59,12 @@ STAMP_BITS = 16  # slot index bits drawn with ?stamp=1
 STAMP_HEIGHT = 8  # px, the stamp row's height
 
 
+def require_webrtc_extra() -> None:
+    """OutputError (one line) where aiortc or aiohttp is missing: the runtime install leaves them out."""
+    if importlib.util.find_spec("aiortc") is None or importlib.util.find_spec("aiohttp") is None:
+        raise OutputError(f"webrtc:// needs aiortc and aiohttp, which the runtime install leaves out: {WEBRTC_EXTRA}")
+
+
 @dataclass(frozen=True)
 class WebRTCOptions:
     """A ``webrtc://`` URI as parsed: checked before anything opens."""
@@ -196,10 +202,7 @@ class WebRTCServer:
 
     def start(self) -> None:
         """Bind and serve; OutputError (one line) where aiortc is missing or the port is taken."""
-        if importlib.util.find_spec("aiortc") is None or importlib.util.find_spec("aiohttp") is None:
-            raise OutputError(
-                f"webrtc:// needs aiortc and aiohttp, which the runtime install leaves out: {WEBRTC_EXTRA}"
-            )
+        require_webrtc_extra()
         ready: dict[str, Any] = {}
         started = threading.Event()
 

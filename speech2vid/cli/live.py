@@ -164,6 +164,10 @@ def plan_live(args: argparse.Namespace, settings: Any) -> LivePlan:
     pages = [spec for spec in specs if spec.webrtc is not None]
     if len(pages) > 1:
         raise UserError("give one --sink webrtc://HOST:PORT: one page serves every viewer (?viewers=N)")
+    if pages:
+        from speech2vid.sinks.webrtc import require_webrtc_extra
+
+        require_webrtc_extra()  # before any engine loads or is chosen
     if args.source.lower().startswith("webrtc:") and not pages:
         raise UserError(
             "--source webrtc:// needs --sink webrtc://HOST:PORT: the page that shows the avatar sends the microphone"
