@@ -197,6 +197,29 @@ def test_deblur_trains_alone_on_blurred_ground_truth(
         assert torch.equal(after[k], v) != k.startswith("deblur.convs"), k
 
 
+def test_a_fine_tune_that_never_beats_its_start_says_so(
+    setup: dict[str, Path], reference_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``best/`` is the best of the run's epochs; a fine-tune whose epochs all score worse than the weights it
+    started from (here a learning rate 300x too high) is told so, and a good one is not."""
+    start = reference_run / "best" / "weights.safetensors"
+    for lr, worse in ((1.0, True), (0.003, None)):
+        cfg = tmp_path / f"lr{lr}.yaml"
+        cfg.write_text(yaml.safe_dump({"train": {**TRAIN, "epochs": 1, "lr": lr}}))
+        out = tmp_path / f"lr{lr}"
+        args = train_args(setup, out, "generator", "--weights", str(start))
+        args[1] = str(cfg)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="speech2vid.train"):
+            assert main(args) == 0
+        recs = epochs(out)
+        said = "no epoch beat the validation L1 the run started from" in caplog.text
+        if worse is None:  # whatever this one does, the warning must agree with the numbers
+            worse = recs[1]["val_l1"] >= recs[0]["val_l1"]
+        assert (recs[1]["val_l1"] >= recs[0]["val_l1"]) == worse, (lr, recs)
+        assert said == worse, (lr, caplog.text)
+
+
 def test_bad_inputs_are_one_line_errors(
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -524,6 +524,17 @@ def _train(
             if stopped_early and d.is_main:
                 log.info("validation L1 has not improved for %d epochs: stopping", cfg.patience)
     metrics.close()
+    start = next((r["val_l1"] for r in state["history"] if r.get("epoch") == 0), None)
+    if d.is_main and start is not None and state["best_val"] is not None and state["best_val"] >= start:
+        # A fine-tune's first epochs often score worse than the weights it began from; "best" is only the
+        # best of the run's epochs, so say so rather than let best/ pass for an improvement.
+        log.warning(
+            "no epoch beat the validation L1 the run started from (%.5f; best epoch %.5f): %s is no better "
+            "than the starting weights",
+            start,
+            state["best_val"],
+            out_dir / BEST,
+        )
     return TrainResult(
         out_dir,
         kind,
