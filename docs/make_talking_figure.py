@@ -114,7 +114,7 @@ def main() -> None:
     shown = np.sort(np.array(chosen))
 
     row_h = min(0.2, 0.62 / len(rows))
-    fig = plt.figure(figsize=(12, 9 * (0.4 + len(rows) * row_h) / 1.0))
+    fig = plt.figure(figsize=(12, 9 * (0.4 + len(rows) * row_h)))
     w = 0.88 / len(shown)
     top = 1 - 0.06 * 9 / fig.get_figheight()
     for r, (photo, frames, gaps, marks) in enumerate(rows):
