@@ -89,6 +89,12 @@ def add_commands(add: Callable[..., argparse.ArgumentParser], train: Callable[[a
         p.add_argument(
             "--val-photos", type=int, default=2, metavar="N", help="with --registered: photos held out for validation"
         )
+        p.add_argument(
+            "--real-motion",
+            metavar="VIDEOS_DIR",
+            help="with --registered: real talking clips (e.g. `speech2vid grid --speaker s1`) whose lips, followed "
+            "by the face stack, move the photos with the clips' own audio, beside the --minutes of eSpeak NG speech",
+        )
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -163,6 +169,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _real_videos(folder: str) -> list[Path]:
+    from speech2vid.files import VIDEO_SUFFIXES, files_in
+
+    return files_in(folder, VIDEO_SUFFIXES, "talking clips", "--real-motion")
+
+
 def _registered(args: argparse.Namespace) -> int:
     from speech2vid.config import load_model_config
     from speech2vid.training.prepare.run import stats_table
@@ -181,6 +193,7 @@ def _registered(args: argparse.Namespace) -> int:
         val_photos=args.val_photos,
         workers=args.workers or os.cpu_count() or 1,
         progress=not args.quiet,
+        real_videos=_real_videos(args.real_motion) if args.real_motion else None,
     )
     print(stats_table(index))
     print(f"{time.perf_counter() - t0:.1f} s")

@@ -37,6 +37,7 @@ from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_j
 from speech2vid.training.derive_template import mirror_landmarks
 from speech2vid.training.synth.corpus import SynthError, random_speaker
 from speech2vid.training.synth.photo_anim import MouthAnimator
+from speech2vid.training.synth.real_motion import lip_tracks, load_lip_track
 from speech2vid.training.synth.speech import SpeechRequest, speech_in_fresh_process
 from speech2vid.training.synth.visemes import viseme_track
 
@@ -54,10 +55,11 @@ class ClipPlan:
     seconds: float
     lookahead_columns: int
     stride: int
+    motion: str | None = None  # a real clip's lip track (real_motion.py): its lips and audio, not eSpeak's
 
     @property
     def key(self) -> str:
-        return f"{self.group}-c{self.index:03d}"
+        return f"{self.group}-{'r' if self.motion else 'c'}{self.index:03d}"
 
 
 # ----------------------------------------------------------------------------- pure signal helpers
@@ -148,17 +150,25 @@ def shrink(image: np.ndarray, rng: np.random.Generator, jpeg_quality: int | None
 def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
     """Render one clip into ``shards/<key>.tar``; returns its record (``records/<key>.json``)."""
     rng = np.random.default_rng([plan.seed, 7])
-    sp = random_speaker(plan.key, plan.seed)
-    samples, rate, phonemes, _ = speech_in_fresh_process(
-        SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range)
-    )
-    import soxr
+    if plan.motion is not None:
+        real = load_lip_track(plan.motion)
+        voice = f"real:{real.name}"
+        audio = like_a_recording(real.signal, rng)
+        n_frames = min(n_frames_for(audio.size), len(real.visemes))
+        visemes = real.visemes[:n_frames]
+    else:
+        sp = random_speaker(plan.key, plan.seed)
+        voice = sp.voice
+        samples, rate, phonemes, _ = speech_in_fresh_process(
+            SpeechRequest(plan.seed, plan.seconds, sp.voice, sp.rate_wpm, sp.pitch, sp.pitch_range)
+        )
+        import soxr
 
-    speech16 = soxr.resample(samples.astype(np.float64), rate, SAMPLE_RATE).astype(np.float32)
-    audio = like_a_recording(speech16, rng)
-    n_frames = n_frames_for(audio.size)
+        speech16 = soxr.resample(samples.astype(np.float64), rate, SAMPLE_RATE).astype(np.float32)
+        audio = like_a_recording(speech16, rng)
+        n_frames = n_frames_for(audio.size)
+        visemes = viseme_track(phonemes, n_frames, float(rng.uniform(0.9, 1.25)))
     windows = speech_windows(audio, n_frames, plan.lookahead_columns)
-    visemes = viseme_track(phonemes, n_frames, float(rng.uniform(0.9, 1.25)))
     base, lm = registered_photo(read_photo(plan.photo), plan.photo)
     look, lm = new_look(base, lm, rng)
     animator = MouthAnimator(look, lm)
@@ -193,7 +203,7 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
             "split": plan.split,
             "fps": FPS,
             "photo": Path(plan.photo).name,
-            "voice": sp.voice,
+            "voice": voice,
         },
     )
     shard = f"shards/{plan.key}.tar"
@@ -229,6 +239,7 @@ def plan_clips(
     val_photos: int,
     clip_seconds: tuple[float, float] = (4.0, 9.0),
     stride: int = 2,
+    real_lips: list[Path] | None = None,
 ) -> list[ClipPlan]:
     if not photos:
         raise SynthError("--registered needs --photos DIR with at least one face photo")
@@ -257,6 +268,27 @@ def plan_clips(
             )
             left -= secs
             i += 1
+    # Each real clip's lips move one photo drawn at random: every photo gets a share of the real motion.
+    pick = np.random.default_rng([seed, 17])
+    taken = [0] * len(photos)
+    for track in sorted(real_lips or []):
+        k = int(pick.integers(len(photos)))
+        photo = photos[k]
+        split = "val" if k in val else "train"
+        plans.append(
+            ClipPlan(
+                str(photo),
+                f"photo-{photo.stem}",
+                split,
+                taken[k],
+                int(pick.integers(2**31)),
+                0.0,
+                lookahead_columns,
+                stride,
+                str(track),
+            )
+        )
+        taken[k] += 1
     return plans
 
 
@@ -270,10 +302,16 @@ def run_registered(
     val_photos: int = 2,
     workers: int = 2,
     progress: bool = True,
+    real_videos: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Make (or finish) the corpus; clips already written are kept. Returns the index."""
+    """Make (or finish) the corpus; clips already written are kept. Returns the index.
+
+    ``real_videos``: real talking clips whose lips (followed once, cached under ``motion/``) move photos
+    with the clips' own audio, beside the ``minutes`` of eSpeak NG speech (``real_motion.py``).
+    """
     root = Path(out_dir)
-    plans = plan_clips(photos, minutes, seed, lookahead_columns, val_photos)
+    real_lips = lip_tracks(real_videos, root, workers, progress) if real_videos else []
+    plans = plan_clips(photos, minutes, seed, lookahead_columns, val_photos, real_lips=real_lips)
     done = {p.stem for p in (root / RECORDS_DIR).glob("*.json")} if (root / RECORDS_DIR).is_dir() else set()
     todo = [p for p in plans if p.key not in done]
     bar = None
@@ -298,6 +336,8 @@ def run_registered(
         bar.close()
     settings = {"sample_stride": plans[0].stride, "identity_min_gap": FPS, "lookahead_columns": lookahead_columns}
     prov = {"command": "synth --registered", "photos": [str(p) for p in photos], "minutes": minutes, "seed": seed}
+    if real_videos:
+        prov["real_lips"] = [p.name for p in real_lips]
     index = build_index(root, settings, prov)
     (root / "photos.json").write_text(json.dumps(sorted({p.photo for p in plans}), indent=1))
     return index
