@@ -108,7 +108,10 @@ def warp_triangles(
     map_x = np.full(label.shape, -1.0, np.float32)
     map_y = np.full(label.shape, -1.0, np.float32)
     map_x[ys, xs], map_y[ys, xs] = src_xy[:, 0], src_xy[:, 1]
-    warped = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    # Lanczos: at the output size this warp moves the photo's own lips and skin, and a softer kernel visibly
+    # smooths their grain and detail (measured: the lower face of a rest mouth kept 0.61 of the photo's
+    # Laplacian variance with the bilinear kernel, 0.73 with this one).
+    warped = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     roi = out[y0:y1, x0:x1]
     roi[ys, xs] = warped[ys, xs].astype(out.dtype)
 

@@ -3,6 +3,7 @@ photo's closed lips are drawn with."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from speech2vid.frames.mouth_warp import triangulate, warp_triangles
@@ -45,3 +46,19 @@ def test_points_outside_the_image_are_triangulated() -> None:
     pts = np.array([[-6.5, 50], [20, 10], [40, 60], [110, 70], [60, 105], [50, 50]], np.float64)
     tris = triangulate(pts, (100, 100))
     assert len(tris) >= 4 and set(np.unique(tris)) == set(range(len(pts)))
+
+
+def test_a_sub_pixel_move_keeps_the_photos_grain() -> None:
+    """The warp moves a photo's own skin at the output size: a half-pixel shift of fine grain must not blur it
+    (measured: 0.84 of the Laplacian variance with Lanczos; bilinear keeps 0.29, bicubic 0.67)."""
+    rng = np.random.default_rng(0)
+    grain = cv2.GaussianBlur(rng.integers(60, 200, (120, 120, 3)).astype(np.uint8), (0, 0), 0.7)
+    src = np.array([[10, 10], [110, 10], [10, 110], [110, 110]], float)
+    out = grain.copy()
+    warp_triangles(grain, out, src, src + 0.5, np.array([[0, 1, 2], [1, 3, 2]]))
+
+    def detail(a: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(a[20:100, 20:100], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    assert detail(out) >= 0.8 * detail(grain)
+    assert np.abs(out[20:100, 20:100].astype(int) - grain[20:100, 20:100]).mean() > 2  # it did move

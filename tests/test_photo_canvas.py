@@ -16,7 +16,7 @@ import numpy as np
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.faces import align_image, read_photo
-from speech2vid.frames.photo_canvas import compose_on_photo, photo_canvas
+from speech2vid.frames.photo_canvas import MOVE_KERNEL, compose_on_photo, photo_canvas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -358,7 +358,7 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     a = to_frame[:, :2]
     map_x = xx + np.float32(a[0, 0]) * fields[..., 0] + np.float32(a[0, 1]) * fields[..., 1]
     map_y = yy + np.float32(a[1, 0]) * fields[..., 0] + np.float32(a[1, 1]) * fields[..., 1]
-    moved = cv2.remap(canvas.moving, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    moved = cv2.remap(canvas.moving, map_x, map_y, MOVE_KERNEL, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     mask = np.clip(fields[..., 2:3], 0, 1)
     drawn = moved + mask * (colour - moved)
     alpha = np.zeros((h, w, 1), np.float32)
