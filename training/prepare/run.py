@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +27,7 @@ from speech2vid.features.windows import MAX_LOOKAHEAD_COLUMNS
 from speech2vid.files import VIDEO_SUFFIXES, atomic_path
 from speech2vid.training.datasets.format import SPLITS
 from speech2vid.training.datasets.index import RECORDS_DIR, REPORT_FILE, build_index, read_records, write_json_atomic
+from speech2vid.training.parallel import run_jobs
 from speech2vid.training.prepare.video import VideoJob, prepare_video
 
 log = logging.getLogger("speech2vid.training.prepare")
@@ -112,12 +112,6 @@ def _read_splits_file(folder: Path) -> dict[str, str]:
 def _source_stamp(path: Path) -> dict[str, int]:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
 
 
 def _stamp(cfg_dict: dict[str, Any], lookahead_columns: int) -> dict[str, Any]:
@@ -210,26 +204,7 @@ def run_prepare(
 
     workers = cfg.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(jobs)))
-    records: list[dict[str, Any]] = []
-    bar = None
-    if progress and jobs:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="video", desc="prepare", dynamic_ncols=True)
-    if workers == 1:
-        for job in jobs:
-            records.append(_run_job(job))
-            if bar:
-                bar.update()
-    elif jobs:
-        ctx = multiprocessing.get_context("spawn")  # no inherited dlib/OpenCV/torch thread state
-        with ctx.Pool(workers, initializer=_worker_init) as pool:
-            for rec in pool.imap_unordered(_run_job, jobs):
-                records.append(rec)
-                if bar:
-                    bar.update()
-    if bar:
-        bar.close()
+    records: list[dict[str, Any]] = run_jobs(_run_job, jobs, workers, "prepare", "video", progress)
 
     settings = {
         "sample_stride": cfg.sample_stride,

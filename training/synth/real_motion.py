@@ -16,7 +16,6 @@ The lip tracks are cached beside the corpus (``motion/<clip>.lips.npz``: the vis
 
 from __future__ import annotations
 
-import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -137,44 +136,21 @@ def load_lip_track(path: str | Path) -> LipTrack:
         return LipTrack(p.name[: -len(LIPS_SUFFIX)], z["visemes"].astype(np.float32), z["signal"].astype(np.float32))
 
 
-def _follow_job(args: tuple[str, str]) -> str | None:
-    import cv2
-
-    cv2.setNumThreads(1)
+def _follow_job(args: tuple[str, str]) -> tuple[str, str | None]:
     video, out = Path(args[0]), Path(args[1])
-    if out.is_file():
-        return str(out)
-    track = follow_lips(video)
-    if track is None:
-        return None
-    save_lip_track(track, out)
-    return str(out)
+    if not out.is_file():
+        track = follow_lips(video)
+        if track is None:
+            return args[0], None
+        save_lip_track(track, out)
+    return args[0], str(out)
 
 
 def lip_tracks(videos: Iterable[Path], root: Path, workers: int = 1, progress: bool = True) -> list[Path]:
     """The cached lip track of each video (followed now where missing); the videos skipped are left out."""
-    videos = sorted(videos)
-    jobs = [(str(v), str(root / MOTION_DIR / f"{v.stem}{LIPS_SUFFIX}")) for v in videos]
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from speech2vid.training.parallel import run_jobs
 
-        bar = tqdm(total=len(jobs), unit="clip", desc="following real lips", dynamic_ncols=True)
-    done: list[str | None] = []
-    if workers <= 1:
-        for job in jobs:
-            done.append(_follow_job(job))
-            if bar:
-                bar.update()
-    else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap(_follow_job, jobs):
-                done.append(result)
-                if bar:
-                    bar.update()
-    if bar:
-        bar.close()
-    kept = [Path(d) for d in done if d is not None]
-    skipped = [v.name for v, d in zip(videos, done) if d is None]
-    write_json_atomic(root / MOTION_DIR / "skipped.json", skipped)
-    return kept
+    jobs = [(str(v), str(root / MOTION_DIR / f"{v.stem}{LIPS_SUFFIX}")) for v in sorted(videos)]
+    done = dict(run_jobs(_follow_job, jobs, workers, "following real lips", "clip", progress))
+    write_json_atomic(root / MOTION_DIR / "skipped.json", sorted(Path(v).name for v, d in done.items() if d is None))
+    return sorted(Path(d) for d in done.values() if d is not None)

@@ -17,7 +17,6 @@ nudged by a few pixels (as dlib's landmarks would), and JPEG artefacts.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from speech2vid.features.windows import n_frames_for, speech_windows
 from speech2vid.training.datasets.format import FPS, Track, write_shard
 from speech2vid.training.datasets.index import RECORDS_DIR, build_index, write_json_atomic
 from speech2vid.training.derive_template import mirror_landmarks
+from speech2vid.training.parallel import run_jobs
 from speech2vid.training.synth.corpus import SynthError, random_speaker
 from speech2vid.training.synth.photo_anim import MouthAnimator
 from speech2vid.training.synth.real_motion import lip_tracks, load_lip_track
@@ -224,7 +224,6 @@ def make_clip(plan: ClipPlan, out_root: Path) -> dict[str, Any]:
 
 
 def _clip_job(args: tuple[ClipPlan, str]) -> dict[str, Any]:
-    cv2.setNumThreads(1)
     return make_clip(args[0], Path(args[1]))
 
 
@@ -314,26 +313,9 @@ def run_registered(
     plans = plan_clips(photos, minutes, seed, lookahead_columns, val_photos, real_lips=real_lips)
     done = {p.stem for p in (root / RECORDS_DIR).glob("*.json")} if (root / RECORDS_DIR).is_dir() else set()
     todo = [p for p in plans if p.key not in done]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="talking photos", dynamic_ncols=True
-        )
-    jobs = [(p, str(root)) for p in todo]
-    if workers <= 1:
-        for job in jobs:
-            _clip_job(job)
-            if bar:
-                bar.update()
-    elif jobs:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_clip_job, jobs):
-                if bar:
-                    bar.update()
-    if bar:
-        bar.close()
+    run_jobs(
+        _clip_job, [(p, str(root)) for p in todo], workers, "talking photos", "clip", progress, len(plans) - len(todo)
+    )
     settings = {"sample_stride": plans[0].stride, "identity_min_gap": FPS, "lookahead_columns": lookahead_columns}
     prov = {"command": "synth --registered", "photos": [str(p) for p in photos], "minutes": minutes, "seed": seed}
     if real_videos:
