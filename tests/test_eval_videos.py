@@ -20,7 +20,14 @@ import numpy as np
 import pytest
 
 from speech2vid.errors import UserError
-from speech2vid.training.evaluation.real_video import FIGURE_PX, FIGURE_TILES, clip_ticks, compare, mouth_distance
+from speech2vid.training.evaluation.real_video import (
+    FIGURE_PX,
+    FIGURE_TILES,
+    clip_ticks,
+    compare,
+    loudness_r,
+    mouth_distance,
+)
 from speech2vid.training.prepare.grid import GridSource, extract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +63,17 @@ def test_compare_skips_frames_without_a_face_and_scores_motion() -> None:
     )
     half = compare([face(mouth_shift=s / 2) for s in (0.0, 2.0, 4.0, 2.0, 0.0)], [*real[:4], None])
     assert half.frames == 4 and half.r_real == pytest.approx(1.0) and half.std_ratio == pytest.approx(0.5, rel=0.05)
+
+
+def test_loudness_r_is_the_real_lips_against_the_sound_over_frames_with_a_face() -> None:
+    shifts = [0.0, 2.0, 4.0, 2.0, 0.0, 1.0]
+    real = [face(mouth_shift=s) for s in shifts]
+    loud = np.array([-60.0, -40.0, -20.0, -40.0, -60.0, -50.0])
+    assert loudness_r(real, loud) == pytest.approx(1.0)  # the gap grows linearly with the dB here
+    assert loudness_r(real, -loud) == pytest.approx(-1.0)
+    # A frame without a face is left out; the sound of a frame never counts against another's lips.
+    with_gap = [*real[:2], None, *real[3:]]
+    assert loudness_r(with_gap, np.where(np.arange(6) == 2, 99.0, loud)) == pytest.approx(1.0)
 
 
 def test_clip_ticks_take_the_nearest_source_frame() -> None:
@@ -96,10 +114,11 @@ def test_eval_videos_on_a_held_out_real_speaker(tmp_path: Path) -> None:
         assert clip["still"]["r_real"] == 0.0 and clip["still"]["lmd"] > 1.0  # the speaker's mouth moves
         assert clip["model"]["frames"] >= 55  # dlib finds the rendered face
         assert np.isfinite(clip["model"]["lmd"]) and -1.0 <= clip["model"]["r_real"] <= 1.0
+        assert -1.0 <= clip["loudness_r"] <= 1.0
     assert result["lmd_vs_still"] == pytest.approx(result["median"]["model"]["lmd"] / result["median"]["still"]["lmd"])
     image = cv2.imread(str(figure))
     assert image.shape == (2 * (2 * FIGURE_PX + 4) + 10, FIGURE_TILES * FIGURE_PX, 3)
-    assert "model LMD / still LMD" in run.stdout
+    assert "model LMD / still LMD" in run.stdout and "own loudness" in run.stdout
 
 
 @pytest.mark.parametrize("case", ["no clips", "figure without videos", "photo frame past the end", "two modes"])

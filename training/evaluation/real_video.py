@@ -16,6 +16,11 @@ Per clip and system:
 
 Systems: ``model`` (the rendered video), ``still`` (the photo frame held for the whole clip: the baseline
 to beat) and ``real`` (the clip itself, which must score LMD 0 and r 1: a check of the instrument).
+
+Beside them, per clip, ``loudness_r``: the real lip gap's correlation with the clip's own loudness (dB per
+frame). It says how much of this speaker's lip motion the sound's envelope explains: a speaker who opens
+the mouth to breathe before speaking, or barely moves the jaw, scores low, and no model driven by the
+audio can be expected to follow such lips much better.
 """
 
 from __future__ import annotations
@@ -82,6 +87,15 @@ def compare(system: Sequence[np.ndarray | None], real: Sequence[np.ndarray | Non
         std_ratio=float(np.std(gap_s)) / std_r if std_r > 1e-9 else math.nan,
         lmd=float(np.mean([mouth_distance(s, r) for s, r in both])),
     )
+
+
+def loudness_r(real: Sequence[np.ndarray | None], loudness: np.ndarray) -> float:
+    """Pearson correlation of the real inner-lip gap with the per-frame loudness, over frames with a face."""
+    both = [(lip_gap_ratio(r), float(db)) for r, db in zip(real, loudness) if r is not None]
+    if not both:
+        return math.nan
+    gap, loud = np.array(both).T
+    return _pearson(gap, loud)
 
 
 # ----------------------------------------------------------------------------- clips
@@ -192,7 +206,7 @@ def evaluate_videos(
     import cv2
     from tqdm import tqdm
 
-    from speech2vid.training.evaluation.visible import Instruments, decode_video, write_wav
+    from speech2vid.training.evaluation.visible import Instruments, decode_video, frame_loudness, write_wav
 
     inst = Instruments()
     per_clip: list[dict[str, Any]] = []
@@ -231,7 +245,14 @@ def evaluate_videos(
                 "still": compare([photo_pts] * n, clip.points),
                 "real": compare(clip.points, clip.points),
             }
-            per_clip.append({"clip": clip.name, "frames": n, **{k: asdict(v) for k, v in systems.items()}})
+            per_clip.append(
+                {
+                    "clip": clip.name,
+                    "frames": n,
+                    **{k: asdict(v) for k, v in systems.items()},
+                    "loudness_r": loudness_r(clip.points, frame_loudness(clip.signal_16k, n)),
+                }
+            )
             if figure is not None:
                 real_kept = {k: v for k, v in clip.kept.items() if k in figure_ticks(n)}
                 rows.append(clip_figure(real_kept, model_kept, clip.points, model_pts))
@@ -259,6 +280,7 @@ def summarise(per_clip: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "clips": per_clip,
         "median": medians,
+        "loudness_r": _median(c.get("loudness_r", math.nan) for c in per_clip),
         "lmd_vs_still": ratio,
         "bar": BAR,
         "meets_bar": {
@@ -280,6 +302,10 @@ def table(result: dict[str, Any]) -> str:
     for s in SYSTEMS:
         m = result["median"][s]
         lines.append(f"{s:8} {m['r_real']:7.2f} {m['std_ratio']:10.2f} {m['lmd']:9.2f}")
+    lines.append(
+        f"the real lips' r with their own loudness {result['loudness_r']:.2f} "
+        "(how much of this speaker's lip motion the sound's envelope explains)"
+    )
     ok = result["meets_bar"]
     lines.append(
         f"model LMD / still LMD {result['lmd_vs_still']:.2f} (bar <= {BAR['lmd_vs_still']}: "
