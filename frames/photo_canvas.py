@@ -226,17 +226,24 @@ def compose_region(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 
-INTERIOR_GAMMA = 2.0
+# The drawn interior's tone curve (luminance 0..1): below DARK_BELOW black, above BRIGHT_ABOVE white, a
+# smoothstep between; teeth (bright) take TEETH_RGB's hue.
+DARK_BELOW, BRIGHT_ABOVE = 0.2, 0.95
+TEETH_RGB = np.array([236.0, 233.0, 225.0], np.float32)  # the corpus' teeth (frames.mouth_warp)
+TEETH_FROM, TEETH_TO = 0.55, 0.8
 
 
 def deepen(colour: np.ndarray) -> np.ndarray:
-    """The drawn interior (h, w, 3; 0..255) with its mid-tones darkened, hue kept: a power curve on the
-    luminance. Why: at 109 px the network blurs its thin teeth band into the cavity, and the mixture is a
-    pale pink-grey slot that reads as closed lips, to viewers and to dlib; the curve brings the cavity back
-    to a mouth's dark while teeth, already near white, stay bright."""
-    lum = colour.mean(axis=2, keepdims=True)
-    gain = (np.maximum(lum, 1.0) * np.float32(1.0 / 255.0)) ** np.float32(INTERIOR_GAMMA - 1.0)
-    return np.asarray(colour * gain, dtype=np.float32)
+    """The drawn interior (h, w, 3; 0..255) with its tones spread: the cavity dark, teeth bright and of a
+    tooth's off-white hue. Why: at 109 px the network blurs its thin teeth band into the cavity, and the
+    mixture is a pale pink-grey or bluish slot that reads as closed lips, to viewers and to dlib."""
+    lum = colour.mean(axis=2, keepdims=True) * np.float32(1.0 / 255.0)
+    t = np.clip((lum - np.float32(DARK_BELOW)) * np.float32(1.0 / (BRIGHT_ABOVE - DARK_BELOW)), 0.0, 1.0)
+    tone = t * t * (np.float32(3.0) - np.float32(2.0) * t)  # the new luminance, 0..1
+    hue = colour / np.maximum(lum, np.float32(1e-3))  # colour per unit of luminance
+    w = np.clip((lum - np.float32(TEETH_FROM)) * np.float32(1.0 / (TEETH_TO - TEETH_FROM)), 0.0, 1.0)
+    hue = hue + w * (TEETH_RGB / np.float32(TEETH_RGB.mean() / 255.0) - hue)
+    return np.asarray(np.clip(hue * tone, 0.0, 255.0), dtype=np.float32)
 
 
 def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
