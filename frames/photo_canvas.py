@@ -226,26 +226,6 @@ def compose_region(canvas: PhotoCanvas, face: np.ndarray) -> np.ndarray:
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 
-# The drawn interior's tone curve (luminance 0..1): below DARK_BELOW black, above BRIGHT_ABOVE white, a
-# smoothstep between; teeth (bright) take TEETH_RGB's hue.
-DARK_BELOW, BRIGHT_ABOVE = 0.2, 0.95
-TEETH_RGB = np.array([236.0, 233.0, 225.0], np.float32)  # the corpus' teeth (frames.mouth_warp)
-TEETH_FROM, TEETH_TO = 0.55, 0.8
-
-
-def deepen(colour: np.ndarray) -> np.ndarray:
-    """The drawn interior (h, w, 3; 0..255) with its tones spread: the cavity dark, teeth bright and of a
-    tooth's off-white hue. Why: at 109 px the network blurs its thin teeth band into the cavity, and the
-    mixture is a pale pink-grey or bluish slot that reads as closed lips, to viewers and to dlib."""
-    lum = colour.mean(axis=2, keepdims=True) * np.float32(1.0 / 255.0)
-    t = np.clip((lum - np.float32(DARK_BELOW)) * np.float32(1.0 / (BRIGHT_ABOVE - DARK_BELOW)), 0.0, 1.0)
-    tone = t * t * (np.float32(3.0) - np.float32(2.0) * t)  # the new luminance, 0..1
-    hue = colour / np.maximum(lum, np.float32(1e-3))  # colour per unit of luminance
-    w = np.clip((lum - np.float32(TEETH_FROM)) * np.float32(1.0 / (TEETH_TO - TEETH_FROM)), 0.0, 1.0)
-    hue = hue + w * (TEETH_RGB / np.float32(TEETH_RGB.mean() / 255.0) - hue)
-    return np.asarray(np.clip(hue * tone, 0.0, 255.0), dtype=np.float32)
-
-
 def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
     """The region with the photo's own pixels moved by the warp head's motion (109 px flow x, y in face
     pixels, mask, colour), at the output size: per output pixel ``p`` of the region, with ``A`` the linear
@@ -273,7 +253,6 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
     map_y = canvas.grid_y + a[1, 0] * fx + a[1, 1] * fy
     moved = cv2.remap(canvas.moving, map_x, map_y, MOVE_KERNEL, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     mask = np.clip(fields[..., 2:3], 0.0, 1.0)
-    colour = deepen(colour)
     drawn = moved + mask * (colour - moved)
     region: np.ndarray = canvas.base + canvas.alpha * (drawn - canvas.base)
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
