@@ -96,9 +96,7 @@ def test_a_corpus_of_photos_moved_by_real_lips(tmp_path: Path, tracks: list) -> 
 
     photos = sorted((ROOT / "data" / "train_photos").glob("canada_00*.jpg"))[:2]
     # 0.02 minutes over two photos is under a second each: no eSpeak clip, the real clips only.
-    run_registered(
-        tmp_path / "ds", photos, 0.02, 5, 0, val_photos=1, workers=1, progress=False, real_videos=CLIPS
-    )
+    run_registered(tmp_path / "ds", photos, 0.02, 5, 0, val_photos=1, workers=1, progress=False, real_videos=CLIPS)
     ds = open_dataset(tmp_path / "ds")
     assert ds.samples > 0
     keys = []

@@ -71,7 +71,8 @@ def _open(path: Path) -> Any:
     return container
 
 
-def _frames(path: Path) -> Iterator[np.ndarray]:
+def upright_frames(path: Path) -> Iterator[np.ndarray]:
+    """The video's frames as RGB, turned upright (a phone's rotation applied); SkipVideo on corrupt data."""
     import av
 
     container = _open(path)
@@ -89,7 +90,8 @@ def _frames(path: Path) -> Iterator[np.ndarray]:
         container.close()
 
 
-def _video_rate(path: Path) -> float:
+def video_rate(path: Path) -> float:
+    """The video's frame rate; SkipVideo when it is not a video or states none."""
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -191,7 +193,7 @@ def prepare_video(
 
 
 def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str, Any], lookahead_columns: int) -> None:
-    fps = _video_rate(job.path)  # first: a file that is no video at all says so
+    fps = video_rate(job.path)  # first: a file that is no video at all says so
     try:
         audio = read_audio(job.path)
     except UserError as exc:
@@ -210,7 +212,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
     kept_frames: dict[int, np.ndarray] | None = {}
     kept_bytes = 0
     follow = FaceFollower(cfg.min_face_px, cfg.detect_every)
-    for i, rgb in enumerate(_frames(job.path)):
+    for i, rgb in enumerate(upright_frames(job.path)):
         n = i + 1
         if kept_frames is not None and _maybe_sample(i, fps, cfg.sample_stride):
             kept_bytes += rgb.nbytes
@@ -281,7 +283,7 @@ def _prepare(job: VideoJob, out_root: Path, cfg: PrepareConfig, record: dict[str
             wanted.setdefault(round(g * fps / FPS), []).append((ti, g, row))
     faces = {ti: np.zeros((len(plan[ti]), 112, 112, 3), np.uint8) for ti in kept}
     gaps = {ti: np.zeros(len(plan[ti]), np.float32) for ti in kept}
-    frames_again = kept_frames.items() if kept_frames is not None else enumerate(_frames(job.path))
+    frames_again = kept_frames.items() if kept_frames is not None else enumerate(upright_frames(job.path))
     for i, rgb in frames_again:
         for ti, g, row in wanted.get(i, ()):
             lm = landmarks[ti][i - tracks[ti].start]

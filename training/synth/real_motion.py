@@ -94,13 +94,13 @@ def follow_lips(path: Path) -> LipTrack | None:
     from speech2vid.audio.io import read_audio, to_model_rate
     from speech2vid.faces.align import registration_transform, transform_points
     from speech2vid.training.prepare.speaker import smooth_landmarks
-    from speech2vid.training.prepare.video import FaceFollower, SkipVideo, _frames, _video_rate
+    from speech2vid.training.prepare.video import FaceFollower, SkipVideo, upright_frames, video_rate
 
     try:
-        fps = _video_rate(path)
+        fps = video_rate(path)
         follower = FaceFollower(min_face_px=40, detect_every=25)
         aligned, found = [], []
-        for rgb in _frames(path):
+        for rgb in upright_frames(path):
             faces = follower(rgb)
             if not faces:
                 aligned.append(np.zeros((68, 2)))
