@@ -30,7 +30,7 @@ from speech2vid.assets.synthetic_video import source_frames
 from speech2vid.audio.io import Audio, read_audio
 from speech2vid.errors import AudioError
 from speech2vid.sources.video_file import SourceFrames, fit_plan, probe_video
-from speech2vid.training.prepare.video import _frames as prepare_frames
+from speech2vid.training.prepare.video import upright_frames as prepare_frames
 
 FPS = 25
 N_FRAMES = 25
