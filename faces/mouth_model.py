@@ -23,6 +23,9 @@ MOUTH_WIDTH = float(np.linalg.norm(BASE_SHAPE[54] - BASE_SHAPE[48]))
 MAX_DROP = 0.6  # jaw drop at full opening, in mouth widths
 JAW_WEIGHTS = {3: 0.1, 4: 0.3, 5: 0.55, 6: 0.78, 7: 0.92, 8: 1.0, 9: 0.92, 10: 0.78, 11: 0.55, 12: 0.3, 13: 0.1}
 JAW_FOLLOW = 0.8  # the chin drops by this fraction of the lower lip's drop
+UPPER_LIP_RAISE = 0.12  # the upper lip rises by this fraction of the lower lip's drop
+WIDEN_PER_WIDTH = 0.14  # the half width grows by this fraction per unit of lip_width ...
+NARROW_PER_ROUND = 0.28  # ... and shrinks by this fraction per unit of lip_round
 REST_VISEMES = np.zeros(4, dtype=np.float32)  # jaw closed, neutral width, no rounding, no teeth
 
 
@@ -37,11 +40,11 @@ def mouth_shape(shape: np.ndarray, visemes: np.ndarray, lip_thickness: float = 1
     out = shape.copy()
     centre = shape[[48, 54]].mean(axis=0)
     w0 = float(np.linalg.norm(shape[54] - shape[48]))
-    hw = 0.5 * w0 * (1.0 + 0.14 * width - 0.28 * rnd)
+    hw = 0.5 * w0 * (1.0 + WIDEN_PER_WIDTH * width - NARROW_PER_ROUND * rnd)
     drop = open_ * MAX_DROP * w0
     up_t = 0.16 * w0 * lip_thickness * (1 + 0.25 * rnd)
     low_t = 0.2 * w0 * lip_thickness * (1 + 0.25 * rnd)
-    raise_up = 0.12 * drop
+    raise_up = UPPER_LIP_RAISE * drop
     x = np.array([-1.0, -0.62, -0.28, 0.0, 0.28, 0.62, 1.0])
     bow = np.array([0.0, 0.7, 1.0, 0.82, 1.0, 0.7, 0.0])  # cupid's bow
     # Outer upper lip 48..54 (left corner to right corner).

@@ -22,22 +22,22 @@ from typing import Iterable
 
 import numpy as np
 
-from speech2vid.faces.mouth_model import MAX_DROP
+from speech2vid.config import PrepareConfig
+from speech2vid.faces.mouth_model import MAX_DROP, NARROW_PER_ROUND, UPPER_LIP_RAISE, WIDEN_PER_WIDTH
 from speech2vid.training.datasets.format import FPS, N_VISEMES
 from speech2vid.training.datasets.index import write_json_atomic
 
 LIPS_SUFFIX = ".lips.npz"
 MOTION_DIR = "motion"
-# mouth_shape: the centre of the inner lips opens by the lower lip's drop plus the upper lip's raise
-# (0.12 of the drop), and the drop is jaw_open * MAX_DROP mouth widths.
-_CENTRE_GAP_PER_OPEN = (1.0 + 0.12) * MAX_DROP
-# mouth_shape's half width is 0.5 w0 (1 + 0.14 width - 0.28 round); a narrowing is fitted as rounding
-# with the narrow lip width the table gives rounded vowels (width = -0.5 round): 1 - 0.35 round.
-_WIDEN_PER_WIDTH = 0.14
-_NARROW_PER_ROUND = 0.28 + 0.5 * 0.14
+# mouth_shape: the centre of the inner lips opens by the lower lip's drop plus the upper lip's raise, and
+# the drop is jaw_open * MAX_DROP mouth widths.
+_CENTRE_GAP_PER_OPEN = (1.0 + UPPER_LIP_RAISE) * MAX_DROP
+# A narrowing is fitted as rounding with the narrow lip width the table gives rounded vowels
+# (lip_width = -0.5 lip_round).
+_FITTED_NARROW_PER_ROUND = NARROW_PER_ROUND + 0.5 * WIDEN_PER_WIDTH
 CLOSED_PERCENTILE = 5  # the clip's most closed frames: the speaker's closed lips (/p b m/, the pauses)
 MAX_MISSING = 0.1  # a clip whose face is lost in more of its frames than this is skipped
-SMOOTH_SIGMA = 1.0  # frames: the landmarks' Gaussian smoothing over time (as prepare's)
+SMOOTH_SIGMA = PrepareConfig.landmark_sigma  # frames: the landmarks' Gaussian smoothing over time, as prepare's
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def fit_visemes(aligned: np.ndarray) -> np.ndarray:
     out = np.zeros((len(pts), N_VISEMES), np.float64)
     out[:, 0] = np.clip((gap - closed) / (_CENTRE_GAP_PER_OPEN * rest_width), 0.0, 1.0)
     ratio = width / max(rest_width, 1e-6)
-    out[:, 1] = np.clip((ratio - 1.0) / _WIDEN_PER_WIDTH, 0.0, 1.0)
-    rnd = np.clip((1.0 - ratio) / _NARROW_PER_ROUND, 0.0, 1.0)
+    out[:, 1] = np.clip((ratio - 1.0) / WIDEN_PER_WIDTH, 0.0, 1.0)
+    rnd = np.clip((1.0 - ratio) / _FITTED_NARROW_PER_ROUND, 0.0, 1.0)
     out[:, 2] = rnd
     out[:, 1] -= 0.5 * rnd
     out[:, 3] = 0.6 * (1.0 - rnd)
