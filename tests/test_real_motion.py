@@ -115,3 +115,30 @@ def test_a_corpus_of_photos_moved_by_real_lips(tmp_path: Path, tracks: list) -> 
     run_registered(tmp_path / "ds", photos, 0.02, 5, 0, val_photos=1, workers=1, progress=False, real_videos=CLIPS)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ds" / MOTION_DIR).glob("*" + LIPS_SUFFIX)}
     assert before == after and len(before) == len(CLIPS)
+
+
+@pytest.mark.parametrize("case", ["no folder", "without --registered"])
+def test_real_motion_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
+    import subprocess
+    import sys
+
+    args = {
+        "no folder": [
+            "--registered",
+            "--photos",
+            str(ROOT / "data" / "eval" / "photos"),
+            "--real-motion",
+            str(tmp_path / "none"),
+        ],
+        "without --registered": ["--identities", "2", "--real-motion", str(ROOT / "data" / "eval" / "videos")],
+    }[case]
+    out = tmp_path / "ds"
+    run = subprocess.run(
+        [sys.executable, "-m", "speech2vid", "synth", "-o", str(out), "--minutes", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert len(run.stderr.strip().splitlines()) == 1 and "--real-motion" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()  # nothing written

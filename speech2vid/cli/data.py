@@ -137,6 +137,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.registered:
         return _registered(args)
+    if args.real_motion:
+        raise SynthError("--real-motion moves the registered talking photos: add --registered --photos DIR")
     if args.identities is None:
         raise SynthError("give --identities N (or --registered with --photos DIR)")
     synth_cfg, prep_cfg = settings.synth, settings.prepare
