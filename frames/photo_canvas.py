@@ -32,6 +32,8 @@ from speech2vid.faces.align import compose, warp_aligned
 from speech2vid.faces.ibug68 import lip_gap_ratio
 from speech2vid.faces.mouth_model import REST_VISEMES
 from speech2vid.frames.blend import crop_to_frame, feather_alpha, region_mask
+from speech2vid.frames.detail import remap_layers, split_detail
+from speech2vid.frames.lower_lip import hold_lower_lip
 from speech2vid.frames.mouth_warp import MouthAnimator
 from speech2vid.frames.rendered import face_motion, face_rgb
 from speech2vid.model.io_spec import CROP_OFFSET, OUTPUT_SIZE
@@ -42,6 +44,14 @@ FEATHER_CROP_PX = 5.0  # alpha ramp inside the region's edge, in generated-face 
 # for about 3 ms more per frame on an 800x640 photo on 2 cores.
 MOVE_KERNEL = cv2.INTER_LANCZOS4
 CHANGE_FULL = 0.12  # a change this large (0..1 RGB) shows the generated face itself, not photo + change
+# The drawn interior's mask, enlarged, has an edge as wide as a few face pixels times the face's scale: a soft
+# rim over the lips. It is steepened so that one face pixel of its ramp spans one output pixel, relative to
+# its peak nearby (within PEAK_FACE_PX), so that a mouth just starting to open still fades in.
+PEAK_FACE_PX = 3
+# The drawn colour takes the photo's saturation: a greyscale photo's mouth must not open onto red. Chroma is
+# the mean (max - min) of RGB over the lower face: 0 for greyscale, 24-119 on the evaluation's colour photos.
+FULL_CHROMA = 20.0
+LOWER_LIP_FACE_PX = (2.0, 8.0)  # the lower lip's thickness in face px, as measured, is kept within this
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,12 @@ class PhotoCanvas:
     moving: np.ndarray
     grid_x: np.ndarray
     grid_y: np.ndarray
+    # ``moving`` split for moves that keep its grain (frames.detail), the lower lip's thickness in face px
+    # (frames.lower_lip) and the saturation (0..1) that the drawn colour keeps.
+    moving_low: np.ndarray
+    moving_detail: np.ndarray
+    lower_lip_px: float
+    colour_saturation: float
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,6 +160,11 @@ def photo_canvas(
     lift = _enlarge(reference.astype(np.float32), m, roi) - base
     moving = rest_mouth_image(frame, out_landmarks) if rest_mouth else frame
     grid_y, grid_x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    moving_low, moving_detail = split_detail(moving)
+    face_pts = np.asarray(landmarks, dtype=np.float64) @ np.asarray(transform)[:, :2].T + np.asarray(transform)[:, 2]
+    lower_lip = float(np.clip(face_pts[57, 1] - face_pts[66, 1], *LOWER_LIP_FACE_PX))
+    inside = alpha[..., 0] > 0.5
+    chroma = float((base.max(axis=2) - base.min(axis=2))[inside].mean()) if inside.any() else FULL_CHROMA
     return PhotoCanvas(
         frame,
         out_landmarks,
@@ -160,6 +181,10 @@ def photo_canvas(
         moving,
         grid_x,
         grid_y,
+        moving_low,
+        moving_detail,
+        lower_lip,
+        min(1.0, chroma / FULL_CHROMA),
     )
 
 
@@ -232,14 +257,20 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
     part of face px -> output px and ``E`` the bilinear enlargement onto the region::
 
         moved = photo_at(p + A E(flow)(p))      the frame's pixel p shows the reference's p + flow
-        drawn = moved + E(mask) (255 E(colour) - moved)
+        drawn = moved + mask(p) (saturation(255 E(colour)) - moved)
         frame = base + alpha (drawn - base)
+
+    Before that, the lower lip is moved down by the whole opening (:func:`hold_lower_lip`); the photo's
+    grain moves whole pixels (:mod:`speech2vid.frames.detail`); ``mask`` is ``E(mask)`` with its edge
+    steepened to the output's pixels (:func:`steepen_mask`); the colour keeps the photo's saturation.
     """
+    motion = hold_lower_lip(motion, canvas.lower_lip_px)
     size = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
     m = canvas.crop_to_roi
-    fields = cv2.warpAffine(
-        np.ascontiguousarray(motion[..., :3]), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    mask = np.clip(motion[..., 2], 0.0, 1.0)
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PEAK_FACE_PX + 1, 2 * PEAK_FACE_PX + 1))
+    small = np.dstack((motion[..., 0], motion[..., 1], mask, cv2.dilate(mask, ring)))
+    fields = cv2.warpAffine(small, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     colour = cv2.warpAffine(
         np.ascontiguousarray(motion[..., 3:6]) * np.float32(255.0),
         m,
@@ -247,15 +278,30 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+    if canvas.colour_saturation < 1.0:
+        grey = colour.mean(axis=2, keepdims=True)
+        colour = grey + np.float32(canvas.colour_saturation) * (colour - grey)
     a = m[:, :2].astype(np.float32)
     fx, fy = fields[..., 0], fields[..., 1]
     map_x = canvas.grid_x + a[0, 0] * fx + a[0, 1] * fy
     map_y = canvas.grid_y + a[1, 0] * fx + a[1, 1] * fy
-    moved = cv2.remap(canvas.moving, map_x, map_y, MOVE_KERNEL, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    mask = np.clip(fields[..., 2:3], 0.0, 1.0)
-    drawn = moved + mask * (colour - moved)
+    moved = remap_layers(canvas.moving_low, canvas.moving_detail, map_x, map_y, MOVE_KERNEL)
+    mask = steepen_mask(fields[..., 2], fields[..., 3], canvas.face_scale)[..., None]
+    drawn = moved.astype(np.float32)
+    drawn += mask * (colour - drawn)
     region: np.ndarray = canvas.base + canvas.alpha * (drawn - canvas.base)
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
+
+def steepen_mask(mask: np.ndarray, peak: np.ndarray, face_scale: float) -> np.ndarray:
+    """The enlarged ``mask`` with its edge steepened by ``face_scale`` (output px per face px) about half its
+    local ``peak``, which it keeps: ``peak * clip((mask / peak - 1/2) * face_scale + 1/2, 0, 1)``."""
+    if face_scale <= 1.0:
+        return np.clip(mask, 0.0, 1.0)
+    peak = np.maximum(peak, np.float32(1e-3))
+    ramp = np.clip((mask / peak - np.float32(0.5)) * np.float32(face_scale) + np.float32(0.5), 0.0, 1.0)
+    out: np.ndarray = np.clip(peak * ramp, 0.0, 1.0)
+    return out
 
 
 # The photo's lips are apart (inner-lip gap / eye distance): neutral closed mouths measure 0.00-0.04 (dlib,
@@ -264,8 +310,13 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
 OPEN_GAP = 0.06
 
 
-TEETH_BRIGHTER = 25  # teeth: brighter than the lips' median by this much (HSV value, 0..255) ...
-TEETH_PALER = 0.75  # ... and less saturated than this fraction of the lips' median saturation
+# What inside an open mouth is not lip, relative to the lips' own colour (CIE Lab, OpenCV's 0..255 scales):
+# teeth are much less red than the lips (a* down by at least TEETH_LESS_RED of the lips' redness, and by
+# MIN_REDNESS_DROP at least) without being darker than the lips' spread allows; the cavity is much darker.
+TEETH_LESS_RED = 0.5
+MIN_REDNESS_DROP = 4.0
+CAVITY_DARKER = 1.5  # x the lips' own lightness spread (10th to 90th percentile, at least 10)
+INTERIOR_GROW = 0.015  # of the mouth's width: the found interior is grown by this, to take its soft rim too
 
 
 def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -287,31 +338,45 @@ def rest_mouth_identity(photo: np.ndarray, landmarks: np.ndarray, transform: np.
 
 def rest_mouth_image(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """``image`` (any size) with the lips of the face at ``landmarks`` set to the mouth model's rest shape
-    (and teeth left between lips that were apart painted over): what :func:`rest_mouth_identity` registers,
-    and what the warp head's motion moves at the output size."""
-    closed, moved = MouthAnimator(image, landmarks).render(REST_VISEMES)
-    if lip_gap_ratio(landmarks) > OPEN_GAP:  # teeth can only be left over where the photo's lips were apart
-        closed = cover_teeth(closed, moved)
+    (an open mouth's teeth and cavity first filled from the lips around them): what
+    :func:`rest_mouth_identity` registers, and what the warp head's motion moves at the output size."""
+    if lip_gap_ratio(landmarks) > OPEN_GAP:  # teeth and a cavity can only show where the photo's lips are apart
+        image = fill_open_mouth(image, landmarks)
+    closed, _ = MouthAnimator(image, landmarks).render(REST_VISEMES)
     return closed
 
 
-def cover_teeth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """``image`` with teeth still showing inside the outer lip line painted over from the lips around them.
+def fill_open_mouth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``image`` with what an open mouth shows between the lips (teeth, the dark of the cavity) painted over
+    from the lips around it, before the lips are closed.
 
-    Why: closing a wide grin by moving its landmarks squeezes the teeth into slivers between the lips;
-    they still read as an open mouth, to a viewer and to dlib. Teeth are the pixels inside the outer lip
-    polygon (points 48-59) clearly brighter and paler than the lips' median; OpenCV's inpainting (Telea)
-    fills them from the lips around them.
+    Why: closing a grin by moving its landmarks squeezes its teeth into slivers between the lips, and teeth
+    that reach past the inner lip line (a wide smile's corners) stay where they were: grey fangs above and
+    below the closed lips, which the lower lip then carries down as the mouth opens. The interior is the
+    inner lip polygon (60-67) and every pixel inside the outer one (48-59) that is not lip-coloured (teeth:
+    far less red than the lips; cavity: far darker); OpenCV's inpainting (Telea) fills it from the lips.
     """
-    mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(np.asarray(landmarks)[48:60]).astype(np.int32)], 255)
-    inside = mask > 0
-    if inside.sum() < 10:
+    pts = np.asarray(landmarks, dtype=np.float64)
+    outer = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(outer, [np.round(pts[48:60] * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    inner = np.zeros_like(outer)
+    cv2.fillPoly(inner, [np.round(pts[60:68] * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    if not outer.any():
         return image
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
-    v, s = hsv[..., 2], hsv[..., 1]
-    teeth = inside & (v > np.median(v[inside]) + TEETH_BRIGHTER) & (s < TEETH_PALER * np.median(s[inside]))
-    if not teeth.any():
-        return image
-    grown = cv2.bitwise_and(cv2.dilate(teeth.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)), mask)
-    return cv2.inpaint(image, grown, 3, cv2.INPAINT_TELEA)
+    width = float(np.linalg.norm(pts[54] - pts[48]))
+    grow = max(1, int(round(INTERIOR_GROW * width)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    lips = (outer > 0) & (cv2.dilate(inner, disc) == 0)  # the lips themselves, for their colour
+    if lips.sum() < 10:
+        lips = outer > 0
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    light, red = lab[..., 0], lab[..., 1]
+    lip_light, lip_red = float(np.median(light[lips])), float(np.median(red[lips]))
+    spread = max(float(np.percentile(light[lips], 90) - np.percentile(light[lips], 10)), 10.0)
+    teeth = (red < lip_red - max(TEETH_LESS_RED * (lip_red - 128.0), MIN_REDNESS_DROP)) & (
+        light > lip_light - 0.25 * spread
+    )
+    cavity = light < lip_light - CAVITY_DARKER * spread
+    interior = (((outer > 0) & (teeth | cavity)) | (inner > 0)).astype(np.uint8) * 255
+    interior = cv2.bitwise_and(cv2.dilate(interior, disc), cv2.dilate(outer, np.ones((3, 3), np.uint8)))
+    return cv2.inpaint(image, interior, 3, cv2.INPAINT_TELEA)

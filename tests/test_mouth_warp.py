@@ -49,16 +49,19 @@ def test_points_outside_the_image_are_triangulated() -> None:
 
 
 def test_a_sub_pixel_move_keeps_the_photos_grain() -> None:
-    """The warp moves a photo's own skin at the output size: a half-pixel shift of fine grain must not blur it
-    (measured: 0.84 of the Laplacian variance with Lanczos; bilinear keeps 0.29, bicubic 0.67)."""
+    """The warp moves a photo's own skin at the output size: a move of fine grain by fractions of a pixel (here
+    from 0 to 2 px across the square, every fraction, as a mouth's warp has) must not blur it. Measured: 0.98
+    of the Laplacian variance (the grain's finest detail moves whole pixels, frames/detail.py); Lanczos alone
+    kept 0.84 of it at half a pixel, bilinear 0.29."""
     rng = np.random.default_rng(0)
     grain = cv2.GaussianBlur(rng.integers(60, 200, (120, 120, 3)).astype(np.uint8), (0, 0), 0.7)
     src = np.array([[10, 10], [110, 10], [10, 110], [110, 110]], float)
     out = grain.copy()
-    warp_triangles(grain, out, src, src + 0.5, np.array([[0, 1, 2], [1, 3, 2]]))
+    moves = np.array([[0.0, 0.0], [2.0, 0.5], [0.7, 1.3], [2.0, 2.0]])
+    warp_triangles(grain, out, src, src + moves, np.array([[0, 1, 2], [1, 3, 2]]))
 
     def detail(a: np.ndarray) -> float:
         return float(cv2.Laplacian(cv2.cvtColor(a[20:100, 20:100], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
 
-    assert detail(out) >= 0.8 * detail(grain)
+    assert detail(out) >= 0.9 * detail(grain)
     assert np.abs(out[20:100, 20:100].astype(int) - grain[20:100, 20:100]).mean() > 2  # it did move

@@ -16,7 +16,15 @@ import numpy as np
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.faces import align_image, read_photo
-from speech2vid.frames.photo_canvas import MOVE_KERNEL, compose_on_photo, photo_canvas
+from speech2vid.frames.detail import remap_keeping_detail
+from speech2vid.frames.lower_lip import hold_lower_lip
+from speech2vid.frames.photo_canvas import (
+    MOVE_KERNEL,
+    PEAK_FACE_PX,
+    compose_on_photo,
+    photo_canvas,
+    steepen_mask,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,26 +175,30 @@ def _no_idle(tmp_path: Path) -> Path:
     return cfg
 
 
-def test_teeth_left_by_a_closed_grin_are_painted_over_from_the_lips() -> None:
-    """``cover_teeth``: white, pale pixels inside the outer lip line take the lips' colour; nothing outside
-    the lips changes; lips without teeth are returned as they are."""
+def test_an_open_mouths_teeth_and_cavity_are_painted_over_from_the_lips() -> None:
+    """``fill_open_mouth``: a grin's white teeth (reaching past the inner lip line at the corners, as wide
+    smiles do) and dark cavity take the lips' colour; nothing outside the lips changes."""
     from speech2vid.faces.mouth_model import BASE_SHAPE
-    from speech2vid.frames.photo_canvas import cover_teeth
+    from speech2vid.frames.photo_canvas import fill_open_mouth
 
+    pts = BASE_SHAPE.copy()
+    pts[[55, 56, 57, 58, 59, 65, 66, 67]] += (0, 12)  # the lower lip down: an open mouth
     img = np.full((320, 320, 3), (200, 160, 140), np.uint8)  # skin
-    lips = np.round(BASE_SHAPE[48:60]).astype(np.int32)
-    cv2.fillPoly(img, [lips], (170, 60, 70))  # red lips
-    assert cover_teeth(img, BASE_SHAPE) is img  # nothing to cover
-    y = int(BASE_SHAPE[[62, 66], 1].mean())
-    x0, x1 = int(BASE_SHAPE[60, 0]) + 6, int(BASE_SHAPE[64, 0]) - 6
-    teeth = img.copy()
-    teeth[y - 1 : y + 2, x0:x1] = (240, 238, 230)  # a sliver of teeth between closed lips
-    out = cover_teeth(teeth, BASE_SHAPE)
-    painted = out[y - 1 : y + 2, x0:x1].astype(int)
-    assert np.abs(painted - (170, 60, 70)).mean() < 10 and painted.max() < 215  # lip-coloured; no white left
-    mask = np.zeros((320, 320), np.uint8)
-    cv2.fillPoly(mask, [lips], 255)
-    np.testing.assert_array_equal(out[mask == 0], teeth[mask == 0])
+    outer = np.zeros((320, 320), np.uint8)
+    cv2.fillPoly(outer, [np.round(pts[48:60]).astype(np.int32)], 255)
+    img[outer > 0] = (170, 60, 70)  # red lips
+    cv2.fillPoly(img, [np.round(pts[60:68]).astype(np.int32)], (40, 10, 15))  # the dark cavity
+    y = int(pts[62, 1]) + 1
+    x0, x1 = int(pts[48, 0]) + 3, int(pts[54, 0]) - 3  # upper teeth, past the inner corners
+    img[y : y + 4, x0:x1][outer[y : y + 4, x0:x1] > 0] = (240, 238, 230)
+    out = fill_open_mouth(img, pts)
+    inside = out[outer > 0].astype(int)
+    white = (inside.min(axis=1) > 200).sum()
+    dark = (inside.max(axis=1) < 60).sum()
+    assert white == 0 and dark == 0, (white, dark)
+    assert np.abs(np.median(inside, axis=0) - (170, 60, 70)).max() < 15  # lip-coloured
+    grown = cv2.dilate(outer, np.ones((3, 3), np.uint8))
+    np.testing.assert_array_equal(out[grown == 0], img[grown == 0])
 
 
 def test_closing_a_grin_draws_lips_not_pixels_from_far_away() -> None:
@@ -350,23 +362,43 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     h, w = rgb.shape[:2]
     to_frame = canvas.crop_to_roi.copy()
     to_frame[:, 2] += (canvas.x0, canvas.y0)
-    fields = cv2.warpAffine(face[..., 3:6], to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    motion = hold_lower_lip(face[..., 3:], canvas.lower_lip_px)
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PEAK_FACE_PX + 1,) * 2)
+    small = np.dstack((motion[..., :3], cv2.dilate(motion[..., 2], ring)))
+    fields = cv2.warpAffine(small, to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     colour = cv2.warpAffine(
-        face[..., 6:9] * np.float32(255), to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        motion[..., 3:6] * np.float32(255), to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a = to_frame[:, :2]
     map_x = xx + np.float32(a[0, 0]) * fields[..., 0] + np.float32(a[0, 1]) * fields[..., 1]
     map_y = yy + np.float32(a[1, 0]) * fields[..., 0] + np.float32(a[1, 1]) * fields[..., 1]
-    moved = cv2.remap(canvas.moving, map_x, map_y, MOVE_KERNEL, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    mask = np.clip(fields[..., 2:3], 0, 1)
+    moved = remap_keeping_detail(canvas.moving, map_x, map_y, MOVE_KERNEL).astype(np.float32)
+    mask = steepen_mask(fields[..., 2], fields[..., 3], canvas.face_scale)[..., None]
     drawn = moved + mask * (colour - moved)
     alpha = np.zeros((h, w, 1), np.float32)
     alpha[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = canvas.alpha
     want = np.clip(rgb + alpha * (drawn - rgb) + 0.5, 0, 255).astype(int)
     got = compose_on_photo(canvas, face).astype(int)
+    assert canvas.colour_saturation == 1.0  # a colour photo: its drawn colour as the network made it
     assert np.abs(got - want).max() <= 1
     assert (got != want).mean() < 1e-3
+
+
+def test_a_greyscale_photos_mouth_opens_grey() -> None:
+    """Seen on the greyscale evaluation photo: its mouth opened onto the network's maroon. The drawn colour
+    keeps the photo's saturation, so a grey photo stays grey wherever the mouth is drawn."""
+    rgb = cv2.cvtColor(cv2.cvtColor(read_photo(sample_face()), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    face = align_image(rgb, None, name="grey")
+    canvas = photo_canvas(rgb, face.landmarks, face.transform, 1280)
+    generated = _motion_face(canvas.reference, 3.0)
+    out = compose_on_photo(canvas, generated).astype(int)
+    drawn = out[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1]
+    assert canvas.colour_saturation < 0.05
+    assert np.abs(drawn - out.mean(axis=2, keepdims=True)[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1]).max() <= 2
+    colour = photo_canvas(read_photo(sample_face()), face.landmarks, face.transform, 1280)
+    lively = compose_on_photo(colour, _motion_face(colour.reference, 3.0)).astype(int)
+    assert (lively.max(axis=2) - lively.min(axis=2)).max() > 40  # the same face in colour does show colour
 
 
 def test_a_turned_face_whose_cheek_leaves_the_crop_gets_its_rest_mouth() -> None:

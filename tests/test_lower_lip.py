@@ -1,0 +1,53 @@
+"""The lower lip below a drawn opening moves down by the whole opening (frames/lower_lip.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speech2vid.frames.lower_lip import FADE_FACE_PX, SEAM_SKIP_FACE_PX, hold_lower_lip
+
+TOP, BOTTOM = 60, 70  # the opening: mask 1 on rows 60..70 (the crossings at half the peak lie half a row out)
+
+
+def _opening(peak: float = 1.0) -> np.ndarray:
+    """A warp-head motion as the network draws it: the mask over rows TOP..BOTTOM of columns 40..70, and a
+    smooth vertical flow ramping from 0 above the mouth to -8 px (taking pixels from 8 px higher) well below
+    it, so that just below the opening the lower lip is only partly moved."""
+    motion = np.zeros((109, 109, 6), np.float32)
+    motion[TOP : BOTTOM + 1, 40:71, 2] = peak
+    rows = np.arange(109, dtype=np.float32)[:, None]
+    motion[..., 1] = -8.0 * np.clip((rows - 55) / 30.0, 0.0, 1.0)
+    return motion
+
+
+def test_the_pixel_below_the_opening_shows_where_the_lips_met() -> None:
+    motion = _opening()
+    out = hold_lower_lip(motion, lip_px=4.0)
+    col = 55
+    y_top, y_bottom = TOP - 0.5, BOTTOM + 0.5
+    met = y_top + np.interp(y_top, np.arange(109), motion[:, col, 1]) + SEAM_SKIP_FACE_PX
+    source = y_bottom + np.interp(y_bottom, np.arange(109), out[:, col, 1])
+    assert abs(source - met) < 0.05, (source, met)
+    # Over the lip's thickness every row moves by the same amount: the lip is moved, not stretched.
+    shift = out[:, col, 1] - motion[:, col, 1]
+    assert np.allclose(shift[BOTTOM + 1 : BOTTOM + 5], shift[BOTTOM + 1], atol=1e-5) and shift[BOTTOM + 1] < -3
+
+
+def test_only_the_mouth_and_below_it_change() -> None:
+    motion = _opening()
+    out = hold_lower_lip(motion, lip_px=4.0)
+    changed = np.abs(out - motion).max(axis=2) > 1e-6
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= 40 and xs.max() <= 70  # the open columns only
+    assert ys.min() >= TOP - 1 and ys.max() <= BOTTOM + 1 + 4 + FADE_FACE_PX  # lip and fade, nothing further
+    assert np.array_equal(out[..., [0, 2, 3, 4, 5]], motion[..., [0, 2, 3, 4, 5]])  # only the vertical flow
+
+
+def test_a_closed_mouth_is_left_alone_and_an_opening_one_fades_in() -> None:
+    closed = _opening(peak=0.2)
+    assert np.array_equal(hold_lower_lip(closed, lip_px=4.0), closed)
+    shifts = []
+    for peak in (0.3, 0.4, 0.5, 1.0):
+        motion = _opening(peak)
+        shifts.append(float((hold_lower_lip(motion, 4.0) - motion)[BOTTOM + 2, 55, 1]))
+    assert shifts[0] > shifts[1] > shifts[2] and shifts[2] == shifts[3], shifts  # grows, then whole
