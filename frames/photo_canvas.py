@@ -84,6 +84,9 @@ class PhotoCanvas:
     moving_detail: np.ndarray
     lower_lip_px: float
     colour_saturation: float
+    # Where the photo itself shows teeth (its lips apart), (y1 - y0, x1 - x0, 1) float32 in [0, 1]: an opening
+    # there shows the photo's own teeth instead of the drawn colour. None: the photo's mouth is closed.
+    own_teeth: np.ndarray | None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -165,6 +168,11 @@ def photo_canvas(
     lower_lip = float(np.clip(face_pts[57, 1] - face_pts[66, 1], *LOWER_LIP_FACE_PX))
     inside = alpha[..., 0] > 0.5
     chroma = float((base.max(axis=2) - base.min(axis=2))[inside].mean()) if inside.any() else FULL_CHROMA
+    own_teeth = None
+    if lip_gap_ratio(out_landmarks) > OPEN_GAP:
+        teeth = open_mouth_parts(frame, out_landmarks)[0][y0:y1, x0:x1].astype(np.float32) / np.float32(255.0)
+        if teeth.any():  # softened like the enlarged mask's edge, half a face pixel
+            own_teeth = cv2.GaussianBlur(teeth, (0, 0), max(1.0, scale / 2))[..., None]
     return PhotoCanvas(
         frame,
         out_landmarks,
@@ -185,6 +193,7 @@ def photo_canvas(
         moving_detail,
         lower_lip,
         min(1.0, chroma / FULL_CHROMA),
+        own_teeth,
     )
 
 
@@ -262,7 +271,8 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
 
     Before that, the lower lip is moved down by the whole opening (:func:`hold_lower_lip`); the photo's
     grain moves whole pixels (:mod:`speech2vid.frames.detail`); ``mask`` is ``E(mask)`` with its edge
-    steepened to the output's pixels (:func:`steepen_mask`); the colour keeps the photo's saturation.
+    steepened to the output's pixels (:func:`steepen_mask`); the colour keeps the photo's saturation, and
+    where the photo shows teeth of its own (a grin) the opening shows those instead of the drawn colour.
     """
     motion = hold_lower_lip(motion, canvas.lower_lip_px)
     size = (canvas.x1 - canvas.x0, canvas.y1 - canvas.y0)
@@ -281,6 +291,8 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
     if canvas.colour_saturation < 1.0:
         grey = colour.mean(axis=2, keepdims=True)
         colour = grey + np.float32(canvas.colour_saturation) * (colour - grey)
+    if canvas.own_teeth is not None:  # the upper teeth do not move with the jaw: the photo's stay where they are
+        colour += canvas.own_teeth * (canvas.base - colour)
     a = m[:, :2].astype(np.float32)
     fx, fy = fields[..., 0], fields[..., 1]
     map_x = canvas.grid_x + a[0, 0] * fx + a[0, 1] * fy
@@ -315,6 +327,7 @@ OPEN_GAP = 0.06
 # MIN_REDNESS_DROP at least) without being darker than the lips' spread allows; the cavity is much darker.
 TEETH_LESS_RED = 0.5
 MIN_REDNESS_DROP = 4.0
+GREY_TEETH_LIGHTER = 0.5  # x the lips' lightness spread: teeth between lips without colour to tell them by
 CAVITY_DARKER = 1.5  # x the lips' own lightness spread (10th to 90th percentile, at least 10)
 INTERIOR_GROW = 0.015  # of the mouth's width: the found interior is grown by this, to take its soft rim too
 
@@ -352,9 +365,20 @@ def fill_open_mouth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
     Why: closing a grin by moving its landmarks squeezes its teeth into slivers between the lips, and teeth
     that reach past the inner lip line (a wide smile's corners) stay where they were: grey fangs above and
-    below the closed lips, which the lower lip then carries down as the mouth opens. The interior is the
-    inner lip polygon (60-67) and every pixel inside the outer one (48-59) that is not lip-coloured (teeth:
-    far less red than the lips; cavity: far darker); OpenCV's inpainting (Telea) fills it from the lips.
+    below the closed lips, which the lower lip then carries down as the mouth opens. OpenCV's inpainting
+    (Telea) fills :func:`open_mouth_parts`' interior from the lips.
+    """
+    _, interior = open_mouth_parts(image, landmarks)
+    return cv2.inpaint(image, interior, 3, cv2.INPAINT_TELEA) if interior.any() else image
+
+
+def open_mouth_parts(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(teeth, interior): uint8 masks (0 or 255) of an open mouth's teeth, and of everything between its lips.
+
+    The interior is the inner lip polygon (60-67) and every pixel inside the outer one (48-59) that is not
+    lip-coloured, grown a little to take its soft rim: teeth are far less red than the lips' median (CIE Lab
+    a*) and not much darker (between lips without redness, as a greyscale photo's: lighter), the cavity far
+    darker.
     """
     pts = np.asarray(landmarks, dtype=np.float64)
     outer = np.zeros(image.shape[:2], np.uint8)
@@ -362,7 +386,7 @@ def fill_open_mouth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     inner = np.zeros_like(outer)
     cv2.fillPoly(inner, [np.round(pts[60:68] * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
     if not outer.any():
-        return image
+        return outer, outer
     width = float(np.linalg.norm(pts[54] - pts[48]))
     grow = max(1, int(round(INTERIOR_GROW * width)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -376,7 +400,10 @@ def fill_open_mouth(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     teeth = (red < lip_red - max(TEETH_LESS_RED * (lip_red - 128.0), MIN_REDNESS_DROP)) & (
         light > lip_light - 0.25 * spread
     )
+    if lip_red - 128.0 < MIN_REDNESS_DROP:  # lips with no redness (a greyscale photo): teeth are the lighter
+        teeth = light > lip_light + GREY_TEETH_LIGHTER * spread
     cavity = light < lip_light - CAVITY_DARKER * spread
+    within = cv2.dilate(outer, np.ones((3, 3), np.uint8))
     interior = (((outer > 0) & (teeth | cavity)) | (inner > 0)).astype(np.uint8) * 255
-    interior = cv2.bitwise_and(cv2.dilate(interior, disc), cv2.dilate(outer, np.ones((3, 3), np.uint8)))
-    return cv2.inpaint(image, interior, 3, cv2.INPAINT_TELEA)
+    interior = cv2.bitwise_and(cv2.dilate(interior, disc), within)
+    return ((outer > 0) & teeth).astype(np.uint8) * 255, interior

@@ -375,6 +375,10 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     map_y = yy + np.float32(a[1, 0]) * fields[..., 0] + np.float32(a[1, 1]) * fields[..., 1]
     moved = remap_keeping_detail(canvas.moving, map_x, map_y, MOVE_KERNEL).astype(np.float32)
     mask = steepen_mask(fields[..., 2], fields[..., 3], canvas.face_scale)[..., None]
+    assert canvas.own_teeth is not None  # the sample photo grins: its own teeth show where the mouth opens
+    teeth = np.zeros((h, w, 1), np.float32)
+    teeth[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = canvas.own_teeth
+    colour += teeth * (rgb - colour)
     drawn = moved + mask * (colour - moved)
     alpha = np.zeros((h, w, 1), np.float32)
     alpha[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1] = canvas.alpha
@@ -383,6 +387,31 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     assert canvas.colour_saturation == 1.0  # a colour photo: its drawn colour as the network made it
     assert np.abs(got - want).max() <= 1
     assert (got != want).mean() < 1e-3
+
+
+def test_a_grin_opens_onto_its_own_teeth() -> None:
+    """Where the photo itself shows teeth (the bundled sample grins), an opening mouth shows those, at the
+    photo's resolution, instead of the network's drawn colour (here a flat dark red); a closed-mouth photo has
+    none of its own and shows the drawn colour."""
+    rgb, canvas = _big_canvas(edge=False)
+    assert canvas.own_teeth is not None
+    face = _motion_face(canvas.reference, 3.0)
+    face[..., 5] = 1.0  # the mask: drawn everywhere, so that only the colour decides
+    out = compose_on_photo(canvas, face)[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1].astype(int)
+    photo = rgb[canvas.y0 : canvas.y1, canvas.x0 : canvas.x1].astype(int)
+    sure = (canvas.own_teeth[..., 0] > 0.99) & (canvas.alpha[..., 0] > 0.99)
+    assert sure.sum() > 50  # a grin's worth of teeth (measured: 103 px sure, more partly)
+    assert np.abs(out[sure] - photo[sure]).max() <= 3  # the photo's own teeth, pixel for pixel
+    assert photo[sure].mean() > 150  # and they are teeth: light
+    small, face_small, _ = _canvas()
+    closed = photo_canvas(small, _closed_mouth(face_small.landmarks), face_small.transform, 1280)
+    assert closed.own_teeth is None
+
+
+def _closed_mouth(landmarks: np.ndarray) -> np.ndarray:
+    pts = np.asarray(landmarks, dtype=np.float64).copy()
+    pts[[65, 66, 67], 1] = pts[[63, 62, 61], 1]  # the inner lips together
+    return pts
 
 
 def test_a_greyscale_photos_mouth_opens_grey() -> None:
