@@ -24,13 +24,17 @@ FADE_FACE_PX = 8.0  # face px below the lower lip over which the correction fade
 SEAM_SKIP_FACE_PX = 1.0
 
 
-def hold_lower_lip(motion: np.ndarray, lip_px: float, fade_px: float = FADE_FACE_PX) -> np.ndarray:
-    """``motion`` (109, 109, >= 3: flow x, y in face px, mask, ...) with the flow below the mask corrected.
+def hold_lower_lip(
+    motion: np.ndarray, lip_px: float, fade_px: float = FADE_FACE_PX, opening: float = 1.0
+) -> np.ndarray:
+    """``motion`` (109, 109, >= 3: flow x, y in face px, mask, colour...) with the flow below the mask corrected.
 
     Args:
         motion: one face's motion, upright (face space): rows go down the face.
         lip_px: the lower lip's thickness in face px: the correction is whole over it.
         fade_px: then fades to none over this many face px.
+        opening: the drawn opening's height is scaled by this (its mask and colour squeezed from its top
+            down, the lower lip raised with it): 1 draws the network's opening as it is.
     """
     mask = np.clip(motion[..., 2], 0.0, 1.0)
     peak = mask.max(axis=0)
@@ -47,14 +51,32 @@ def hold_lower_lip(motion: np.ndarray, lip_px: float, fade_px: float = FADE_FACE
     y_top = _crossing(m, half, top, np.maximum(top - 1, 0), span)
     y_bottom = _crossing(m, half, bottom, np.minimum(bottom + 1, h - 1), span)
     fy = motion[:, cols, 1]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    out = motion.copy()
+    if opening != 1.0:  # squeeze the drawn opening (mask, colour) towards its top
+        grow = np.clip((peak[cols] - OPEN_FROM) / OPEN_FROM, 0.0, 1.0)  # as the hold fades in, so does this
+        gain = 1.0 + (opening - 1.0) * grow
+        src = np.where(ys >= y_top, y_top + (ys - y_top) / gain, ys)
+        for c in range(2, motion.shape[2]):
+            out[:, cols, c] = _rows_at(motion[:, cols, c], src)
+        y_bottom = y_top + gain * (y_bottom - y_top)
     met = y_top + _at(fy, y_top, span) + SEAM_SKIP_FACE_PX  # below where the lips met (the source above)
     shift = np.minimum(met - (y_bottom + _at(fy, y_bottom, span)), 0.0)  # < 0: take from further up
     shift *= np.clip((peak[cols] - OPEN_FROM) / OPEN_FROM, 0.0, 1.0)  # no jump as a mouth starts to open
-    ys = np.arange(h, dtype=np.float32)[:, None]
     weight = np.clip(1.0 - (ys - y_bottom - lip_px) / fade_px, 0.0, 1.0) * (ys >= y_top)
-    out = motion.copy()
     out[:, cols, 1] = fy + (weight * shift).astype(out.dtype)
     return out
+
+
+def _rows_at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values`` (h, n) sampled per column at fractional ``rows`` (h, n), linearly, edges held."""
+    h = values.shape[0]
+    r = np.clip(rows, 0.0, h - 1.0)
+    r0 = np.minimum(np.floor(r).astype(int), h - 2)
+    t = (r - r0).astype(values.dtype)
+    a = np.take_along_axis(values, r0, axis=0)
+    b = np.take_along_axis(values, r0 + 1, axis=0)
+    return a + t * (b - a)
 
 
 def _crossing(m: np.ndarray, level: np.ndarray, y_in: np.ndarray, y_out: np.ndarray, span: np.ndarray) -> np.ndarray:

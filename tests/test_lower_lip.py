@@ -51,3 +51,21 @@ def test_a_closed_mouth_is_left_alone_and_an_opening_one_fades_in() -> None:
         motion = _opening(peak)
         shifts.append(float((hold_lower_lip(motion, 4.0) - motion)[BOTTOM + 2, 55, 1]))
     assert shifts[0] > shifts[1] > shifts[2] and shifts[2] == shifts[3], shifts  # grows, then whole
+
+
+def test_a_smaller_opening_squeezes_the_mask_up_and_raises_the_lower_lip_with_it() -> None:
+    """``opening=0.5``: the mask keeps its top and ends half way down (its colour squeezed with it), and the
+    pixel just below its new bottom shows where the lips met, as the full opening's did."""
+    motion = _opening()
+    motion[TOP : BOTTOM + 1, 40:71, 3] = np.linspace(1.0, 0.0, BOTTOM + 1 - TOP)[:, None]  # teeth at the top
+    out = hold_lower_lip(motion, lip_px=4.0, opening=0.5)
+    col = 55
+    rows = np.nonzero(out[:, col, 2] >= 0.5)[0]
+    height = BOTTOM + 1 - TOP
+    assert rows.min() == TOP and abs((rows.max() + 1 - TOP) - height / 2) <= 1, rows
+    assert out[TOP, col, 3] >= 0.9 and out[TOP + height // 2 - 1, col, 3] <= 0.2  # the colour squeezed too
+    y_top, y_bottom = TOP - 0.5, TOP - 0.5 + 0.5 * (height)
+    met = y_top + np.interp(y_top, np.arange(109), motion[:, col, 1]) + SEAM_SKIP_FACE_PX
+    source = y_bottom + np.interp(y_bottom, np.arange(109), out[:, col, 1])
+    assert abs(source - met) < 0.1, (source, met)
+    assert np.array_equal(out[:TOP, :, :], motion[:TOP, :, :])  # nothing above the mouth

@@ -19,6 +19,7 @@ from speech2vid.faces import align_image, read_photo
 from speech2vid.frames.detail import remap_keeping_detail
 from speech2vid.frames.lower_lip import hold_lower_lip
 from speech2vid.frames.photo_canvas import (
+    MOUTH_OPENING,
     MOVE_KERNEL,
     PEAK_FACE_PX,
     compose_on_photo,
@@ -362,7 +363,7 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     h, w = rgb.shape[:2]
     to_frame = canvas.crop_to_roi.copy()
     to_frame[:, 2] += (canvas.x0, canvas.y0)
-    motion = hold_lower_lip(face[..., 3:], canvas.lower_lip_px)
+    motion = hold_lower_lip(face[..., 3:], canvas.lower_lip_px, opening=MOUTH_OPENING)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PEAK_FACE_PX + 1,) * 2)
     small = np.dstack((motion[..., :3], cv2.dilate(motion[..., 2], ring)))
     fields = cv2.warpAffine(small, to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
