@@ -35,20 +35,9 @@ def remap_layers(
     kernel: int = cv2.INTER_LANCZOS4,
     border: int = cv2.BORDER_REPLICATE,
 ) -> np.ndarray:
-    """``cv2.remap`` of the image split by :func:`split_detail`: uint8, the low band through ``kernel``,
-    the detail through the nearest pixel."""
+    """``cv2.remap`` of the image split by :func:`split_detail` (``remap_layers(*split_detail(image), ...)``):
+    uint8, the low band through ``kernel``, the detail through the nearest pixel."""
     smooth = cv2.remap(low, map_x, map_y, kernel, borderMode=border).astype(np.int16)
     fine = cv2.remap(detail, map_x, map_y, cv2.INTER_NEAREST, borderMode=border)
-    return np.clip(smooth + fine, 0, 255).astype(np.uint8)
-
-
-def remap_keeping_detail(
-    image: np.ndarray,
-    map_x: np.ndarray,
-    map_y: np.ndarray,
-    kernel: int = cv2.INTER_LANCZOS4,
-    border: int = cv2.BORDER_REPLICATE,
-) -> np.ndarray:
-    """:func:`remap_layers` of a uint8 ``image`` split on the spot (for one-off warps)."""
-    low, detail = split_detail(image)
-    return remap_layers(low, detail, map_x, map_y, kernel, border)
+    out: np.ndarray = np.clip(smooth + fine, 0, 255).astype(np.uint8)
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 OPEN_FROM = 0.25  # a column's mask peak from which its mouth counts as open; fully corrected at twice this
+MAX_OPENING_FACE_PX = 32  # a mouth opens at most this tall in the 109 px face (a yawn's is about 25)
 FADE_FACE_PX = 8.0  # face px below the lower lip over which the correction fades to nothing (the chin)
 # The lower lip's edge is taken this far below where the lips met: the shadow line of closed lips
 # (frames.mouth_warp.lip_seam, about a face px wide) would otherwise show twice, as a dark rim below the
@@ -47,6 +48,11 @@ def hold_lower_lip(
     inside = m >= half
     top = np.argmax(inside, axis=0)
     bottom = h - 1 - np.argmax(inside[::-1], axis=0)
+    mouth = (top > 0) & (bottom < h - 1) & (bottom - top <= MAX_OPENING_FACE_PX)
+    if not mouth.all():  # a mask that fills the column is no mouth (untrained weights): leave it alone
+        cols, m, half, top, bottom = cols[mouth], m[:, mouth], half[mouth], top[mouth], bottom[mouth]
+        if len(cols) == 0:
+            return motion
     span = np.arange(len(cols))
     y_top = _crossing(m, half, top, np.maximum(top - 1, 0), span)
     y_bottom = _crossing(m, half, bottom, np.minimum(bottom + 1, h - 1), span)
@@ -76,14 +82,16 @@ def _rows_at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     t = (r - r0).astype(values.dtype)
     a = np.take_along_axis(values, r0, axis=0)
     b = np.take_along_axis(values, r0 + 1, axis=0)
-    return a + t * (b - a)
+    out: np.ndarray = a + t * (b - a)
+    return out
 
 
 def _crossing(m: np.ndarray, level: np.ndarray, y_in: np.ndarray, y_out: np.ndarray, span: np.ndarray) -> np.ndarray:
     """Sub-pixel row where each column's ``m`` crosses ``level`` between ``y_in`` (>= level) and ``y_out``."""
     a, b = m[y_in, span], m[y_out, span]
     t = np.clip((a - level) / np.maximum(a - b, 1e-6), 0.0, 1.0)
-    return y_in + t * (y_out - y_in)
+    out: np.ndarray = y_in + t * (y_out - y_in)
+    return out
 
 
 def _at(values: np.ndarray, y: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -91,4 +99,5 @@ def _at(values: np.ndarray, y: np.ndarray, span: np.ndarray) -> np.ndarray:
     y0 = np.clip(np.floor(y).astype(int), 0, values.shape[0] - 1)
     y1 = np.minimum(y0 + 1, values.shape[0] - 1)
     t = y - y0
-    return values[y0, span] * (1 - t) + values[y1, span] * t
+    out: np.ndarray = values[y0, span] * (1 - t) + values[y1, span] * t
+    return out

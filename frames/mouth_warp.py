@@ -17,7 +17,7 @@ import numpy as np
 from speech2vid.faces.align import invert_transform, similarity_fit, transform_points
 from speech2vid.faces.ibug68 import REGISTRATION_INDICES
 from speech2vid.faces.mouth_model import BASE_SHAPE, blink_shape, mouth_shape
-from speech2vid.frames.detail import remap_keeping_detail
+from speech2vid.frames.detail import remap_layers, split_detail
 
 MOVE_EPS = 0.05  # px: a triangle whose corners all move less than this is left as it is
 
@@ -113,7 +113,7 @@ def warp_triangles(
     # their grain (measured on a rest mouth's lower face: 0.61 of the photo's Laplacian variance bilinear, 0.73
     # Lanczos); the finest detail therefore moves whole pixels (frames.detail).
     if src.dtype == np.uint8:
-        warped = remap_keeping_detail(src, map_x, map_y, cv2.INTER_LANCZOS4, cv2.BORDER_REFLECT)
+        warped = remap_layers(*split_detail(src), map_x, map_y, cv2.INTER_LANCZOS4, cv2.BORDER_REFLECT)
     else:
         warped = cv2.remap(src, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     roi = out[y0:y1, x0:x1]

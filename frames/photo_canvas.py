@@ -297,14 +297,14 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
         grey = colour.mean(axis=2, keepdims=True)
         colour = grey + np.float32(canvas.colour_saturation) * (colour - grey)
     if canvas.own_teeth is not None:  # the upper teeth do not move with the jaw: the photo's stay where they are
-        colour += canvas.own_teeth * (canvas.base - colour)
+        colour = colour + canvas.own_teeth * (canvas.base - colour)
     a = m[:, :2].astype(np.float32)
     fx, fy = fields[..., 0], fields[..., 1]
     map_x = canvas.grid_x + a[0, 0] * fx + a[0, 1] * fy
     map_y = canvas.grid_y + a[1, 0] * fx + a[1, 1] * fy
     moved = remap_layers(canvas.moving_low, canvas.moving_detail, map_x, map_y, MOVE_KERNEL)
     mask = steepen_mask(fields[..., 2], fields[..., 3], canvas.face_scale)[..., None]
-    drawn = moved.astype(np.float32)
+    drawn: np.ndarray = moved.astype(np.float32)
     drawn += mask * (colour - drawn)
     region: np.ndarray = canvas.base + canvas.alpha * (drawn - canvas.base)
     return np.clip(region + 0.5, 0, 255).astype(np.uint8)
@@ -314,7 +314,8 @@ def steepen_mask(mask: np.ndarray, peak: np.ndarray, face_scale: float) -> np.nd
     """The enlarged ``mask`` with its edge steepened by ``face_scale`` (output px per face px) about half its
     local ``peak``, which it keeps: ``peak * clip((mask / peak - 1/2) * face_scale + 1/2, 0, 1)``."""
     if face_scale <= 1.0:
-        return np.clip(mask, 0.0, 1.0)
+        kept: np.ndarray = np.clip(mask, 0.0, 1.0)
+        return kept
     peak = np.maximum(peak, np.float32(1e-3))
     ramp = np.clip((mask / peak - np.float32(0.5)) * np.float32(face_scale) + np.float32(0.5), 0.0, 1.0)
     out: np.ndarray = np.clip(peak * ramp, 0.0, 1.0)
@@ -409,6 +410,6 @@ def open_mouth_parts(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarr
         teeth = light > lip_light + GREY_TEETH_LIGHTER * spread
     cavity = light < lip_light - CAVITY_DARKER * spread
     within = cv2.dilate(outer, np.ones((3, 3), np.uint8))
-    interior = (((outer > 0) & (teeth | cavity)) | (inner > 0)).astype(np.uint8) * 255
-    interior = cv2.bitwise_and(cv2.dilate(interior, disc), within)
-    return ((outer > 0) & teeth).astype(np.uint8) * 255, interior
+    found = (((outer > 0) & (teeth | cavity)) | (inner > 0)).astype(np.uint8) * np.uint8(255)
+    interior: np.ndarray = cv2.bitwise_and(cv2.dilate(found, disc), within)
+    return ((outer > 0) & teeth).astype(np.uint8) * np.uint8(255), interior

@@ -69,3 +69,17 @@ def test_a_smaller_opening_squeezes_the_mask_up_and_raises_the_lower_lip_with_it
     source = y_bottom + np.interp(y_bottom, np.arange(109), out[:, col, 1])
     assert abs(source - met) < 0.1, (source, met)
     assert np.array_equal(out[:TOP, :, :], motion[:TOP, :, :])  # nothing above the mouth
+
+
+def test_a_mask_over_the_whole_face_is_no_mouth() -> None:
+    """Untrained weights draw a mask near one half everywhere: its "opening" would span the face, and tiny
+    differences between engines moved whole rows of the photo (seen in the live window's test with random
+    weights). A column whose mask reaches the crop's edge, or opens taller than a mouth can, is left alone."""
+    rng = np.random.default_rng(0)
+    motion = np.zeros((109, 109, 6), np.float32)
+    motion[..., 2] = 0.5 + 0.02 * rng.standard_normal((109, 109)).astype(np.float32)
+    motion[..., 1] = -3.0
+    assert np.array_equal(hold_lower_lip(motion, lip_px=4.0, opening=0.6), motion)
+    tall = _opening()
+    tall[20:90, 40:71, 2] = 1.0  # 70 rows open: no mouth
+    assert np.array_equal(hold_lower_lip(tall, lip_px=4.0), tall)

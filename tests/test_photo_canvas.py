@@ -16,7 +16,7 @@ import numpy as np
 
 from speech2vid.assets import sample_face, sample_speech
 from speech2vid.faces import align_image, read_photo
-from speech2vid.frames.detail import remap_keeping_detail
+from speech2vid.frames.detail import remap_layers, split_detail
 from speech2vid.frames.lower_lip import hold_lower_lip
 from speech2vid.frames.photo_canvas import (
     MOUTH_OPENING,
@@ -374,7 +374,7 @@ def test_the_motion_region_composite_equals_the_full_frame_composite() -> None:
     a = to_frame[:, :2]
     map_x = xx + np.float32(a[0, 0]) * fields[..., 0] + np.float32(a[0, 1]) * fields[..., 1]
     map_y = yy + np.float32(a[1, 0]) * fields[..., 0] + np.float32(a[1, 1]) * fields[..., 1]
-    moved = remap_keeping_detail(canvas.moving, map_x, map_y, MOVE_KERNEL).astype(np.float32)
+    moved = remap_layers(*split_detail(canvas.moving), map_x, map_y, MOVE_KERNEL).astype(np.float32)
     mask = steepen_mask(fields[..., 2], fields[..., 3], canvas.face_scale)[..., None]
     assert canvas.own_teeth is not None  # the sample photo grins: its own teeth show where the mouth opens
     teeth = np.zeros((h, w, 1), np.float32)
