@@ -62,10 +62,12 @@ def hold_lower_lip(
     if opening != 1.0:  # squeeze the drawn opening (mask, colour) towards its top
         grow = np.clip((peak[cols] - OPEN_FROM) / OPEN_FROM, 0.0, 1.0)  # as the hold fades in, so does this
         gain = 1.0 + (opening - 1.0) * grow
-        src = np.where(ys >= y_top, y_top + (ys - y_top) / gain, ys)
+        squeezed = y_top + gain * (y_bottom - y_top)
+        # inside the opening rows are stretched back to the network's; below it, shifted by what was taken off
+        src = np.where(ys < y_top, ys, np.where(ys <= squeezed, y_top + (ys - y_top) / gain, ys + y_bottom - squeezed))
         for c in range(2, motion.shape[2]):
             out[:, cols, c] = _rows_at(motion[:, cols, c], src)
-        y_bottom = y_top + gain * (y_bottom - y_top)
+        y_bottom = squeezed
     met = y_top + _at(fy, y_top, span) + SEAM_SKIP_FACE_PX  # below where the lips met (the source above)
     shift = np.minimum(met - (y_bottom + _at(fy, y_bottom, span)), 0.0)  # < 0: take from further up
     shift *= np.clip((peak[cols] - OPEN_FROM) / OPEN_FROM, 0.0, 1.0)  # no jump as a mouth starts to open

@@ -69,6 +69,13 @@ def test_a_smaller_opening_squeezes_the_mask_up_and_raises_the_lower_lip_with_it
     source = y_bottom + np.interp(y_bottom, np.arange(109), out[:, col, 1])
     assert abs(source - met) < 0.1, (source, met)
     assert np.array_equal(out[:TOP, :, :], motion[:TOP, :, :])  # nothing above the mouth
+    # Under the new bottom is what was under the old one, moved up by what the squeeze took off (5.5 rows).
+    ramp = motion.copy()
+    ramp[BOTTOM + 1 :, 40:71, 3] = np.linspace(0.2, 0.8, 109 - BOTTOM - 1)[:, None]
+    squeezed = hold_lower_lip(ramp, lip_px=4.0, opening=0.5)
+    rows = np.arange(68, 95)
+    want = np.interp(rows + 0.5 * height, np.arange(109), ramp[:, col, 3])
+    assert np.abs(squeezed[rows, col, 3] - want).max() < 1e-4
 
 
 def test_a_mask_over_the_whole_face_is_no_mouth() -> None:
