@@ -274,7 +274,8 @@ def _moved_region(canvas: PhotoCanvas, motion: np.ndarray) -> np.ndarray:
         drawn = moved + mask(p) (saturation(255 E(colour)) - moved)
         frame = base + alpha (drawn - base)
 
-    Before that, the lower lip is moved down by the whole opening (:func:`hold_lower_lip`); the photo's
+    Before that, the opening is squeezed to ``MOUTH_OPENING`` of its height and the lower lip moved down by
+    what remains of it (:func:`hold_lower_lip`); the photo's
     grain moves whole pixels (:mod:`speech2vid.frames.detail`); ``mask`` is ``E(mask)`` with its edge
     steepened to the output's pixels (:func:`steepen_mask`); the colour keeps the photo's saturation, and
     where the photo shows teeth of its own (a grin) the opening shows those instead of the drawn colour.
